@@ -1,0 +1,451 @@
+"""The async Python API: `tenantvault.open(url)` and typed helpers that all go through the Core."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from tenantvault._clock import Clock, system_clock
+from tenantvault._core import AuditHook, Core
+from tenantvault._exceptions import ClosedError, NotFoundError
+from tenantvault._request import Operation, Request, Response
+from tenantvault.backends import Backend, open_backend
+
+__all__ = [
+    "KV",
+    "KeyMetadata",
+    "Policies",
+    "Secret",
+    "Tenant",
+    "TenantVault",
+    "TokenInfo",
+    "Tokens",
+    "VersionInfo",
+    "open",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """One version's metadata, as KV v2 reports it after a write or with a read."""
+
+    version: int
+    created_time: str
+    deletion_time: str
+    destroyed: bool
+    custom_metadata: dict[str, str] | None = None
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> VersionInfo:
+        return cls(version=data["version"], created_time=data["created_time"],
+                   deletion_time=data["deletion_time"], destroyed=data["destroyed"],
+                   custom_metadata=data.get("custom_metadata"))
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A secret version's data and metadata; `repr` never shows the data."""
+
+    data: dict[str, Any] = field(repr=False)
+    metadata: VersionInfo
+
+    @property
+    def version(self) -> int:
+        return self.metadata.version
+
+
+@dataclass(frozen=True, slots=True)
+class KeyMetadata:
+    """A key's metadata: settings, and the state of every version kept."""
+
+    current_version: int
+    oldest_version: int
+    max_versions: int
+    cas_required: bool
+    delete_version_after: str
+    created_time: str
+    updated_time: str
+    custom_metadata: dict[str, str] | None
+    versions: dict[int, dict[str, Any]]
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> KeyMetadata:
+        return cls(
+            current_version=data["current_version"], oldest_version=data["oldest_version"],
+            max_versions=data["max_versions"], cas_required=data["cas_required"],
+            delete_version_after=data["delete_version_after"], created_time=data["created_time"],
+            updated_time=data["updated_time"], custom_metadata=data["custom_metadata"],
+            versions={int(v): dict(info) for v, info in data["versions"].items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A freshly created token. `token` is the only copy of the plaintext: store it safely."""
+
+    token: str = field(repr=False)
+    accessor: str = field(repr=False)
+    policies: list[str]
+    lease_duration: int
+    renewable: bool
+    orphan: bool
+    num_uses: int
+
+
+class _Caller:
+    """Sends requests through the Core as one principal (a token, or the operator)."""
+
+    def __init__(self, core: Core, token: str | None, *, operator: bool) -> None:
+        self._core = core
+        self._token = token
+        self._operator = operator
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {'operator' if self._operator else 'token'}>"
+
+    async def call(self, operation: Operation, path: str, data: Mapping[str, Any] | None = None,
+                   *, namespace: str | None = None) -> Response:
+        request = Request(operation=operation, path=path, data=data, token=self._token,
+                          namespace=namespace, client_address="python")
+        if self._operator:
+            return await self._core.handle_as_operator(request)
+        return await self._core.handle(request)
+
+
+class KV:
+    """KV v2 at `secret/` in one tenant."""
+
+    def __init__(self, caller: _Caller, tenant: str | None) -> None:
+        self._caller = caller
+        self._tenant = tenant
+
+    async def _call(self, operation: Operation, path: str,
+                    data: Mapping[str, Any] | None = None) -> Response:
+        return await self._caller.call(operation, f"secret/{path}", data, namespace=self._tenant)
+
+    async def put(self, path: str, data: Mapping[str, Any], *, cas: int | None = None,
+                  ) -> VersionInfo:
+        """Write a new version; `cas=0` only creates, `cas=N` only if N is the current version."""
+        body: dict[str, Any] = {"data": dict(data)}
+        if cas is not None:
+            body["options"] = {"cas": cas}
+        response = await self._call(Operation.UPDATE, f"data/{path}", body)
+        return VersionInfo.from_data(response.data or {})
+
+    async def get(self, path: str, *, version: int = 0) -> Secret:
+        """Read the latest version, or `version`; `NotFoundError` if absent, deleted or destroyed."""
+        response = await self._call(Operation.READ, f"data/{path}",
+                                    {"version": version} if version else None)
+        data = response.data or {}
+        return Secret(data=data["data"], metadata=VersionInfo.from_data(data["metadata"]))
+
+    async def patch(self, path: str, data: Mapping[str, Any], *, cas: int | None = None,
+                    ) -> VersionInfo:
+        """Merge `data` into the latest version (JSON merge patch: None removes a field)."""
+        body: dict[str, Any] = {"data": dict(data)}
+        if cas is not None:
+            body["options"] = {"cas": cas}
+        response = await self._call(Operation.PATCH, f"data/{path}", body)
+        return VersionInfo.from_data(response.data or {})
+
+    async def subkeys(self, path: str, *, version: int = 0, depth: int = 0) -> dict[str, Any]:
+        response = await self._call(Operation.READ, f"subkeys/{path}",
+                                    {"version": version, "depth": depth})
+        return dict((response.data or {})["subkeys"] or {})
+
+    async def delete(self, path: str, *, versions: list[int] | None = None) -> None:
+        """Soft-delete the latest version, or the given `versions` (undelete can restore)."""
+        if versions is None:
+            await self._call(Operation.DELETE, f"data/{path}")
+        else:
+            await self._call(Operation.UPDATE, f"delete/{path}", {"versions": versions})
+
+    async def undelete(self, path: str, *, versions: list[int]) -> None:
+        await self._call(Operation.UPDATE, f"undelete/{path}", {"versions": versions})
+
+    async def destroy(self, path: str, *, versions: list[int]) -> None:
+        """Remove the data of `versions` for good."""
+        await self._call(Operation.UPDATE, f"destroy/{path}", {"versions": versions})
+
+    async def list(self, path: str = "") -> list[str]:
+        """Keys directly under `path`; folders end in '/'. Empty list if there are none."""
+        directory = path if not path or path.endswith("/") else path + "/"
+        try:
+            response = await self._call(Operation.LIST, f"metadata/{directory}")
+        except NotFoundError:
+            return []
+        return list((response.data or {})["keys"])
+
+    async def metadata(self, path: str) -> KeyMetadata:
+        response = await self._call(Operation.READ, f"metadata/{path}")
+        return KeyMetadata.from_data(response.data or {})
+
+    async def write_metadata(self, path: str, *, max_versions: int | None = None,
+                             cas_required: bool | None = None,
+                             delete_version_after: str | int | None = None,
+                             custom_metadata: Mapping[str, str] | None = None) -> None:
+        await self._call(Operation.UPDATE, f"metadata/{path}", _settings(
+            max_versions, cas_required, delete_version_after, custom_metadata))
+
+    async def patch_metadata(self, path: str, *, max_versions: int | None = None,
+                             cas_required: bool | None = None,
+                             delete_version_after: str | int | None = None,
+                             custom_metadata: Mapping[str, str | None] | None = None) -> None:
+        await self._call(Operation.PATCH, f"metadata/{path}", _settings(
+            max_versions, cas_required, delete_version_after, custom_metadata))
+
+    async def delete_metadata(self, path: str) -> None:
+        """Delete the key with all its versions."""
+        await self._call(Operation.DELETE, f"metadata/{path}")
+
+    async def config(self) -> dict[str, Any]:
+        return dict((await self._call(Operation.READ, "config")).data or {})
+
+    async def configure(self, *, max_versions: int | None = None,
+                        cas_required: bool | None = None,
+                        delete_version_after: str | int | None = None) -> None:
+        await self._call(Operation.UPDATE, "config", _settings(
+            max_versions, cas_required, delete_version_after, None))
+
+
+def _settings(max_versions: int | None, cas_required: bool | None,
+              delete_version_after: str | int | None,
+              custom_metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if max_versions is not None:
+        body["max_versions"] = max_versions
+    if cas_required is not None:
+        body["cas_required"] = cas_required
+    if delete_version_after is not None:
+        body["delete_version_after"] = delete_version_after
+    if custom_metadata is not None:
+        body["custom_metadata"] = dict(custom_metadata)
+    return body
+
+
+class Policies:
+    """ACL policies of one tenant (or of the root namespace)."""
+
+    def __init__(self, caller: _Caller, tenant: str | None) -> None:
+        self._caller = caller
+        self._tenant = tenant
+
+    async def write(self, name: str, policy: str) -> None:
+        await self._caller.call(Operation.UPDATE, f"sys/policies/acl/{name}", {"policy": policy},
+                                namespace=self._tenant)
+
+    async def read(self, name: str) -> str:
+        response = await self._caller.call(Operation.READ, f"sys/policies/acl/{name}",
+                                           namespace=self._tenant)
+        return str((response.data or {})["policy"])
+
+    async def list(self) -> list[str]:
+        response = await self._caller.call(Operation.LIST, "sys/policies/acl",
+                                           namespace=self._tenant)
+        return list((response.data or {})["keys"])
+
+    async def delete(self, name: str) -> None:
+        await self._caller.call(Operation.DELETE, f"sys/policies/acl/{name}",
+                                namespace=self._tenant)
+
+
+class Tokens:
+    """Tokens of one tenant (or of the root namespace)."""
+
+    def __init__(self, caller: _Caller, tenant: str | None) -> None:
+        self._caller = caller
+        self._tenant = tenant
+
+    async def create(self, *, policies: list[str] | None = None, ttl: str | int | None = None,
+                     explicit_max_ttl: str | int | None = None, renewable: bool = True,
+                     num_uses: int = 0, meta: Mapping[str, str] | None = None,
+                     orphan: bool = False, no_default_policy: bool = False,
+                     display_name: str | None = None) -> TokenInfo:
+        body: dict[str, Any] = {"renewable": renewable, "num_uses": num_uses,
+                                "no_default_policy": no_default_policy}
+        for name, value in (("policies", policies), ("ttl", ttl),
+                            ("explicit_max_ttl", explicit_max_ttl), ("display_name", display_name)):
+            if value is not None:
+                body[name] = value
+        if meta is not None:
+            body["meta"] = dict(meta)
+        path = "auth/token/create-orphan" if orphan else "auth/token/create"
+        response = await self._caller.call(Operation.UPDATE, path, body, namespace=self._tenant)
+        auth = response.auth or {}
+        return TokenInfo(token=auth["client_token"], accessor=auth["accessor"],
+                         policies=auth["policies"], lease_duration=auth["lease_duration"],
+                         renewable=auth["renewable"], orphan=auth["orphan"],
+                         num_uses=auth["num_uses"])
+
+    async def lookup(self, token: str) -> dict[str, Any]:
+        response = await self._caller.call(Operation.UPDATE, "auth/token/lookup",
+                                           {"token": token}, namespace=self._tenant)
+        return dict(response.data or {})
+
+    async def lookup_accessor(self, accessor: str) -> dict[str, Any]:
+        response = await self._caller.call(Operation.UPDATE, "auth/token/lookup-accessor",
+                                           {"accessor": accessor}, namespace=self._tenant)
+        return dict(response.data or {})
+
+    async def renew(self, token: str, *, increment: str | int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"token": token}
+        if increment is not None:
+            body["increment"] = increment
+        response = await self._caller.call(Operation.UPDATE, "auth/token/renew", body,
+                                           namespace=self._tenant)
+        return dict(response.auth or {})
+
+    async def revoke(self, token: str) -> None:
+        await self._caller.call(Operation.UPDATE, "auth/token/revoke", {"token": token},
+                                namespace=self._tenant)
+
+    async def revoke_accessor(self, accessor: str) -> None:
+        await self._caller.call(Operation.UPDATE, "auth/token/revoke-accessor",
+                                {"accessor": accessor}, namespace=self._tenant)
+
+
+class Tenant:
+    """One tenant's secrets space, seen by one principal."""
+
+    def __init__(self, caller: _Caller, tenant: str | None) -> None:
+        self.id = tenant
+        self.kv = KV(caller, tenant)
+        self.policies = Policies(caller, tenant)
+        self.tokens = Tokens(caller, tenant)
+
+    def __repr__(self) -> str:
+        return f"<Tenant {self.id!r}>"
+
+
+class TenantVault:
+    """An open tenantvault: one Core over one Backend, used as one principal."""
+
+    def __init__(self, core: Core, *, token: str | None = None, owns_core: bool = True) -> None:
+        self.core = core
+        self._caller = _Caller(core, token, operator=token is None)
+        self._owns_core = owns_core
+        self._token_bound = token is not None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<TenantVault backend={self.core.backend.name}>"
+
+    async def __aenter__(self) -> TenantVault:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_core:
+            await self.core.aclose()
+            await self.core.backend.aclose()
+
+    def _check(self) -> None:
+        if self._closed:
+            raise ClosedError("tenantvault is closed")
+
+    def tenant(self, tenant: str) -> Tenant:
+        """A tenant's space. With a tenant token, only its own tenant answers (others: 403)."""
+        self._check()
+        return Tenant(self._caller, tenant)
+
+    @property
+    def root(self) -> Tenant:
+        """The root namespace (tokens and policies that live outside every tenant)."""
+        return Tenant(self._caller, None)
+
+    def with_token(self, token: str) -> TenantVault:
+        """Act as the holder of `token`, with exactly the checks any HTTP caller gets."""
+        self._check()
+        return TenantVault(self.core, token=token, owns_core=False)
+
+    async def create_tenant(self, tenant: str, *,
+                            custom_metadata: Mapping[str, str] | None = None) -> dict[str, Any]:
+        body = {"custom_metadata": dict(custom_metadata)} if custom_metadata else None
+        response = await self._caller.call(Operation.UPDATE, f"sys/namespaces/{tenant}", body)
+        return dict(response.data or {})
+
+    async def read_tenant(self, tenant: str) -> dict[str, Any]:
+        response = await self._caller.call(Operation.READ, f"sys/namespaces/{tenant}")
+        return dict(response.data or {})
+
+    async def list_tenants(self) -> list[str]:
+        try:
+            response = await self._caller.call(Operation.LIST, "sys/namespaces")
+        except NotFoundError:
+            return []
+        return [key.rstrip("/") for key in (response.data or {})["keys"]]
+
+    async def delete_tenant(self, tenant: str) -> None:
+        """Delete a tenant: revoke its tokens and destroy its data (unrecoverable)."""
+        await self._caller.call(Operation.DELETE, f"sys/namespaces/{tenant}")
+
+    async def request(self, operation: Operation | str, path: str,
+                      data: Mapping[str, Any] | None = None, *,
+                      namespace: str | None = None) -> Response:
+        """Any Vault API request by path, e.g. `request("read", "secret/config", namespace=t)`."""
+        self._check()
+        return await self._caller.call(Operation(operation), path, data, namespace=namespace)
+
+
+class _Opening:
+    """What `open()` returns: await it for a `TenantVault`, or use it with `async with`."""
+
+    def __init__(self, url: str, *, master_key: bytes | None, master_key_file: Path | None,
+                 clock: Clock, audit: AuditHook | None) -> None:
+        self._url = url
+        self._master_key = master_key
+        self._master_key_file = master_key_file
+        self._clock = clock
+        self._audit = audit
+        self._opened: TenantVault | None = None
+
+    def __repr__(self) -> str:
+        return f"<tenantvault.open {self._url.split(':', 1)[0]}://…>"
+
+    async def _open(self) -> TenantVault:
+        backend: Backend = await open_backend(
+            self._url, master_key=self._master_key, master_key_file=self._master_key_file)
+        core = Core(backend, clock=self._clock, audit=self._audit)
+        try:
+            await core.start()
+        except BaseException:
+            await backend.aclose()
+            raise
+        return TenantVault(core)
+
+    def __await__(self) -> Generator[Any, None, TenantVault]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> TenantVault:
+        self._opened = await self._open()
+        return self._opened
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._opened is not None:
+            await self._opened.aclose()
+
+
+def open(  # noqa: A001 -- the public name is tenantvault.open(url), like anyio.open_file
+    url: str = "memory://",
+    *,
+    master_key: bytes | None = None,
+    master_key_file: Path | None = None,
+    clock: Clock = system_clock,
+    audit: AuditHook | None = None,
+) -> _Opening:
+    """Open a tenantvault on `url` (`memory://`, `sqlite:///data/dir`).
+
+    Use `async with tenantvault.open(url) as tv:` (closed on exit) or `tv = await open(url)`.
+    """
+    return _Opening(url, master_key=master_key, master_key_file=master_key_file, clock=clock,
+                    audit=audit)

@@ -1,0 +1,218 @@
+"""The choke point: authenticate → resolve tenant → parse path → authorize → audit → engine.
+
+Every request from every surface (Python API, HTTP, CLI) passes through `Core.handle`; no other
+code path reaches an engine or a backend. Tenant isolation is enforced here, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tenantvault._clock import Clock, system_clock
+from tenantvault._exceptions import (
+    ClosedError,
+    NotFoundError,
+    PermissionDeniedError,
+    TenantVaultError,
+)
+from tenantvault._paths import validate_tenant_id
+from tenantvault._policy import ACL
+from tenantvault._policy_store import PolicyStore
+from tenantvault._request import Operation, Request, Response
+from tenantvault._tenants import TenantRegistry
+from tenantvault._tokens import Principal, TokenStore
+from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
+from tenantvault.engines._route import Call, Route
+from tenantvault.engines.kv import KVEngine
+from tenantvault.engines.sys import SysEngine
+from tenantvault.engines.token import TokenEngine
+
+__all__ = ["AuditHook", "Core", "RequestContext"]
+
+# First path segments that name a mount or a system area; anything else is a namespace prefix
+# (`/v1/acme/secret/data/x`). Tenant ids can never take these names (they are reserved).
+_TOP_LEVEL = frozenset({"secret", "sys", "auth", "transit", "cubbyhole", "identity"})
+_ROOT_ACL = ACL((), root=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What the audit hook learns about a request once it is resolved (never the token)."""
+
+    request: Request
+    principal: Principal | None
+    tenant: str | None
+    mount: str
+    path: str
+    capability: str | None
+
+
+class AuditHook(Protocol):
+    """The audit seam. `request` runs before the engine and may refuse (fail closed) by raising;
+    `response` runs after it, with the response or the error."""
+
+    async def request(self, context: RequestContext) -> None: ...
+
+    async def response(
+        self, context: RequestContext, response: Response | None, error: TenantVaultError | None
+    ) -> None: ...
+
+
+class Core:
+    """Owns the engines and stores over one Backend, and serves `Request`s."""
+
+    def __init__(self, backend: Backend, *, clock: Clock = system_clock,
+                 audit: AuditHook | None = None) -> None:
+        self.backend = backend
+        self.clock = clock
+        self.audit = audit
+        self.tenants = TenantRegistry(backend, clock=clock)
+        self.policies = PolicyStore(backend)
+        self.tokens = TokenStore(backend, clock=clock, tenant_uid=self.tenants.uid)
+        self.kv = KVEngine(backend, clock=clock)
+        self.sys = SysEngine(tenants=self.tenants, policies=self.policies, tokens=self.tokens,
+                             sealed=lambda: self._closed, clock=clock)
+        self.token_engine = TokenEngine(tokens=self.tokens, tenants=self.tenants, clock=clock)
+        self._closed = False
+
+    async def start(self) -> None:
+        await self.tokens.start()
+
+    async def initialize_root_token(self, token: str | None = None) -> str | None:
+        """Create the initial root token once per store; None if the store was initialized.
+
+        `token` fixes its value (dev mode, like `bao server -dev-root-token-id`).
+        """
+        if await self.tokens.has_root_token():
+            return None
+        try:
+            await self.tokens.mark_initialized()
+        except NotFoundError:
+            return None
+        plaintext, _ = await self.tokens.create(
+            tenant=None, tenant_uid="", policies=["root"], parent=None, orphan=True,
+            display_name="root", path="auth/token/root", token=token,
+        )
+        return plaintext
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+    # -- the pipeline ----------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        """Serve `request` as the holder of `request.token`."""
+        return await self._handle(request, operator=False)
+
+    async def handle_as_operator(self, request: Request) -> Response:
+        """Serve `request` as the in-process operator (the program that opened the store)."""
+        return await self._handle(request, operator=True)
+
+    async def _handle(self, request: Request, *, operator: bool) -> Response:
+        if self._closed:
+            raise ClosedError("tenantvault is closed")
+        context: RequestContext | None = None
+        try:
+            namespace, path = self._split_namespace(request)
+            # 1. authenticate (public probes excepted, as in Vault)
+            if self.sys.is_public(path):
+                principal = None
+            elif operator:
+                principal = Principal.operator()
+            else:
+                principal = await self.tokens.authenticate(request.token)
+            # 2. resolve the tenant
+            tenant = await self._resolve_tenant(principal, namespace)
+            # 3. parse the path once
+            route = self._route(request.operation, path, tenant)
+            storage_tenant = tenant if tenant is not None else SYSTEM_TENANT
+            # 4. authorize
+            acl = await self._acl(principal, storage_tenant)
+            capability = await self._authorize(route, acl, storage_tenant, principal)
+            context = RequestContext(request, principal, tenant, route.mount, route.acl_path,
+                                     capability)
+            # 5. audit the request — fail closed: an exception here stops everything
+            if self.audit is not None:
+                await self.audit.request(context)
+            # 6. execute
+            response = await route.handler(Call(
+                tenant=storage_tenant, principal=principal or Principal.operator(),
+                data=request.data or {}, request_id=request.request_id, acl=acl,
+                token=request.token,
+            ))
+        except TenantVaultError as error:
+            if self.audit is not None:
+                await self.audit.response(
+                    context or RequestContext(request, None, None, "", request.path, None),
+                    None, error)
+            raise
+        response.request_id = request.request_id
+        # 7. audit the response
+        if self.audit is not None:
+            await self.audit.response(context, response, None)
+        return response
+
+    @staticmethod
+    def _split_namespace(request: Request) -> tuple[str | None, str]:
+        """Combine the namespace header with a namespace path prefix, Vault-style."""
+        namespace = request.namespace.strip("/") if request.namespace else None
+        path = request.path
+        head, _, rest = path.partition("/")
+        if head and head not in _TOP_LEVEL:
+            namespace = f"{namespace}/{head}" if namespace else head
+            path = rest
+        return namespace or None, path
+
+    async def _resolve_tenant(self, principal: Principal | None, namespace: str | None,
+                              ) -> str | None:
+        if principal is None:
+            return None
+        if principal.tenant is not None:
+            # Only the token's own binding is authoritative; a namespace may only repeat it.
+            if namespace is not None and namespace != principal.tenant:
+                raise PermissionDeniedError()
+            return principal.tenant
+        if namespace is None:
+            return None
+        if not principal.is_root:
+            raise PermissionDeniedError()
+        validate_tenant_id(namespace)
+        if await self.tenants.uid(namespace) is None:
+            raise NotFoundError("namespace not found")
+        return namespace
+
+    def _route(self, operation: Operation, path: str, tenant: str | None) -> Route:
+        mount, _, rest = path.partition("/")
+        if mount == "sys":
+            return self.sys.route(operation, rest, tenant=tenant)
+        if mount == "auth":
+            return self.token_engine.route(operation, rest)
+        if mount == "secret" and tenant is not None:
+            return self.kv.route(operation, rest)
+        raise NotFoundError("unsupported path")
+
+    async def _acl(self, principal: Principal | None, storage_tenant: str) -> ACL:
+        if principal is None:
+            return ACL(())
+        if principal.is_root:
+            return _ROOT_ACL
+        return await self.policies.acl(storage_tenant, principal.policies)
+
+    async def _authorize(self, route: Route, acl: ACL, storage_tenant: str,
+                         principal: Principal | None) -> str | None:
+        if route.public:
+            return None
+        capability = route.capability
+        if capability is None:
+            if route.exists is None:
+                raise PermissionDeniedError()
+            capability = "update" if await route.exists(storage_tenant) else "create"
+        if principal is None or not acl.allows(route.acl_path, capability):
+            raise PermissionDeniedError()
+        return capability
+
+
+def describe(response: Response) -> dict[str, Any]:
+    """Vault's success envelope for `response` (used by the HTTP layer and the CLI)."""
+    return response.envelope()

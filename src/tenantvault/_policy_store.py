@@ -1,0 +1,121 @@
+"""Each tenant's ACL policies: stored documents, the built-in `default` and `root`, and ACLs."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from tenantvault._exceptions import InvalidRequestError, NotFoundError
+from tenantvault._paths import validate_name
+from tenantvault._policy import ACL, Policy
+from tenantvault.backends._protocol import Backend
+from tenantvault.engines._common import decode_record, encode_record
+
+__all__ = ["DEFAULT_POLICY", "PolicyStore"]
+
+MOUNT = "sys"
+
+# Vault's built-in `default` policy, reduced to the endpoints tenantvault serves: a token may
+# always look itself up, renew and revoke itself, and ask what it may do.
+DEFAULT_POLICY = """\
+# Allow tokens to look up their own properties
+path "auth/token/lookup-self" {
+    capabilities = ["read"]
+}
+
+# Allow tokens to renew themselves
+path "auth/token/renew-self" {
+    capabilities = ["update"]
+}
+
+# Allow tokens to revoke themselves
+path "auth/token/revoke-self" {
+    capabilities = ["update"]
+}
+
+# Allow a token to look up its own capabilities on a path
+path "sys/capabilities-self" {
+    capabilities = ["update"]
+}
+
+# Allow a token to look up its resultant ACL from all policies
+path "sys/internal/ui/resultant-acl" {
+    capabilities = ["read"]
+}
+"""
+
+_CACHE_SIZE = 4096
+
+
+class PolicyStore:
+    """Policies per tenant on a Backend, with parsed documents cached by record revision."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._parsed: OrderedDict[tuple[str, str, int], Policy] = OrderedDict()
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return f"policy/{name}"
+
+    @staticmethod
+    def check_name(name: str) -> str:
+        validate_name(name, kind="policy name")
+        if name != name.lower():
+            # Vault lowercases policy names; we refuse instead of folding (A-7).
+            raise InvalidRequestError("invalid policy name: use lowercase letters")
+        return name
+
+    async def write(self, tenant: str, name: str, text: str) -> None:
+        self.check_name(name)
+        if name == "root":
+            raise InvalidRequestError("cannot update root policy")
+        Policy.parse(name, text)  # refuse what does not parse, before storing
+        await self._backend.write(tenant, MOUNT, self._key(name),
+                                  encode_record({"policy": text}), expected_revision=None)
+
+    async def read(self, tenant: str, name: str) -> Policy | None:
+        if name == "root":
+            return Policy.parse("root", "")
+        record = await self._backend.read(tenant, MOUNT, self._key(name))
+        if record is None:
+            if name == "default":
+                return Policy.parse("default", DEFAULT_POLICY)
+            return None
+        cache_key = (tenant, name, record.revision)
+        policy = self._parsed.get(cache_key)
+        if policy is None:
+            policy = Policy.parse(name, decode_record(record.value)["policy"])
+            self._parsed[cache_key] = policy
+            if len(self._parsed) > _CACHE_SIZE:
+                self._parsed.popitem(last=False)
+        return policy
+
+    async def list(self, tenant: str) -> list[str]:
+        names = {name for name in await self._backend.list(tenant, MOUNT, "policy/")}
+        names.update(("default", "root"))
+        return sorted(names)
+
+    async def delete(self, tenant: str, name: str) -> None:
+        self.check_name(name)
+        if name in ("root", "default"):
+            raise InvalidRequestError(f"cannot delete {name} policy")
+        await self._backend.delete(tenant, MOUNT, self._key(name))
+
+    async def acl(self, tenant: str, names: Iterable[str]) -> ACL:
+        """The ACL of a token with `names` in `tenant`; unknown names grant nothing."""
+        names = list(names)
+        if "root" in names:
+            return ACL((), root=True)
+        policies = []
+        for name in names:
+            policy = await self.read(tenant, name)
+            if policy is not None:
+                policies.append(policy)
+        return ACL(policies)
+
+    async def require(self, tenant: str, name: str) -> Policy:
+        policy = await self.read(tenant, name)
+        if policy is None:
+            raise NotFoundError()
+        return policy

@@ -1,0 +1,74 @@
+"""Request and Response: the value types every surface (Python, HTTP, CLI) hands to the Core."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Operation", "Request", "Response"]
+
+
+class Operation(enum.StrEnum):
+    """Vault's logical operations. Surfaces send UPDATE for writes; the Core decides whether
+    the ACL must grant `create` or `update` by asking the engine whether the target exists."""
+
+    READ = "read"
+    LIST = "list"
+    CREATE = "create"
+    UPDATE = "update"
+    PATCH = "patch"
+    DELETE = "delete"
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One operation on one path, as a principal (token) in a tenant (namespace).
+
+    `path` is tenant-relative and not yet validated (e.g. 'secret/data/app/db'); the Core parses
+    it once. `namespace` is the tenant the caller asks for (X-Vault-Namespace), if any. Token
+    and data are excluded from repr: they may hold secrets.
+    """
+
+    operation: Operation
+    path: str
+    data: Mapping[str, Any] | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    namespace: str | None = None
+    client_address: str | None = None
+    request_id: str = field(default_factory=new_request_id)
+
+
+@dataclass(slots=True)
+class Response:
+    """What the Core answers: Vault's envelope fields. `data=None` and `auth=None` with status
+    204 means "no content"."""
+
+    data: dict[str, Any] | None = field(default=None, repr=False)
+    auth: dict[str, Any] | None = field(default=None, repr=False)
+    warnings: list[str] | None = None
+    status: int = 200
+    request_id: str = ""
+
+    @classmethod
+    def no_content(cls) -> Response:
+        return cls(status=204)
+
+    def envelope(self) -> dict[str, Any]:
+        """Vault's JSON success envelope."""
+        return {
+            "request_id": self.request_id,
+            "lease_id": "",
+            "renewable": False,
+            "lease_duration": 0,
+            "data": self.data,
+            "wrap_info": None,
+            "warnings": self.warnings,
+            "auth": self.auth,
+        }

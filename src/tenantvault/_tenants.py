@@ -1,0 +1,88 @@
+"""The tenant registry: create, read, list and delete tenants, each with a unique incarnation id."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tenantvault._clock import Clock, format_time
+from tenantvault._exceptions import ConflictError, InvalidRequestError, NotFoundError
+from tenantvault._paths import validate_tenant_id
+from tenantvault.backends._protocol import Backend
+from tenantvault.engines._common import decode_record, encode_record
+
+__all__ = ["TenantRegistry"]
+
+MOUNT = "sys"
+_INFO_KEY = "tenant"
+
+
+class TenantRegistry:
+    """Tenants on a Backend. The incarnation id (`uid`) is what tokens are bound to, so a tenant
+    deleted and created again under the same name never revives the old tokens."""
+
+    def __init__(self, backend: Backend, *, clock: Clock) -> None:
+        self._backend = backend
+        self._clock = clock
+        self._uids: dict[str, str] = {}
+
+    async def create(self, tenant: str, *, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+        validate_tenant_id(tenant)
+        try:
+            await self._backend.create_tenant(tenant)
+        except ConflictError:
+            raise InvalidRequestError("namespace already exists") from None
+        info = {"id": uuid.uuid4().hex, "created": self._clock(), "metadata": metadata or {}}
+        await self._backend.write(tenant, MOUNT, _INFO_KEY, encode_record(info),
+                                  expected_revision=0)
+        self._uids[tenant] = info["id"]
+        return self._describe(tenant, info)
+
+    async def _info(self, tenant: str) -> dict[str, Any] | None:
+        try:
+            record = await self._backend.read(tenant, MOUNT, _INFO_KEY)
+        except NotFoundError:
+            return None
+        if record is None:
+            return None
+        info: dict[str, Any] = decode_record(record.value)
+        return info
+
+    async def uid(self, tenant: str) -> str | None:
+        """The tenant's incarnation id, or None if it does not exist (cached per process)."""
+        cached = self._uids.get(tenant)
+        if cached is not None:
+            return cached
+        info = await self._info(tenant)
+        if info is None:
+            return None
+        self._uids[tenant] = info["id"]
+        return str(info["id"])
+
+    async def read(self, tenant: str) -> dict[str, Any]:
+        validate_tenant_id(tenant)
+        info = await self._info(tenant)
+        if info is None:
+            raise NotFoundError()
+        return self._describe(tenant, info)
+
+    async def list(self) -> list[str]:
+        return await self._backend.list_tenants()
+
+    async def delete(self, tenant: str) -> None:
+        validate_tenant_id(tenant)
+        # Forget the uid first: from here on no token of this tenant authenticates here.
+        self._uids.pop(tenant, None)
+        await self._backend.delete_tenant(tenant)
+
+    @staticmethod
+    def _describe(tenant: str, info: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": info["id"],
+            "path": f"{tenant}/",
+            "custom_metadata": info.get("metadata") or {},
+            "created_time": format_time(info["created"]),
+            "locked": False,
+            "tainted": False,
+            "uuid": info["id"],
+        }

@@ -1,0 +1,382 @@
+"""Issue, look up, renew and revoke tokens; a token is stored only as its keyed hash.
+
+Tokens are 256 bits from the CSPRNG (`tvs.` + base64url). The store keeps
+HMAC-SHA256(server key, token) and looks records up by that value, so neither the plaintext
+nor a plain hash is ever stored or compared. Records live in the backend's system space:
+
+- `token/<hash>`                 the token's record (tenant, policies, expiry, uses, parent)
+- `accessor/<hmac(accessor)>`    accessor → token hash
+- `children/<parent>/<child>`    the tree used to revoke a parent's children
+- `tenant/<tenant>/<hash>`       every token of a tenant, to revoke them all when it is deleted
+- `keys/token-hmac`              the server's HMAC key (encrypted at rest like every record)
+
+Every failure to authenticate — missing, malformed, unknown, expired, revoked, used up,
+foreign, or bound to a deleted tenant — raises the same `PermissionDeniedError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tenantvault._clock import Clock, format_time
+from tenantvault._exceptions import (
+    BackendUnavailableError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
+from tenantvault.engines._common import decode_record, encode_record
+
+__all__ = ["DEFAULT_TOKEN_TTL_SECONDS", "Principal", "TokenRecord", "TokenStore"]
+
+MOUNT = "auth"
+TOKEN_PREFIX = "tvs."
+DEFAULT_TOKEN_TTL_SECONDS = 768 * 3600  # Vault's default max lease TTL (32 days)
+MAX_TOKEN_TTL_SECONDS = 768 * 3600
+_MAX_TOKEN_LENGTH = 256
+_NS = 1_000_000_000
+
+TenantIdLookup = Callable[[str], Awaitable[str | None]]
+
+
+@dataclass(slots=True)
+class TokenRecord:
+    """A token's stored state. The plaintext token is never part of it."""
+
+    token_hash: str = field(repr=False)
+    accessor: str = field(repr=False)
+    tenant: str | None
+    tenant_uid: str
+    policies: list[str]
+    meta: dict[str, str] | None
+    display_name: str
+    parent: str = field(repr=False)
+    orphan: bool
+    created_ns: int
+    ttl_seconds: int
+    explicit_max_ttl_seconds: int
+    period_seconds: int
+    expire_ns: int  # 0: never expires
+    renewable: bool
+    num_uses: int
+    path: str = "auth/token/create"
+    revision: int = field(default=0, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "accessor": self.accessor, "tenant": self.tenant, "tenant_uid": self.tenant_uid,
+            "policies": self.policies, "meta": self.meta, "display_name": self.display_name,
+            "parent": self.parent, "orphan": self.orphan, "created": self.created_ns,
+            "ttl": self.ttl_seconds, "explicit_max_ttl": self.explicit_max_ttl_seconds,
+            "period": self.period_seconds, "expire": self.expire_ns, "renewable": self.renewable,
+            "num_uses": self.num_uses, "path": self.path,
+        }
+
+    @classmethod
+    def from_json(cls, token_hash: str, data: Mapping[str, Any], revision: int) -> TokenRecord:
+        return cls(
+            token_hash=token_hash, accessor=data["accessor"], tenant=data["tenant"],
+            tenant_uid=data["tenant_uid"], policies=list(data["policies"]), meta=data["meta"],
+            display_name=data["display_name"], parent=data["parent"], orphan=data["orphan"],
+            created_ns=data["created"], ttl_seconds=data["ttl"],
+            explicit_max_ttl_seconds=data["explicit_max_ttl"], period_seconds=data["period"],
+            expire_ns=data["expire"], renewable=data["renewable"], num_uses=data["num_uses"],
+            path=data["path"], revision=revision,
+        )
+
+    def remaining_seconds(self, now_ns: int) -> int:
+        if not self.expire_ns:
+            return 0
+        return max(0, (self.expire_ns - now_ns) // _NS)
+
+    def describe(self, now_ns: int, *, include_id: str | None = None) -> dict[str, Any]:
+        """Vault's token lookup `data`; `include_id` is the plaintext, only for lookup-self."""
+        return {
+            "accessor": self.accessor,
+            "creation_time": self.created_ns // _NS,
+            "creation_ttl": self.ttl_seconds,
+            "display_name": self.display_name,
+            "entity_id": "",
+            "expire_time": format_time(self.expire_ns) or None,
+            "explicit_max_ttl": self.explicit_max_ttl_seconds,
+            "id": include_id or "",
+            "issue_time": format_time(self.created_ns),
+            "meta": self.meta,
+            "namespace_path": f"{self.tenant}/" if self.tenant else "",
+            "num_uses": self.num_uses,
+            "orphan": self.orphan,
+            "path": self.path,
+            "period": self.period_seconds or None,
+            "policies": sorted(self.policies),
+            "renewable": self.renewable,
+            "ttl": self.remaining_seconds(now_ns),
+            "type": "service",
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is acting: a token's holder, or the in-process operator that owns the store."""
+
+    tenant: str | None
+    policies: tuple[str, ...]
+    record: TokenRecord | None = field(default=None, repr=False)
+    is_operator: bool = False
+
+    @property
+    def is_root(self) -> bool:
+        return self.is_operator or "root" in self.policies
+
+    @property
+    def accessor(self) -> str:
+        return self.record.accessor if self.record else ""
+
+    @classmethod
+    def operator(cls) -> Principal:
+        return cls(tenant=None, policies=("root",), is_operator=True)
+
+
+class TokenStore:
+    """Tokens on any Backend, in its system space."""
+
+    def __init__(self, backend: Backend, *, clock: Clock, tenant_uid: TenantIdLookup) -> None:
+        self._backend = backend
+        self._clock = clock
+        self._tenant_uid = tenant_uid
+        self._key = b""
+
+    async def start(self) -> None:
+        """Load the server's HMAC key, creating it on first start."""
+        record = await self._backend.read(SYSTEM_TENANT, MOUNT, "keys/token-hmac")
+        if record is None:
+            key = secrets.token_bytes(32)
+            try:
+                await self._backend.write(SYSTEM_TENANT, MOUNT, "keys/token-hmac", key,
+                                          expected_revision=0)
+            except ConflictError:
+                record = await self._backend.read(SYSTEM_TENANT, MOUNT, "keys/token-hmac")
+            else:
+                self._key = key
+                return
+        if record is None:
+            raise ConflictError("token key vanished during start-up")
+        self._key = record.value
+
+    def _hash(self, value: str) -> str:
+        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
+
+    # -- authentication --------------------------------------------------------------------
+
+    @staticmethod
+    def _is_well_formed(token: str) -> bool:
+        # No trimming or case folding: the token must already be exactly a token (T-1).
+        return 0 < len(token) <= _MAX_TOKEN_LENGTH and token.isascii() and token.isprintable() \
+            and " " not in token
+
+    async def _load(self, token_hash: str) -> TokenRecord | None:
+        record = await self._backend.read(SYSTEM_TENANT, MOUNT, f"token/{token_hash}")
+        if record is None:
+            return None
+        return TokenRecord.from_json(token_hash, decode_record(record.value), record.revision)
+
+    async def _live(self, record: TokenRecord | None) -> TokenRecord | None:
+        if record is None:
+            return None
+        if record.expire_ns and record.expire_ns <= self._clock():
+            return None
+        if record.tenant is not None:
+            uid = await self._tenant_uid(record.tenant)
+            # A tenant deleted and created again gets a new uid: old tokens stay dead (K-7).
+            if uid is None or not hmac.compare_digest(uid, record.tenant_uid):
+                return None
+        return record
+
+    async def authenticate(self, token: str | None) -> Principal:
+        """The principal behind `token`, consuming one use; `PermissionDeniedError` otherwise."""
+        if not token or not self._is_well_formed(token):
+            raise PermissionDeniedError()
+        token_hash = self._hash(token)
+        for _ in range(16):
+            record = await self._live(await self._load(token_hash))
+            if record is None:
+                raise PermissionDeniedError()
+            if record.num_uses == 0:
+                return Principal(record.tenant, tuple(record.policies), record)
+            if record.num_uses == 1:
+                # The last use: revoke now, serve this one request.
+                await self.revoke(record, tree=True)
+                record.num_uses = -1
+                return Principal(record.tenant, tuple(record.policies), record)
+            record.num_uses -= 1
+            try:
+                await self._save(record)
+            except ConflictError:
+                continue
+            return Principal(record.tenant, tuple(record.policies), record)
+        raise PermissionDeniedError()
+
+    async def _save(self, record: TokenRecord) -> None:
+        record.revision = await self._backend.write(
+            SYSTEM_TENANT, MOUNT, f"token/{record.token_hash}", encode_record(record.to_json()),
+            expected_revision=record.revision,
+        )
+
+    # -- creation --------------------------------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        tenant: str | None,
+        tenant_uid: str,
+        policies: Iterable[str],
+        parent: TokenRecord | None,
+        orphan: bool = False,
+        ttl_seconds: int | None = None,
+        explicit_max_ttl_seconds: int = 0,
+        period_seconds: int = 0,
+        renewable: bool = True,
+        num_uses: int = 0,
+        meta: dict[str, str] | None = None,
+        display_name: str = "token",
+        path: str = "auth/token/create",
+        token: str | None = None,
+    ) -> tuple[str, TokenRecord]:
+        """Mint a token and store its record; returns the plaintext (shown once) and record."""
+        plaintext = token or TOKEN_PREFIX + secrets.token_urlsafe(32)
+        policy_list = sorted(set(policies))
+        now = self._clock()
+        is_root = "root" in policy_list
+        if ttl_seconds is None:
+            ttl_seconds = 0 if is_root else DEFAULT_TOKEN_TTL_SECONDS
+        if period_seconds:
+            ttl_seconds = period_seconds
+        if explicit_max_ttl_seconds and (not ttl_seconds or ttl_seconds > explicit_max_ttl_seconds):
+            ttl_seconds = explicit_max_ttl_seconds
+        if not is_root and (not ttl_seconds or ttl_seconds > MAX_TOKEN_TTL_SECONDS):
+            ttl_seconds = MAX_TOKEN_TTL_SECONDS
+        expire = now + ttl_seconds * _NS if ttl_seconds else 0
+        if parent is not None and parent.expire_ns and not orphan:
+            # A child never outlives its parent: the parent's expiry revokes the whole tree.
+            expire = min(expire, parent.expire_ns) if expire else parent.expire_ns
+            ttl_seconds = max(0, (expire - now) // _NS)
+        record = TokenRecord(
+            token_hash=self._hash(plaintext), accessor=secrets.token_urlsafe(18), tenant=tenant,
+            tenant_uid=tenant_uid, policies=policy_list, meta=meta, display_name=display_name,
+            parent="" if orphan or parent is None else parent.token_hash,
+            orphan=orphan or parent is None, created_ns=now, ttl_seconds=ttl_seconds,
+            explicit_max_ttl_seconds=explicit_max_ttl_seconds, period_seconds=period_seconds,
+            expire_ns=expire, renewable=renewable and bool(expire), num_uses=num_uses, path=path,
+        )
+        # Indexes first, then the token itself: a crash leaves dangling index entries (ignored
+        # on lookup), never a live token that its parent or tenant cannot revoke.
+        index = encode_record({"token": record.token_hash})
+        await self._backend.write(SYSTEM_TENANT, MOUNT,
+                                  f"accessor/{self._hash(record.accessor)}", index,
+                                  expected_revision=0)
+        if record.parent:
+            await self._backend.write(SYSTEM_TENANT, MOUNT,
+                                      f"children/{record.parent}/{record.token_hash}", index,
+                                      expected_revision=None)
+        if tenant is not None:
+            await self._backend.write(SYSTEM_TENANT, MOUNT,
+                                      f"tenant/{tenant}/{record.token_hash}", index,
+                                      expected_revision=None)
+        await self._save(record)
+        return plaintext, record
+
+    # -- lookup, renew, revoke -------------------------------------------------------------
+
+    async def lookup(self, token: str) -> TokenRecord | None:
+        if not self._is_well_formed(token):
+            return None
+        return await self._live(await self._load(self._hash(token)))
+
+    async def lookup_accessor(self, accessor: str) -> TokenRecord | None:
+        if not isinstance(accessor, str) or not self._is_well_formed(accessor):
+            return None
+        index = await self._backend.read(SYSTEM_TENANT, MOUNT, f"accessor/{self._hash(accessor)}")
+        if index is None:
+            return None
+        return await self._live(await self._load(decode_record(index.value)["token"]))
+
+    async def renew(self, record: TokenRecord, increment_seconds: int | None) -> TokenRecord:
+        if not record.renewable or not record.expire_ns:
+            raise InvalidRequestError("invalid lease ID: token is not renewable")
+        for _ in range(16):
+            now = self._clock()
+            increment = increment_seconds or record.period_seconds or record.ttl_seconds
+            expire = now + increment * _NS
+            if record.explicit_max_ttl_seconds:
+                expire = min(expire, record.created_ns + record.explicit_max_ttl_seconds * _NS)
+            expire = min(expire, record.created_ns + MAX_TOKEN_TTL_SECONDS * _NS)
+            if record.parent:
+                parent = await self._live(await self._load(record.parent))
+                if parent is not None and parent.expire_ns:
+                    expire = min(expire, parent.expire_ns)
+            record.expire_ns = max(expire, record.expire_ns if record.expire_ns > now else now)
+            try:
+                await self._save(record)
+            except ConflictError:
+                fresh = await self._live(await self._load(record.token_hash))
+                if fresh is None:
+                    raise PermissionDeniedError() from None
+                record = fresh
+                continue
+            return record
+        raise BackendUnavailableError("too much contention on this token; retry")
+
+    async def revoke(self, record: TokenRecord, *, tree: bool = True) -> None:
+        """Revoke a token and, unless `tree` is False, all its descendants."""
+        if tree:
+            prefix = f"children/{record.token_hash}/"
+            for child_hash in await self._backend.list(SYSTEM_TENANT, MOUNT, prefix):
+                child = await self._load(child_hash)
+                if child is not None:
+                    await self.revoke(child, tree=True)
+                await self._backend.delete(SYSTEM_TENANT, MOUNT, prefix + child_hash)
+        else:
+            # Vault's revoke-orphan: children become orphans and keep working.
+            prefix = f"children/{record.token_hash}/"
+            for child_hash in await self._backend.list(SYSTEM_TENANT, MOUNT, prefix):
+                child = await self._load(child_hash)
+                if child is not None:
+                    child.parent, child.orphan = "", True
+                    await self._save(child)
+                await self._backend.delete(SYSTEM_TENANT, MOUNT, prefix + child_hash)
+        await self._backend.delete(SYSTEM_TENANT, MOUNT, f"token/{record.token_hash}")
+        await self._backend.delete(SYSTEM_TENANT, MOUNT, f"accessor/{self._hash(record.accessor)}")
+        if record.parent:
+            await self._backend.delete(SYSTEM_TENANT, MOUNT,
+                                       f"children/{record.parent}/{record.token_hash}")
+        if record.tenant is not None:
+            await self._backend.delete(SYSTEM_TENANT, MOUNT,
+                                       f"tenant/{record.tenant}/{record.token_hash}")
+
+    async def revoke_tenant(self, tenant: str) -> int:
+        """Revoke every token bound to `tenant`; returns how many were revoked."""
+        prefix = f"tenant/{tenant}/"
+        count = 0
+        for token_hash in await self._backend.list(SYSTEM_TENANT, MOUNT, prefix):
+            record = await self._load(token_hash)
+            if record is not None:
+                await self.revoke(record, tree=True)
+                count += 1
+            await self._backend.delete(SYSTEM_TENANT, MOUNT, prefix + token_hash)
+        return count
+
+    async def has_root_token(self) -> bool:
+        return await self._backend.read(SYSTEM_TENANT, MOUNT, "initialized") is not None
+
+    async def mark_initialized(self) -> None:
+        try:
+            await self._backend.write(SYSTEM_TENANT, MOUNT, "initialized", b"1",
+                                      expected_revision=0)
+        except ConflictError:
+            raise NotFoundError("already initialized") from None

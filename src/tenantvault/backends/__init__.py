@@ -1,0 +1,36 @@
+"""Storage backends behind one Protocol; `open_backend(url)` picks one by URL scheme."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from tenantvault._exceptions import ConfigurationError
+from tenantvault.backends._memory import Faults, MemoryBackend
+from tenantvault.backends._protocol import SYSTEM_TENANT, Backend, Record
+
+__all__ = ["SYSTEM_TENANT", "Backend", "Faults", "MemoryBackend", "Record", "open_backend"]
+
+
+async def open_backend(
+    url: str, *, master_key: bytes | None = None, master_key_file: Path | None = None
+) -> Backend:
+    """Open the backend named by `url`.
+
+    - `memory://` — the in-memory mock (nothing persisted)
+    - `sqlite:///ABSOLUTE/DATA/DIR` or `sqlite://relative/dir` — the embedded encrypted store
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "memory":
+        return MemoryBackend()
+    if parts.scheme == "sqlite":
+        raw = unquote(parts.netloc + parts.path)
+        if not raw:
+            raise ConfigurationError("sqlite URL needs a data directory: sqlite:///path/to/dir")
+        from tenantvault.backends._sqlite import SqliteBackend
+
+        return await SqliteBackend.open(Path(os.path.expanduser(raw)), master_key=master_key,
+                                        master_key_file=master_key_file)
+    raise ConfigurationError(
+        "unknown backend URL scheme: use memory:// or sqlite:///path/to/data-dir")

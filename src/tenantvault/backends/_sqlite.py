@@ -1,0 +1,681 @@
+"""The embedded backend: one SQLite database in WAL mode, every value sealed under its tenant's key.
+
+Layout of the data directory (mode 0700):
+
+- `tenantvault.db` (+ `-wal`, `-shm`): tables `meta` (schema version, master key check),
+  `tenants` (per-tenant data key, wrapped by the master key) and `records`.
+- `master.key` (mode 0600), unless a key or key file is supplied: one line holding the
+  standard base64 encoding of 32 random bytes, created on first start only.
+
+Each value is sealed with AES-256-GCM under its tenant's data key, with associated data
+binding it to (tenant, tenant key id, mount, key): a blob copied to any other row fails to
+open. Each incarnation of a tenant gets a fresh key id and data key, so deleting a tenant
+(which deletes its wrapped key) makes its old rows undecryptable, in backups too.
+
+All SQLite work runs on one dedicated worker thread that owns the connection: statements are
+serialized, the event loop never blocks on disk, and each check-and-set is one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import builtins
+import contextlib
+import os
+import secrets
+import sqlite3
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+from tenantvault._exceptions import (
+    BackendError,
+    BackendUnavailableError,
+    ClosedError,
+    ConfigurationError,
+    ConflictError,
+    IntegrityError,
+    InvalidPathError,
+    NotFoundError,
+)
+from tenantvault.backends._protocol import SYSTEM_TENANT, Record
+from tenantvault.crypto import KEY_SIZE, AeadKey, encode_aad, random_key, unwrap_key, wrap_key
+
+__all__ = ["DB_FILENAME", "MASTER_KEY_FILENAME", "SqliteBackend"]
+
+DB_FILENAME: Final = "tenantvault.db"
+MASTER_KEY_FILENAME: Final = "master.key"
+
+_T = TypeVar("_T")
+
+_SCHEMA_VERSION: Final = b"1"
+_BUSY_TIMEOUT_MS: Final = 5000
+_LIST_BATCH: Final = 512
+_KEY_CHECK_PLAINTEXT: Final = b"tenantvault master key check"
+_KEY_CHECK_AAD: Final = encode_aad("tenantvault:key-check")
+_RECORD_LABEL: Final = "tenantvault:record"
+
+_SCHEMA: Final = (
+    "CREATE TABLE IF NOT EXISTS meta ( name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS tenants ("
+    " tenant TEXT PRIMARY KEY, key_id TEXT NOT NULL, wrapped_key BLOB NOT NULL,"
+    " created_at TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS records ("
+    " tenant TEXT NOT NULL REFERENCES tenants(tenant) ON DELETE CASCADE,"
+    " mount TEXT NOT NULL, key TEXT NOT NULL, revision INTEGER NOT NULL, value BLOB NOT NULL,"
+    " PRIMARY KEY (tenant, mount, key)) WITHOUT ROWID",
+)
+
+# Range scans for `list`, by (bounded above, lower bound inclusive). Four literal statements
+# rather than one assembled string, so that every bound is an index constraint.
+_RANGE_SQL: Final = {
+    (True, True): "SELECT key FROM records WHERE tenant = ? AND mount = ? AND key >= ?"
+    " AND key < ? ORDER BY key LIMIT ?",
+    (True, False): "SELECT key FROM records WHERE tenant = ? AND mount = ? AND key > ?"
+    " AND key < ? ORDER BY key LIMIT ?",
+    (False, True): "SELECT key FROM records WHERE tenant = ? AND mount = ? AND key >= ?"
+    " ORDER BY key LIMIT ?",
+    (False, False): "SELECT key FROM records WHERE tenant = ? AND mount = ? AND key > ?"
+    " ORDER BY key LIMIT ?",
+}
+
+# SQLite primary result codes (the low byte of an extended code).
+_SQLITE_BUSY: Final = 5
+_SQLITE_LOCKED: Final = 6
+_SQLITE_IOERR: Final = 10
+_SQLITE_CORRUPT: Final = 11
+_SQLITE_FULL: Final = 13
+_SQLITE_CANTOPEN: Final = 14
+_SQLITE_PROTOCOL: Final = 15
+_SQLITE_NOTADB: Final = 26
+
+
+class SqliteBackend:
+    """The `Backend` on an embedded SQLite database; open one with `await SqliteBackend.open()`."""
+
+    def __init__(self, data_dir: Path) -> None:
+        # Internal: use `open()`, which also opens the database and checks the master key.
+        self._data_dir = Path(data_dir)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tenantvault-sqlite")
+        self._closed = False
+        # Everything below is touched only on the worker thread.
+        self._conn: sqlite3.Connection | None = None
+        self._master: AeadKey | None = None
+        self._data_keys: dict[str, tuple[str, AeadKey]] = {}
+
+    @classmethod
+    async def open(
+        cls,
+        data_dir: Path,
+        *,
+        master_key: bytes | None = None,
+        master_key_file: Path | None = None,
+    ) -> SqliteBackend:
+        """Open (creating if needed) the store in `data_dir`.
+
+        The master key is `master_key` (32 bytes) if given, else read from `master_key_file`
+        (one line of base64 of 32 bytes), else `data_dir/master.key`, created on first start.
+        `ConfigurationError` if the key does not match existing data, or if the default key
+        file is missing while the store holds data: a fresh key is never put over old data.
+        """
+        if master_key is not None and master_key_file is not None:
+            raise ConfigurationError("give either master_key or master_key_file, not both")
+        if master_key is not None and (
+            not isinstance(master_key, bytes) or len(master_key) != KEY_SIZE
+        ):
+            raise ConfigurationError(f"the master key must be {KEY_SIZE} bytes")
+        backend = cls(data_dir)
+        key_file = None if master_key_file is None else Path(master_key_file)
+        try:
+            await backend._run_worker(lambda: backend._open_sync(master_key, key_file))
+        except BaseException:
+            await backend.aclose()
+            raise
+        return backend
+
+    @property
+    def name(self) -> str:
+        """'sqlite'."""
+        return "sqlite"
+
+    @property
+    def data_dir(self) -> Path:
+        """The data directory this backend stores its database in."""
+        return self._data_dir
+
+    def __repr__(self) -> str:
+        return f"SqliteBackend(data_dir={str(self._data_dir)!r})"
+
+    async def __aenter__(self) -> SqliteBackend:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- the Backend verbs -------------------------------------------------------------------
+
+    async def create_tenant(self, tenant: str) -> None:
+        """Create an empty tenant with a fresh data key; `ConflictError` if it exists."""
+        await self._call(lambda conn: self._create_tenant_sync(conn, tenant))
+
+    async def delete_tenant(self, tenant: str) -> None:
+        """Delete the tenant's wrapped data key and records; `NotFoundError` if absent."""
+        if tenant == SYSTEM_TENANT:
+            # Like an absent tenant, as in the memory backend: it is not a tenant one can name.
+            raise _tenant_not_found(tenant)
+        await self._call(lambda conn: self._delete_tenant_sync(conn, tenant))
+
+    async def list_tenants(self) -> list[str]:
+        """All tenant ids, sorted, without `SYSTEM_TENANT`."""
+        return await self._call(self._list_tenants_sync)
+
+    async def has_tenant(self, tenant: str) -> bool:
+        """Whether the tenant exists."""
+        return await self._call(lambda conn: _tenant_row(conn, tenant) is not None)
+
+    async def read(self, tenant: str, mount: str, key: str) -> Record | None:
+        """The record at `key`, or None; `NotFoundError` if the tenant does not exist."""
+        return await self._call(lambda conn: self._read_sync(conn, tenant, mount, key))
+
+    async def write(
+        self, tenant: str, mount: str, key: str, value: bytes, *, expected_revision: int | None
+    ) -> int:
+        """Store `value` durably and return the new revision (check-and-set in one transaction)."""
+        return await self._call(
+            lambda conn: self._write_sync(conn, tenant, mount, key, value, expected_revision)
+        )
+
+    async def delete(
+        self, tenant: str, mount: str, key: str, *, expected_revision: int | None = None
+    ) -> bool:
+        """Remove `key`; return whether it existed. `ConflictError` on a revision mismatch."""
+        return await self._call(
+            lambda conn: self._delete_sync(conn, tenant, mount, key, expected_revision)
+        )
+
+    async def list(self, tenant: str, mount: str, prefix: str) -> list[str]:
+        """Immediate children of `prefix` ('' or ending in '/'); folders end in '/'; sorted."""
+        if prefix and not prefix.endswith("/"):
+            raise InvalidPathError("a list prefix is '' or ends with '/'")
+        return await self._call(lambda conn: self._list_sync(conn, tenant, mount, prefix))
+
+    async def aclose(self) -> None:
+        """Close the database and stop the worker thread; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        try:
+            # Queued behind every call already submitted, so those finish first.
+            await loop.run_in_executor(self._executor, self._close_sync)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            raise
+        # The worker is idle now: this only joins it.
+        self._executor.shutdown(wait=True)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    async def _run_worker(self, fn: Callable[[], _T]) -> _T:
+        """Run `fn` on the worker thread, translating sqlite3 errors at this one boundary."""
+        if self._closed:
+            raise ClosedError("the sqlite backend is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn)
+        except sqlite3.Error as exc:
+            raise _translate_error(exc) from exc
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        return await self._run_worker(lambda: fn(self._connection()))
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise ClosedError("the sqlite backend is closed")
+        return self._conn
+
+    def _master_key(self) -> AeadKey:
+        if self._master is None:
+            raise ClosedError("the sqlite backend is closed")
+        return self._master
+
+    def _close_sync(self) -> None:
+        conn, self._conn = self._conn, None
+        self._master = None
+        self._data_keys.clear()
+        if conn is not None:
+            conn.close()
+
+    # -- opening -----------------------------------------------------------------------------
+
+    def _open_sync(self, master_key: bytes | None, master_key_file: Path | None) -> None:
+        try:
+            self._data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot create data directory {self._data_dir}") from exc
+        conn = sqlite3.connect(
+            self._data_dir / DB_FILENAME,
+            isolation_level=None,  # autocommit; transactions are explicit BEGIN ... COMMIT
+            timeout=_BUSY_TIMEOUT_MS / 1000,
+        )
+        self._conn = conn
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+
+        # Read-only inspection first: a wrong or missing key must leave the store untouched.
+        key_check, has_tenants = _inspect(conn)
+        if key_check is None and has_tenants:
+            raise ConfigurationError(
+                "the data directory holds tenants but no master key check; refusing to open it"
+            )
+        raw_key = self._resolve_master_key(
+            master_key, master_key_file, store_exists=key_check is not None
+        )
+        master = AeadKey(raw_key)
+        if key_check is not None:
+            _verify_key_check(master, key_check)
+
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise ConfigurationError("sqlite could not switch the database to WAL mode")
+        # FULL: a commit fsyncs the WAL, so an acknowledged write survives power loss.
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        # Zero deleted content, so shredded wrapped keys do not linger in free pages.
+        conn.execute("PRAGMA secure_delete = ON")
+        # F_FULLFSYNC on macOS, where plain fsync does not reach the platter; no-op elsewhere.
+        conn.execute("PRAGMA fullfsync = ON")
+        conn.execute("PRAGMA checkpoint_fullfsync = ON")
+
+        with _transaction(conn):
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            row = conn.execute("SELECT value FROM meta WHERE name = 'key_check'").fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO meta (name, value) VALUES ('key_check', ?), ('schema', ?)",
+                    (master.seal(_KEY_CHECK_PLAINTEXT, _KEY_CHECK_AAD), _SCHEMA_VERSION),
+                )
+            else:
+                _verify_key_check(master, row[0])
+            row = conn.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+            if row is None or bytes(row[0]) != _SCHEMA_VERSION:
+                raise ConfigurationError("the database has an unsupported schema version")
+            self._master = master
+            if _tenant_row(conn, SYSTEM_TENANT) is None:
+                self._insert_tenant(conn, SYSTEM_TENANT)
+        # The database file may be new: make its directory entry durable too.
+        _fsync_dir(self._data_dir)
+
+    def _resolve_master_key(
+        self, master_key: bytes | None, master_key_file: Path | None, *, store_exists: bool
+    ) -> bytes:
+        if master_key is not None:
+            return master_key
+        if master_key_file is not None:
+            try:
+                content = master_key_file.read_bytes()
+            except FileNotFoundError:
+                raise ConfigurationError(f"master key file not found: {master_key_file}") from None
+            except OSError as exc:
+                raise ConfigurationError(f"cannot read master key file {master_key_file}") from exc
+            return _parse_key_file(content, master_key_file)
+        path = self._data_dir / MASTER_KEY_FILENAME
+        try:
+            return _parse_key_file(path.read_bytes(), path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read master key file {path}") from exc
+        if store_exists:
+            raise ConfigurationError(f"master key file missing for an existing store: {path}")
+        return _create_key_file(path)
+
+    # -- the verbs, on the worker thread -----------------------------------------------------
+
+    def _insert_tenant(self, conn: sqlite3.Connection, tenant: str) -> AeadKey:
+        key_id = secrets.token_hex(16)
+        data_key = random_key()
+        conn.execute(
+            "INSERT INTO tenants (tenant, key_id, wrapped_key, created_at) VALUES (?, ?, ?, ?)",
+            (
+                tenant,
+                key_id,
+                wrap_key(self._master_key(), data_key, tenant=tenant, key_id=key_id),
+                datetime.now(UTC).isoformat(),
+            ),
+        )
+        sealing_key = AeadKey(data_key)
+        self._data_keys[tenant] = (key_id, sealing_key)
+        return sealing_key
+
+    def _create_tenant_sync(self, conn: sqlite3.Connection, tenant: str) -> None:
+        with _transaction(conn):
+            if _tenant_row(conn, tenant) is not None:
+                raise ConflictError(f"tenant {tenant!r} already exists")
+            self._insert_tenant(conn, tenant)
+
+    def _delete_tenant_sync(self, conn: sqlite3.Connection, tenant: str) -> None:
+        with _transaction(conn):
+            conn.execute("DELETE FROM records WHERE tenant = ?", (tenant,))
+            if conn.execute("DELETE FROM tenants WHERE tenant = ?", (tenant,)).rowcount == 0:
+                raise _tenant_not_found(tenant)
+        self._data_keys.pop(tenant, None)
+        # Copy the zeroed pages into the database file and empty the WAL, so the old wrapped
+        # key is gone from disk now rather than at the next checkpoint. The delete is already
+        # committed: if this fails, the bytes go at a later checkpoint, so do not report it.
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+    def _list_tenants_sync(self, conn: sqlite3.Connection) -> builtins.list[str]:
+        rows = conn.execute(
+            "SELECT tenant FROM tenants WHERE tenant <> ? ORDER BY tenant", (SYSTEM_TENANT,)
+        ).fetchall()
+        return sorted(row[0] for row in rows)
+
+    def _data_key(self, tenant: str, key_id: str, wrapped: bytes) -> AeadKey:
+        cached = self._data_keys.get(tenant)
+        if cached is not None and cached[0] == key_id:
+            return cached[1]
+        try:
+            sealing_key = unwrap_key(self._master_key(), wrapped, tenant=tenant, key_id=key_id)
+        except IntegrityError:
+            raise IntegrityError(
+                f"the data key of tenant {tenant!r} failed authentication"
+            ) from None
+        self._data_keys[tenant] = (key_id, sealing_key)
+        return sealing_key
+
+    def _tenant_key(self, conn: sqlite3.Connection, tenant: str) -> tuple[str, AeadKey]:
+        row = _tenant_row(conn, tenant)
+        if row is None:
+            raise _tenant_not_found(tenant)
+        key_id, wrapped = row
+        return key_id, self._data_key(tenant, key_id, wrapped)
+
+    def _read_sync(
+        self, conn: sqlite3.Connection, tenant: str, mount: str, key: str
+    ) -> Record | None:
+        # One statement: tenant existence, its key and the record, from one snapshot.
+        row = conn.execute(
+            "SELECT t.key_id, t.wrapped_key, r.revision, r.value FROM tenants AS t"
+            " LEFT JOIN records AS r ON r.tenant = t.tenant AND r.mount = ? AND r.key = ?"
+            " WHERE t.tenant = ?",
+            (mount, key, tenant),
+        ).fetchone()
+        if row is None:
+            raise _tenant_not_found(tenant)
+        key_id, wrapped, revision, sealed = row
+        if revision is None:
+            return None
+        sealing_key = self._data_key(tenant, key_id, wrapped)
+        try:
+            value = sealing_key.open(sealed, _record_aad(tenant, key_id, mount, key))
+        except IntegrityError:
+            raise IntegrityError(
+                f"stored data failed authentication: tenant {tenant!r}, mount {mount!r},"
+                f" key {key!r}"
+            ) from None
+        return Record(value=value, revision=revision)
+
+    def _write_sync(
+        self,
+        conn: sqlite3.Connection,
+        tenant: str,
+        mount: str,
+        key: str,
+        value: bytes,
+        expected_revision: int | None,
+    ) -> int:
+        with _transaction(conn):
+            key_id, sealing_key = self._tenant_key(conn, tenant)
+            current = _revision(conn, tenant, mount, key)
+            found = 0 if current is None else current
+            if expected_revision is not None and expected_revision != found:
+                raise _conflict(tenant, mount, key, expected_revision, found)
+            revision = found + 1
+            conn.execute(
+                "INSERT INTO records (tenant, mount, key, revision, value) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (tenant, mount, key)"
+                " DO UPDATE SET revision = excluded.revision, value = excluded.value",
+                (
+                    tenant,
+                    mount,
+                    key,
+                    revision,
+                    sealing_key.seal(value, _record_aad(tenant, key_id, mount, key)),
+                ),
+            )
+        return revision
+
+    def _delete_sync(
+        self,
+        conn: sqlite3.Connection,
+        tenant: str,
+        mount: str,
+        key: str,
+        expected_revision: int | None,
+    ) -> bool:
+        with _transaction(conn):
+            if _tenant_row(conn, tenant) is None:
+                raise _tenant_not_found(tenant)
+            current = _revision(conn, tenant, mount, key)
+            found = 0 if current is None else current
+            if expected_revision is not None and expected_revision != found:
+                raise _conflict(tenant, mount, key, expected_revision, found)
+            if current is None:
+                return False
+            conn.execute(
+                "DELETE FROM records WHERE tenant = ? AND mount = ? AND key = ?",
+                (tenant, mount, key),
+            )
+        return True
+
+    def _list_sync(
+        self, conn: sqlite3.Connection, tenant: str, mount: str, prefix: str
+    ) -> builtins.list[str]:
+        # `builtins.list`: inside this class, a bare `list` names the `list` verb.
+        children: set[str] = set()
+        # A read transaction: every batch below sees the same snapshot.
+        with _transaction(conn, write=False):
+            if _tenant_row(conn, tenant) is None:
+                raise _tenant_not_found(tenant)
+            upper = _prefix_upper_bound(prefix) if prefix else None
+            low, inclusive = prefix, True
+            while True:
+                params: tuple[Any, ...] = (tenant, mount, low)
+                if upper is not None:
+                    params += (upper,)
+                rows = conn.execute(
+                    _RANGE_SQL[(upper is not None, inclusive)], (*params, _LIST_BATCH)
+                ).fetchall()
+                for (key,) in rows:
+                    if not key.startswith(prefix):  # only when the prefix has no upper bound
+                        return sorted(children)
+                    rest = key[len(prefix) :]
+                    slash = rest.find("/")
+                    if slash < 0:
+                        if rest:
+                            children.add(rest)
+                        continue
+                    folder = prefix + rest[: slash + 1]
+                    children.add(rest[: slash + 1])
+                    # Skip the folder's whole subtree in one step instead of reading it.
+                    skip_to = _prefix_upper_bound(folder)
+                    if skip_to is None:
+                        return sorted(children)
+                    low, inclusive = skip_to, True
+                    break
+                else:
+                    if len(rows) < _LIST_BATCH:
+                        return sorted(children)
+                    low, inclusive = rows[-1][0], False
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection, *, write: bool = True) -> Iterator[None]:
+    """BEGIN IMMEDIATE (or DEFERRED for reads) ... COMMIT, rolled back on any exception.
+
+    IMMEDIATE takes the write lock up front, so a read-check-write sequence cannot be
+    interleaved with another writer's.
+    """
+    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            # The original error is the one to report; a failed rollback adds nothing.
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
+def _inspect(conn: sqlite3.Connection) -> tuple[bytes | None, bool]:
+    """(the stored master key check, whether any tenant exists), reading only."""
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    key_check = None
+    if "meta" in tables:
+        row = conn.execute("SELECT value FROM meta WHERE name = 'key_check'").fetchone()
+        key_check = None if row is None else bytes(row[0])
+    has_tenants = (
+        "tenants" in tables and conn.execute("SELECT 1 FROM tenants LIMIT 1").fetchone() is not None
+    )
+    return key_check, has_tenants
+
+
+def _verify_key_check(master: AeadKey, key_check: bytes) -> None:
+    try:
+        plaintext = master.open(key_check, _KEY_CHECK_AAD)
+    except IntegrityError:
+        raise ConfigurationError("master key does not match this data directory") from None
+    if plaintext != _KEY_CHECK_PLAINTEXT:
+        raise ConfigurationError("master key does not match this data directory")
+
+
+def _parse_key_file(content: bytes, path: Path) -> bytes:
+    """A key file holds one line: the standard base64 encoding of 32 bytes."""
+    try:
+        key: bytes = base64.b64decode(content.strip(), validate=True)
+    except binascii.Error:
+        key = b""
+    if len(key) != KEY_SIZE:
+        # Never echo the content: it may be a real key in the wrong format.
+        raise ConfigurationError(
+            f"master key file {path} is malformed: expected one line of base64 of {KEY_SIZE} bytes"
+        )
+    return key
+
+
+def _create_key_file(path: Path) -> bytes:
+    """Create `path` holding a fresh key, mode 0600, durably; or read it if another won."""
+    key = random_key()
+    # Write a temporary file, then hard-link it into place: `path` is either absent or
+    # complete, even after a crash, and linking fails rather than replace a key.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+        try:
+            data = base64.b64encode(key) + b"\n"
+            while data:
+                data = data[os.write(fd, data) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            # Another process created it between our read and now: use theirs.
+            return _parse_key_file(path.read_bytes(), path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create master key file {path}") from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return key
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _tenant_row(conn: sqlite3.Connection, tenant: str) -> tuple[str, bytes] | None:
+    row = conn.execute(
+        "SELECT key_id, wrapped_key FROM tenants WHERE tenant = ?", (tenant,)
+    ).fetchone()
+    return None if row is None else (str(row[0]), bytes(row[1]))
+
+
+def _revision(conn: sqlite3.Connection, tenant: str, mount: str, key: str) -> int | None:
+    row = conn.execute(
+        "SELECT revision FROM records WHERE tenant = ? AND mount = ? AND key = ?",
+        (tenant, mount, key),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _record_aad(tenant: str, key_id: str, mount: str, key: str) -> bytes:
+    return encode_aad(_RECORD_LABEL, tenant, key_id, mount, key)
+
+
+def _prefix_upper_bound(prefix: str) -> str | None:
+    """The least string above every string that starts with `prefix`, or None if none is.
+
+    SQLite compares TEXT as UTF-8 bytes, which orders like code points, so this increments
+    the last code point that can be incremented (stepping over the surrogate range, which
+    UTF-8 cannot hold) and drops the U+10FFFF characters after it.
+    """
+    chars = list(prefix)
+    while chars:
+        code = ord(chars.pop())
+        if code == 0x10FFFF:
+            continue
+        code += 1
+        if 0xD800 <= code <= 0xDFFF:
+            code = 0xE000
+        return "".join(chars) + chr(code)
+    return None
+
+
+def _tenant_not_found(tenant: str) -> NotFoundError:
+    return NotFoundError(f"tenant {tenant!r} not found")
+
+
+def _conflict(tenant: str, mount: str, key: str, expected: int, found: int) -> ConflictError:
+    return ConflictError(
+        f"revision check failed for key {key!r} in mount {mount!r} of tenant {tenant!r}:"
+        f" expected {expected}, found {found}"
+    )
+
+
+def _translate_error(exc: sqlite3.Error) -> BackendError:
+    """Map a sqlite3 error to ours; the message never carries statement parameters."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary == _SQLITE_FULL:
+        return BackendUnavailableError("storage full")
+    if primary in (_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_PROTOCOL):
+        return BackendUnavailableError("sqlite database is locked")
+    if primary in (_SQLITE_IOERR, _SQLITE_CANTOPEN):
+        return BackendUnavailableError("sqlite disk I/O error")
+    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return BackendError("sqlite database is corrupt or not a tenantvault database")
+    name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+    return BackendError(f"sqlite error: {name}")

@@ -1,0 +1,556 @@
+"""The KV v2 secrets engine: versions, check-and-set, soft delete, destroy and metadata.
+
+Storage layout inside the tenant's `secret` mount (records of the Backend contract):
+
+- `config`                      mount settings (max_versions, cas_required, delete_version_after)
+- `meta/<path>`                 the key's metadata: versions map, current/oldest version, settings
+- `data/<path>|<version>|<ref>` one version's data; `ref` is random per write attempt
+
+A write stores the version data first and then moves the metadata record forward with a
+revision check; only the metadata makes a version visible. With per-key atomicity only, a
+crash or a lost race between the two leaves an unreferenced data record (garbage), never a
+visible half-write, and a version number is never reused for different data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from tenantvault._clock import Clock, format_time
+from tenantvault._durations import format_duration, parse_duration
+from tenantvault._exceptions import (
+    BackendUnavailableError,
+    CheckAndSetError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    UnsupportedOperationError,
+)
+from tenantvault._paths import SecretPath, parse_path
+from tenantvault._request import Operation, Response
+from tenantvault.backends._protocol import Backend, Record
+from tenantvault.engines._common import (
+    decode_record,
+    encode_record,
+    get_bool,
+    get_int,
+    get_mapping,
+    get_versions,
+)
+from tenantvault.engines._route import Call, Route
+
+__all__ = ["DEFAULT_MAX_VERSIONS", "KVEngine"]
+
+MOUNT = "secret"
+DEFAULT_MAX_VERSIONS = 10
+CUSTOM_METADATA_MAX_KEYS = 64
+CUSTOM_METADATA_MAX_KEY_LENGTH = 128
+CUSTOM_METADATA_MAX_VALUE_LENGTH = 512
+# A lost race on the metadata record is retried this many times before giving up with 503;
+# each retry re-reads, so a CAS request re-checks its `cas` against the new state.
+_WRITE_ATTEMPTS = 256
+
+Meta = dict[str, Any]
+
+
+async def _backoff(attempt: int) -> None:
+    """Spread out writers that lost a race on the same key, so one of them wins soon."""
+    await asyncio.sleep(random.random() * min(0.001 * (attempt + 1), 0.05))  # noqa: S311 -- jitter, not crypto
+
+
+def _data_key(path: str, version: int, ref: str) -> str:
+    # '|' can never appear in a validated path, so this key is unambiguous.
+    return f"data/{path}|{version}|{ref}"
+
+
+def _version_view(meta: Meta, version: int) -> dict[str, Any]:
+    entry = meta["versions"][str(version)]
+    return {
+        "created_time": format_time(entry["created"]),
+        "custom_metadata": meta.get("custom_metadata"),
+        "deletion_time": format_time(entry["deleted"]),
+        "destroyed": entry["destroyed"],
+        "version": version,
+    }
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: objects merge recursively, null removes, anything else replaces."""
+    if not isinstance(patch, Mapping):
+        return patch
+    result = dict(target) if isinstance(target, Mapping) else {}
+    for name, value in patch.items():
+        if value is None:
+            result.pop(name, None)
+        else:
+            result[name] = _merge_patch(result.get(name), value)
+    return result
+
+
+def _subkeys(value: Any, depth: int, level: int = 1) -> Any:
+    if not isinstance(value, Mapping) or (depth and level > depth):
+        return None
+    return {name: _subkeys(child, depth, level + 1) for name, child in value.items()}
+
+
+def _check_custom_metadata(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise InvalidRequestError("custom_metadata must be an object of strings")
+    if len(value) > CUSTOM_METADATA_MAX_KEYS:
+        raise InvalidRequestError(
+            f"custom_metadata: more than {CUSTOM_METADATA_MAX_KEYS} keys is not allowed"
+        )
+    checked: dict[str, str] = {}
+    for name, item in value.items():
+        if not isinstance(item, str):
+            raise InvalidRequestError("custom_metadata values must be strings")
+        if not 1 <= len(name) <= CUSTOM_METADATA_MAX_KEY_LENGTH:
+            raise InvalidRequestError(
+                f"custom_metadata: key length must be 1 to {CUSTOM_METADATA_MAX_KEY_LENGTH}"
+            )
+        if not 1 <= len(item) <= CUSTOM_METADATA_MAX_VALUE_LENGTH:
+            raise InvalidRequestError(
+                f"custom_metadata: value length must be 1 to {CUSTOM_METADATA_MAX_VALUE_LENGTH}"
+            )
+        if not item.isprintable() or not name.isprintable():
+            raise InvalidRequestError("custom_metadata: keys and values must be printable")
+        checked[name] = item
+    return checked
+
+
+class KVEngine:
+    """KV v2 at `secret/` in every tenant, on any Backend."""
+
+    def __init__(self, backend: Backend, *, clock: Clock) -> None:
+        self._backend = backend
+        self._clock = clock
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def route(self, operation: Operation, rest: str) -> Route:
+        """Resolve `rest` (the path after 'secret/') for `operation`, validating it once."""
+        section, _, sub = rest.partition("/")
+        op = operation
+        if section == "config" and not sub:
+            if op is Operation.READ:
+                return self._route("secret/config", "read", self._read_config)
+            if op is Operation.UPDATE:
+                return self._route("secret/config", "update", self._write_config)
+            raise UnsupportedOperationError()
+        if section == "metadata" and op is Operation.LIST:
+            directory = parse_path(sub, allow_dir=True, allow_empty=True)
+            acl = f"secret/metadata/{directory.key}/" if directory.key else "secret/metadata/"
+            return self._route(acl, "list", lambda call: self._list(call, directory))
+        if section not in ("data", "metadata", "delete", "undelete", "destroy", "subkeys"):
+            raise NotFoundError("unsupported path")
+        path = parse_path(sub)
+        acl = f"secret/{section}/{path.key}"
+        handlers = {
+            ("data", Operation.READ): ("read", self._read),
+            ("data", Operation.UPDATE): (None, self._write),
+            ("data", Operation.CREATE): ("create", self._write),
+            ("data", Operation.PATCH): ("patch", self._patch),
+            ("data", Operation.DELETE): ("delete", self._delete_latest),
+            ("metadata", Operation.READ): ("read", self._read_metadata),
+            ("metadata", Operation.UPDATE): (None, self._write_metadata),
+            ("metadata", Operation.CREATE): ("create", self._write_metadata),
+            ("metadata", Operation.PATCH): ("patch", self._patch_metadata),
+            ("metadata", Operation.DELETE): ("delete", self._delete_metadata),
+            ("delete", Operation.UPDATE): ("update", self._delete_versions),
+            ("undelete", Operation.UPDATE): ("update", self._undelete),
+            ("destroy", Operation.UPDATE): ("update", self._destroy),
+            ("subkeys", Operation.READ): ("read", self._subkeys),
+        }
+        try:
+            capability, handler = handlers[(section, op)]
+        except KeyError:
+            raise UnsupportedOperationError() from None
+
+        async def run(call: Call) -> Response:
+            return await handler(call, path)
+
+        async def exists(tenant: str) -> bool:
+            return await self._read_meta(tenant, path) is not None
+
+        return Route(acl, capability, run, exists=exists if capability is None else None,
+                     mount=MOUNT)
+
+    @staticmethod
+    def _route(acl: str, capability: str, handler: Any) -> Route:
+        return Route(acl, capability, handler, mount=MOUNT)
+
+    # -- storage helpers -------------------------------------------------------------------
+
+    async def _config(self, tenant: str) -> dict[str, Any]:
+        return self._config_from(await self._backend.read(tenant, MOUNT, "config"))
+
+    @staticmethod
+    def _config_from(record: Record | None) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "max_versions": 0, "cas_required": False, "delete_version_after": 0}
+        if record is not None:
+            config.update(decode_record(record.value))
+        return config
+
+    async def _read_meta(self, tenant: str, path: SecretPath) -> Meta | None:
+        record = await self._backend.read(tenant, MOUNT, f"meta/{path.key}")
+        if record is None:
+            return None
+        meta: Meta = decode_record(record.value)
+        meta["_revision"] = record.revision
+        return meta
+
+    async def _store_meta(self, tenant: str, path: SecretPath, meta: Meta) -> None:
+        revision = meta.pop("_revision", 0)
+        await self._backend.write(
+            tenant, MOUNT, f"meta/{path.key}", encode_record(meta), expected_revision=revision
+        )
+
+    def _new_meta(self, now: int) -> Meta:
+        return {
+            "created": now,
+            "updated": now,
+            "current_version": 0,
+            "oldest_version": 0,
+            "max_versions": 0,
+            "cas_required": False,
+            "delete_version_after": 0,
+            "custom_metadata": None,
+            "versions": {},
+        }
+
+    def _is_live(self, entry: Mapping[str, Any], now: int) -> bool:
+        deleted = entry["deleted"]
+        return not entry["destroyed"] and not (deleted and deleted <= now)
+
+    async def _prune(self, tenant: str, path: SecretPath, meta: Meta, config: Mapping[str, Any],
+                     ) -> list[str]:
+        """Drop versions beyond max_versions from `meta`; return their data keys to delete."""
+        limit = meta["max_versions"] or config["max_versions"] or DEFAULT_MAX_VERSIONS
+        doomed: list[str] = []
+        versions = meta["versions"]
+        while len(versions) > limit:
+            oldest = min(int(v) for v in versions)
+            entry = versions.pop(str(oldest))
+            if entry.get("ref"):
+                doomed.append(_data_key(path.key, oldest, entry["ref"]))
+            meta["oldest_version"] = oldest + 1
+        return doomed
+
+    async def _purge(self, tenant: str, keys: list[str]) -> None:
+        for key in keys:
+            await self._backend.delete(tenant, MOUNT, key)
+
+    # -- config ----------------------------------------------------------------------------
+
+    async def _read_config(self, call: Call) -> Response:
+        config = await self._config(call.tenant)
+        return Response(data={
+            "cas_required": config["cas_required"],
+            "delete_version_after": format_duration(config["delete_version_after"]),
+            "max_versions": config["max_versions"],
+        })
+
+    async def _write_config(self, call: Call) -> Response:
+        data = call.data
+        for _ in range(_WRITE_ATTEMPTS):
+            record = await self._backend.read(call.tenant, MOUNT, "config")
+            config = self._config_from(record)
+            max_versions = get_int(data, "max_versions")
+            if max_versions is not None:
+                config["max_versions"] = max_versions
+            cas_required = get_bool(data, "cas_required")
+            if cas_required is not None:
+                config["cas_required"] = cas_required
+            if data.get("delete_version_after") is not None:
+                config["delete_version_after"] = parse_duration(
+                    data["delete_version_after"], field="delete_version_after")
+            try:
+                await self._backend.write(
+                    call.tenant, MOUNT, "config", encode_record(config),
+                    expected_revision=record.revision if record else 0,
+                )
+            except ConflictError:
+                continue
+            return Response.no_content()
+        raise BackendUnavailableError("too much contention on the mount configuration; retry")
+
+    # -- data ------------------------------------------------------------------------------
+
+    def _options(self, data: Mapping[str, Any]) -> tuple[Mapping[str, Any], int | None]:
+        options = get_mapping(data, "options") or {}
+        cas = get_int(options, "cas")
+        return options, cas
+
+    async def _write(self, call: Call, path: SecretPath) -> Response:
+        body = call.data.get("data")
+        if body is None:
+            raise InvalidRequestError("no data provided")
+        if not isinstance(body, Mapping):
+            raise InvalidRequestError("invalid value for data: expected an object")
+        _, cas = self._options(call.data)
+        return await self._add_version(call.tenant, path, cas, lambda _meta: dict(body))
+
+    async def _patch(self, call: Call, path: SecretPath) -> Response:
+        patch = call.data.get("data")
+        if patch is None:
+            raise InvalidRequestError("no data provided")
+        if not isinstance(patch, Mapping):
+            raise InvalidRequestError("invalid value for data: expected an object")
+        _, cas = self._options(call.data)
+        tenant = call.tenant
+
+        async def current_data(meta: Meta | None) -> dict[str, Any]:
+            now = self._clock()
+            if meta is None or not meta["current_version"]:
+                raise NotFoundError()
+            entry = meta["versions"].get(str(meta["current_version"]))
+            if entry is None or not self._is_live(entry, now):
+                raise NotFoundError()
+            record = await self._backend.read(
+                tenant, MOUNT, _data_key(path.key, meta["current_version"], entry["ref"]))
+            if record is None:
+                raise NotFoundError()
+            merged = _merge_patch(decode_record(record.value), patch)
+            return dict(merged)
+
+        return await self._add_version(tenant, path, cas, current_data, patching=True)
+
+    async def _add_version(self, tenant: str, path: SecretPath, cas: int | None, make: Any,
+                           *, patching: bool = False) -> Response:
+        for attempt in range(_WRITE_ATTEMPTS):
+            config = await self._config(tenant)
+            meta = await self._read_meta(tenant, path)
+            if patching:
+                body = await make(meta)
+            else:
+                body = make(meta)
+            now = self._clock()
+            if meta is None:
+                meta = self._new_meta(now)
+            if cas is None and (config["cas_required"] or meta["cas_required"]):
+                raise CheckAndSetError("check-and-set parameter required for this call")
+            if cas is not None and cas != meta["current_version"]:
+                raise CheckAndSetError("check-and-set parameter did not match the current version")
+            version = meta["current_version"] + 1
+            ref = secrets.token_hex(8)
+            # Data first, metadata second: see the module docstring.
+            await self._backend.write(tenant, MOUNT, _data_key(path.key, version, ref),
+                                      encode_record(body), expected_revision=0)
+            deletion = 0
+            after = [v for v in (meta["delete_version_after"], config["delete_version_after"]) if v]
+            if after:
+                deletion = now + min(after) * 1_000_000_000
+            meta["versions"][str(version)] = {
+                "created": now, "deleted": deletion, "destroyed": False, "ref": ref}
+            meta["current_version"] = version
+            meta["updated"] = now
+            doomed = await self._prune(tenant, path, meta, config)
+            try:
+                await self._store_meta(tenant, path, meta)
+            except ConflictError:
+                await self._backend.delete(tenant, MOUNT, _data_key(path.key, version, ref))
+                await _backoff(attempt)
+                continue
+            await self._purge(tenant, doomed)
+            return Response(data=_version_view(meta, version))
+        raise BackendUnavailableError("too much contention on this key; retry")
+
+    async def _read(self, call: Call, path: SecretPath) -> Response:
+        version = get_int(call.data, "version", default=0) or 0
+        meta = await self._read_meta(call.tenant, path)
+        if meta is None:
+            raise NotFoundError()
+        version = version or meta["current_version"]
+        entry = meta["versions"].get(str(version))
+        if entry is None:
+            raise NotFoundError()
+        view = _version_view(meta, version)
+        if not self._is_live(entry, self._clock()):
+            raise NotFoundError(body={"data": {"data": None, "metadata": view}})
+        record = await self._backend.read(
+            call.tenant, MOUNT, _data_key(path.key, version, entry["ref"]))
+        if record is None:
+            raise NotFoundError()
+        return Response(data={"data": decode_record(record.value), "metadata": view})
+
+    async def _subkeys(self, call: Call, path: SecretPath) -> Response:
+        depth = get_int(call.data, "depth", default=0) or 0
+        data = (await self._read(call, path)).data or {}
+        return Response(data={"subkeys": _subkeys(data.get("data"), depth),
+                              "metadata": data.get("metadata")})
+
+    async def _change_versions(self, tenant: str, path: SecretPath, versions: list[int] | None,
+                               action: str) -> None:
+        for _ in range(_WRITE_ATTEMPTS):
+            meta = await self._read_meta(tenant, path)
+            if meta is None:
+                return
+            now = self._clock()
+            targets = versions if versions is not None else [meta["current_version"]]
+            doomed: list[str] = []
+            changed = False
+            for version in targets:
+                entry = meta["versions"].get(str(version))
+                if entry is None or entry["destroyed"]:
+                    continue
+                if action == "delete":
+                    if not (entry["deleted"] and entry["deleted"] <= now):
+                        entry["deleted"] = now
+                        changed = True
+                elif action == "undelete":
+                    if entry["deleted"]:
+                        entry["deleted"] = 0
+                        changed = True
+                else:  # destroy
+                    entry["destroyed"] = True
+                    if entry.get("ref"):
+                        doomed.append(_data_key(path.key, version, entry["ref"]))
+                    entry["ref"] = ""
+                    changed = True
+            if not changed:
+                return
+            meta["updated"] = now
+            try:
+                await self._store_meta(tenant, path, meta)
+            except ConflictError:
+                continue
+            await self._purge(tenant, doomed)
+            return
+        raise BackendUnavailableError("too much contention on this key; retry")
+
+    async def _delete_latest(self, call: Call, path: SecretPath) -> Response:
+        await self._change_versions(call.tenant, path, None, "delete")
+        return Response.no_content()
+
+    def _required_versions(self, call: Call) -> list[int]:
+        versions = get_versions(call.data)
+        if not versions:
+            raise InvalidRequestError("no version number provided")
+        return versions
+
+    async def _delete_versions(self, call: Call, path: SecretPath) -> Response:
+        await self._change_versions(call.tenant, path, self._required_versions(call), "delete")
+        return Response.no_content()
+
+    async def _undelete(self, call: Call, path: SecretPath) -> Response:
+        versions = get_versions(call.data)
+        if not versions:
+            raise InvalidRequestError("No version number provided")
+        await self._change_versions(call.tenant, path, versions, "undelete")
+        return Response.no_content()
+
+    async def _destroy(self, call: Call, path: SecretPath) -> Response:
+        await self._change_versions(call.tenant, path, self._required_versions(call), "destroy")
+        return Response.no_content()
+
+    # -- metadata --------------------------------------------------------------------------
+
+    async def _read_metadata(self, call: Call, path: SecretPath) -> Response:
+        meta = await self._read_meta(call.tenant, path)
+        if meta is None:
+            raise NotFoundError()
+        return Response(data={
+            "cas_required": meta["cas_required"],
+            "created_time": format_time(meta["created"]),
+            "current_version": meta["current_version"],
+            "custom_metadata": meta["custom_metadata"],
+            "delete_version_after": format_duration(meta["delete_version_after"]),
+            "max_versions": meta["max_versions"],
+            "oldest_version": meta["oldest_version"],
+            "updated_time": format_time(meta["updated"]),
+            "versions": {
+                version: {
+                    "created_time": format_time(entry["created"]),
+                    "deletion_time": format_time(entry["deleted"]),
+                    "destroyed": entry["destroyed"],
+                }
+                for version, entry in sorted(meta["versions"].items(), key=lambda i: int(i[0]))
+            },
+        })
+
+    def _metadata_changes(self, data: Mapping[str, Any], *, patch: bool) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
+        max_versions = get_int(data, "max_versions")
+        if max_versions is not None:
+            changes["max_versions"] = max_versions
+        cas_required = get_bool(data, "cas_required")
+        if cas_required is not None:
+            changes["cas_required"] = cas_required
+        if data.get("delete_version_after") is not None:
+            changes["delete_version_after"] = parse_duration(
+                data["delete_version_after"], field="delete_version_after")
+        if "custom_metadata" in data:
+            raw = data["custom_metadata"]
+            if raw is None and not patch:
+                changes["custom_metadata"] = None
+            elif raw is not None:
+                if not isinstance(raw, Mapping):
+                    raise InvalidRequestError("custom_metadata must be an object of strings")
+                # In a patch, null values remove keys (JSON merge patch); check the rest.
+                kept = {k: v for k, v in raw.items() if not (patch and v is None)}
+                _check_custom_metadata(kept)
+                changes["custom_metadata"] = dict(raw)
+        return changes
+
+    async def _update_metadata(self, call: Call, path: SecretPath, *, patch: bool) -> Response:
+        changes = self._metadata_changes(call.data, patch=patch)
+        for _ in range(_WRITE_ATTEMPTS):
+            meta = await self._read_meta(call.tenant, path)
+            now = self._clock()
+            if meta is None:
+                if patch:
+                    raise NotFoundError()
+                meta = self._new_meta(now)
+            for name, value in changes.items():
+                if name == "custom_metadata" and patch:
+                    merged = _merge_patch(meta["custom_metadata"] or {}, value)
+                    _check_custom_metadata(merged)
+                    meta["custom_metadata"] = merged or None
+                else:
+                    meta[name] = value
+            meta["updated"] = now
+            config = await self._config(call.tenant)
+            doomed = await self._prune(call.tenant, path, meta, config)
+            try:
+                await self._store_meta(call.tenant, path, meta)
+            except ConflictError:
+                continue
+            await self._purge(call.tenant, doomed)
+            return Response.no_content()
+        raise BackendUnavailableError("too much contention on this key; retry")
+
+    async def _write_metadata(self, call: Call, path: SecretPath) -> Response:
+        return await self._update_metadata(call, path, patch=False)
+
+    async def _patch_metadata(self, call: Call, path: SecretPath) -> Response:
+        return await self._update_metadata(call, path, patch=True)
+
+    async def _delete_metadata(self, call: Call, path: SecretPath) -> Response:
+        for _ in range(_WRITE_ATTEMPTS):
+            meta = await self._read_meta(call.tenant, path)
+            if meta is None:
+                return Response.no_content()
+            revision = meta.pop("_revision")
+            try:
+                await self._backend.delete(call.tenant, MOUNT, f"meta/{path.key}",
+                                           expected_revision=revision)
+            except ConflictError:
+                continue
+            await self._purge(call.tenant, [
+                _data_key(path.key, int(version), entry["ref"])
+                for version, entry in meta["versions"].items() if entry.get("ref")
+            ])
+            return Response.no_content()
+        raise BackendUnavailableError("too much contention on this key; retry")
+
+    async def _list(self, call: Call, directory: SecretPath) -> Response:
+        prefix = f"meta/{directory.key}/" if directory.key else "meta/"
+        keys = await self._backend.list(call.tenant, MOUNT, prefix)
+        if not keys:
+            raise NotFoundError()
+        return Response(data={"keys": keys})

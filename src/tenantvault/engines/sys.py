@@ -1,0 +1,243 @@
+"""The `sys/` endpoints: tenants as namespaces, ACL policies, mounts, capabilities and health."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tenantvault._clock import Clock
+from tenantvault._version import __version__
+from tenantvault._exceptions import (
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnsupportedOperationError,
+)
+from tenantvault._paths import validate_tenant_id
+from tenantvault._policy_store import PolicyStore
+from tenantvault._request import Operation, Response
+from tenantvault._tenants import TenantRegistry
+from tenantvault._tokens import TokenStore
+from tenantvault.engines._common import get_mapping, get_str
+from tenantvault.engines._route import Call, Route
+
+__all__ = ["SysEngine"]
+
+Handler = Callable[[Call], Awaitable[Response]]
+
+_KV_MOUNT = {
+    "type": "kv",
+    "description": "key/value secret storage",
+    "options": {"version": "2"},
+    "config": {"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": False},
+    "local": False,
+    "seal_wrap": False,
+    "external_entropy_access": False,
+    "running_plugin_version": "v0.0.0+builtin",
+}
+# Mounts every tenant has; the root namespace only has sys/ and auth/.
+TENANT_MOUNTS = {"secret/": _KV_MOUNT}
+
+
+def _mount_entry(path: str, entry: dict[str, Any]) -> dict[str, Any]:
+    return {"accessor": f"{entry['type']}_{path.strip('/')}", "uuid": "", "plugin_version": "",
+            "path": path, **entry}
+
+
+class SysEngine:
+    """Endpoints under `sys/`, within one tenant or the root namespace (tenant None)."""
+
+    def __init__(self, *, tenants: TenantRegistry, policies: PolicyStore,
+                 tokens: TokenStore, sealed: Callable[[], bool], clock: Clock) -> None:
+        self._clock = clock
+        self._tenants = tenants
+        self._policies = policies
+        self._tokens = tokens
+        self._sealed = sealed
+
+    @staticmethod
+    def is_public(path: str) -> bool:
+        """Unauthenticated endpoints, as in Vault: health and seal status only."""
+        return path in ("sys/health", "sys/seal-status")
+
+    def route(self, operation: Operation, rest: str, *, tenant: str | None) -> Route:
+        op = operation
+        section, _, sub = rest.partition("/")
+        if rest in ("health", "seal-status"):
+            if op is not Operation.READ:
+                raise UnsupportedOperationError()
+            handler = self._health if rest == "health" else self._seal_status
+            return Route(f"sys/{rest}", None, handler, public=True, mount="sys")
+        if section == "namespaces":
+            return self._route_namespaces(op, sub, tenant=tenant)
+        if rest.startswith("policies/acl") or section == "policy":
+            return self._route_policies(op, rest)
+        if rest == "mounts" and op is Operation.READ:
+            return Route("sys/mounts", "read", self._mounts(tenant), mount="sys")
+        if rest.startswith("internal/ui/mounts/") and op is Operation.READ:
+            return Route(f"sys/{rest}", None, self._ui_mount(rest.removeprefix(
+                "internal/ui/mounts/"), tenant), public=True, mount="sys")
+        if rest == "capabilities-self" and op is Operation.UPDATE:
+            return Route("sys/capabilities-self", "update", self._capabilities_self, mount="sys")
+        raise NotFoundError("unsupported path")
+
+    # -- namespaces ------------------------------------------------------------------------
+
+    def _route_namespaces(self, op: Operation, sub: str, *, tenant: str | None) -> Route:
+        if tenant is not None:
+            if op is Operation.LIST:
+                return Route("sys/namespaces/", "list", self._empty_list, mount="sys")
+            raise InvalidRequestError("nested namespaces are not supported")
+        name = sub.rstrip("/") if op is Operation.LIST else sub
+        if op is Operation.LIST and not name:
+            return Route("sys/namespaces/", "list", self._list_namespaces, mount="sys")
+        validate_tenant_id(name)
+        acl = f"sys/namespaces/{name}"
+        if op is Operation.READ:
+            return Route(acl, "read", lambda call: self._read_namespace(name), mount="sys")
+        if op in (Operation.UPDATE, Operation.CREATE):
+            return Route(acl, "create", lambda call: self._create_namespace(name, call),
+                         mount="sys")
+        if op is Operation.DELETE:
+            return Route(acl, "delete", lambda call: self._delete_namespace(name), mount="sys")
+        raise UnsupportedOperationError()
+
+    async def _empty_list(self, call: Call) -> Response:
+        raise NotFoundError()
+
+    async def _list_namespaces(self, call: Call) -> Response:
+        names = await self._tenants.list()
+        if not names:
+            raise NotFoundError()
+        infos = {f"{name}/": await self._tenants.read(name) for name in names}
+        return Response(data={"keys": [f"{name}/" for name in names], "key_info": infos})
+
+    async def _read_namespace(self, name: str) -> Response:
+        return Response(data=await self._tenants.read(name))
+
+    async def _create_namespace(self, name: str, call: Call) -> Response:
+        metadata = get_mapping(call.data, "custom_metadata")
+        if metadata is not None and not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+        ):
+            raise InvalidRequestError("custom_metadata must be an object of strings")
+        info = await self._tenants.create(name, metadata=dict(metadata) if metadata else None)
+        return Response(data=info)
+
+    async def _delete_namespace(self, name: str) -> Response:
+        # Revoke tokens first, so none outlives its tenant even if the process dies midway;
+        # tokens also check the tenant's incarnation id, which dies with the tenant.
+        await self._tenants.read(name)
+        await self._tokens.revoke_tenant(name)
+        await self._tenants.delete(name)
+        await self._tokens.revoke_tenant(name)
+        return Response.no_content()
+
+    # -- policies --------------------------------------------------------------------------
+
+    def _route_policies(self, op: Operation, rest: str) -> Route:
+        legacy = rest.startswith("policy")
+        base = "policy" if legacy else "policies/acl"
+        name = rest.removeprefix(base).strip("/") if op is Operation.LIST else \
+            rest.removeprefix(base + "/")
+        if (op is Operation.LIST or (legacy and op is Operation.READ)) and not name:
+            return Route(f"sys/{base}/" if op is Operation.LIST else f"sys/{base}",
+                         "list" if op is Operation.LIST else "read",
+                         lambda call: self._list_policies(call, legacy=legacy), mount="sys")
+        if not name or rest == base:
+            raise UnsupportedOperationError()
+        self._policies.check_name(name)
+        acl = f"sys/{base}/{name}"
+        if op is Operation.READ:
+            return Route(acl, "read", lambda call: self._read_policy(call, name, legacy),
+                         mount="sys")
+        if op in (Operation.UPDATE, Operation.CREATE):
+            async def exists(tenant: str) -> bool:
+                return await self._policies.read(tenant, name) is not None
+            return Route(acl, None, lambda call: self._write_policy(call, name),
+                         exists=exists, mount="sys")
+        if op is Operation.DELETE:
+            return Route(acl, "delete", lambda call: self._delete_policy(call, name),
+                         mount="sys")
+        raise UnsupportedOperationError()
+
+    async def _list_policies(self, call: Call, *, legacy: bool) -> Response:
+        names = await self._policies.list(call.tenant)
+        if legacy:
+            return Response(data={"keys": names, "policies": names})
+        return Response(data={"keys": names})
+
+    async def _read_policy(self, call: Call, name: str, legacy: bool) -> Response:
+        policy = await self._policies.require(call.tenant, name)
+        if legacy:
+            return Response(data={"name": name, "rules": policy.raw})
+        return Response(data={"name": name, "policy": policy.raw})
+
+    async def _write_policy(self, call: Call, name: str) -> Response:
+        text = get_str(call.data, "policy")
+        if text is None:
+            text = get_str(call.data, "rules")
+        if text is None:
+            raise InvalidRequestError("'policy' parameter not supplied or empty")
+        await self._policies.write(call.tenant, name, text)
+        return Response.no_content()
+
+    async def _delete_policy(self, call: Call, name: str) -> Response:
+        await self._policies.delete(call.tenant, name)
+        return Response.no_content()
+
+    # -- mounts, capabilities, health ------------------------------------------------------
+
+    def _mounts(self, tenant: str | None) -> Handler:
+        async def handler(call: Call) -> Response:
+            mounts = TENANT_MOUNTS if tenant is not None else {}
+            data = {path: _mount_entry(path, entry) for path, entry in mounts.items()}
+            return Response(data=data)
+        return handler
+
+    def _ui_mount(self, path: str, tenant: str | None) -> Handler:
+        async def handler(call: Call) -> Response:
+            mount = path.split("/", 1)[0] + "/"
+            # Like Vault: answer only if the token may do something somewhere under the mount;
+            # otherwise the same 403 as any denial, so nothing is learned about the mount.
+            if not call.acl.has_access_under(mount):
+                raise PermissionDeniedError()
+            entry = TENANT_MOUNTS.get(mount) if tenant is not None else None
+            if entry is None:
+                raise NotFoundError()
+            return Response(data=_mount_entry(mount, entry))
+        return handler
+
+    async def _capabilities_self(self, call: Call) -> Response:
+        paths: list[str] = []
+        raw = call.data.get("paths", call.data.get("path"))
+        if isinstance(raw, str):
+            paths = [p for p in raw.split(",") if p]
+        elif isinstance(raw, list) and all(isinstance(p, str) for p in raw):
+            paths = list(raw)
+        if not paths:
+            raise InvalidRequestError("paths must be supplied")
+        if len(paths) > 256:
+            raise InvalidRequestError("too many paths")
+        data: dict[str, Any] = {}
+        for path in paths:
+            data[path] = sorted(call.acl.capabilities(path.lstrip("/")))
+        if len(paths) == 1:
+            data["capabilities"] = data[paths[0]]
+        return Response(data=data)
+
+    async def _health(self, call: Call) -> Response:
+        return Response(data={
+            "initialized": True, "sealed": self._sealed(), "standby": False,
+            "performance_standby": False, "replication_performance_mode": "disabled",
+            "replication_dr_mode": "disabled", "server_time_utc": self._clock() // 1_000_000_000, "version": __version__,
+            "cluster_name": "tenantvault", "cluster_id": "",
+        })
+
+    async def _seal_status(self, call: Call) -> Response:
+        return Response(data={
+            "type": "shamir", "initialized": True, "sealed": self._sealed(), "t": 1, "n": 1,
+            "progress": 0, "nonce": "", "version": __version__, "build_date": "",
+            "migration": False, "recovery_seal": False, "storage_type": "tenantvault",
+            "cluster_name": "tenantvault", "cluster_id": "",
+        })
