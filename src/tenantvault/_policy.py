@@ -494,7 +494,7 @@ def _ttl(value: _Value, where: str, key: str) -> timedelta:
     elif isinstance(value, str):
         seconds = _duration_seconds(value)
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        _fail(f"{where}: {key} must be a duration such as 300, \"300s\" or \"1h\"")
+        _fail(f'{where}: {key} must be a duration such as 300, "300s" or "1h"')
     try:
         return timedelta(seconds=seconds)
     except OverflowError:
@@ -527,7 +527,7 @@ def _rule(label: str, body: _Object, line: int) -> PathRule:
                 capabilities.add(capability)
         elif key == "policy":
             if not isinstance(value, str) or value not in _LEGACY:
-                _fail(f"{where}: policy must be one of \"deny\", \"read\", \"write\", \"sudo\"")
+                _fail(f'{where}: policy must be one of "deny", "read", "write", "sudo"')
             legacy = value
         elif key in ("allowed_parameters", "denied_parameters"):
             parsed = _parameters(value, where, key)
@@ -663,6 +663,26 @@ class _SegmentRule:
             return False
         return True
 
+    def reaches(self, mount_parts: list[str]) -> bool:
+        # vault/acl.go's "bareMount" walk: every segment of the mount (the parts before
+        # its trailing '/') must be matched by this pattern's part at the same position.
+        count = len(mount_parts) - 1
+        if count < 1 or len(self.parts) < count:
+            return False
+        last = len(self.parts) - 1
+        for index in range(count):
+            part, segment = self.parts[index], mount_parts[index]
+            if part == "+" or part == segment:
+                continue
+            if self.is_prefix and index == last and segment.startswith(part):
+                continue
+            return False
+        return True
+
+
+def _grants(bits: int) -> bool:
+    return bits != 0 and not bits & _DENY_BIT
+
 
 def _bits(capabilities: frozenset[str]) -> int:
     bits = 0
@@ -762,6 +782,25 @@ class ACL:
         if self._root:
             return True
         return capability in self.capabilities(path, listing=capability == Capability.LIST)
+
+    def has_access_under(self, mount: str) -> bool:
+        """True if some rule grants anything at `mount` (ending in '/') or below it.
+
+        Vault's `hasMountAccess`, which guards sys/internal/ui/mounts/<mount>: the mount
+        itself, then any exact or glob rule under it, then any `+` rule that can reach it;
+        rules that deny or grant nothing do not count.
+        """
+        if self._root:
+            return True
+        mount = mount.lstrip("/")
+        if Capability.DENY not in self.capabilities(mount, listing=True):
+            return True
+        for rules in (self._exact, self._prefix):
+            for pattern, bits in rules.items():
+                if pattern.startswith(mount) and _grants(bits):
+                    return True
+        parts = mount.split("/")
+        return any(_grants(rule.bits) and rule.reaches(parts) for rule in self._segment)
 
     def _evaluate(self, path: str, listing: bool) -> int | None:
         # The order of vault/acl.go AllowOperation: exact rules win outright.

@@ -64,6 +64,14 @@ def store_bytes(data_dir: Path) -> bytes:
     return b"".join(parts)
 
 
+def file_mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def leftover_temp_files(directory: Path) -> list[str]:
+    return [p.name for p in directory.iterdir() if p.name.endswith(".tmp")]
+
+
 def db_digest(data_dir: Path) -> str:
     return hashlib.sha256((data_dir / DB_FILENAME).read_bytes()).hexdigest()
 
@@ -83,13 +91,13 @@ async def make_store(data_dir: Path, **kwargs: object) -> None:
 
 async def test_first_open_creates_a_0600_key_file_in_a_0700_data_dir(data_dir: Path) -> None:
     await make_store(data_dir)
-    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    assert file_mode(data_dir) == 0o700
     key_file = data_dir / MASTER_KEY_FILENAME
-    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert file_mode(key_file) == 0o600
     lines = key_file.read_bytes().splitlines()
     assert len(lines) == 1
     assert len(base64.b64decode(lines[0], validate=True)) == 32
-    assert [p.name for p in data_dir.iterdir() if p.name.endswith(".tmp")] == []
+    assert leftover_temp_files(data_dir) == []
 
 
 async def test_reopening_with_the_same_key_file_reads_the_data(data_dir: Path) -> None:
@@ -311,9 +319,7 @@ async def test_a_tampered_wrapped_data_key_fails_to_open(data_dir: Path) -> None
         ).fetchone()
         tampered = bytearray(wrapped)
         tampered[-3] ^= 0x01
-        conn.execute(
-            "UPDATE tenants SET wrapped_key = ? WHERE tenant = 'acme'", (bytes(tampered),)
-        )
+        conn.execute("UPDATE tenants SET wrapped_key = ? WHERE tenant = 'acme'", (bytes(tampered),))
     async with await SqliteBackend.open(data_dir) as backend:
         with pytest.raises(IntegrityError):
             await backend.read("acme", "secret", "k")
@@ -633,9 +639,7 @@ async def test_calls_in_flight_at_close_complete_first(data_dir: Path) -> None:
     backend = await SqliteBackend.open(data_dir)
     await backend.create_tenant("acme")
     writes = [
-        asyncio.ensure_future(
-            backend.write("acme", "secret", f"k{i}", b"v", expected_revision=0)
-        )
+        asyncio.ensure_future(backend.write("acme", "secret", f"k{i}", b"v", expected_revision=0))
         for i in range(20)
     ]
     await asyncio.sleep(0)
@@ -662,9 +666,7 @@ async def test_a_locked_database_is_reported_as_unavailable(
     acme: SqliteBackend, data_dir: Path
 ) -> None:
     await acme._call(lambda conn: conn.execute("PRAGMA busy_timeout = 50"))
-    with contextlib.closing(
-        sqlite3.connect(data_dir / DB_FILENAME, isolation_level=None)
-    ) as other:
+    with contextlib.closing(sqlite3.connect(data_dir / DB_FILENAME, isolation_level=None)) as other:
         other.execute("BEGIN IMMEDIATE")
         try:
             with pytest.raises(BackendUnavailableError, match="locked") as caught:
@@ -675,9 +677,15 @@ async def test_a_locked_database_is_reported_as_unavailable(
     assert await acme.write("acme", "secret", "k", b"v", expected_revision=None) == 1
 
 
-async def test_a_file_that_is_not_a_database_is_a_backend_error(data_dir: Path) -> None:
+@pytest.fixture
+def not_a_database(data_dir: Path) -> Path:
     data_dir.mkdir()
     (data_dir / DB_FILENAME).write_bytes(b"this is not an sqlite database" * 100)
+    return data_dir
+
+
+async def test_a_file_that_is_not_a_database_is_a_backend_error(not_a_database: Path) -> None:
+    data_dir = not_a_database
     with pytest.raises(BackendError, match="corrupt") as caught:
         await SqliteBackend.open(data_dir)
     assert isinstance(caught.value.__cause__, sqlite3.DatabaseError)

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 from tenantvault._exceptions import (
     BackendError,
@@ -55,7 +55,6 @@ _T = TypeVar("_T")
 
 _SCHEMA_VERSION: Final = b"1"
 _BUSY_TIMEOUT_MS: Final = 5000
-_LIST_BATCH: Final = 512
 _KEY_CHECK_PLAINTEXT: Final = b"tenantvault master key check"
 _KEY_CHECK_AAD: Final = encode_aad("tenantvault:key-check")
 _RECORD_LABEL: Final = "tenantvault:record"
@@ -70,19 +69,6 @@ _SCHEMA: Final = (
     " mount TEXT NOT NULL, key TEXT NOT NULL, revision INTEGER NOT NULL, value BLOB NOT NULL,"
     " PRIMARY KEY (tenant, mount, key)) WITHOUT ROWID",
 )
-
-# Range scans for `list`, by (bounded above, lower bound inclusive). Four literal statements
-# rather than one assembled string, so that every bound is an index constraint.
-_RANGE_SQL: Final = {
-    (True, True): "SELECT key FROM records WHERE tenant = ? AND mount = ? AND key >= ?"
-    " AND key < ? ORDER BY key LIMIT ?",
-    (True, False): "SELECT key FROM records WHERE tenant = ? AND mount = ? AND key > ?"
-    " AND key < ? ORDER BY key LIMIT ?",
-    (False, True): "SELECT key FROM records WHERE tenant = ? AND mount = ? AND key >= ?"
-    " ORDER BY key LIMIT ?",
-    (False, False): "SELECT key FROM records WHERE tenant = ? AND mount = ? AND key > ?"
-    " ORDER BY key LIMIT ?",
-}
 
 # SQLite primary result codes (the low byte of an extended code).
 _SQLITE_BUSY: Final = 5
@@ -485,40 +471,31 @@ class SqliteBackend:
     ) -> builtins.list[str]:
         # `builtins.list`: inside this class, a bare `list` names the `list` verb.
         children: set[str] = set()
-        # A read transaction: every batch below sees the same snapshot.
+        # A read transaction: every scan below sees the same snapshot.
         with _transaction(conn, write=False):
             if _tenant_row(conn, tenant) is None:
                 raise _tenant_not_found(tenant)
             upper = _prefix_upper_bound(prefix) if prefix else None
-            low, inclusive = prefix, True
-            while True:
-                params: tuple[Any, ...] = (tenant, mount, low)
-                if upper is not None:
-                    params += (upper,)
-                rows = conn.execute(
-                    _RANGE_SQL[(upper is not None, inclusive)], (*params, _LIST_BATCH)
-                ).fetchall()
-                for (key,) in rows:
-                    if not key.startswith(prefix):  # only when the prefix has no upper bound
-                        return sorted(children)
-                    rest = key[len(prefix) :]
-                    slash = rest.find("/")
-                    if slash < 0:
-                        if rest:
-                            children.add(rest)
-                        continue
-                    folder = prefix + rest[: slash + 1]
-                    children.add(rest[: slash + 1])
-                    # Skip the folder's whole subtree in one step instead of reading it.
-                    skip_to = _prefix_upper_bound(folder)
-                    if skip_to is None:
-                        return sorted(children)
-                    low, inclusive = skip_to, True
-                    break
-                else:
-                    if len(rows) < _LIST_BATCH:
-                        return sorted(children)
-                    low, inclusive = rows[-1][0], False
+            low: str | None = prefix
+            while low is not None:
+                scan = _range_scan(tenant, mount, low, upper)
+                low = None
+                # Rows are stepped lazily: leaving the loop early stops the scan there.
+                with contextlib.closing(conn.execute(*scan)) as cursor:
+                    for (key,) in cursor:
+                        if not key.startswith(prefix):  # only when the prefix has no upper bound
+                            break
+                        rest = key[len(prefix) :]
+                        slash = rest.find("/")
+                        if slash < 0:
+                            if rest:
+                                children.add(rest)
+                            continue
+                        children.add(rest[: slash + 1])
+                        # Jump past the folder's whole subtree instead of reading it.
+                        low = _prefix_upper_bound(prefix + rest[: slash + 1])
+                        break
+        return sorted(children)
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -629,6 +606,22 @@ def _revision(conn: sqlite3.Connection, tenant: str, mount: str, key: str) -> in
         (tenant, mount, key),
     ).fetchone()
     return None if row is None else int(row[0])
+
+
+def _range_scan(
+    tenant: str, mount: str, low: str, upper: str | None
+) -> tuple[str, tuple[str, ...]]:
+    """The statement and parameters for the keys in [low, upper) of one mount, in order."""
+    if upper is None:
+        return (
+            "SELECT key FROM records WHERE tenant = ? AND mount = ? AND key >= ? ORDER BY key",
+            (tenant, mount, low),
+        )
+    return (
+        "SELECT key FROM records WHERE tenant = ? AND mount = ? AND key >= ? AND key < ?"
+        " ORDER BY key",
+        (tenant, mount, low, upper),
+    )
 
 
 def _record_aad(tenant: str, key_id: str, mount: str, key: str) -> bytes:
