@@ -31,6 +31,8 @@ _MAX_NESTING: Final = 10
 # Longer or unprintable user text is never copied into an error message.
 _MAX_SHOWN: Final = 64
 _CACHE_SIZE: Final = 1024
+# Longer paths are evaluated but not cached, so the cache stays small whatever callers send.
+_MAX_CACHED_PATH: Final = 1024
 
 
 class Capability(enum.StrEnum):
@@ -60,8 +62,8 @@ _NAMES: Final[tuple[frozenset[str], ...]] = tuple(
     for bits in range(1 << len(_BITS))
 )
 
-# Vault's pre-0.9 `policy = "..."` shorthand, still accepted by Vault and mapped like this
-# (vault/policy.go); `patch` did not exist then, so none of them grants it.
+# Vault's original `policy = "..."` shorthand, still accepted by Vault and mapped like this
+# (vault/policy.go); it predates `patch`, so none of them grants it.
 _LEGACY: Final[dict[str, frozenset[str]]] = {
     "deny": frozenset({"deny"}),
     "read": frozenset({"read", "list"}),
@@ -699,6 +701,8 @@ class ACL:
     rule decides: an exact pattern first; otherwise the highest-priority matching glob or
     `+` pattern by Vault's documented order. Capabilities are never united across different
     patterns, and no matching rule means no access.
+
+    `root=True` builds the root ACL, which grants everything; `policies` are then ignored.
     """
 
     __slots__ = ("_cache", "_exact", "_prefix", "_prefix_lengths", "_root", "_segment")
@@ -763,11 +767,12 @@ class ACL:
             return cached
         bits = self._evaluate(path.lstrip("/"), listing)
         result = _NAMES[bits or 0]
-        if len(self._cache) >= _CACHE_SIZE:
-            # Dropping everything is crude but O(1) and never races with readers; a busy
-            # token re-warms within a few requests.
-            self._cache.clear()
-        self._cache[key] = result
+        if len(path) <= _MAX_CACHED_PATH:
+            if len(self._cache) >= _CACHE_SIZE:
+                # Dropping everything is crude but cheap and never races with readers; a
+                # busy token re-warms within a few requests.
+                self._cache.clear()
+            self._cache[key] = result
         return result
 
     def allows(self, path: str, capability: str) -> bool:

@@ -345,10 +345,21 @@ def test_allows_refuses_unknown_capabilities() -> None:
         pytest.param(rule("secret/data/app", "deny"), "secret/", False, id="deny-only"),
         pytest.param(rule("secret/data/app"), "secret/", False, id="nothing-granted"),
         pytest.param(rule("+/x", "deny"), "secret/", False, id="plus-deny"),
+        # Only a '+' rule below the mount grants anything: the segment walk decides.
+        pytest.param(rule("foo/+/bar", "read"), "foo/", True, id="plus-below"),
+        pytest.param(rule("foo/+/bar/baz", "read"), "foo/x/", True, id="plus-below-2"),
+        pytest.param(rule("foo/+/bar/*", "read"), "foo/x/bar/q/", True, id="plus-glob-below"),
+        pytest.param(rule("other/+/bar", "read"), "foo/", False, id="plus-elsewhere"),
+        pytest.param(rule("foo/+/bar", "read"), "foo/x/y/z/", False, id="plus-too-short"),
+        pytest.param(rule("foo/+/bar"), "foo/", False, id="plus-grants-nothing"),
     ],
 )
 def test_has_access_under(document: str, mount: str, expected: bool) -> None:
     assert acl(document).has_access_under(mount) is expected
+
+
+def test_root_has_access_under_every_mount() -> None:
+    assert ACL([], root=True).has_access_under("anything/")
 
 
 # -- HCL syntax --------------------------------------------------------------------------
@@ -380,8 +391,28 @@ def test_empty_document_and_comments_only_grant_nothing() -> None:
 
 
 def test_string_escapes() -> None:
-    policy = Policy.parse("p", 'path "secret/\\u0061pp" { capabilities = ["read"] }')
+    policy = Policy.parse(
+        "p", 'path "secret/\\u0061pp" { capabilities = ["read"], comment = "a \\"b\\" \\\\" }'
+    )
     assert policy.rules[0].pattern == "secret/app"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # Vault's ParseDurationSecond: integers are seconds, strings are Go durations,
+        # and a bare "<n>d" counts days.
+        pytest.param("300", timedelta(seconds=300), id="int"),
+        pytest.param("1.5", timedelta(seconds=1.5), id="float"),
+        pytest.param('"300"', timedelta(seconds=300), id="digit-string"),
+        pytest.param('"1h30m"', timedelta(minutes=90), id="go-duration"),
+        pytest.param('"1500ms"', timedelta(seconds=1.5), id="milliseconds"),
+        pytest.param('"7d"', timedelta(days=7), id="days"),
+    ],
+)
+def test_wrapping_ttl_forms(value: str, expected: timedelta) -> None:
+    policy = Policy.parse("p", f'path "a" {{ min_wrapping_ttl = {value} }}')
+    assert policy.rules[0].min_wrapping_ttl == expected
 
 
 def test_optional_path_keys_are_parsed_and_kept() -> None:
@@ -512,6 +543,19 @@ REJECTED = [
     pytest.param('path "a" { capabilities = [] } ;', "unexpected character ';'", id="semicolon"),
     pytest.param('path "a" { min_wrapping_ttl = "soon" }', "must be a duration", id="bad-ttl"),
     pytest.param('path "a" { min_wrapping_ttl = -1 }', "must be a duration", id="negative-ttl"),
+    pytest.param('path "a" { min_wrapping_ttl = "1d2h" }', "must be a duration", id="ttl-days"),
+    pytest.param('path "a" { min_wrapping_ttl = true }', "must be a duration", id="ttl-bool"),
+    pytest.param('path "a" { min_wrapping_ttl = ' + "9" * 40 + " }", "too long", id="long-num"),
+    pytest.param(
+        'path "a" { min_wrapping_ttl = ' + "9" * 30 + " }", "out of range", id="ttl-overflow"
+    ),
+    pytest.param('path "a\\UFFFFFFFF" { }', "invalid unicode escape", id="big-escape"),
+    pytest.param('path "a" { comment = 1 }', "comment must be a string", id="comment-type"),
+    pytest.param('path "a" { capabilities "x" { } }', "unexpected block", id="inner-block"),
+    pytest.param(
+        'path "a" { denied_parameters = { "X" = [], "x" = [] } }', "twice", id="param-dup"
+    ),
+    pytest.param('path "a" { capabilities = [] } 12', "found a number", id="stray-number"),
     pytest.param(
         'path "a" {\n min_wrapping_ttl = "2h"\n max_wrapping_ttl = "1h"\n}',
         "cannot be less than",

@@ -52,6 +52,7 @@ class MemoryBackend:
         self.faults = faults if faults is not None else Faults()
         self._spaces: dict[str, _Space] = {SYSTEM_TENANT: _Space()}
         self._closed = False
+        self._revision = 0
 
     @property
     def name(self) -> str:
@@ -112,7 +113,10 @@ class MemoryBackend:
         current_revision = current.revision if current is not None else 0
         if expected_revision is not None and expected_revision != current_revision:
             raise ConflictError("record changed since it was read")
-        revision = current_revision + 1
+        # One counter for the whole store: a key deleted and written again never repeats a
+        # revision, so a writer holding a stale revision cannot pass the check (no ABA).
+        self._revision += 1
+        revision = self._revision
         space.records[(mount, key)] = Record(bytes(value), revision)
         if current is None:
             bisect.insort(space.keys.setdefault(mount, []), key)

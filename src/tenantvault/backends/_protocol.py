@@ -3,7 +3,8 @@
 The contract is shaped by the weakest backend we support, a remote Vault/OpenBao:
 
 - Storage is a map of records per tenant and mount: `(tenant, mount, key) -> Record`.
-  A record is opaque bytes plus a `revision` that changes on every write.
+  A record is opaque bytes plus a `revision` that changes on every write and is never reused
+  for a key, not even after the key is deleted and written again (no ABA on check-and-set).
 - The only atomicity is **per key**: `write` and `delete` take an `expected_revision` and
   raise `ConflictError` if the record moved on. There are no transactions across keys, so
   engines order their writes so that a crash between two of them leaves garbage, never a lie

@@ -428,7 +428,7 @@ class SqliteBackend:
             found = 0 if current is None else current
             if expected_revision is not None and expected_revision != found:
                 raise _conflict(tenant, mount, key, expected_revision, found)
-            revision = found + 1
+            revision = _next_revision(conn)
             conn.execute(
                 "INSERT INTO records (tenant, mount, key, revision, value) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (tenant, mount, key)"
@@ -652,10 +652,20 @@ def _tenant_not_found(tenant: str) -> NotFoundError:
 
 
 def _conflict(tenant: str, mount: str, key: str, expected: int, found: int) -> ConflictError:
-    return ConflictError(
-        f"revision check failed for key {key!r} in mount {mount!r} of tenant {tenant!r}:"
-        f" expected {expected}, found {found}"
-    )
+    # Keys can embed token hashes: name the tenant and mount only.
+    return ConflictError(f"record changed since it was read (tenant {tenant!r}, mount {mount!r})")
+
+
+def _next_revision(conn: sqlite3.Connection) -> int:
+    """A store-wide counter, so a key deleted and written again never repeats a revision (no
+    ABA: a writer holding a revision from before the delete cannot pass the check after it)."""
+    row = conn.execute(
+        "UPDATE meta SET value = value + 1 WHERE name = 'revision' RETURNING value"
+    ).fetchone()
+    if row is None:
+        conn.execute("INSERT INTO meta (name, value) VALUES ('revision', 1)")
+        return 1
+    return int(row[0])
 
 
 def _translate_error(exc: sqlite3.Error) -> BackendError:
