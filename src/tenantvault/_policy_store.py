@@ -45,6 +45,8 @@ path "sys/internal/ui/resultant-acl" {
 """
 
 _CACHE_SIZE = 4096
+_ROOT = Policy.parse("root", "")
+_DEFAULT = Policy.parse("default", DEFAULT_POLICY)
 
 
 class PolicyStore:
@@ -53,6 +55,7 @@ class PolicyStore:
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
         self._parsed: OrderedDict[tuple[str, str, int], Policy] = OrderedDict()
+        self._acls: OrderedDict[tuple[str, tuple[tuple[str, int], ...]], ACL] = OrderedDict()
 
     @staticmethod
     def _key(name: str) -> str:
@@ -75,13 +78,17 @@ class PolicyStore:
                                   encode_record({"policy": text}), expected_revision=None)
 
     async def read(self, tenant: str, name: str) -> Policy | None:
+        return (await self._read(tenant, name))[0]
+
+    async def _read(self, tenant: str, name: str) -> tuple[Policy | None, int]:
+        """The policy and the revision it was read at (0 for built-ins, -1 for absent)."""
         if name == "root":
-            return Policy.parse("root", "")
+            return _ROOT, 0
         record = await self._backend.read(tenant, MOUNT, self._key(name))
         if record is None:
             if name == "default":
-                return Policy.parse("default", DEFAULT_POLICY)
-            return None
+                return _DEFAULT, 0
+            return None, -1
         cache_key = (tenant, name, record.revision)
         policy = self._parsed.get(cache_key)
         if policy is None:
@@ -89,7 +96,7 @@ class PolicyStore:
             self._parsed[cache_key] = policy
             if len(self._parsed) > _CACHE_SIZE:
                 self._parsed.popitem(last=False)
-        return policy
+        return policy, record.revision
 
     async def list(self, tenant: str) -> list[str]:
         names = {name for name in await self._backend.list(tenant, MOUNT, "policy/")}
@@ -108,11 +115,22 @@ class PolicyStore:
         if "root" in names:
             return ACL((), root=True)
         policies = []
+        versions = []
         for name in names:
-            policy = await self.read(tenant, name)
+            policy, revision = await self._read(tenant, name)
+            versions.append((name, revision))
             if policy is not None:
                 policies.append(policy)
-        return ACL(policies)
+        # Keyed by the revisions just read: a changed policy makes a new ACL at once, and an
+        # unchanged set reuses the compiled matcher and its per-path answer cache.
+        key = (tenant, tuple(versions))
+        acl = self._acls.get(key)
+        if acl is None:
+            acl = ACL(policies)
+            self._acls[key] = acl
+            if len(self._acls) > _CACHE_SIZE:
+                self._acls.popitem(last=False)
+        return acl
 
     async def require(self, tenant: str, name: str) -> Policy:
         policy = await self.read(tenant, name)

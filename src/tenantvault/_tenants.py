@@ -32,10 +32,11 @@ class TenantRegistry:
             await self._backend.create_tenant(tenant)
         except ConflictError:
             raise InvalidRequestError("namespace already exists") from None
-        info = {"id": uuid.uuid4().hex, "created": self._clock(), "metadata": metadata or {}}
+        uid = uuid.uuid4().hex
+        info = {"id": uid, "created": self._clock(), "metadata": metadata or {}}
         await self._backend.write(tenant, MOUNT, _INFO_KEY, encode_record(info),
                                   expected_revision=0)
-        self._uids[tenant] = info["id"]
+        self._uids[tenant] = uid
         return self._describe(tenant, info)
 
     async def _info(self, tenant: str) -> dict[str, Any] | None:
@@ -56,8 +57,9 @@ class TenantRegistry:
         info = await self._info(tenant)
         if info is None:
             return None
-        self._uids[tenant] = info["id"]
-        return str(info["id"])
+        uid = str(info["id"])
+        self._uids[tenant] = uid
+        return uid
 
     async def read(self, tenant: str) -> dict[str, Any]:
         validate_tenant_id(tenant)

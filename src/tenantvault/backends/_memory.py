@@ -66,8 +66,9 @@ class MemoryBackend:
             raise ClosedError("backend is closed")
         faults = self.faults
         faults.calls += 1
-        if faults.latency_seconds:
-            await asyncio.sleep(faults.latency_seconds)
+        # Always yield to the loop, like real I/O: concurrent callers interleave here exactly
+        # as they would on a network backend, so races show up in tests against the mock too.
+        await asyncio.sleep(faults.latency_seconds)
         if faults.unavailable:
             raise BackendUnavailableError("memory backend: injected outage")
         if faults.fail_next > 0:

@@ -221,7 +221,7 @@ class SysEngine:
             raise InvalidRequestError("too many paths")
         data: dict[str, Any] = {}
         for path in paths:
-            data[path] = sorted(call.acl.capabilities(path.lstrip("/")))
+            data[path] = sorted(call.acl.capabilities(path.lstrip("/"), listing=True))
         if len(paths) == 1:
             data["capabilities"] = data[paths[0]]
         return Response(data=data)
