@@ -73,7 +73,8 @@ class Core:
         self.kv = KVEngine(backend, clock=clock)
         self.sys = SysEngine(tenants=self.tenants, policies=self.policies, tokens=self.tokens,
                              sealed=lambda: self._closed, clock=clock)
-        self.token_engine = TokenEngine(tokens=self.tokens, tenants=self.tenants, clock=clock)
+        self.token_engine = TokenEngine(tokens=self.tokens, tenants=self.tenants,
+                                        policies=self.policies, clock=clock)
         self._closed = False
 
     async def start(self) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from tenantvault._exceptions import InvalidRequestError, NotFoundError
 from tenantvault._paths import validate_name
 from tenantvault._policy import ACL, Policy
-from tenantvault.backends._protocol import Backend
+from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
 from tenantvault.engines._common import decode_record, encode_record
 
 __all__ = ["DEFAULT_POLICY", "PolicyStore"]
@@ -99,8 +99,11 @@ class PolicyStore:
         return policy, record.revision
 
     async def list(self, tenant: str) -> list[str]:
-        names = {name for name in await self._backend.list(tenant, MOUNT, "policy/")}
-        names.update(("default", "root"))
+        names = set(await self._backend.list(tenant, MOUNT, "policy/"))
+        names.add("default")
+        if tenant == SYSTEM_TENANT:
+            # Like Vault: `root` is listed only in the root namespace, though it exists in all.
+            names.add("root")
         return sorted(names)
 
     async def delete(self, tenant: str, name: str) -> None:

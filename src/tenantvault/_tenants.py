@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from tenantvault._clock import Clock, format_time
-from tenantvault._exceptions import ConflictError, InvalidRequestError, NotFoundError
+from tenantvault._exceptions import ConflictError, NotFoundError
 from tenantvault._paths import validate_tenant_id
 from tenantvault.backends._protocol import Backend
 from tenantvault.engines._common import decode_record, encode_record
@@ -31,7 +31,8 @@ class TenantRegistry:
         try:
             await self._backend.create_tenant(tenant)
         except ConflictError:
-            raise InvalidRequestError("namespace already exists") from None
+            # Idempotent, as in OpenBao: creating an existing namespace returns it unchanged.
+            return await self.read(tenant)
         uid = uuid.uuid4().hex
         info = {"id": uid, "created": self._clock(), "metadata": metadata or {}}
         await self._backend.write(tenant, MOUNT, _INFO_KEY, encode_record(info),

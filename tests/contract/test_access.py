@@ -47,10 +47,19 @@ async def test_tenants_are_created_listed_read_and_deleted(tv: tenantvault.Tenan
         await tv.read_tenant("acme")
 
 
-async def test_creating_an_existing_tenant_fails(tv: tenantvault.TenantVault) -> None:
-    await tv.create_tenant("acme")
-    with pytest.raises(InvalidRequestError, match="already exists"):
-        await tv.create_tenant("acme")
+async def test_creating_an_existing_tenant_returns_it_unchanged(
+    tv: tenantvault.TenantVault,
+) -> None:
+    """Idempotent, as OpenBao's namespace create: same id, data kept."""
+    first = await tv.create_tenant("acme")
+    await tv.tenant("acme").kv.put("k", {"v": 1})
+    assert await tv.create_tenant("acme") == first
+    assert (await tv.tenant("acme").kv.get("k")).data == {"v": 1}
+
+
+async def test_deleting_a_missing_tenant_only_warns(tv: tenantvault.TenantVault) -> None:
+    response = await tv.request(Operation.DELETE, "sys/namespaces/ghost")
+    assert response.warnings == ["requested namespace does not exist"]
 
 
 @pytest.mark.parametrize(
@@ -271,9 +280,10 @@ async def test_policies_are_written_read_listed_and_deleted(tv: tenantvault.Tena
     policies = tv.tenant("acme").policies
     await policies.write("reader", READER)
     assert await policies.read("reader") == READER
-    assert await policies.list() == ["default", "reader", "root"]
+    assert await policies.list() == ["default", "reader"]
     await policies.delete("reader")
-    assert await policies.list() == ["default", "root"]
+    assert await policies.list() == ["default"]
+    assert await tv.root.policies.list() == ["default", "root"]
     with pytest.raises(NotFoundError):
         await policies.read("reader")
 

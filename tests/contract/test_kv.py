@@ -298,11 +298,47 @@ async def test_mount_max_versions_and_default_of_ten(acme: tenantvault.Tenant) -
     assert sorted((await acme.kv.metadata("mount")).versions) == [3, 4]
 
 
-async def test_lowering_max_versions_prunes_at_once(acme: tenantvault.Tenant) -> None:
+async def test_lowering_max_versions_prunes_at_the_next_write(acme: tenantvault.Tenant) -> None:
+    """As in OpenBao: the metadata write itself destroys nothing."""
     for n in range(5):
         await acme.kv.put("k", {"v": n})
     await acme.kv.write_metadata("k", max_versions=2)
-    assert sorted((await acme.kv.metadata("k")).versions) == [4, 5]
+    assert sorted((await acme.kv.metadata("k")).versions) == [1, 2, 3, 4, 5]
+    await acme.kv.put("k", {"v": 5})
+    meta = await acme.kv.metadata("k")
+    assert sorted(meta.versions) == [5, 6]
+    assert meta.oldest_version == 5
+
+
+async def test_the_larger_of_key_and_mount_max_versions_applies(
+    acme: tenantvault.Tenant,
+) -> None:
+    """Observed on OpenBao 2.7: mount 5 / key 2 keeps 5; mount 2 / key 4 keeps 4."""
+    await acme.kv.configure(max_versions=5)
+    await acme.kv.write_metadata("small", max_versions=2)
+    await acme.kv.write_metadata("big", max_versions=7)
+    for n in range(9):
+        await acme.kv.put("small", {"v": n})
+        await acme.kv.put("big", {"v": n})
+    assert sorted((await acme.kv.metadata("small")).versions) == [5, 6, 7, 8, 9]
+    assert sorted((await acme.kv.metadata("big")).versions) == list(range(3, 10))
+
+
+async def test_metadata_check_and_set(tv: tenantvault.TenantVault) -> None:
+    """OpenBao's metadata CAS: once required, metadata writes must quote the metadata version."""
+    await tv.create_tenant("acme")
+    kv = tv.tenant("acme").kv
+    await kv.write_metadata("k", custom_metadata={"a": "1"})
+    await tv.request("update", "secret/metadata/k", {"metadata_cas_required": True},
+                     namespace="acme")
+    with pytest.raises(CheckAndSetError, match="metadata check-and-set parameter required"):
+        await kv.write_metadata("k", custom_metadata={"a": "2"})
+    meta = (await tv.request("read", "secret/metadata/k", namespace="acme")).data or {}
+    assert meta["current_metadata_version"] == 2
+    assert meta["metadata_cas_required"] is True
+    await tv.request("update", "secret/metadata/k", {"cas": 2, "custom_metadata": {"a": "3"}},
+                     namespace="acme")
+    assert (await kv.metadata("k")).custom_metadata == {"a": "3"}
 
 
 async def test_delete_version_after_expires_versions(
@@ -372,10 +408,12 @@ async def test_subkeys_show_structure_without_values(acme: tenantvault.Tenant) -
 
 async def test_mount_config_round_trips(acme: tenantvault.Tenant) -> None:
     assert await acme.kv.config() == {
-        "cas_required": False, "delete_version_after": "0s", "max_versions": 0}
+        "cas_required": False, "delete_version_after": "0s", "max_versions": 0,
+        "metadata_cas_required": False}
     await acme.kv.configure(max_versions=7, delete_version_after="3h25m19s")
     assert await acme.kv.config() == {
-        "cas_required": False, "delete_version_after": "3h25m19s", "max_versions": 7}
+        "cas_required": False, "delete_version_after": "3h25m19s", "max_versions": 7,
+        "metadata_cas_required": False}
 
 
 @pytest.mark.parametrize(

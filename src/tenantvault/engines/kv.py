@@ -191,7 +191,8 @@ class KVEngine:
     @staticmethod
     def _config_from(record: Record | None) -> dict[str, Any]:
         config: dict[str, Any] = {
-            "max_versions": 0, "cas_required": False, "delete_version_after": 0}
+            "max_versions": 0, "cas_required": False, "delete_version_after": 0,
+            "metadata_cas_required": False}
         if record is not None:
             config.update(decode_record(record.value))
         return config
@@ -230,7 +231,8 @@ class KVEngine:
     async def _prune(self, tenant: str, path: SecretPath, meta: Meta, config: Mapping[str, Any],
                      ) -> list[str]:
         """Drop versions beyond max_versions from `meta`; return their data keys to delete."""
-        limit = meta["max_versions"] or config["max_versions"] or DEFAULT_MAX_VERSIONS
+        # As OpenBao does: the larger of the key's and the mount's setting, 10 if neither is set.
+        limit = max(meta["max_versions"], config["max_versions"]) or DEFAULT_MAX_VERSIONS
         doomed: list[str] = []
         versions = meta["versions"]
         while len(versions) > limit:
@@ -253,6 +255,7 @@ class KVEngine:
             "cas_required": config["cas_required"],
             "delete_version_after": format_duration(config["delete_version_after"]),
             "max_versions": config["max_versions"],
+            "metadata_cas_required": config["metadata_cas_required"],
         })
 
     async def _write_config(self, call: Call) -> Response:
@@ -263,9 +266,10 @@ class KVEngine:
             max_versions = get_int(data, "max_versions")
             if max_versions is not None:
                 config["max_versions"] = max_versions
-            cas_required = get_bool(data, "cas_required")
-            if cas_required is not None:
-                config["cas_required"] = cas_required
+            for flag in ("cas_required", "metadata_cas_required"):
+                value = get_bool(data, flag)
+                if value is not None:
+                    config[flag] = value
             if data.get("delete_version_after") is not None:
                 config["delete_version_after"] = parse_duration(
                     data["delete_version_after"], field="delete_version_after")
@@ -457,10 +461,12 @@ class KVEngine:
         return Response(data={
             "cas_required": meta["cas_required"],
             "created_time": format_time(meta["created"]),
+            "current_metadata_version": meta.get("metadata_version", 0),
             "current_version": meta["current_version"],
             "custom_metadata": meta["custom_metadata"],
             "delete_version_after": format_duration(meta["delete_version_after"]),
             "max_versions": meta["max_versions"],
+            "metadata_cas_required": meta.get("metadata_cas_required", False),
             "oldest_version": meta["oldest_version"],
             "updated_time": format_time(meta["updated"]),
             "versions": {
@@ -478,9 +484,10 @@ class KVEngine:
         max_versions = get_int(data, "max_versions")
         if max_versions is not None:
             changes["max_versions"] = max_versions
-        cas_required = get_bool(data, "cas_required")
-        if cas_required is not None:
-            changes["cas_required"] = cas_required
+        for flag in ("cas_required", "metadata_cas_required"):
+            value = get_bool(data, flag)
+            if value is not None:
+                changes[flag] = value
         if data.get("delete_version_after") is not None:
             changes["delete_version_after"] = parse_duration(
                 data["delete_version_after"], field="delete_version_after")
@@ -499,6 +506,7 @@ class KVEngine:
 
     async def _update_metadata(self, call: Call, path: SecretPath, *, patch: bool) -> Response:
         changes = self._metadata_changes(call.data, patch=patch)
+        metadata_cas = get_int(call.data, "cas")
         for _ in range(_WRITE_ATTEMPTS):
             meta = await self._read_meta(call.tenant, path)
             now = self._clock()
@@ -506,6 +514,7 @@ class KVEngine:
                 if patch:
                     raise NotFoundError()
                 meta = self._new_meta(now)
+            was_cas_required = meta.get("metadata_cas_required", False)
             for name, value in changes.items():
                 if name == "custom_metadata" and patch:
                     merged = _merge_patch(meta["custom_metadata"] or {}, value)
@@ -513,14 +522,17 @@ class KVEngine:
                     meta["custom_metadata"] = merged or None
                 else:
                     meta[name] = value
-            meta["updated"] = now
             config = await self._config(call.tenant)
-            doomed = await self._prune(call.tenant, path, meta, config)
+            if config["metadata_cas_required"] or was_cas_required:
+                if metadata_cas is None or metadata_cas != meta.get("metadata_version", 0):
+                    raise CheckAndSetError("metadata check-and-set parameter required for this call")
+            meta["metadata_version"] = meta.get("metadata_version", 0) + 1
+            meta["updated"] = now
+            # Like Vault, a lower max_versions takes effect at the next data write, not here.
             try:
                 await self._store_meta(call.tenant, path, meta)
             except ConflictError:
                 continue
-            await self._purge(call.tenant, doomed)
             return Response.no_content()
         raise BackendUnavailableError("too much contention on this key; retry")
 

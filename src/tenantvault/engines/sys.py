@@ -127,7 +127,8 @@ class SysEngine:
     async def _delete_namespace(self, name: str) -> Response:
         # Revoke tokens first, so none outlives its tenant even if the process dies midway;
         # tokens also check the tenant's incarnation id, which dies with the tenant.
-        await self._tenants.read(name)
+        if await self._tenants.uid(name) is None:
+            return Response(warnings=["requested namespace does not exist"])
         await self._tokens.revoke_tenant(name)
         await self._tenants.delete(name)
         await self._tokens.revoke_tenant(name)

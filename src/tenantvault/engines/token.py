@@ -14,6 +14,7 @@ from tenantvault._exceptions import (
     UnsupportedOperationError,
 )
 from tenantvault._paths import validate_name
+from tenantvault._policy_store import PolicyStore
 from tenantvault._request import Operation, Response
 from tenantvault._tenants import TenantRegistry
 from tenantvault._tokens import TokenRecord, TokenStore
@@ -53,8 +54,10 @@ def _namespace(call: Call) -> str | None:
 class TokenEngine:
     """Token endpoints. Every target token must belong to the caller's own tenant."""
 
-    def __init__(self, *, tokens: TokenStore, tenants: TenantRegistry, clock: Clock) -> None:
+    def __init__(self, *, tokens: TokenStore, tenants: TenantRegistry, policies: PolicyStore,
+                 clock: Clock) -> None:
         self._tokens = tokens
+        self._policies = policies
         self._tenants = tenants
         self._clock = clock
 
@@ -179,7 +182,10 @@ class TokenEngine:
             num_uses=num_uses, meta=dict(meta) if meta else None,
             display_name="token" + (f"-{display}" if display else ""), path=path,
         )
-        return Response(auth=_auth_block(token, record, self._clock()))
+        missing = [name for name in record.policies if name not in ("default", "root")
+                   and await self._policies.read(call.tenant, name) is None]
+        warnings = [f'Policy "{name}" does not exist' for name in missing] or None
+        return Response(auth=_auth_block(token, record, self._clock()), warnings=warnings)
 
     # -- lookup ----------------------------------------------------------------------------
 
