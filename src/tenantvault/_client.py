@@ -40,9 +40,13 @@ class VersionInfo:
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> VersionInfo:
-        return cls(version=data["version"], created_time=data["created_time"],
-                   deletion_time=data["deletion_time"], destroyed=data["destroyed"],
-                   custom_metadata=data.get("custom_metadata"))
+        return cls(
+            version=data["version"],
+            created_time=data["created_time"],
+            deletion_time=data["deletion_time"],
+            destroyed=data["destroyed"],
+            custom_metadata=data.get("custom_metadata"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +78,14 @@ class KeyMetadata:
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> KeyMetadata:
         return cls(
-            current_version=data["current_version"], oldest_version=data["oldest_version"],
-            max_versions=data["max_versions"], cas_required=data["cas_required"],
-            delete_version_after=data["delete_version_after"], created_time=data["created_time"],
-            updated_time=data["updated_time"], custom_metadata=data["custom_metadata"],
+            current_version=data["current_version"],
+            oldest_version=data["oldest_version"],
+            max_versions=data["max_versions"],
+            cas_required=data["cas_required"],
+            delete_version_after=data["delete_version_after"],
+            created_time=data["created_time"],
+            updated_time=data["updated_time"],
+            custom_metadata=data["custom_metadata"],
             versions={int(v): dict(info) for v, info in data["versions"].items()},
         )
 
@@ -106,10 +114,22 @@ class _Caller:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {'operator' if self._operator else 'token'}>"
 
-    async def call(self, operation: Operation, path: str, data: Mapping[str, Any] | None = None,
-                   *, namespace: str | None = None) -> Response:
-        request = Request(operation=operation, path=path, data=data, token=self._token,
-                          namespace=namespace, client_address="python")
+    async def call(
+        self,
+        operation: Operation,
+        path: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        namespace: str | None = None,
+    ) -> Response:
+        request = Request(
+            operation=operation,
+            path=path,
+            data=data,
+            token=self._token,
+            namespace=namespace,
+            client_address="python",
+        )
         if self._operator:
             return await self._core.handle_as_operator(request)
         return await self._core.handle(request)
@@ -122,12 +142,18 @@ class KV:
         self._caller = caller
         self._tenant = tenant
 
-    async def _call(self, operation: Operation, path: str,
-                    data: Mapping[str, Any] | None = None) -> Response:
+    async def _call(
+        self, operation: Operation, path: str, data: Mapping[str, Any] | None = None
+    ) -> Response:
         return await self._caller.call(operation, f"secret/{path}", data, namespace=self._tenant)
 
-    async def put(self, path: str, data: Mapping[str, Any], *, cas: int | None = None,
-                  ) -> VersionInfo:
+    async def put(
+        self,
+        path: str,
+        data: Mapping[str, Any],
+        *,
+        cas: int | None = None,
+    ) -> VersionInfo:
         """Write a new version; `cas=0` only creates, `cas=N` only if N is the current version."""
         body: dict[str, Any] = {"data": dict(data)}
         if cas is not None:
@@ -136,14 +162,20 @@ class KV:
         return VersionInfo.from_data(response.data or {})
 
     async def get(self, path: str, *, version: int = 0) -> Secret:
-        """Read the latest version, or `version`; `NotFoundError` if absent, deleted or destroyed."""
-        response = await self._call(Operation.READ, f"data/{path}",
-                                    {"version": version} if version else None)
+        """The latest version, or `version`; `NotFoundError` if absent, deleted or destroyed."""
+        response = await self._call(
+            Operation.READ, f"data/{path}", {"version": version} if version else None
+        )
         data = response.data or {}
         return Secret(data=data["data"], metadata=VersionInfo.from_data(data["metadata"]))
 
-    async def patch(self, path: str, data: Mapping[str, Any], *, cas: int | None = None,
-                    ) -> VersionInfo:
+    async def patch(
+        self,
+        path: str,
+        data: Mapping[str, Any],
+        *,
+        cas: int | None = None,
+    ) -> VersionInfo:
         """Merge `data` into the latest version (JSON merge patch: None removes a field)."""
         body: dict[str, Any] = {"data": dict(data)}
         if cas is not None:
@@ -152,8 +184,9 @@ class KV:
         return VersionInfo.from_data(response.data or {})
 
     async def subkeys(self, path: str, *, version: int = 0, depth: int = 0) -> dict[str, Any]:
-        response = await self._call(Operation.READ, f"subkeys/{path}",
-                                    {"version": version, "depth": depth})
+        response = await self._call(
+            Operation.READ, f"subkeys/{path}", {"version": version, "depth": depth}
+        )
         return dict((response.data or {})["subkeys"] or {})
 
     async def delete(self, path: str, *, versions: list[int] | None = None) -> None:
@@ -183,19 +216,35 @@ class KV:
         response = await self._call(Operation.READ, f"metadata/{path}")
         return KeyMetadata.from_data(response.data or {})
 
-    async def write_metadata(self, path: str, *, max_versions: int | None = None,
-                             cas_required: bool | None = None,
-                             delete_version_after: str | int | None = None,
-                             custom_metadata: Mapping[str, str] | None = None) -> None:
-        await self._call(Operation.UPDATE, f"metadata/{path}", _settings(
-            max_versions, cas_required, delete_version_after, custom_metadata))
+    async def write_metadata(
+        self,
+        path: str,
+        *,
+        max_versions: int | None = None,
+        cas_required: bool | None = None,
+        delete_version_after: str | int | None = None,
+        custom_metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        await self._call(
+            Operation.UPDATE,
+            f"metadata/{path}",
+            _settings(max_versions, cas_required, delete_version_after, custom_metadata),
+        )
 
-    async def patch_metadata(self, path: str, *, max_versions: int | None = None,
-                             cas_required: bool | None = None,
-                             delete_version_after: str | int | None = None,
-                             custom_metadata: Mapping[str, str | None] | None = None) -> None:
-        await self._call(Operation.PATCH, f"metadata/{path}", _settings(
-            max_versions, cas_required, delete_version_after, custom_metadata))
+    async def patch_metadata(
+        self,
+        path: str,
+        *,
+        max_versions: int | None = None,
+        cas_required: bool | None = None,
+        delete_version_after: str | int | None = None,
+        custom_metadata: Mapping[str, str | None] | None = None,
+    ) -> None:
+        await self._call(
+            Operation.PATCH,
+            f"metadata/{path}",
+            _settings(max_versions, cas_required, delete_version_after, custom_metadata),
+        )
 
     async def delete_metadata(self, path: str) -> None:
         """Delete the key with all its versions."""
@@ -204,16 +253,26 @@ class KV:
     async def config(self) -> dict[str, Any]:
         return dict((await self._call(Operation.READ, "config")).data or {})
 
-    async def configure(self, *, max_versions: int | None = None,
-                        cas_required: bool | None = None,
-                        delete_version_after: str | int | None = None) -> None:
-        await self._call(Operation.UPDATE, "config", _settings(
-            max_versions, cas_required, delete_version_after, None))
+    async def configure(
+        self,
+        *,
+        max_versions: int | None = None,
+        cas_required: bool | None = None,
+        delete_version_after: str | int | None = None,
+    ) -> None:
+        await self._call(
+            Operation.UPDATE,
+            "config",
+            _settings(max_versions, cas_required, delete_version_after, None),
+        )
 
 
-def _settings(max_versions: int | None, cas_required: bool | None,
-              delete_version_after: str | int | None,
-              custom_metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+def _settings(
+    max_versions: int | None,
+    cas_required: bool | None,
+    delete_version_after: str | int | None,
+    custom_metadata: Mapping[str, Any] | None,
+) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if max_versions is not None:
         body["max_versions"] = max_versions
@@ -234,22 +293,26 @@ class Policies:
         self._tenant = tenant
 
     async def write(self, name: str, policy: str) -> None:
-        await self._caller.call(Operation.UPDATE, f"sys/policies/acl/{name}", {"policy": policy},
-                                namespace=self._tenant)
+        await self._caller.call(
+            Operation.UPDATE, f"sys/policies/acl/{name}", {"policy": policy}, namespace=self._tenant
+        )
 
     async def read(self, name: str) -> str:
-        response = await self._caller.call(Operation.READ, f"sys/policies/acl/{name}",
-                                           namespace=self._tenant)
+        response = await self._caller.call(
+            Operation.READ, f"sys/policies/acl/{name}", namespace=self._tenant
+        )
         return str((response.data or {})["policy"])
 
     async def list(self) -> list[str]:
-        response = await self._caller.call(Operation.LIST, "sys/policies/acl",
-                                           namespace=self._tenant)
+        response = await self._caller.call(
+            Operation.LIST, "sys/policies/acl", namespace=self._tenant
+        )
         return list((response.data or {})["keys"])
 
     async def delete(self, name: str) -> None:
-        await self._caller.call(Operation.DELETE, f"sys/policies/acl/{name}",
-                                namespace=self._tenant)
+        await self._caller.call(
+            Operation.DELETE, f"sys/policies/acl/{name}", namespace=self._tenant
+        )
 
 
 class Tokens:
@@ -259,15 +322,30 @@ class Tokens:
         self._caller = caller
         self._tenant = tenant
 
-    async def create(self, *, policies: list[str] | None = None, ttl: str | int | None = None,
-                     explicit_max_ttl: str | int | None = None, renewable: bool = True,
-                     num_uses: int = 0, meta: Mapping[str, str] | None = None,
-                     orphan: bool = False, no_default_policy: bool = False,
-                     display_name: str | None = None) -> TokenInfo:
-        body: dict[str, Any] = {"renewable": renewable, "num_uses": num_uses,
-                                "no_default_policy": no_default_policy}
-        for name, value in (("policies", policies), ("ttl", ttl),
-                            ("explicit_max_ttl", explicit_max_ttl), ("display_name", display_name)):
+    async def create(
+        self,
+        *,
+        policies: list[str] | None = None,
+        ttl: str | int | None = None,
+        explicit_max_ttl: str | int | None = None,
+        renewable: bool = True,
+        num_uses: int = 0,
+        meta: Mapping[str, str] | None = None,
+        orphan: bool = False,
+        no_default_policy: bool = False,
+        display_name: str | None = None,
+    ) -> TokenInfo:
+        body: dict[str, Any] = {
+            "renewable": renewable,
+            "num_uses": num_uses,
+            "no_default_policy": no_default_policy,
+        }
+        for name, value in (
+            ("policies", policies),
+            ("ttl", ttl),
+            ("explicit_max_ttl", explicit_max_ttl),
+            ("display_name", display_name),
+        ):
             if value is not None:
                 body[name] = value
         if meta is not None:
@@ -275,36 +353,52 @@ class Tokens:
         path = "auth/token/create-orphan" if orphan else "auth/token/create"
         response = await self._caller.call(Operation.UPDATE, path, body, namespace=self._tenant)
         auth = response.auth or {}
-        return TokenInfo(token=auth["client_token"], accessor=auth["accessor"],
-                         policies=auth["policies"], lease_duration=auth["lease_duration"],
-                         renewable=auth["renewable"], orphan=auth["orphan"],
-                         num_uses=auth["num_uses"])
+        return TokenInfo(
+            token=auth["client_token"],
+            accessor=auth["accessor"],
+            policies=auth["policies"],
+            lease_duration=auth["lease_duration"],
+            renewable=auth["renewable"],
+            orphan=auth["orphan"],
+            num_uses=auth["num_uses"],
+        )
 
     async def lookup(self, token: str) -> dict[str, Any]:
-        response = await self._caller.call(Operation.UPDATE, "auth/token/lookup",
-                                           {"token": token}, namespace=self._tenant)
+        response = await self._caller.call(
+            Operation.UPDATE, "auth/token/lookup", {"token": token}, namespace=self._tenant
+        )
         return dict(response.data or {})
 
     async def lookup_accessor(self, accessor: str) -> dict[str, Any]:
-        response = await self._caller.call(Operation.UPDATE, "auth/token/lookup-accessor",
-                                           {"accessor": accessor}, namespace=self._tenant)
+        response = await self._caller.call(
+            Operation.UPDATE,
+            "auth/token/lookup-accessor",
+            {"accessor": accessor},
+            namespace=self._tenant,
+        )
         return dict(response.data or {})
 
     async def renew(self, token: str, *, increment: str | int | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"token": token}
         if increment is not None:
             body["increment"] = increment
-        response = await self._caller.call(Operation.UPDATE, "auth/token/renew", body,
-                                           namespace=self._tenant)
+        response = await self._caller.call(
+            Operation.UPDATE, "auth/token/renew", body, namespace=self._tenant
+        )
         return dict(response.auth or {})
 
     async def revoke(self, token: str) -> None:
-        await self._caller.call(Operation.UPDATE, "auth/token/revoke", {"token": token},
-                                namespace=self._tenant)
+        await self._caller.call(
+            Operation.UPDATE, "auth/token/revoke", {"token": token}, namespace=self._tenant
+        )
 
     async def revoke_accessor(self, accessor: str) -> None:
-        await self._caller.call(Operation.UPDATE, "auth/token/revoke-accessor",
-                                {"accessor": accessor}, namespace=self._tenant)
+        await self._caller.call(
+            Operation.UPDATE,
+            "auth/token/revoke-accessor",
+            {"accessor": accessor},
+            namespace=self._tenant,
+        )
 
 
 class Tenant:
@@ -336,8 +430,12 @@ class TenantVault:
     async def __aenter__(self) -> TenantVault:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -367,8 +465,9 @@ class TenantVault:
         self._check()
         return TenantVault(self.core, token=token, owns_core=False)
 
-    async def create_tenant(self, tenant: str, *,
-                            custom_metadata: Mapping[str, str] | None = None) -> dict[str, Any]:
+    async def create_tenant(
+        self, tenant: str, *, custom_metadata: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         body = {"custom_metadata": dict(custom_metadata)} if custom_metadata else None
         response = await self._caller.call(Operation.UPDATE, f"sys/namespaces/{tenant}", body)
         return dict(response.data or {})
@@ -388,9 +487,14 @@ class TenantVault:
         """Delete a tenant: revoke its tokens and destroy its data (unrecoverable)."""
         await self._caller.call(Operation.DELETE, f"sys/namespaces/{tenant}")
 
-    async def request(self, operation: Operation | str, path: str,
-                      data: Mapping[str, Any] | None = None, *,
-                      namespace: str | None = None) -> Response:
+    async def request(
+        self,
+        operation: Operation | str,
+        path: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        namespace: str | None = None,
+    ) -> Response:
         """Any Vault API request by path, e.g. `request("read", "secret/config", namespace=t)`."""
         self._check()
         return await self._caller.call(Operation(operation), path, data, namespace=namespace)
@@ -399,8 +503,15 @@ class TenantVault:
 class _Opening:
     """What `open()` returns: await it for a `TenantVault`, or use it with `async with`."""
 
-    def __init__(self, url: str, *, master_key: bytes | None, master_key_file: Path | None,
-                 clock: Clock, audit: AuditHook | None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        master_key: bytes | None,
+        master_key_file: Path | None,
+        clock: Clock,
+        audit: AuditHook | None,
+    ) -> None:
         self._url = url
         self._master_key = master_key
         self._master_key_file = master_key_file
@@ -413,7 +524,8 @@ class _Opening:
 
     async def _open(self) -> TenantVault:
         backend: Backend = await open_backend(
-            self._url, master_key=self._master_key, master_key_file=self._master_key_file)
+            self._url, master_key=self._master_key, master_key_file=self._master_key_file
+        )
         core = Core(backend, clock=self._clock, audit=self._audit)
         try:
             await core.start()
@@ -429,13 +541,17 @@ class _Opening:
         self._opened = await self._open()
         return self._opened
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._opened is not None:
             await self._opened.aclose()
 
 
-def open(  # noqa: A001 -- the public name is tenantvault.open(url), like anyio.open_file
+def open(
     url: str = "memory://",
     *,
     master_key: bytes | None = None,
@@ -447,5 +563,6 @@ def open(  # noqa: A001 -- the public name is tenantvault.open(url), like anyio.
 
     Use `async with tenantvault.open(url) as tv:` (closed on exit) or `tv = await open(url)`.
     """
-    return _Opening(url, master_key=master_key, master_key_file=master_key_file, clock=clock,
-                    audit=audit)
+    return _Opening(
+        url, master_key=master_key, master_key_file=master_key_file, clock=clock, audit=audit
+    )

@@ -204,9 +204,7 @@ class ServerSettings:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> ServerSettings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerSettings:
         """Settings from `TENANTVAULT_*` variables, then `overrides` (e.g. CLI flags) on top.
 
         Variables: DATA_DIR, LISTEN (HOST:PORT), DEV, DEV_ROOT_TOKEN, ROOT_TOKEN_FILE,
@@ -219,14 +217,21 @@ class ServerSettings:
             values["data_dir"] = data_dir
         if listen := env.get(ENV_PREFIX + "LISTEN"):
             values["listen_host"], values["listen_port"] = parse_listen(listen)
-        for name, key in (("DEV", "dev"), ("INSECURE_LISTEN", "insecure_listen"),
-                          ("ACCESS_LOG", "access_log")):
+        for name, key in (
+            ("DEV", "dev"),
+            ("INSECURE_LISTEN", "insecure_listen"),
+            ("ACCESS_LOG", "access_log"),
+        ):
             if (flag := _env_bool(env, name)) is not None:
                 values[key] = flag
         if token := env.get(ENV_PREFIX + "DEV_ROOT_TOKEN"):
             values["dev_root_token"] = token
-        for name, key in (("ROOT_TOKEN_FILE", "root_token_file"), ("TLS_CERT", "tls_cert"),
-                          ("TLS_KEY", "tls_key"), ("MASTER_KEY_FILE", "master_key_file")):
+        for name, key in (
+            ("ROOT_TOKEN_FILE", "root_token_file"),
+            ("TLS_CERT", "tls_cert"),
+            ("TLS_KEY", "tls_key"),
+            ("MASTER_KEY_FILE", "master_key_file"),
+        ):
             if (path := _env_path(env, name)) is not None:
                 values[key] = path
         if (size := _env_positive(env, "MAX_REQUEST_BYTES", int)) is not None:

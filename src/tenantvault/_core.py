@@ -62,8 +62,9 @@ class AuditHook(Protocol):
 class Core:
     """Owns the engines and stores over one Backend, and serves `Request`s."""
 
-    def __init__(self, backend: Backend, *, clock: Clock = system_clock,
-                 audit: AuditHook | None = None) -> None:
+    def __init__(
+        self, backend: Backend, *, clock: Clock = system_clock, audit: AuditHook | None = None
+    ) -> None:
         self.backend = backend
         self.clock = clock
         self.audit = audit
@@ -71,10 +72,16 @@ class Core:
         self.policies = PolicyStore(backend)
         self.tokens = TokenStore(backend, clock=clock, tenant_uid=self.tenants.uid)
         self.kv = KVEngine(backend, clock=clock)
-        self.sys = SysEngine(tenants=self.tenants, policies=self.policies, tokens=self.tokens,
-                             sealed=lambda: self._closed, clock=clock)
-        self.token_engine = TokenEngine(tokens=self.tokens, tenants=self.tenants,
-                                        policies=self.policies, clock=clock)
+        self.sys = SysEngine(
+            tenants=self.tenants,
+            policies=self.policies,
+            tokens=self.tokens,
+            sealed=lambda: self._closed,
+            clock=clock,
+        )
+        self.token_engine = TokenEngine(
+            tokens=self.tokens, tenants=self.tenants, policies=self.policies, clock=clock
+        )
         self._closed = False
 
     async def start(self) -> None:
@@ -92,8 +99,14 @@ class Core:
         except NotFoundError:
             return None
         plaintext, _ = await self.tokens.create(
-            tenant=None, tenant_uid="", policies=["root"], parent=None, orphan=True,
-            display_name="root", path="auth/token/root", token=token,
+            tenant=None,
+            tenant_uid="",
+            policies=["root"],
+            parent=None,
+            orphan=True,
+            display_name="root",
+            path="auth/token/root",
+            token=token,
         )
         return plaintext
 
@@ -131,22 +144,30 @@ class Core:
             # 4. authorize
             acl = await self._acl(principal, storage_tenant)
             capability = await self._authorize(route, acl, storage_tenant, principal)
-            context = RequestContext(request, principal, tenant, route.mount, route.acl_path,
-                                     capability)
+            context = RequestContext(
+                request, principal, tenant, route.mount, route.acl_path, capability
+            )
             # 5. audit the request — fail closed: an exception here stops everything
             if self.audit is not None:
                 await self.audit.request(context)
             # 6. execute
-            response = await route.handler(Call(
-                tenant=storage_tenant, principal=principal or Principal.operator(),
-                data=request.data or {}, request_id=request.request_id, acl=acl,
-                token=request.token,
-            ))
+            response = await route.handler(
+                Call(
+                    tenant=storage_tenant,
+                    principal=principal or Principal.operator(),
+                    data=request.data or {},
+                    request_id=request.request_id,
+                    acl=acl,
+                    token=request.token,
+                )
+            )
         except TenantVaultError as error:
             if self.audit is not None:
                 await self.audit.response(
                     context or RequestContext(request, None, None, "", request.path, None),
-                    None, error)
+                    None,
+                    error,
+                )
             raise
         response.request_id = request.request_id
         # 7. audit the response
@@ -165,8 +186,11 @@ class Core:
             path = rest
         return namespace or None, path
 
-    async def _resolve_tenant(self, principal: Principal | None, namespace: str | None,
-                              ) -> str | None:
+    async def _resolve_tenant(
+        self,
+        principal: Principal | None,
+        namespace: str | None,
+    ) -> str | None:
         if principal is None:
             return None
         if principal.tenant is not None:
@@ -200,8 +224,9 @@ class Core:
             return _ROOT_ACL
         return await self.policies.acl(storage_tenant, principal.policies)
 
-    async def _authorize(self, route: Route, acl: ACL, storage_tenant: str,
-                         principal: Principal | None) -> str | None:
+    async def _authorize(
+        self, route: Route, acl: ACL, storage_tenant: str, principal: Principal | None
+    ) -> str | None:
         if route.public:
             return None
         capability = route.capability

@@ -1,4 +1,4 @@
-"""Go-style duration strings ("3h25m19s", "30s") to seconds and back, as Vault reads and writes them."""
+"""Go-style duration strings ("3h25m19s", "30s") to seconds and back, as Vault uses them."""
 
 from __future__ import annotations
 

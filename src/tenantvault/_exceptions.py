@@ -102,7 +102,7 @@ class PermissionDeniedError(RequestError):
 
 
 class NotFoundError(RequestError):
-    """Nothing at that path. `body` is a full Vault envelope when Vault sends one (deleted versions)."""
+    """Nothing at that path. `body` is the full Vault envelope Vault sends for deleted versions."""
 
     status = 404
 

@@ -34,8 +34,22 @@ _TENANT_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")
 # like the root or operator scope in logs, URLs and policies.
 RESERVED_TENANT_IDS = frozenset(
     {
-        "root", "sys", "auth", "audit", "identity", "cubbyhole", "default", "health",
-        "metrics", "internal", "system", "admin", "secret", "transit", "v1", "ui",
+        "root",
+        "sys",
+        "auth",
+        "audit",
+        "identity",
+        "cubbyhole",
+        "default",
+        "health",
+        "metrics",
+        "internal",
+        "system",
+        "admin",
+        "secret",
+        "transit",
+        "v1",
+        "ui",
     }
 )
 

@@ -74,8 +74,9 @@ class PolicyStore:
         if name == "root":
             raise InvalidRequestError("cannot update root policy")
         Policy.parse(name, text)  # refuse what does not parse, before storing
-        await self._backend.write(tenant, MOUNT, self._key(name),
-                                  encode_record({"policy": text}), expected_revision=None)
+        await self._backend.write(
+            tenant, MOUNT, self._key(name), encode_record({"policy": text}), expected_revision=None
+        )
 
     async def read(self, tenant: str, name: str) -> Policy | None:
         return (await self._read(tenant, name))[0]

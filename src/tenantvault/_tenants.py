@@ -26,7 +26,9 @@ class TenantRegistry:
         self._clock = clock
         self._uids: dict[str, str] = {}
 
-    async def create(self, tenant: str, *, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+    async def create(
+        self, tenant: str, *, metadata: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         validate_tenant_id(tenant)
         try:
             await self._backend.create_tenant(tenant)
@@ -35,8 +37,9 @@ class TenantRegistry:
             return await self.read(tenant)
         uid = uuid.uuid4().hex
         info = {"id": uid, "created": self._clock(), "metadata": metadata or {}}
-        await self._backend.write(tenant, MOUNT, _INFO_KEY, encode_record(info),
-                                  expected_revision=0)
+        await self._backend.write(
+            tenant, MOUNT, _INFO_KEY, encode_record(info), expected_revision=0
+        )
         self._uids[tenant] = uid
         return self._describe(tenant, info)
 

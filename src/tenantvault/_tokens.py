@@ -37,7 +37,7 @@ from tenantvault.engines._common import decode_record, encode_record
 __all__ = ["DEFAULT_TOKEN_TTL_SECONDS", "Principal", "TokenRecord", "TokenStore"]
 
 MOUNT = "auth"
-TOKEN_PREFIX = "tvs."
+TOKEN_PREFIX = "tvs."  # noqa: S105 -- a public prefix, not a credential
 DEFAULT_TOKEN_TTL_SECONDS = 768 * 3600  # Vault's default max lease TTL (32 days)
 MAX_TOKEN_TTL_SECONDS = 768 * 3600
 _MAX_TOKEN_LENGTH = 256
@@ -71,24 +71,45 @@ class TokenRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "accessor": self.accessor, "tenant": self.tenant, "tenant_uid": self.tenant_uid,
-            "policies": self.policies, "meta": self.meta, "display_name": self.display_name,
-            "parent": self.parent, "orphan": self.orphan, "created": self.created_ns,
-            "ttl": self.ttl_seconds, "explicit_max_ttl": self.explicit_max_ttl_seconds,
-            "period": self.period_seconds, "expire": self.expire_ns, "renewable": self.renewable,
-            "num_uses": self.num_uses, "path": self.path,
+            "accessor": self.accessor,
+            "tenant": self.tenant,
+            "tenant_uid": self.tenant_uid,
+            "policies": self.policies,
+            "meta": self.meta,
+            "display_name": self.display_name,
+            "parent": self.parent,
+            "orphan": self.orphan,
+            "created": self.created_ns,
+            "ttl": self.ttl_seconds,
+            "explicit_max_ttl": self.explicit_max_ttl_seconds,
+            "period": self.period_seconds,
+            "expire": self.expire_ns,
+            "renewable": self.renewable,
+            "num_uses": self.num_uses,
+            "path": self.path,
         }
 
     @classmethod
     def from_json(cls, token_hash: str, data: Mapping[str, Any], revision: int) -> TokenRecord:
         return cls(
-            token_hash=token_hash, accessor=data["accessor"], tenant=data["tenant"],
-            tenant_uid=data["tenant_uid"], policies=list(data["policies"]), meta=data["meta"],
-            display_name=data["display_name"], parent=data["parent"], orphan=data["orphan"],
-            created_ns=data["created"], ttl_seconds=data["ttl"],
-            explicit_max_ttl_seconds=data["explicit_max_ttl"], period_seconds=data["period"],
-            expire_ns=data["expire"], renewable=data["renewable"], num_uses=data["num_uses"],
-            path=data["path"], revision=revision,
+            token_hash=token_hash,
+            accessor=data["accessor"],
+            tenant=data["tenant"],
+            tenant_uid=data["tenant_uid"],
+            policies=list(data["policies"]),
+            meta=data["meta"],
+            display_name=data["display_name"],
+            parent=data["parent"],
+            orphan=data["orphan"],
+            created_ns=data["created"],
+            ttl_seconds=data["ttl"],
+            explicit_max_ttl_seconds=data["explicit_max_ttl"],
+            period_seconds=data["period"],
+            expire_ns=data["expire"],
+            renewable=data["renewable"],
+            num_uses=data["num_uses"],
+            path=data["path"],
+            revision=revision,
         )
 
     def remaining_seconds(self, now_ns: int) -> int:
@@ -158,8 +179,9 @@ class TokenStore:
         if record is None:
             key = secrets.token_bytes(32)
             try:
-                await self._backend.write(SYSTEM_TENANT, MOUNT, "keys/token-hmac", key,
-                                          expected_revision=0)
+                await self._backend.write(
+                    SYSTEM_TENANT, MOUNT, "keys/token-hmac", key, expected_revision=0
+                )
             except ConflictError:
                 record = await self._backend.read(SYSTEM_TENANT, MOUNT, "keys/token-hmac")
             else:
@@ -177,8 +199,12 @@ class TokenStore:
     @staticmethod
     def _is_well_formed(token: str) -> bool:
         # No trimming or case folding: the token must already be exactly a token (T-1).
-        return 0 < len(token) <= _MAX_TOKEN_LENGTH and token.isascii() and token.isprintable() \
+        return (
+            0 < len(token) <= _MAX_TOKEN_LENGTH
+            and token.isascii()
+            and token.isprintable()
             and " " not in token
+        )
 
     async def _load(self, token_hash: str) -> TokenRecord | None:
         record = await self._backend.read(SYSTEM_TENANT, MOUNT, f"token/{token_hash}")
@@ -224,7 +250,10 @@ class TokenStore:
 
     async def _save(self, record: TokenRecord) -> None:
         record.revision = await self._backend.write(
-            SYSTEM_TENANT, MOUNT, f"token/{record.token_hash}", encode_record(record.to_json()),
+            SYSTEM_TENANT,
+            MOUNT,
+            f"token/{record.token_hash}",
+            encode_record(record.to_json()),
             expected_revision=record.revision,
         )
 
@@ -267,27 +296,50 @@ class TokenStore:
             expire = min(expire, parent.expire_ns) if expire else parent.expire_ns
             ttl_seconds = max(0, (expire - now) // _NS)
         record = TokenRecord(
-            token_hash=self._hash(plaintext), accessor=secrets.token_urlsafe(18), tenant=tenant,
-            tenant_uid=tenant_uid, policies=policy_list, meta=meta, display_name=display_name,
+            token_hash=self._hash(plaintext),
+            accessor=secrets.token_urlsafe(18),
+            tenant=tenant,
+            tenant_uid=tenant_uid,
+            policies=policy_list,
+            meta=meta,
+            display_name=display_name,
             parent="" if orphan or parent is None else parent.token_hash,
-            orphan=orphan or parent is None, created_ns=now, ttl_seconds=ttl_seconds,
-            explicit_max_ttl_seconds=explicit_max_ttl_seconds, period_seconds=period_seconds,
-            expire_ns=expire, renewable=renewable and bool(expire), num_uses=num_uses, path=path,
+            orphan=orphan or parent is None,
+            created_ns=now,
+            ttl_seconds=ttl_seconds,
+            explicit_max_ttl_seconds=explicit_max_ttl_seconds,
+            period_seconds=period_seconds,
+            expire_ns=expire,
+            renewable=renewable and bool(expire),
+            num_uses=num_uses,
+            path=path,
         )
         # Indexes first, then the token itself: a crash leaves dangling index entries (ignored
         # on lookup), never a live token that its parent or tenant cannot revoke.
         index = encode_record({"token": record.token_hash})
-        await self._backend.write(SYSTEM_TENANT, MOUNT,
-                                  f"accessor/{self._hash(record.accessor)}", index,
-                                  expected_revision=0)
+        await self._backend.write(
+            SYSTEM_TENANT,
+            MOUNT,
+            f"accessor/{self._hash(record.accessor)}",
+            index,
+            expected_revision=0,
+        )
         if record.parent:
-            await self._backend.write(SYSTEM_TENANT, MOUNT,
-                                      f"children/{record.parent}/{record.token_hash}", index,
-                                      expected_revision=None)
+            await self._backend.write(
+                SYSTEM_TENANT,
+                MOUNT,
+                f"children/{record.parent}/{record.token_hash}",
+                index,
+                expected_revision=None,
+            )
         if tenant is not None:
-            await self._backend.write(SYSTEM_TENANT, MOUNT,
-                                      f"tenant/{tenant}/{record.token_hash}", index,
-                                      expected_revision=None)
+            await self._backend.write(
+                SYSTEM_TENANT,
+                MOUNT,
+                f"tenant/{tenant}/{record.token_hash}",
+                index,
+                expected_revision=None,
+            )
         await self._save(record)
         return plaintext, record
 
@@ -353,11 +405,13 @@ class TokenStore:
         await self._backend.delete(SYSTEM_TENANT, MOUNT, f"token/{record.token_hash}")
         await self._backend.delete(SYSTEM_TENANT, MOUNT, f"accessor/{self._hash(record.accessor)}")
         if record.parent:
-            await self._backend.delete(SYSTEM_TENANT, MOUNT,
-                                       f"children/{record.parent}/{record.token_hash}")
+            await self._backend.delete(
+                SYSTEM_TENANT, MOUNT, f"children/{record.parent}/{record.token_hash}"
+            )
         if record.tenant is not None:
-            await self._backend.delete(SYSTEM_TENANT, MOUNT,
-                                       f"tenant/{record.tenant}/{record.token_hash}")
+            await self._backend.delete(
+                SYSTEM_TENANT, MOUNT, f"tenant/{record.tenant}/{record.token_hash}"
+            )
 
     async def revoke_tenant(self, tenant: str) -> int:
         """Revoke every token bound to `tenant`; returns how many were revoked."""
@@ -376,7 +430,8 @@ class TokenStore:
 
     async def mark_initialized(self) -> None:
         try:
-            await self._backend.write(SYSTEM_TENANT, MOUNT, "initialized", b"1",
-                                      expected_revision=0)
+            await self._backend.write(
+                SYSTEM_TENANT, MOUNT, "initialized", b"1", expected_revision=0
+            )
         except ConflictError:
             raise NotFoundError("already initialized") from None

@@ -17,14 +17,17 @@ from tenantvault import (
 )
 from tests.conftest import FakeClock, canary
 
-READER = 'path "secret/data/app/*" { capabilities = ["read"] }\n' \
-         'path "secret/metadata/app/*" { capabilities = ["list"] }'
+READER = (
+    'path "secret/data/app/*" { capabilities = ["read"] }\n'
+    'path "secret/metadata/app/*" { capabilities = ["list"] }'
+)
 MAKER = READER + '\npath "auth/token/create" { capabilities = ["update"] }'
 WRITER = 'path "secret/data/app/*" { capabilities = ["create", "read", "update", "patch"] }'
 
 
-async def _tenant_with_token(tv: tenantvault.TenantVault, name: str, policy: str,
-                             **token_args: object) -> tenantvault.TenantVault:
+async def _tenant_with_token(
+    tv: tenantvault.TenantVault, name: str, policy: str, **token_args: object
+) -> tenantvault.TenantVault:
     await tv.create_tenant(name)
     await tv.tenant(name).policies.write("p", policy)
     info = await tv.tenant(name).tokens.create(policies=["p"], **token_args)  # type: ignore[arg-type]
@@ -64,8 +67,29 @@ async def test_deleting_a_missing_tenant_only_warns(tv: tenantvault.TenantVault)
 
 @pytest.mark.parametrize(
     "name",
-    ["", "Acme", " acme", "acme ", "-acme", "a" * 64, "root", "sys", "auth", "audit", "identity",
-     "cubbyhole", "default", "a_b", "a.b", "*", "+", "ａｃｍｅ", "аcme", "acme\x00", "a/b"],
+    [
+        "",
+        "Acme",
+        " acme",
+        "acme ",
+        "-acme",
+        "a" * 64,
+        "root",
+        "sys",
+        "auth",
+        "audit",
+        "identity",
+        "cubbyhole",
+        "default",
+        "a_b",
+        "a.b",
+        "*",
+        "+",
+        "ａｃｍｅ",
+        "аcme",
+        "acme\x00",
+        "a/b",
+    ],
 )
 async def test_invalid_or_reserved_tenant_ids_are_refused(
     tv: tenantvault.TenantVault, name: str
@@ -109,7 +133,8 @@ async def test_a_token_acts_within_its_policy(tv: tenantvault.TenantVault) -> No
 
 async def test_create_and_update_are_distinct_capabilities(tv: tenantvault.TenantVault) -> None:
     create_only = await _tenant_with_token(
-        tv, "acme", 'path "secret/data/*" { capabilities = ["create"] }')
+        tv, "acme", 'path "secret/data/*" { capabilities = ["create"] }'
+    )
     await create_only.tenant("acme").kv.put("new", {"v": 1})
     with pytest.raises(PermissionDeniedError):
         await create_only.tenant("acme").kv.put("new", {"v": 2})
@@ -123,8 +148,17 @@ async def test_tokens_are_refused_alike_when_bad_in_any_way(
     revoked = await tv.tenant("acme").tokens.create(policies=["default"])
     await tv.tenant("acme").tokens.revoke(revoked.token)
     clock.advance(61)
-    bad_tokens = [short.token, revoked.token, "", "tvs.nope", revoked.token + " ",
-                  revoked.token.upper(), "x" * 10_000, "tvs.\x00", "tök"]
+    bad_tokens = [
+        short.token,
+        revoked.token,
+        "",
+        "tvs.nope",
+        revoked.token + " ",
+        revoked.token.upper(),
+        "x" * 10_000,
+        "tvs.\x00",
+        "tök",
+    ]
     messages = set()
     for token in bad_tokens:
         with pytest.raises(PermissionDeniedError) as caught:
@@ -136,9 +170,9 @@ async def test_tokens_are_refused_alike_when_bad_in_any_way(
 async def test_lookup_self_describes_the_token(tv: tenantvault.TenantVault) -> None:
     await tv.create_tenant("acme")
     info = await tv.tenant("acme").tokens.create(
-        policies=["default"], ttl="1h", meta={"app": "x"}, display_name="ci")
-    response = await tv.with_token(info.token).request(
-        Operation.READ, "auth/token/lookup-self")
+        policies=["default"], ttl="1h", meta={"app": "x"}, display_name="ci"
+    )
+    response = await tv.with_token(info.token).request(Operation.READ, "auth/token/lookup-self")
     data = response.data or {}
     assert data["id"] == info.token
     assert data["policies"] == ["default"]
@@ -164,7 +198,8 @@ async def test_renew_extends_up_to_explicit_max_ttl(
 ) -> None:
     await tv.create_tenant("acme")
     info = await tv.tenant("acme").tokens.create(
-        policies=["default"], ttl="1h", explicit_max_ttl="2h")
+        policies=["default"], ttl="1h", explicit_max_ttl="2h"
+    )
     holder = tv.with_token(info.token)
     clock.advance(3000)
     renewed = await holder.request(Operation.UPDATE, "auth/token/renew-self", {"increment": "1h"})
@@ -297,7 +332,11 @@ async def test_builtin_policies_cannot_be_deleted(tv: tenantvault.TenantVault, n
 
 async def test_invalid_policies_are_refused(tv: tenantvault.TenantVault) -> None:
     await tv.create_tenant("acme")
-    for bad in ('path "a/*/b" { capabilities = ["read"] }', "path {", 'path "x" { capabilities = ["fly"] }'):
+    for bad in (
+        'path "a/*/b" { capabilities = ["read"] }',
+        "path {",
+        'path "x" { capabilities = ["fly"] }',
+    ):
         with pytest.raises(InvalidRequestError):
             await tv.tenant("acme").policies.write("bad", bad)
     with pytest.raises(InvalidRequestError):
@@ -311,7 +350,9 @@ async def test_policy_changes_apply_to_the_next_request(tv: tenantvault.TenantVa
     scoped = await _tenant_with_token(tv, "acme", READER)
     await tv.tenant("acme").kv.put("app/x", {"v": 1})
     await scoped.tenant("acme").kv.get("app/x")
-    await tv.tenant("acme").policies.write("p", 'path "secret/data/app/*" { capabilities = ["deny"] }')
+    await tv.tenant("acme").policies.write(
+        "p", 'path "secret/data/app/*" { capabilities = ["deny"] }'
+    )
     with pytest.raises(PermissionDeniedError):
         await scoped.tenant("acme").kv.get("app/x")
 
@@ -333,10 +374,14 @@ async def test_deny_in_a_more_specific_path_wins_for_list_too(
     tv: tenantvault.TenantVault,
 ) -> None:
     """A-12: a deny on private/* beats a list grant on the parent, for LIST of private."""
-    scoped = await _tenant_with_token(tv, "acme", """
+    scoped = await _tenant_with_token(
+        tv,
+        "acme",
+        """
         path "secret/metadata/*" { capabilities = ["list"] }
         path "secret/metadata/private/*" { capabilities = ["deny"] }
-    """)
+    """,
+    )
     await tv.tenant("acme").kv.put("private/k", {"v": 1})
     assert await scoped.tenant("acme").kv.list() == ["private/"]
     with pytest.raises(PermissionDeniedError):
@@ -346,8 +391,11 @@ async def test_deny_in_a_more_specific_path_wins_for_list_too(
 async def test_capabilities_self(tv: tenantvault.TenantVault) -> None:
     scoped = await _tenant_with_token(tv, "acme", READER)
     response = await scoped.request(
-        Operation.UPDATE, "sys/capabilities-self",
-        {"paths": ["secret/data/app/x", "secret/data/other"]}, namespace="acme")
+        Operation.UPDATE,
+        "sys/capabilities-self",
+        {"paths": ["secret/data/app/x", "secret/data/other"]},
+        namespace="acme",
+    )
     data = response.data or {}
     assert data["secret/data/app/x"] == ["read"]
     assert data["secret/data/other"] == ["deny"]

@@ -127,7 +127,9 @@ async def test_malformed_cas_is_rejected_not_coerced(
     await tv.request("update", "secret/data/k", {"data": {"v": 1}}, namespace="acme")
     with pytest.raises(InvalidRequestError):
         await tv.request(
-            "update", "secret/data/k", {"data": {"v": 2}, "options": {"cas": bad}},
+            "update",
+            "secret/data/k",
+            {"data": {"v": 2}, "options": {"cas": bad}},
             namespace="acme",
         )
 
@@ -329,15 +331,17 @@ async def test_metadata_check_and_set(tv: tenantvault.TenantVault) -> None:
     await tv.create_tenant("acme")
     kv = tv.tenant("acme").kv
     await kv.write_metadata("k", custom_metadata={"a": "1"})
-    await tv.request("update", "secret/metadata/k", {"metadata_cas_required": True},
-                     namespace="acme")
+    await tv.request(
+        "update", "secret/metadata/k", {"metadata_cas_required": True}, namespace="acme"
+    )
     with pytest.raises(CheckAndSetError, match="metadata check-and-set parameter required"):
         await kv.write_metadata("k", custom_metadata={"a": "2"})
     meta = (await tv.request("read", "secret/metadata/k", namespace="acme")).data or {}
     assert meta["current_metadata_version"] == 2
     assert meta["metadata_cas_required"] is True
-    await tv.request("update", "secret/metadata/k", {"cas": 2, "custom_metadata": {"a": "3"}},
-                     namespace="acme")
+    await tv.request(
+        "update", "secret/metadata/k", {"cas": 2, "custom_metadata": {"a": "3"}}, namespace="acme"
+    )
     assert (await kv.metadata("k")).custom_metadata == {"a": "3"}
 
 
@@ -408,12 +412,18 @@ async def test_subkeys_show_structure_without_values(acme: tenantvault.Tenant) -
 
 async def test_mount_config_round_trips(acme: tenantvault.Tenant) -> None:
     assert await acme.kv.config() == {
-        "cas_required": False, "delete_version_after": "0s", "max_versions": 0,
-        "metadata_cas_required": False}
+        "cas_required": False,
+        "delete_version_after": "0s",
+        "max_versions": 0,
+        "metadata_cas_required": False,
+    }
     await acme.kv.configure(max_versions=7, delete_version_after="3h25m19s")
     assert await acme.kv.config() == {
-        "cas_required": False, "delete_version_after": "3h25m19s", "max_versions": 7,
-        "metadata_cas_required": False}
+        "cas_required": False,
+        "delete_version_after": "3h25m19s",
+        "max_versions": 7,
+        "metadata_cas_required": False,
+    }
 
 
 @pytest.mark.parametrize(

@@ -41,18 +41,26 @@ async def test_no_canary_in_errors_reprs_or_logs(
     written = await acme.kv.put("app/db", {"password": secret})
     seen += [written, await acme.kv.get("app/db"), await acme.kv.metadata("app/db")]
     seen.append(Record(secret.encode(), 1))
-    seen.append(tenantvault.Request(Operation.UPDATE, "secret/data/x", {"v": secret},
-                                    token=token.token))
+    seen.append(
+        tenantvault.Request(Operation.UPDATE, "secret/data/x", {"v": secret}, token=token.token)
+    )
     seen.append(tenantvault.Response(data={"v": secret}))
 
     failures: list[tuple[str, str, dict[str, Any] | None, str | None]] = [
-        (Operation.UPDATE, "secret/data/app/db", {"data": {"p": secret}, "options": {"cas": 0}},
-         None),
+        (
+            Operation.UPDATE,
+            "secret/data/app/db",
+            {"data": {"p": secret}, "options": {"cas": 0}},
+            None,
+        ),
         (Operation.UPDATE, "secret/data/app/db", {"data": secret}, None),
-        (Operation.UPDATE, "secret/data/app/db", {"data": {"p": 1}, "options": {"cas": secret}},
-         None),
-        (Operation.UPDATE, "secret/metadata/app/db", {"custom_metadata": {"k": secret * 40}},
-         None),
+        (
+            Operation.UPDATE,
+            "secret/data/app/db",
+            {"data": {"p": 1}, "options": {"cas": secret}},
+            None,
+        ),
+        (Operation.UPDATE, "secret/metadata/app/db", {"custom_metadata": {"k": secret * 40}}, None),
         (Operation.UPDATE, "secret/metadata/app/db", {"max_versions": secret}, None),
         (Operation.UPDATE, "secret/metadata/app/db", {"delete_version_after": secret}, None),
         (Operation.UPDATE, "secret/destroy/app/db", {"versions": [secret]}, None),

@@ -24,8 +24,12 @@ TENANTS = ["acme", "acme-evil", "beta"]
 PATHS = ["a", "a/b", "a/b/c", "d"]
 values = st.dictionaries(
     st.sampled_from(["k", "x", "nested"]),
-    st.one_of(st.none(), st.integers(-5, 5), st.text(max_size=5),
-              st.dictionaries(st.sampled_from(["p", "q"]), st.text(max_size=3), max_size=2)),
+    st.one_of(
+        st.none(),
+        st.integers(-5, 5),
+        st.text(max_size=5),
+        st.dictionaries(st.sampled_from(["p", "q"]), st.text(max_size=3), max_size=2),
+    ),
     max_size=3,
 )
 versions = st.lists(st.integers(0, 6), min_size=0, max_size=3)
@@ -56,7 +60,8 @@ class BackendsAgree(RuleBasedStateMachine):
         self.clock = FakeClock()
         self.memory = self.run(tenantvault.open("memory://", clock=self.clock))
         self.sqlite = self.run(
-            tenantvault.open(f"sqlite://{Path(self.tmp.name) / 'data'}", clock=self.clock))
+            tenantvault.open(f"sqlite://{Path(self.tmp.name) / 'data'}", clock=self.clock)
+        )
         self.tokens: list[tuple[str, str]] = []  # (memory token, sqlite token) pairs
 
     def run(self, awaitable: Any) -> Any:
@@ -68,8 +73,14 @@ class BackendsAgree(RuleBasedStateMachine):
         self.loop.close()
         self.tmp.cleanup()
 
-    def both(self, operation: Operation, path: str, data: dict[str, Any] | None,
-             namespace: str | None, token_index: int | None = None) -> None:
+    def both(
+        self,
+        operation: Operation,
+        path: str,
+        data: dict[str, Any] | None,
+        namespace: str | None,
+        token_index: int | None = None,
+    ) -> None:
         outcomes = []
         for index, tv in enumerate((self.memory, self.sqlite)):
             actor = tv
@@ -90,8 +101,12 @@ class BackendsAgree(RuleBasedStateMachine):
     def delete_tenant(self, tenant: str) -> None:
         self.both(Operation.DELETE, f"sys/namespaces/{tenant}", None, None)
 
-    @rule(tenant=st.sampled_from(TENANTS), path=st.sampled_from(PATHS), data=values,
-          cas=st.one_of(st.none(), st.integers(0, 4)))
+    @rule(
+        tenant=st.sampled_from(TENANTS),
+        path=st.sampled_from(PATHS),
+        data=values,
+        cas=st.one_of(st.none(), st.integers(0, 4)),
+    )
     def put(self, tenant: str, path: str, data: dict[str, Any], cas: int | None) -> None:
         body: dict[str, Any] = {"data": {k: v for k, v in data.items() if v is not None}}
         if cas is not None:
@@ -102,14 +117,17 @@ class BackendsAgree(RuleBasedStateMachine):
     def patch(self, tenant: str, path: str, data: dict[str, Any]) -> None:
         self.both(Operation.PATCH, f"secret/data/{path}", {"data": data}, tenant)
 
-    @rule(tenant=st.sampled_from(TENANTS), path=st.sampled_from(PATHS),
-          version=st.integers(0, 6))
+    @rule(tenant=st.sampled_from(TENANTS), path=st.sampled_from(PATHS), version=st.integers(0, 6))
     def read(self, tenant: str, path: str, version: int) -> None:
         self.both(Operation.READ, f"secret/data/{path}", {"version": version}, tenant)
         self.both(Operation.READ, f"secret/subkeys/{path}", {"version": version}, tenant)
 
-    @rule(tenant=st.sampled_from(TENANTS), path=st.sampled_from(PATHS),
-          action=st.sampled_from(["delete", "undelete", "destroy"]), numbers=versions)
+    @rule(
+        tenant=st.sampled_from(TENANTS),
+        path=st.sampled_from(PATHS),
+        action=st.sampled_from(["delete", "undelete", "destroy"]),
+        numbers=versions,
+    )
     def change_versions(self, tenant: str, path: str, action: str, numbers: list[int]) -> None:
         self.both(Operation.UPDATE, f"secret/{action}/{path}", {"versions": numbers}, tenant)
 
@@ -117,15 +135,24 @@ class BackendsAgree(RuleBasedStateMachine):
     def delete_latest(self, tenant: str, path: str) -> None:
         self.both(Operation.DELETE, f"secret/data/{path}", None, tenant)
 
-    @rule(tenant=st.sampled_from(TENANTS), path=st.sampled_from(PATHS),
-          max_versions=st.integers(0, 4), cas_required=st.booleans(),
-          patch=st.booleans())
-    def write_metadata(self, tenant: str, path: str, max_versions: int, cas_required: bool,
-                       patch: bool) -> None:
-        body = {"max_versions": max_versions, "cas_required": cas_required,
-                "custom_metadata": {"owner": "me"}}
-        self.both(Operation.PATCH if patch else Operation.UPDATE, f"secret/metadata/{path}",
-                  body, tenant)
+    @rule(
+        tenant=st.sampled_from(TENANTS),
+        path=st.sampled_from(PATHS),
+        max_versions=st.integers(0, 4),
+        cas_required=st.booleans(),
+        patch=st.booleans(),
+    )
+    def write_metadata(
+        self, tenant: str, path: str, max_versions: int, cas_required: bool, patch: bool
+    ) -> None:
+        body = {
+            "max_versions": max_versions,
+            "cas_required": cas_required,
+            "custom_metadata": {"owner": "me"},
+        }
+        self.both(
+            Operation.PATCH if patch else Operation.UPDATE, f"secret/metadata/{path}", body, tenant
+        )
 
     @rule(tenant=st.sampled_from(TENANTS), path=st.sampled_from(PATHS))
     def metadata(self, tenant: str, path: str) -> None:
@@ -148,16 +175,20 @@ class BackendsAgree(RuleBasedStateMachine):
         pair = []
         for tv in (self.memory, self.sqlite):
             try:
-                response = self.run(tv.request(
-                    Operation.UPDATE, "auth/token/create",
-                    {"policies": ["root"], "ttl": "1h"}, namespace=tenant))
+                response = self.run(
+                    tv.request(
+                        Operation.UPDATE,
+                        "auth/token/create",
+                        {"policies": ["root"], "ttl": "1h"},
+                        namespace=tenant,
+                    )
+                )
             except TenantVaultError:
                 return
             pair.append((response.auth or {})["client_token"])
         self.tokens.append((pair[0], pair[1]))
 
-    @rule(index=st.integers(0, 10), tenant=st.sampled_from(TENANTS),
-          path=st.sampled_from(PATHS))
+    @rule(index=st.integers(0, 10), tenant=st.sampled_from(TENANTS), path=st.sampled_from(PATHS))
     def use_token(self, index: int, tenant: str, path: str) -> None:
         self.both(Operation.READ, f"secret/data/{path}", None, tenant, token_index=index)
         self.both(Operation.READ, "auth/token/lookup-self", None, None, token_index=index)
@@ -169,6 +200,8 @@ class BackendsAgree(RuleBasedStateMachine):
 
 TestBackendsAgree = BackendsAgree.TestCase
 TestBackendsAgree.settings = settings(
-    max_examples=100, stateful_step_count=40, deadline=None,
+    max_examples=100,
+    stateful_step_count=40,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -1,4 +1,4 @@
-"""Property: no operation by one tenant's token ever reads, lists, changes or learns of another's data.
+"""Property: no operation by one tenant's token reads, lists, changes or learns of another's data.
 
 Three tenants whose names collide by prefix (`acme`, `acme-evil`, `acme2`) each hold secrets
 marked with their own canary. Hypothesis drives random operations by random principals against
@@ -48,9 +48,13 @@ class TenantIsolation(RuleBasedStateMachine):
         self.counter = 0
         for tenant in TENANTS:
             self.run(self.tv.create_tenant(tenant))
-            self.run(self.tv.tenant(tenant).policies.write(
-                "app", 'path "secret/*" { capabilities = ["create", "read", "update", "patch", '
-                       '"delete", "list"] }\npath "auth/token/*" { capabilities = ["update"] }'))
+            self.run(
+                self.tv.tenant(tenant).policies.write(
+                    "app",
+                    'path "secret/*" { capabilities = ["create", "read", "update", "patch", '
+                    '"delete", "list"] }\npath "auth/token/*" { capabilities = ["update"] }',
+                )
+            )
             admin = self.run(self.tv.tenant(tenant).tokens.create(policies=["root"]))
             app = self.run(self.tv.tenant(tenant).tokens.create(policies=["app"]))
             self.tokens[tenant] = {"admin": admin.token, "app": app.token}
@@ -63,20 +67,42 @@ class TenantIsolation(RuleBasedStateMachine):
         self.loop.close()
         self.tmp.cleanup()
 
-    def _request(self, actor: str, kind: str, target: str, operation: Operation, path: str,
-                 data: dict[str, Any] | None, prefix_form: bool) -> Any:
+    def _request(
+        self,
+        actor: str,
+        kind: str,
+        target: str,
+        operation: Operation,
+        path: str,
+        data: dict[str, Any] | None,
+        prefix_form: bool,
+    ) -> Any:
         scoped = self.tv.with_token(self.tokens[actor][kind])
         if prefix_form:
             return self.run(scoped.request(operation, f"{target}/{path}", data))
         return self.run(scoped.request(operation, path, data, namespace=target))
 
-    @rule(actor=st.sampled_from(TENANTS), kind=st.sampled_from(["admin", "app"]),
-          where=st.sampled_from(TENANTS), path=st.sampled_from(PATHS),
-          op=st.sampled_from(["put", "get", "list", "delete", "metadata", "destroy", "patch",
-                              "lookup-token", "policy"]),
-          prefix_form=st.booleans())
-    def act(self, actor: str, kind: str, where: str, path: str, op: str,
-            prefix_form: bool) -> None:
+    @rule(
+        actor=st.sampled_from(TENANTS),
+        kind=st.sampled_from(["admin", "app"]),
+        where=st.sampled_from(TENANTS),
+        path=st.sampled_from(PATHS),
+        op=st.sampled_from(
+            [
+                "put",
+                "get",
+                "list",
+                "delete",
+                "metadata",
+                "destroy",
+                "patch",
+                "lookup-token",
+                "policy",
+            ]
+        ),
+        prefix_form=st.booleans(),
+    )
+    def act(self, actor: str, kind: str, where: str, path: str, op: str, prefix_form: bool) -> None:
         target = where
         self.counter += 1
         value = f"{_canary(actor)}{self.counter}"
@@ -88,8 +114,11 @@ class TenantIsolation(RuleBasedStateMachine):
             "metadata": (Operation.READ, f"secret/metadata/{path}", None),
             "destroy": (Operation.UPDATE, f"secret/destroy/{path}", {"versions": [1]}),
             "patch": (Operation.PATCH, f"secret/data/{path}", {"data": {"p": value}}),
-            "lookup-token": (Operation.UPDATE, "auth/token/lookup",
-                             {"token": self.tokens[target]["app"]}),
+            "lookup-token": (
+                Operation.UPDATE,
+                "auth/token/lookup",
+                {"token": self.tokens[target]["app"]},
+            ),
             "policy": (Operation.READ, "sys/policies/acl/app", None),
         }
         operation, api_path, data = requests[op]
@@ -143,12 +172,16 @@ class TenantIsolationOnSqlite(TenantIsolation):
 
 TestTenantIsolation = TenantIsolation.TestCase
 TestTenantIsolation.settings = settings(
-    max_examples=60, stateful_step_count=30, deadline=None,
+    max_examples=60,
+    stateful_step_count=30,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 # The same machine on the embedded store, fewer runs: every write there waits for an fsync.
 TestTenantIsolationOnSqlite = TenantIsolationOnSqlite.TestCase
 TestTenantIsolationOnSqlite.settings = settings(
-    max_examples=8, stateful_step_count=25, deadline=None,
+    max_examples=8,
+    stateful_step_count=25,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -48,8 +48,8 @@ async def store(tmp_path: Path) -> Path:
 
 async def test_a_row_copied_from_another_tenant_fails_to_decrypt(store: Path) -> None:
     db = store / "tenantvault.db"
-    (acme_key, acme_value), = _rows(db, "acme", "data/app/db|").items()
-    (beta_key, _), = _rows(db, "beta", "data/app/db|").items()
+    ((_acme_key, acme_value),) = _rows(db, "acme", "data/app/db|").items()
+    ((beta_key, _),) = _rows(db, "beta", "data/app/db|").items()
     _set(db, "beta", beta_key, acme_value)
     async with tenantvault.open(f"sqlite://{store}") as tv:
         with pytest.raises(IntegrityError, match="failed authentication") as caught:
@@ -60,8 +60,8 @@ async def test_a_row_copied_from_another_tenant_fails_to_decrypt(store: Path) ->
 
 async def test_a_row_copied_to_another_path_or_version_fails_to_decrypt(store: Path) -> None:
     db = store / "tenantvault.db"
-    (db_key, db_value), = _rows(db, "beta", "data/app/db|").items()
-    (other_key, _), = _rows(db, "beta", "data/other|").items()
+    ((_db_key, db_value),) = _rows(db, "beta", "data/app/db|").items()
+    ((other_key, _),) = _rows(db, "beta", "data/other|").items()
     _set(db, "beta", other_key, db_value)
     async with tenantvault.open(f"sqlite://{store}") as tv:
         with pytest.raises(IntegrityError):

@@ -14,7 +14,10 @@ def test_the_readme_python_example_runs() -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
     assert blocks, "the README has no Python example"
     result = subprocess.run(
-        [sys.executable, "-c", blocks[0]], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", blocks[0]],
+        capture_output=True,
+        text=True,
+        timeout=60,
         check=False,
     )
     assert result.returncode == 0, result.stderr

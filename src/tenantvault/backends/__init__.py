@@ -13,6 +13,13 @@ from tenantvault.backends._protocol import SYSTEM_TENANT, Backend, Record
 __all__ = ["SYSTEM_TENANT", "Backend", "Faults", "MemoryBackend", "Record", "open_backend"]
 
 
+def _sqlite_dir(raw: str) -> Path:
+    path = unquote(raw)
+    if not path:
+        raise ConfigurationError("sqlite URL needs a data directory: sqlite:///path/to/dir")
+    return Path(os.path.expanduser(path))
+
+
 async def open_backend(
     url: str, *, master_key: bytes | None = None, master_key_file: Path | None = None
 ) -> Backend:
@@ -25,12 +32,13 @@ async def open_backend(
     if parts.scheme == "memory":
         return MemoryBackend()
     if parts.scheme == "sqlite":
-        raw = unquote(parts.netloc + parts.path)
-        if not raw:
-            raise ConfigurationError("sqlite URL needs a data directory: sqlite:///path/to/dir")
         from tenantvault.backends._sqlite import SqliteBackend
 
-        return await SqliteBackend.open(Path(os.path.expanduser(raw)), master_key=master_key,
-                                        master_key_file=master_key_file)
+        return await SqliteBackend.open(
+            _sqlite_dir(parts.netloc + parts.path),
+            master_key=master_key,
+            master_key_file=master_key_file,
+        )
     raise ConfigurationError(
-        "unknown backend URL scheme: use memory:// or sqlite:///path/to/data-dir")
+        "unknown backend URL scheme: use memory:// or sqlite:///path/to/data-dir"
+    )

@@ -1,4 +1,4 @@
-"""The in-memory mock backend: the full Backend contract in dicts, plus fault injection for tests."""
+"""The in-memory mock backend: the Backend contract in dicts, plus fault injection for tests."""
 
 from __future__ import annotations
 

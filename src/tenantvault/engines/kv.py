@@ -79,7 +79,7 @@ def _version_view(meta: Meta, version: int) -> dict[str, Any]:
 
 
 def _merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch: objects merge recursively, null removes, anything else replaces."""
+    """RFC 7386 merge patch: objects merge recursively, null removes, anything else replaces."""
     if not isinstance(patch, Mapping):
         return patch
     result = dict(target) if isinstance(target, Mapping) else {}
@@ -176,8 +176,9 @@ class KVEngine:
         async def exists(tenant: str) -> bool:
             return await self._read_meta(tenant, path) is not None
 
-        return Route(acl, capability, run, exists=exists if capability is None else None,
-                     mount=MOUNT)
+        return Route(
+            acl, capability, run, exists=exists if capability is None else None, mount=MOUNT
+        )
 
     @staticmethod
     def _route(acl: str, capability: str, handler: Any) -> Route:
@@ -191,8 +192,11 @@ class KVEngine:
     @staticmethod
     def _config_from(record: Record | None) -> dict[str, Any]:
         config: dict[str, Any] = {
-            "max_versions": 0, "cas_required": False, "delete_version_after": 0,
-            "metadata_cas_required": False}
+            "max_versions": 0,
+            "cas_required": False,
+            "delete_version_after": 0,
+            "metadata_cas_required": False,
+        }
         if record is not None:
             config.update(decode_record(record.value))
         return config
@@ -228,8 +232,13 @@ class KVEngine:
         deleted = entry["deleted"]
         return not entry["destroyed"] and not (deleted and deleted <= now)
 
-    async def _prune(self, tenant: str, path: SecretPath, meta: Meta, config: Mapping[str, Any],
-                     ) -> list[str]:
+    async def _prune(
+        self,
+        tenant: str,
+        path: SecretPath,
+        meta: Meta,
+        config: Mapping[str, Any],
+    ) -> list[str]:
         """Drop versions beyond max_versions from `meta`; return their data keys to delete."""
         # As OpenBao does: the larger of the key's and the mount's setting, 10 if neither is set.
         limit = max(meta["max_versions"], config["max_versions"]) or DEFAULT_MAX_VERSIONS
@@ -251,12 +260,14 @@ class KVEngine:
 
     async def _read_config(self, call: Call) -> Response:
         config = await self._config(call.tenant)
-        return Response(data={
-            "cas_required": config["cas_required"],
-            "delete_version_after": format_duration(config["delete_version_after"]),
-            "max_versions": config["max_versions"],
-            "metadata_cas_required": config["metadata_cas_required"],
-        })
+        return Response(
+            data={
+                "cas_required": config["cas_required"],
+                "delete_version_after": format_duration(config["delete_version_after"]),
+                "max_versions": config["max_versions"],
+                "metadata_cas_required": config["metadata_cas_required"],
+            }
+        )
 
     async def _write_config(self, call: Call) -> Response:
         data = call.data
@@ -272,10 +283,14 @@ class KVEngine:
                     config[flag] = value
             if data.get("delete_version_after") is not None:
                 config["delete_version_after"] = parse_duration(
-                    data["delete_version_after"], field="delete_version_after")
+                    data["delete_version_after"], field="delete_version_after"
+                )
             try:
                 await self._backend.write(
-                    call.tenant, MOUNT, "config", encode_record(config),
+                    call.tenant,
+                    MOUNT,
+                    "config",
+                    encode_record(config),
                     expected_revision=record.revision if record else 0,
                 )
             except ConflictError:
@@ -316,7 +331,8 @@ class KVEngine:
             if entry is None or not self._is_live(entry, now):
                 raise NotFoundError()
             record = await self._backend.read(
-                tenant, MOUNT, _data_key(path.key, meta["current_version"], entry["ref"]))
+                tenant, MOUNT, _data_key(path.key, meta["current_version"], entry["ref"])
+            )
             if record is None:
                 raise NotFoundError()
             merged = _merge_patch(decode_record(record.value), patch)
@@ -324,8 +340,9 @@ class KVEngine:
 
         return await self._add_version(tenant, path, cas, current_data, patching=True)
 
-    async def _add_version(self, tenant: str, path: SecretPath, cas: int | None, make: Any,
-                           *, patching: bool = False) -> Response:
+    async def _add_version(
+        self, tenant: str, path: SecretPath, cas: int | None, make: Any, *, patching: bool = False
+    ) -> Response:
         for attempt in range(_WRITE_ATTEMPTS):
             config = await self._config(tenant)
             meta = await self._read_meta(tenant, path)
@@ -343,14 +360,23 @@ class KVEngine:
             version = meta["current_version"] + 1
             ref = secrets.token_hex(8)
             # Data first, metadata second: see the module docstring.
-            await self._backend.write(tenant, MOUNT, _data_key(path.key, version, ref),
-                                      encode_record(body), expected_revision=0)
+            await self._backend.write(
+                tenant,
+                MOUNT,
+                _data_key(path.key, version, ref),
+                encode_record(body),
+                expected_revision=0,
+            )
             deletion = 0
             after = [v for v in (meta["delete_version_after"], config["delete_version_after"]) if v]
             if after:
                 deletion = now + min(after) * 1_000_000_000
             meta["versions"][str(version)] = {
-                "created": now, "deleted": deletion, "destroyed": False, "ref": ref}
+                "created": now,
+                "deleted": deletion,
+                "destroyed": False,
+                "ref": ref,
+            }
             meta["current_version"] = version
             meta["updated"] = now
             doomed = await self._prune(tenant, path, meta, config)
@@ -377,7 +403,8 @@ class KVEngine:
         if not self._is_live(entry, self._clock()):
             raise NotFoundError(body={"data": {"data": None, "metadata": view}})
         record = await self._backend.read(
-            call.tenant, MOUNT, _data_key(path.key, version, entry["ref"]))
+            call.tenant, MOUNT, _data_key(path.key, version, entry["ref"])
+        )
         if record is None:
             raise NotFoundError()
         return Response(data={"data": decode_record(record.value), "metadata": view})
@@ -385,11 +412,13 @@ class KVEngine:
     async def _subkeys(self, call: Call, path: SecretPath) -> Response:
         depth = get_int(call.data, "depth", default=0) or 0
         data = (await self._read(call, path)).data or {}
-        return Response(data={"subkeys": _subkeys(data.get("data"), depth),
-                              "metadata": data.get("metadata")})
+        return Response(
+            data={"subkeys": _subkeys(data.get("data"), depth), "metadata": data.get("metadata")}
+        )
 
-    async def _change_versions(self, tenant: str, path: SecretPath, versions: list[int] | None,
-                               action: str) -> None:
+    async def _change_versions(
+        self, tenant: str, path: SecretPath, versions: list[int] | None, action: str
+    ) -> None:
         for _ in range(_WRITE_ATTEMPTS):
             meta = await self._read_meta(tenant, path)
             if meta is None:
@@ -458,26 +487,28 @@ class KVEngine:
         meta = await self._read_meta(call.tenant, path)
         if meta is None:
             raise NotFoundError()
-        return Response(data={
-            "cas_required": meta["cas_required"],
-            "created_time": format_time(meta["created"]),
-            "current_metadata_version": meta.get("metadata_version", 0),
-            "current_version": meta["current_version"],
-            "custom_metadata": meta["custom_metadata"],
-            "delete_version_after": format_duration(meta["delete_version_after"]),
-            "max_versions": meta["max_versions"],
-            "metadata_cas_required": meta.get("metadata_cas_required", False),
-            "oldest_version": meta["oldest_version"],
-            "updated_time": format_time(meta["updated"]),
-            "versions": {
-                version: {
-                    "created_time": format_time(entry["created"]),
-                    "deletion_time": format_time(entry["deleted"]),
-                    "destroyed": entry["destroyed"],
-                }
-                for version, entry in sorted(meta["versions"].items(), key=lambda i: int(i[0]))
-            },
-        })
+        return Response(
+            data={
+                "cas_required": meta["cas_required"],
+                "created_time": format_time(meta["created"]),
+                "current_metadata_version": meta.get("metadata_version", 0),
+                "current_version": meta["current_version"],
+                "custom_metadata": meta["custom_metadata"],
+                "delete_version_after": format_duration(meta["delete_version_after"]),
+                "max_versions": meta["max_versions"],
+                "metadata_cas_required": meta.get("metadata_cas_required", False),
+                "oldest_version": meta["oldest_version"],
+                "updated_time": format_time(meta["updated"]),
+                "versions": {
+                    version: {
+                        "created_time": format_time(entry["created"]),
+                        "deletion_time": format_time(entry["deleted"]),
+                        "destroyed": entry["destroyed"],
+                    }
+                    for version, entry in sorted(meta["versions"].items(), key=lambda i: int(i[0]))
+                },
+            }
+        )
 
     def _metadata_changes(self, data: Mapping[str, Any], *, patch: bool) -> dict[str, Any]:
         changes: dict[str, Any] = {}
@@ -490,7 +521,8 @@ class KVEngine:
                 changes[flag] = value
         if data.get("delete_version_after") is not None:
             changes["delete_version_after"] = parse_duration(
-                data["delete_version_after"], field="delete_version_after")
+                data["delete_version_after"], field="delete_version_after"
+            )
         if "custom_metadata" in data:
             raw = data["custom_metadata"]
             if raw is None and not patch:
@@ -525,7 +557,9 @@ class KVEngine:
             config = await self._config(call.tenant)
             if config["metadata_cas_required"] or was_cas_required:
                 if metadata_cas is None or metadata_cas != meta.get("metadata_version", 0):
-                    raise CheckAndSetError("metadata check-and-set parameter required for this call")
+                    raise CheckAndSetError(
+                        "metadata check-and-set parameter required for this call"
+                    )
             meta["metadata_version"] = meta.get("metadata_version", 0) + 1
             meta["updated"] = now
             # Like Vault, a lower max_versions takes effect at the next data write, not here.
@@ -549,14 +583,19 @@ class KVEngine:
                 return Response.no_content()
             revision = meta.pop("_revision")
             try:
-                await self._backend.delete(call.tenant, MOUNT, f"meta/{path.key}",
-                                           expected_revision=revision)
+                await self._backend.delete(
+                    call.tenant, MOUNT, f"meta/{path.key}", expected_revision=revision
+                )
             except ConflictError:
                 continue
-            await self._purge(call.tenant, [
-                _data_key(path.key, int(version), entry["ref"])
-                for version, entry in meta["versions"].items() if entry.get("ref")
-            ])
+            await self._purge(
+                call.tenant,
+                [
+                    _data_key(path.key, int(version), entry["ref"])
+                    for version, entry in meta["versions"].items()
+                    if entry.get("ref")
+                ],
+            )
             return Response.no_content()
         raise BackendUnavailableError("too much contention on this key; retry")
 

@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tenantvault._clock import Clock
-from tenantvault._version import __version__
 from tenantvault._exceptions import (
     InvalidRequestError,
     NotFoundError,
@@ -18,6 +17,7 @@ from tenantvault._policy_store import PolicyStore
 from tenantvault._request import Operation, Response
 from tenantvault._tenants import TenantRegistry
 from tenantvault._tokens import TokenStore
+from tenantvault._version import __version__
 from tenantvault.engines._common import get_mapping, get_str
 from tenantvault.engines._route import Call, Route
 
@@ -40,15 +40,27 @@ TENANT_MOUNTS = {"secret/": _KV_MOUNT}
 
 
 def _mount_entry(path: str, entry: dict[str, Any]) -> dict[str, Any]:
-    return {"accessor": f"{entry['type']}_{path.strip('/')}", "uuid": "", "plugin_version": "",
-            "path": path, **entry}
+    return {
+        "accessor": f"{entry['type']}_{path.strip('/')}",
+        "uuid": "",
+        "plugin_version": "",
+        "path": path,
+        **entry,
+    }
 
 
 class SysEngine:
     """Endpoints under `sys/`, within one tenant or the root namespace (tenant None)."""
 
-    def __init__(self, *, tenants: TenantRegistry, policies: PolicyStore,
-                 tokens: TokenStore, sealed: Callable[[], bool], clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        tenants: TenantRegistry,
+        policies: PolicyStore,
+        tokens: TokenStore,
+        sealed: Callable[[], bool],
+        clock: Clock,
+    ) -> None:
         self._clock = clock
         self._tenants = tenants
         self._policies = policies
@@ -75,8 +87,13 @@ class SysEngine:
         if rest == "mounts" and op is Operation.READ:
             return Route("sys/mounts", "read", self._mounts(tenant), mount="sys")
         if rest.startswith("internal/ui/mounts/") and op is Operation.READ:
-            return Route(f"sys/{rest}", None, self._ui_mount(rest.removeprefix(
-                "internal/ui/mounts/"), tenant), public=True, mount="sys")
+            return Route(
+                f"sys/{rest}",
+                None,
+                self._ui_mount(rest.removeprefix("internal/ui/mounts/"), tenant),
+                public=True,
+                mount="sys",
+            )
         if rest == "capabilities-self" and op is Operation.UPDATE:
             return Route("sys/capabilities-self", "update", self._capabilities_self, mount="sys")
         raise NotFoundError("unsupported path")
@@ -96,8 +113,9 @@ class SysEngine:
         if op is Operation.READ:
             return Route(acl, "read", lambda call: self._read_namespace(name), mount="sys")
         if op in (Operation.UPDATE, Operation.CREATE):
-            return Route(acl, "create", lambda call: self._create_namespace(name, call),
-                         mount="sys")
+            return Route(
+                acl, "create", lambda call: self._create_namespace(name, call), mount="sys"
+            )
         if op is Operation.DELETE:
             return Route(acl, "delete", lambda call: self._delete_namespace(name), mount="sys")
         raise UnsupportedOperationError()
@@ -139,27 +157,36 @@ class SysEngine:
     def _route_policies(self, op: Operation, rest: str) -> Route:
         legacy = rest.startswith("policy")
         base = "policy" if legacy else "policies/acl"
-        name = rest.removeprefix(base).strip("/") if op is Operation.LIST else \
-            rest.removeprefix(base + "/")
+        name = (
+            rest.removeprefix(base).strip("/")
+            if op is Operation.LIST
+            else rest.removeprefix(base + "/")
+        )
         if (op is Operation.LIST or (legacy and op is Operation.READ)) and not name:
-            return Route(f"sys/{base}/" if op is Operation.LIST else f"sys/{base}",
-                         "list" if op is Operation.LIST else "read",
-                         lambda call: self._list_policies(call, legacy=legacy), mount="sys")
+            return Route(
+                f"sys/{base}/" if op is Operation.LIST else f"sys/{base}",
+                "list" if op is Operation.LIST else "read",
+                lambda call: self._list_policies(call, legacy=legacy),
+                mount="sys",
+            )
         if not name or rest == base:
             raise UnsupportedOperationError()
         self._policies.check_name(name)
         acl = f"sys/{base}/{name}"
         if op is Operation.READ:
-            return Route(acl, "read", lambda call: self._read_policy(call, name, legacy),
-                         mount="sys")
+            return Route(
+                acl, "read", lambda call: self._read_policy(call, name, legacy), mount="sys"
+            )
         if op in (Operation.UPDATE, Operation.CREATE):
+
             async def exists(tenant: str) -> bool:
                 return await self._policies.read(tenant, name) is not None
-            return Route(acl, None, lambda call: self._write_policy(call, name),
-                         exists=exists, mount="sys")
+
+            return Route(
+                acl, None, lambda call: self._write_policy(call, name), exists=exists, mount="sys"
+            )
         if op is Operation.DELETE:
-            return Route(acl, "delete", lambda call: self._delete_policy(call, name),
-                         mount="sys")
+            return Route(acl, "delete", lambda call: self._delete_policy(call, name), mount="sys")
         raise UnsupportedOperationError()
 
     async def _list_policies(self, call: Call, *, legacy: bool) -> Response:
@@ -194,6 +221,7 @@ class SysEngine:
             mounts = TENANT_MOUNTS if tenant is not None else {}
             data = {path: _mount_entry(path, entry) for path, entry in mounts.items()}
             return Response(data=data)
+
         return handler
 
     def _ui_mount(self, path: str, tenant: str | None) -> Handler:
@@ -207,6 +235,7 @@ class SysEngine:
             if entry is None:
                 raise NotFoundError()
             return Response(data=_mount_entry(mount, entry))
+
         return handler
 
     async def _capabilities_self(self, call: Call) -> Response:
@@ -228,17 +257,37 @@ class SysEngine:
         return Response(data=data)
 
     async def _health(self, call: Call) -> Response:
-        return Response(data={
-            "initialized": True, "sealed": self._sealed(), "standby": False,
-            "performance_standby": False, "replication_performance_mode": "disabled",
-            "replication_dr_mode": "disabled", "server_time_utc": self._clock() // 1_000_000_000, "version": __version__,
-            "cluster_name": "tenantvault", "cluster_id": "",
-        })
+        return Response(
+            data={
+                "initialized": True,
+                "sealed": self._sealed(),
+                "standby": False,
+                "performance_standby": False,
+                "replication_performance_mode": "disabled",
+                "replication_dr_mode": "disabled",
+                "server_time_utc": self._clock() // 1_000_000_000,
+                "version": __version__,
+                "cluster_name": "tenantvault",
+                "cluster_id": "",
+            }
+        )
 
     async def _seal_status(self, call: Call) -> Response:
-        return Response(data={
-            "type": "shamir", "initialized": True, "sealed": self._sealed(), "t": 1, "n": 1,
-            "progress": 0, "nonce": "", "version": __version__, "build_date": "",
-            "migration": False, "recovery_seal": False, "storage_type": "tenantvault",
-            "cluster_name": "tenantvault", "cluster_id": "",
-        })
+        return Response(
+            data={
+                "type": "shamir",
+                "initialized": True,
+                "sealed": self._sealed(),
+                "t": 1,
+                "n": 1,
+                "progress": 0,
+                "nonce": "",
+                "version": __version__,
+                "build_date": "",
+                "migration": False,
+                "recovery_seal": False,
+                "storage_type": "tenantvault",
+                "cluster_name": "tenantvault",
+                "cluster_id": "",
+            }
+        )

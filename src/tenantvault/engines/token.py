@@ -54,8 +54,9 @@ def _namespace(call: Call) -> str | None:
 class TokenEngine:
     """Token endpoints. Every target token must belong to the caller's own tenant."""
 
-    def __init__(self, *, tokens: TokenStore, tenants: TenantRegistry, policies: PolicyStore,
-                 clock: Clock) -> None:
+    def __init__(
+        self, *, tokens: TokenStore, tenants: TenantRegistry, policies: PolicyStore, clock: Clock
+    ) -> None:
         self._tokens = tokens
         self._policies = policies
         self._tenants = tenants
@@ -129,8 +130,9 @@ class TokenEngine:
     async def _create_orphan(self, call: Call) -> Response:
         return await self._create_token(call, orphan=True, path="auth/token/create-orphan")
 
-    async def _create_token(self, call: Call, *, orphan: bool,
-                            path: str = "auth/token/create") -> Response:
+    async def _create_token(
+        self, call: Call, *, orphan: bool, path: str = "auth/token/create"
+    ) -> Response:
         data = call.data
         principal = call.principal
         raw_policies = data.get("policies")
@@ -156,8 +158,8 @@ class TokenEngine:
             held = set(principal.policies)
             if not set(requested) - {"default"} <= held:
                 raise PermissionDeniedError(
-                    "child policies must be subset of parent"
-                    if explicit else "permission denied")
+                    "child policies must be subset of parent" if explicit else "permission denied"
+                )
         meta = get_mapping(data, "meta")
         if meta is not None:
             if len(meta) > _MAX_META_KEYS or not all(
@@ -172,18 +174,28 @@ class TokenEngine:
             raise NotFoundError()
         display = get_str(data, "display_name", default="") or ""
         token, record = await self._tokens.create(
-            tenant=tenant, tenant_uid=uid or "", policies=requested,
-            parent=principal.record, orphan=orphan or principal.record is None,
+            tenant=tenant,
+            tenant_uid=uid or "",
+            policies=requested,
+            parent=principal.record,
+            orphan=orphan or principal.record is None,
             ttl_seconds=parse_duration(ttl, field="ttl") if ttl not in (None, "") else None,
-            explicit_max_ttl_seconds=parse_duration(data.get("explicit_max_ttl") or 0,
-                                                    field="explicit_max_ttl"),
+            explicit_max_ttl_seconds=parse_duration(
+                data.get("explicit_max_ttl") or 0, field="explicit_max_ttl"
+            ),
             period_seconds=parse_duration(data.get("period") or 0, field="period"),
             renewable=get_bool(data, "renewable", default=True) is not False,
-            num_uses=num_uses, meta=dict(meta) if meta else None,
-            display_name="token" + (f"-{display}" if display else ""), path=path,
+            num_uses=num_uses,
+            meta=dict(meta) if meta else None,
+            display_name="token" + (f"-{display}" if display else ""),
+            path=path,
         )
-        missing = [name for name in record.policies if name not in ("default", "root")
-                   and await self._policies.read(call.tenant, name) is None]
+        missing = [
+            name
+            for name in record.policies
+            if name not in ("default", "root")
+            and await self._policies.read(call.tenant, name) is None
+        ]
         warnings = [f'Policy "{name}" does not exist' for name in missing] or None
         return Response(auth=_auth_block(token, record, self._clock()), warnings=warnings)
 
