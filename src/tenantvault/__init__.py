@@ -16,7 +16,8 @@ from tenantvault._client import (
     VersionInfo,
     open,
 )
-from tenantvault._core import AuditHook, Core, RequestContext
+from tenantvault._audit_hook import AuditHook, RequestContext
+from tenantvault._core import Core
 from tenantvault._exceptions import (
     AuditError,
     BackendError,

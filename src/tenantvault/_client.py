@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+import base64
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from tenantvault._clock import Clock, system_clock
-from tenantvault._core import AuditHook, Core
+from tenantvault._core import Core
+from tenantvault.audit import AuditBroker
 from tenantvault._exceptions import ClosedError, NotFoundError
 from tenantvault._request import Operation, Request, Response
 from tenantvault.backends import Backend, open_backend
 
 __all__ = [
     "KV",
+    "BatchResult",
+    "DataKey",
     "KeyMetadata",
     "Policies",
     "Secret",
@@ -23,6 +27,7 @@ __all__ = [
     "TenantVault",
     "TokenInfo",
     "Tokens",
+    "Transit",
     "VersionInfo",
     "open",
 ]
@@ -401,12 +406,288 @@ class Tokens:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """One item of a transit batch: its result, or Vault's error message for that item.
+
+    `value` is the ciphertext (encrypt, rewrap) or the plaintext bytes (decrypt).
+    """
+
+    value: str | bytes | None = field(repr=False)
+    key_version: int | None
+    error: str | None
+    reference: str
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class DataKey:
+    """A data key from `datakey/`: its ciphertext, and its plaintext unless wrapped."""
+
+    ciphertext: str
+    key_version: int
+    plaintext: bytes | None = field(repr=False)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+class Transit:
+    """Transit (encryption as a service) at `transit/` in one tenant.
+
+    Bytes in, bytes out: this class does the base64 that Vault's API needs. Ciphertexts are
+    Vault's `vault:v<N>:...` strings.
+    """
+
+    def __init__(self, caller: _Caller, tenant: str | None) -> None:
+        self._caller = caller
+        self._tenant = tenant
+
+    async def _call(
+        self, operation: Operation, path: str, data: Mapping[str, Any] | None = None
+    ) -> Response:
+        return await self._caller.call(operation, f"transit/{path}", data, namespace=self._tenant)
+
+    async def _write(self, path: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        return dict((await self._call(Operation.UPDATE, path, data)).data or {})
+
+    # -- keys ------------------------------------------------------------------------------
+
+    async def create_key(
+        self,
+        name: str,
+        *,
+        key_type: str = "aes256-gcm96",
+        derived: bool = False,
+        convergent_encryption: bool = False,
+        auto_rotate_period: str | int | None = None,
+        key_size: int | None = None,
+    ) -> dict[str, Any]:
+        """Create the key (an existing key is returned unchanged); its description."""
+        body: dict[str, Any] = {
+            "type": key_type,
+            "derived": derived,
+            "convergent_encryption": convergent_encryption,
+        }
+        if auto_rotate_period is not None:
+            body["auto_rotate_period"] = auto_rotate_period
+        if key_size is not None:
+            body["key_size"] = key_size
+        return await self._write(f"keys/{name}", body)
+
+    async def read_key(self, name: str) -> dict[str, Any]:
+        """The key's description (versions, settings; never key material)."""
+        return dict((await self._call(Operation.READ, f"keys/{name}")).data or {})
+
+    async def list_keys(self) -> list[str]:
+        try:
+            response = await self._call(Operation.LIST, "keys")
+        except NotFoundError:
+            return []
+        return list((response.data or {})["keys"])
+
+    async def configure_key(
+        self,
+        name: str,
+        *,
+        min_decryption_version: int | None = None,
+        min_encryption_version: int | None = None,
+        deletion_allowed: bool | None = None,
+        auto_rotate_period: str | int | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            field_name: value
+            for field_name, value in (
+                ("min_decryption_version", min_decryption_version),
+                ("min_encryption_version", min_encryption_version),
+                ("deletion_allowed", deletion_allowed),
+                ("auto_rotate_period", auto_rotate_period),
+            )
+            if value is not None
+        }
+        return await self._write(f"keys/{name}/config", body)
+
+    async def rotate_key(self, name: str) -> dict[str, Any]:
+        """Add a new key version; new encryptions use it, older ciphertexts still decrypt."""
+        return await self._write(f"keys/{name}/rotate", {})
+
+    async def delete_key(self, name: str) -> None:
+        """Delete the key for good (only once `deletion_allowed` is set)."""
+        await self._call(Operation.DELETE, f"keys/{name}")
+
+    # -- data ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _options(
+        context: bytes | None, associated_data: bytes | None, key_version: int | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if context is not None:
+            body["context"] = _b64(context)
+        if associated_data is not None:
+            body["associated_data"] = _b64(associated_data)
+        if key_version is not None:
+            body["key_version"] = key_version
+        return body
+
+    async def encrypt(
+        self,
+        name: str,
+        plaintext: bytes,
+        *,
+        context: bytes | None = None,
+        associated_data: bytes | None = None,
+        key_version: int | None = None,
+    ) -> str:
+        """`vault:v<N>:...`; creates the key first if it is missing and the caller may."""
+        body = {
+            "plaintext": _b64(plaintext),
+            **self._options(context, associated_data, key_version),
+        }
+        return str((await self._write(f"encrypt/{name}", body))["ciphertext"])
+
+    async def decrypt(
+        self,
+        name: str,
+        ciphertext: str,
+        *,
+        context: bytes | None = None,
+        associated_data: bytes | None = None,
+    ) -> bytes:
+        """The plaintext; `DecryptionError` (400) for anything that cannot be opened."""
+        body = {"ciphertext": ciphertext, **self._options(context, associated_data, None)}
+        return base64.b64decode((await self._write(f"decrypt/{name}", body))["plaintext"])
+
+    async def rewrap(
+        self,
+        name: str,
+        ciphertext: str,
+        *,
+        context: bytes | None = None,
+        key_version: int | None = None,
+    ) -> str:
+        """The same plaintext under the latest (or `key_version`) version; never revealed."""
+        body = {"ciphertext": ciphertext, **self._options(context, None, key_version)}
+        return str((await self._write(f"rewrap/{name}", body))["ciphertext"])
+
+    async def _batch(
+        self, path: str, items: list[dict[str, Any]], *, decode: bool
+    ) -> list[BatchResult]:
+        response = await self._call(Operation.UPDATE, path, {"batch_input": items})
+        results: list[BatchResult] = []
+        for item in (response.data or {})["batch_results"]:
+            error = item.get("error") or None
+            value: str | bytes | None = None
+            if error is None:
+                value = base64.b64decode(item["plaintext"]) if decode else item["ciphertext"]
+            results.append(
+                BatchResult(
+                    value=value,
+                    key_version=item.get("key_version"),
+                    error=error,
+                    reference=item.get("reference", ""),
+                )
+            )
+        return results
+
+    async def encrypt_batch(
+        self,
+        name: str,
+        plaintexts: Sequence[bytes],
+        *,
+        contexts: Sequence[bytes] | None = None,
+    ) -> list[BatchResult]:
+        """Encrypt many in one request; results in input order, failures per item."""
+        items: list[dict[str, Any]] = [{"plaintext": _b64(p)} for p in plaintexts]
+        for item, context in zip(items, contexts or [b""] * len(items), strict=True):
+            if contexts is not None:
+                item["context"] = _b64(context)
+        return await self._batch(f"encrypt/{name}", items, decode=False)
+
+    async def decrypt_batch(
+        self,
+        name: str,
+        ciphertexts: Sequence[str],
+        *,
+        contexts: Sequence[bytes] | None = None,
+    ) -> list[BatchResult]:
+        """Decrypt many in one request; `value` holds the plaintext bytes of each success."""
+        items: list[dict[str, Any]] = [{"ciphertext": c} for c in ciphertexts]
+        for item, context in zip(items, contexts or [b""] * len(items), strict=True):
+            if contexts is not None:
+                item["context"] = _b64(context)
+        return await self._batch(f"decrypt/{name}", items, decode=True)
+
+    async def datakey(
+        self, name: str, *, bits: int = 256, wrapped: bool = False, context: bytes | None = None
+    ) -> DataKey:
+        """A fresh random key of `bits` (128, 256, 512), encrypted under `name`."""
+        kind = "wrapped" if wrapped else "plaintext"
+        body = {"bits": bits, **self._options(context, None, None)}
+        data = await self._write(f"datakey/{kind}/{name}", body)
+        plaintext = data.get("plaintext")
+        return DataKey(
+            ciphertext=data["ciphertext"],
+            key_version=data["key_version"],
+            plaintext=base64.b64decode(plaintext) if plaintext is not None else None,
+        )
+
+    async def hmac(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        algorithm: str = "sha2-256",
+        key_version: int | None = None,
+    ) -> str:
+        body = {
+            "input": _b64(data),
+            "algorithm": algorithm,
+            **self._options(None, None, key_version),
+        }
+        return str((await self._write(f"hmac/{name}", body))["hmac"])
+
+    async def verify_hmac(
+        self, name: str, data: bytes, hmac: str, *, algorithm: str = "sha2-256"
+    ) -> bool:
+        body = {"input": _b64(data), "hmac": hmac, "algorithm": algorithm}
+        return bool((await self._write(f"verify/{name}", body))["valid"])
+
+    async def sign(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        context: bytes | None = None,
+        key_version: int | None = None,
+    ) -> str:
+        """An Ed25519 signature `vault:v<N>:...` of `data`."""
+        body = {"input": _b64(data), **self._options(context, None, key_version)}
+        return str((await self._write(f"sign/{name}", body))["signature"])
+
+    async def verify(
+        self, name: str, data: bytes, signature: str, *, context: bytes | None = None
+    ) -> bool:
+        body = {"input": _b64(data), "signature": signature, **self._options(context, None, None)}
+        return bool((await self._write(f"verify/{name}", body))["valid"])
+
+    async def random(self, size: int = 32) -> bytes:
+        """`size` random bytes from the server's CSPRNG."""
+        data = await self._write("random", {"bytes": size})
+        return base64.b64decode(data["random_bytes"])
+
+
 class Tenant:
     """One tenant's secrets space, seen by one principal."""
 
     def __init__(self, caller: _Caller, tenant: str | None) -> None:
         self.id = tenant
         self.kv = KV(caller, tenant)
+        self.transit = Transit(caller, tenant)
         self.policies = Policies(caller, tenant)
         self.tokens = Tokens(caller, tenant)
 
@@ -510,7 +791,7 @@ class _Opening:
         master_key: bytes | None,
         master_key_file: Path | None,
         clock: Clock,
-        audit: AuditHook | None,
+        audit: AuditBroker | None,
     ) -> None:
         self._url = url
         self._master_key = master_key
@@ -557,7 +838,7 @@ def open(
     master_key: bytes | None = None,
     master_key_file: Path | None = None,
     clock: Clock = system_clock,
-    audit: AuditHook | None = None,
+    audit: AuditBroker | None = None,
 ) -> _Opening:
     """Open a tenantvault on `url` (`memory://`, `sqlite:///data/dir`).
 

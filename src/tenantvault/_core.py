@@ -6,11 +6,12 @@ code path reaches an engine or a backend. Tenant isolation is enforced here, onc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from tenantvault._audit_hook import AuditHook, RequestContext
 from tenantvault._clock import Clock, system_clock
 from tenantvault._exceptions import (
+    AuditError,
     ClosedError,
     NotFoundError,
     PermissionDeniedError,
@@ -22,11 +23,14 @@ from tenantvault._policy_store import PolicyStore
 from tenantvault._request import Operation, Request, Response
 from tenantvault._tenants import TenantRegistry
 from tenantvault._tokens import Principal, TokenStore
+from tenantvault.audit._broker import AuditBroker
 from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
 from tenantvault.engines._route import Call, Route
+from tenantvault.engines.audit import AuditEngine
 from tenantvault.engines.kv import KVEngine
 from tenantvault.engines.sys import SysEngine
 from tenantvault.engines.token import TokenEngine
+from tenantvault.engines.transit import TransitEngine
 
 __all__ = ["AuditHook", "Core", "RequestContext"]
 
@@ -36,42 +40,23 @@ _TOP_LEVEL = frozenset({"secret", "sys", "auth", "transit", "cubbyhole", "identi
 _ROOT_ACL = ACL((), root=True)
 
 
-@dataclass(frozen=True, slots=True)
-class RequestContext:
-    """What the audit hook learns about a request once it is resolved (never the token)."""
-
-    request: Request
-    principal: Principal | None
-    tenant: str | None
-    mount: str
-    path: str
-    capability: str | None
-
-
-class AuditHook(Protocol):
-    """The audit seam. `request` runs before the engine and may refuse (fail closed) by raising;
-    `response` runs after it, with the response or the error."""
-
-    async def request(self, context: RequestContext) -> None: ...
-
-    async def response(
-        self, context: RequestContext, response: Response | None, error: TenantVaultError | None
-    ) -> None: ...
-
-
 class Core:
     """Owns the engines and stores over one Backend, and serves `Request`s."""
 
     def __init__(
-        self, backend: Backend, *, clock: Clock = system_clock, audit: AuditHook | None = None
+        self, backend: Backend, *, clock: Clock = system_clock, audit: AuditBroker | None = None
     ) -> None:
         self.backend = backend
         self.clock = clock
-        self.audit = audit
+        # Always a broker: with no sink enabled it records nothing and costs nothing; enabling
+        # a sink (settings, `sys/audit/<name>`) makes every request fail closed on it.
+        self.audit: AuditHook = audit if audit is not None else AuditBroker(backend, clock=clock)
+        self.audit_broker = self.audit if isinstance(self.audit, AuditBroker) else None
         self.tenants = TenantRegistry(backend, clock=clock)
         self.policies = PolicyStore(backend)
         self.tokens = TokenStore(backend, clock=clock, tenant_uid=self.tenants.uid)
         self.kv = KVEngine(backend, clock=clock)
+        self.transit = TransitEngine(backend, clock=clock)
         self.sys = SysEngine(
             tenants=self.tenants,
             policies=self.policies,
@@ -82,10 +67,18 @@ class Core:
         self.token_engine = TokenEngine(
             tokens=self.tokens, tenants=self.tenants, policies=self.policies, clock=clock
         )
+        self.audit_engine = AuditEngine(
+            self.audit_broker or AuditBroker(backend, clock=clock),
+            tokens=self.tokens,
+            backend=backend,
+            clock=clock,
+        )
         self._closed = False
 
     async def start(self) -> None:
         await self.tokens.start()
+        if self.audit_broker is not None:
+            await self.audit_broker.load()
 
     async def initialize_root_token(self, token: str | None = None) -> str | None:
         """Create the initial root token once per store; None if the store was initialized.
@@ -112,6 +105,8 @@ class Core:
 
     async def aclose(self) -> None:
         self._closed = True
+        if self.audit_broker is not None:
+            await self.audit_broker.aclose()
 
     # -- the pipeline ----------------------------------------------------------------------
 
@@ -126,29 +121,33 @@ class Core:
     async def _handle(self, request: Request, *, operator: bool) -> Response:
         if self._closed:
             raise ClosedError("tenantvault is closed")
-        context: RequestContext | None = None
+        context = RequestContext(request, None, None, "", request.path, None)
+        audited = False
         try:
             namespace, path = self._split_namespace(request)
+            public = self.sys.is_public(path)
             # 1. authenticate (public probes excepted, as in Vault)
-            if self.sys.is_public(path):
+            if public:
                 principal = None
             elif operator:
                 principal = Principal.operator()
             else:
                 principal = await self.tokens.authenticate(request.token)
+            context.principal = principal
             # 2. resolve the tenant
             tenant = await self._resolve_tenant(principal, namespace)
+            context.tenant = tenant
             # 3. parse the path once
             route = self._route(request.operation, path, tenant)
+            context.mount, context.path = route.mount, route.acl_path
             storage_tenant = tenant if tenant is not None else SYSTEM_TENANT
             # 4. authorize
             acl = await self._acl(principal, storage_tenant)
-            capability = await self._authorize(route, acl, storage_tenant, principal)
-            context = RequestContext(
-                request, principal, tenant, route.mount, route.acl_path, capability
-            )
-            # 5. audit the request — fail closed: an exception here stops everything
-            if self.audit is not None:
+            context.capability = await self._authorize(route, acl, storage_tenant, principal)
+            # 5. audit the request — fail closed: if no sink records it, nothing happens.
+            # Unauthenticated health probes are not audited, as in Vault.
+            if not public:
+                audited = True
                 await self.audit.request(context)
             # 6. execute
             response = await route.handler(
@@ -162,16 +161,16 @@ class Core:
                 )
             )
         except TenantVaultError as error:
-            if self.audit is not None:
-                await self.audit.response(
-                    context or RequestContext(request, None, None, "", request.path, None),
-                    None,
-                    error,
-                )
+            if not (audited and isinstance(error, AuditError)):
+                # Denied and invalid requests are audited too: a request entry (if the failure
+                # came before it), then the response entry with the error.
+                if not audited:
+                    await self.audit.request(context)
+                await self.audit.response(context, None, error)
             raise
         response.request_id = request.request_id
-        # 7. audit the response
-        if self.audit is not None:
+        # 7. audit the response; if no sink records it the client gets 500, as in Vault.
+        if not public:
             await self.audit.response(context, response, None)
         return response
 
@@ -210,11 +209,15 @@ class Core:
     def _route(self, operation: Operation, path: str, tenant: str | None) -> Route:
         mount, _, rest = path.partition("/")
         if mount == "sys":
+            if rest.startswith(("audit/", "audit-hash/")) or rest == "audit":
+                return self.audit_engine.route(operation, rest, tenant=tenant)
             return self.sys.route(operation, rest, tenant=tenant)
         if mount == "auth":
             return self.token_engine.route(operation, rest)
         if mount == "secret" and tenant is not None:
             return self.kv.route(operation, rest)
+        if mount == "transit" and tenant is not None:
+            return self.transit.route(operation, rest)
         raise NotFoundError("unsupported path")
 
     async def _acl(self, principal: Principal | None, storage_tenant: str) -> ACL:

@@ -413,6 +413,15 @@ class TokenStore:
                 SYSTEM_TENANT, MOUNT, f"tenant/{record.tenant}/{record.token_hash}"
             )
 
+    async def tenant_tokens(self, tenant: str) -> list[TokenRecord]:
+        """Every live token bound to `tenant` (for compliance reports)."""
+        records = []
+        for token_hash in await self._backend.list(SYSTEM_TENANT, MOUNT, f"tenant/{tenant}/"):
+            record = await self._live(await self._load(token_hash))
+            if record is not None:
+                records.append(record)
+        return records
+
     async def revoke_tenant(self, tenant: str) -> int:
         """Revoke every token bound to `tenant`; returns how many were revoked."""
         prefix = f"tenant/{tenant}/"

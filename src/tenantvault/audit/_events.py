@@ -1,0 +1,101 @@
+"""Audit events: what happened, captured once per request, rendered per sink with its own salt."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tenantvault._clock import format_time
+from tenantvault.audit._redact import Redactor
+
+__all__ = ["AuditEvent", "outcome_of"]
+
+Outcome = Literal["success", "denied", "invalid", "error"]
+
+
+def outcome_of(status: int) -> Outcome:
+    """The query-friendly outcome of an HTTP-like status."""
+    if status < 400:
+        return "success"
+    if status == 403:
+        return "denied"
+    if status < 500:
+        return "invalid"
+    return "error"
+
+
+@dataclass(slots=True)
+class AuditEvent:
+    """One request or response entry before redaction. Never logged or repr'd with values."""
+
+    type: Literal["request", "response"]
+    time_ns: int
+    request_id: str
+    operation: str
+    tenant: str | None
+    mount: str
+    path: str
+    remote_address: str | None
+    token: str | None = field(default=None, repr=False)
+    accessor: str = field(default="", repr=False)
+    policies: tuple[str, ...] = ()
+    display_name: str = ""
+    token_meta: Mapping[str, str] | None = field(default=None, repr=False)
+    request_data: Mapping[str, Any] | None = field(default=None, repr=False)
+    status: int = 0
+    response_data: Mapping[str, Any] | None = field(default=None, repr=False)
+    response_auth: Mapping[str, Any] | None = field(default=None, repr=False)
+    warnings: list[str] | None = None
+    error: str = ""
+
+    @property
+    def outcome(self) -> Outcome:
+        return outcome_of(self.status) if self.type == "response" else "success"
+
+    def render(self, redactor: Redactor) -> dict[str, Any]:
+        """Vault's JSON-lines layout, every sensitive string replaced by its salted HMAC."""
+        auth: dict[str, Any] = {
+            "client_token": redactor.hash(self.token) if self.token else "",
+            "accessor": redactor.hash(self.accessor) if self.accessor else "",
+            "display_name": self.display_name,
+            "policies": list(self.policies),
+            "token_type": "service" if self.accessor else "",
+            "tenant": self.tenant or "",
+            "metadata": redactor.redact(self.token_meta) if self.token_meta else None,
+        }
+        request: dict[str, Any] = {
+            "id": self.request_id,
+            "operation": self.operation,
+            "tenant": self.tenant or "",
+            "namespace": {"path": f"{self.tenant}/" if self.tenant else ""},
+            "mount": self.mount,
+            "path": self.path,
+            "remote_address": self.remote_address or "",
+            "data": redactor.redact(self.request_data) if self.request_data else None,
+        }
+        entry: dict[str, Any] = {
+            "time": format_time(self.time_ns),
+            "time_ns": self.time_ns,
+            "type": self.type,
+            "auth": auth,
+            "request": request,
+        }
+        if self.type == "response":
+            response_auth = None
+            if self.response_auth is not None:
+                response_auth = dict(self.response_auth)
+                for name in ("client_token", "accessor"):
+                    if response_auth.get(name):
+                        response_auth[name] = redactor.hash(str(response_auth[name]))
+                if response_auth.get("metadata"):
+                    response_auth["metadata"] = redactor.redact(response_auth["metadata"])
+            entry["response"] = {
+                "status": self.status,
+                "outcome": self.outcome,
+                "data": redactor.redact(self.response_data) if self.response_data else None,
+                "auth": response_auth,
+                "warnings": self.warnings,
+            }
+            entry["error"] = self.error
+        return entry
