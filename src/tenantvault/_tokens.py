@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import string
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,6 +165,14 @@ class Principal:
         return cls(tenant=None, policies=("root",), is_operator=True)
 
 
+_BASE62 = string.ascii_letters + string.digits
+
+
+def _accessor() -> str:
+    """24 characters of base62 (~143 bits), like Vault's: nothing a CLI mistakes for a flag."""
+    return "".join(secrets.choice(_BASE62) for _ in range(24))
+
+
 class TokenStore:
     """Tokens on any Backend, in its system space."""
 
@@ -297,7 +306,7 @@ class TokenStore:
             ttl_seconds = max(0, (expire - now) // _NS)
         record = TokenRecord(
             token_hash=self._hash(plaintext),
-            accessor=secrets.token_urlsafe(18),
+            accessor=_accessor(),
             tenant=tenant,
             tenant_uid=tenant_uid,
             policies=policy_list,
@@ -358,7 +367,12 @@ class TokenStore:
             return None
         return await self._live(await self._load(decode_record(index.value)["token"]))
 
-    async def renew(self, record: TokenRecord, increment_seconds: int | None) -> TokenRecord:
+    async def renew(
+        self, record: TokenRecord, increment_seconds: int | None
+    ) -> tuple[TokenRecord, int]:
+        """Renew as Vault does: the new TTL is the increment (or the period, or the original
+        TTL) from now — shorter or longer than before — capped by explicit_max_ttl, the system
+        maximum and the parent's expiry. Returns the record and the granted TTL in seconds."""
         if not record.renewable or not record.expire_ns:
             raise InvalidRequestError("invalid lease ID: token is not renewable")
         for _ in range(16):
@@ -372,7 +386,7 @@ class TokenStore:
                 parent = await self._live(await self._load(record.parent))
                 if parent is not None and parent.expire_ns:
                     expire = min(expire, parent.expire_ns)
-            record.expire_ns = max(expire, record.expire_ns if record.expire_ns > now else now)
+            record.expire_ns = max(expire, now)
             try:
                 await self._save(record)
             except ConflictError:
@@ -381,7 +395,7 @@ class TokenStore:
                     raise PermissionDeniedError() from None
                 record = fresh
                 continue
-            return record
+            return record, (record.expire_ns - now) // _NS
         raise BackendUnavailableError("too much contention on this token; retry")
 
     async def revoke(self, record: TokenRecord, *, tree: bool = True) -> None:

@@ -210,11 +210,11 @@ async def test_destroy_removes_the_data_for_good(acme: tenantvault.Tenant) -> No
 
 async def test_version_lists_are_required(tv: tenantvault.TenantVault) -> None:
     await tv.create_tenant("acme")
-    for action in ("delete", "destroy"):
-        with pytest.raises(InvalidRequestError, match="no version number provided"):
-            await tv.request("update", f"secret/{action}/k", {"versions": []}, namespace="acme")
-    with pytest.raises(InvalidRequestError, match="No version number provided"):
-        await tv.request("update", "secret/undelete/k", {}, namespace="acme")
+    with pytest.raises(InvalidRequestError, match="^no version number provided$"):
+        await tv.request("update", "secret/destroy/k", {"versions": []}, namespace="acme")
+    for action in ("delete", "undelete"):
+        with pytest.raises(InvalidRequestError, match="^No version number provided$"):
+            await tv.request("update", f"secret/{action}/k", {}, namespace="acme")
 
 
 async def test_delete_of_missing_key_is_a_no_op(acme: tenantvault.Tenant) -> None:
@@ -339,8 +339,18 @@ async def test_metadata_check_and_set(tv: tenantvault.TenantVault) -> None:
     meta = (await tv.request("read", "secret/metadata/k", namespace="acme")).data or {}
     assert meta["current_metadata_version"] == 2
     assert meta["metadata_cas_required"] is True
+    with pytest.raises(CheckAndSetError, match="does not match"):
+        await tv.request(
+            "update",
+            "secret/metadata/k",
+            {"metadata_cas": 1, "custom_metadata": {"a": "3"}},
+            namespace="acme",
+        )
     await tv.request(
-        "update", "secret/metadata/k", {"cas": 2, "custom_metadata": {"a": "3"}}, namespace="acme"
+        "update",
+        "secret/metadata/k",
+        {"metadata_cas": 2, "custom_metadata": {"a": "3"}},
+        namespace="acme",
     )
     assert (await kv.metadata("k")).custom_metadata == {"a": "3"}
 
@@ -446,3 +456,55 @@ async def test_same_path_in_two_tenants_is_two_secrets(tv: tenantvault.TenantVau
     await tv.tenant("acme-evil").kv.put("shared/name", {"owner": "evil"})
     assert (await tv.tenant("acme").kv.get("shared/name")).data == {"owner": "acme"}
     assert (await tv.tenant("acme").kv.get("shared/name")).version == 1
+
+
+async def test_oldest_version_moves_to_1_when_the_limit_is_reached(
+    acme: tenantvault.Tenant,
+) -> None:
+    """OpenBao 2.7: with max_versions N, the N-th write sets oldest_version to 1."""
+    await acme.kv.write_metadata("k", max_versions=2)
+    await acme.kv.put("k", {"v": 1})
+    assert (await acme.kv.metadata("k")).oldest_version == 0
+    await acme.kv.put("k", {"v": 2})
+    meta = await acme.kv.metadata("k")
+    assert (meta.oldest_version, sorted(meta.versions)) == (1, [1, 2])
+
+
+async def test_patch_checks_cas_before_looking_for_data(tv: tenantvault.TenantVault) -> None:
+    await tv.create_tenant("acme")
+    kv = tv.tenant("acme").kv
+    await kv.write_metadata("empty", cas_required=True)
+    with pytest.raises(CheckAndSetError, match="required"):
+        await kv.patch("empty", {"a": "b"})
+    await kv.put("k", {"a": "1"})
+    await kv.put("k", {"a": "2"})
+    await kv.delete("k")
+    with pytest.raises(CheckAndSetError, match="did not match"):
+        await kv.patch("k", {"a": "3"}, cas=1)
+    with pytest.raises(NotFoundError) as caught:
+        await kv.patch("k", {"a": "3"}, cas=2)
+    body = caught.value.body
+    assert body is not None
+    assert body["data"]["version"] == 2
+    assert body["data"]["deletion_time"] != ""
+
+
+async def test_subkeys_of_a_deleted_version_answer_with_metadata(
+    acme: tenantvault.Tenant,
+) -> None:
+    await acme.kv.put("k", {"a": "1"})
+    await acme.kv.delete("k")
+    with pytest.raises(NotFoundError) as caught:
+        await acme.kv.subkeys("k")
+    assert caught.value.body is not None
+    assert caught.value.body["data"]["subkeys"] is None
+    assert caught.value.body["data"]["metadata"]["version"] == 1
+
+
+async def test_a_metadata_write_without_fields_changes_nothing(tv: tenantvault.TenantVault) -> None:
+    await tv.create_tenant("acme")
+    await tv.tenant("acme").kv.write_metadata("k", max_versions=3)
+    for operation in ("update", "patch"):
+        await tv.request(operation, "secret/metadata/k", {}, namespace="acme")
+    meta = (await tv.request("read", "secret/metadata/k", namespace="acme")).data or {}
+    assert meta["current_metadata_version"] == 1

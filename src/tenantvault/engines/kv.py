@@ -232,24 +232,25 @@ class KVEngine:
         deleted = entry["deleted"]
         return not entry["destroyed"] and not (deleted and deleted <= now)
 
-    async def _prune(
-        self,
-        tenant: str,
-        path: SecretPath,
-        meta: Meta,
-        config: Mapping[str, Any],
-    ) -> list[str]:
-        """Drop versions beyond max_versions from `meta`; return their data keys to delete."""
-        # As OpenBao does: the larger of the key's and the mount's setting, 10 if neither is set.
+    def _prune(self, path: SecretPath, meta: Meta, config: Mapping[str, Any]) -> list[str]:
+        """Drop versions beyond max_versions from `meta`; return their data keys to delete.
+
+        OpenBao's rule, observed on 2.7: the limit is the larger of the key's and the mount's
+        max_versions (10 if neither is set); once current - oldest reaches it, every version up
+        to current - limit goes and oldest_version moves past them (to 1 when nothing is gone).
+        Only a data write prunes; lowering max_versions alone destroys nothing.
+        """
         limit = max(meta["max_versions"], config["max_versions"]) or DEFAULT_MAX_VERSIONS
+        current, oldest = meta["current_version"], meta["oldest_version"]
+        if current - oldest < limit:
+            return []
+        last_doomed = current - limit
         doomed: list[str] = []
-        versions = meta["versions"]
-        while len(versions) > limit:
-            oldest = min(int(v) for v in versions)
-            entry = versions.pop(str(oldest))
-            if entry.get("ref"):
-                doomed.append(_data_key(path.key, oldest, entry["ref"]))
-            meta["oldest_version"] = oldest + 1
+        for version in range(oldest, last_doomed + 1):
+            entry = meta["versions"].pop(str(version), None)
+            if entry is not None and entry.get("ref"):
+                doomed.append(_data_key(path.key, version, entry["ref"]))
+        meta["oldest_version"] = last_doomed + 1
         return doomed
 
     async def _purge(self, tenant: str, keys: list[str]) -> None:
@@ -323,20 +324,22 @@ class KVEngine:
         _, cas = self._options(call.data)
         tenant = call.tenant
 
-        async def current_data(meta: Meta | None) -> dict[str, Any]:
-            now = self._clock()
-            if meta is None or not meta["current_version"]:
+        async def current_data(meta: Meta) -> dict[str, Any]:
+            version = meta["current_version"]
+            if not version:
                 raise NotFoundError()
-            entry = meta["versions"].get(str(meta["current_version"]))
-            if entry is None or not self._is_live(entry, now):
+            entry = meta["versions"].get(str(version))
+            if entry is None:
                 raise NotFoundError()
+            if not self._is_live(entry, self._clock()):
+                # As OpenBao: the 404 carries the latest version's metadata.
+                raise NotFoundError(body={"data": _version_view(meta, version)})
             record = await self._backend.read(
-                tenant, MOUNT, _data_key(path.key, meta["current_version"], entry["ref"])
+                tenant, MOUNT, _data_key(path.key, version, entry["ref"])
             )
             if record is None:
                 raise NotFoundError()
-            merged = _merge_patch(decode_record(record.value), patch)
-            return dict(merged)
+            return dict(_merge_patch(decode_record(record.value), patch))
 
         return await self._add_version(tenant, path, cas, current_data, patching=True)
 
@@ -346,17 +349,17 @@ class KVEngine:
         for attempt in range(_WRITE_ATTEMPTS):
             config = await self._config(tenant)
             meta = await self._read_meta(tenant, path)
-            if patching:
-                body = await make(meta)
-            else:
-                body = make(meta)
             now = self._clock()
             if meta is None:
+                if patching:
+                    raise NotFoundError()
                 meta = self._new_meta(now)
+            # Check-and-set first, as OpenBao does, then (for a patch) the current data.
             if cas is None and (config["cas_required"] or meta["cas_required"]):
                 raise CheckAndSetError("check-and-set parameter required for this call")
             if cas is not None and cas != meta["current_version"]:
                 raise CheckAndSetError("check-and-set parameter did not match the current version")
+            body = await make(meta) if patching else make(meta)
             version = meta["current_version"] + 1
             ref = secrets.token_hex(8)
             # Data first, metadata second: see the module docstring.
@@ -379,7 +382,7 @@ class KVEngine:
             }
             meta["current_version"] = version
             meta["updated"] = now
-            doomed = await self._prune(tenant, path, meta, config)
+            doomed = self._prune(path, meta, config)
             try:
                 await self._store_meta(tenant, path, meta)
             except ConflictError:
@@ -411,7 +414,14 @@ class KVEngine:
 
     async def _subkeys(self, call: Call, path: SecretPath) -> Response:
         depth = get_int(call.data, "depth", default=0) or 0
-        data = (await self._read(call, path)).data or {}
+        try:
+            data = (await self._read(call, path)).data or {}
+        except NotFoundError as missing:
+            if missing.body is None:
+                raise
+            # A deleted or destroyed version: OpenBao's 404 carries metadata and null subkeys.
+            metadata = missing.body["data"]["metadata"]
+            raise NotFoundError(body={"data": {"metadata": metadata, "subkeys": None}}) from None
         return Response(
             data={"subkeys": _subkeys(data.get("data"), depth), "metadata": data.get("metadata")}
         )
@@ -460,25 +470,27 @@ class KVEngine:
         await self._change_versions(call.tenant, path, None, "delete")
         return Response.no_content()
 
-    def _required_versions(self, call: Call) -> list[int]:
+    @staticmethod
+    def _required_versions(call: Call, message: str) -> list[int]:
         versions = get_versions(call.data)
         if not versions:
-            raise InvalidRequestError("no version number provided")
+            raise InvalidRequestError(message)
         return versions
 
+    # The three messages differ in case exactly as OpenBao's do (clients may match on them).
     async def _delete_versions(self, call: Call, path: SecretPath) -> Response:
-        await self._change_versions(call.tenant, path, self._required_versions(call), "delete")
+        versions = self._required_versions(call, "No version number provided")
+        await self._change_versions(call.tenant, path, versions, "delete")
         return Response.no_content()
 
     async def _undelete(self, call: Call, path: SecretPath) -> Response:
-        versions = get_versions(call.data)
-        if not versions:
-            raise InvalidRequestError("No version number provided")
+        versions = self._required_versions(call, "No version number provided")
         await self._change_versions(call.tenant, path, versions, "undelete")
         return Response.no_content()
 
     async def _destroy(self, call: Call, path: SecretPath) -> Response:
-        await self._change_versions(call.tenant, path, self._required_versions(call), "destroy")
+        versions = self._required_versions(call, "no version number provided")
+        await self._change_versions(call.tenant, path, versions, "destroy")
         return Response.no_content()
 
     # -- metadata --------------------------------------------------------------------------
@@ -538,7 +550,9 @@ class KVEngine:
 
     async def _update_metadata(self, call: Call, path: SecretPath, *, patch: bool) -> Response:
         changes = self._metadata_changes(call.data, patch=patch)
-        metadata_cas = get_int(call.data, "cas")
+        # OpenBao's metadata check-and-set: `metadata_cas` must equal current_metadata_version
+        # whenever it is given, and must be given once the mount or the key requires it.
+        metadata_cas = get_int(call.data, "metadata_cas")
         for _ in range(_WRITE_ATTEMPTS):
             meta = await self._read_meta(call.tenant, path)
             now = self._clock()
@@ -546,7 +560,18 @@ class KVEngine:
                 if patch:
                     raise NotFoundError()
                 meta = self._new_meta(now)
-            was_cas_required = meta.get("metadata_cas_required", False)
+            elif not changes:
+                return Response.no_content()  # nothing to change: no new metadata version
+            config = await self._config(call.tenant)
+            if metadata_cas is None:
+                if config["metadata_cas_required"] or meta.get("metadata_cas_required", False):
+                    raise CheckAndSetError(
+                        "metadata check-and-set parameter required for this call"
+                    )
+            elif metadata_cas != meta.get("metadata_version", 0):
+                raise CheckAndSetError(
+                    "metadata check-and-set parameter does not match the current version"
+                )
             for name, value in changes.items():
                 if name == "custom_metadata" and patch:
                     merged = _merge_patch(meta["custom_metadata"] or {}, value)
@@ -554,12 +579,6 @@ class KVEngine:
                     meta["custom_metadata"] = merged or None
                 else:
                     meta[name] = value
-            config = await self._config(call.tenant)
-            if config["metadata_cas_required"] or was_cas_required:
-                if metadata_cas is None or metadata_cas != meta.get("metadata_version", 0):
-                    raise CheckAndSetError(
-                        "metadata check-and-set parameter required for this call"
-                    )
             meta["metadata_version"] = meta.get("metadata_version", 0) + 1
             meta["updated"] = now
             # Like Vault, a lower max_versions takes effect at the next data write, not here.

@@ -35,8 +35,18 @@ _KV_MOUNT = {
     "external_entropy_access": False,
     "running_plugin_version": "v0.0.0+builtin",
 }
+_TRANSIT_MOUNT: dict[str, Any] = {
+    "type": "transit",
+    "description": "",
+    "options": None,
+    "config": {"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": False},
+    "local": False,
+    "seal_wrap": False,
+    "external_entropy_access": False,
+    "running_plugin_version": "v0.0.0+builtin",
+}
 # Mounts every tenant has; the root namespace only has sys/ and auth/.
-TENANT_MOUNTS = {"secret/": _KV_MOUNT}
+TENANT_MOUNTS: dict[str, dict[str, Any]] = {"secret/": _KV_MOUNT, "transit/": _TRANSIT_MOUNT}
 
 
 def _mount_entry(path: str, entry: dict[str, Any]) -> dict[str, Any]:
@@ -150,7 +160,9 @@ class SysEngine:
         await self._tokens.revoke_tenant(name)
         await self._tenants.delete(name)
         await self._tokens.revoke_tenant(name)
-        return Response.no_content()
+        # OpenBao answers 200 with a status (its deletion runs in the background; ours is
+        # done when we answer). The bao CLI expects a body here.
+        return Response(data={"status": "deleted"})
 
     # -- policies --------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ Handler = Callable[[Call], Awaitable[Response]]
 _MAX_META_KEYS = 64
 
 
-def _auth_block(token: str, record: TokenRecord, now_ns: int) -> dict[str, Any]:
+def _auth_block(token: str, record: TokenRecord, lease_seconds: int) -> dict[str, Any]:
     return {
         "client_token": token,
         "accessor": record.accessor,
@@ -36,7 +36,7 @@ def _auth_block(token: str, record: TokenRecord, now_ns: int) -> dict[str, Any]:
         "token_policies": sorted(record.policies),
         "identity_policies": None,
         "metadata": record.meta,
-        "lease_duration": record.remaining_seconds(now_ns),
+        "lease_duration": lease_seconds,
         "renewable": record.renewable,
         "entity_id": "",
         "token_type": "service",
@@ -197,7 +197,8 @@ class TokenEngine:
             and await self._policies.read(call.tenant, name) is None
         ]
         warnings = [f'Policy "{name}" does not exist' for name in missing] or None
-        return Response(auth=_auth_block(token, record, self._clock()), warnings=warnings)
+        # The TTL granted, as Vault reports it (not the remaining seconds, one tick later).
+        return Response(auth=_auth_block(token, record, record.ttl_seconds), warnings=warnings)
 
     # -- lookup ----------------------------------------------------------------------------
 
@@ -222,8 +223,8 @@ class TokenEngine:
         return parse_duration(raw, field="increment")
 
     async def _renewed(self, call: Call, record: TokenRecord, token: str | None) -> Response:
-        record = await self._tokens.renew(record, self._increment(call))
-        auth = _auth_block(token or "", record, self._clock())
+        record, granted = await self._tokens.renew(record, self._increment(call))
+        auth = _auth_block(token or "", record, granted)
         return Response(auth=auth)
 
     async def _renew(self, call: Call) -> Response:
