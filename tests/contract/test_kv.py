@@ -210,10 +210,10 @@ async def test_destroy_removes_the_data_for_good(acme: tenantvault.Tenant) -> No
 
 async def test_version_lists_are_required(tv: tenantvault.TenantVault) -> None:
     await tv.create_tenant("acme")
-    with pytest.raises(InvalidRequestError, match="^no version number provided$"):
+    with pytest.raises(InvalidRequestError, match=r"^no version number provided$"):
         await tv.request("update", "secret/destroy/k", {"versions": []}, namespace="acme")
     for action in ("delete", "undelete"):
-        with pytest.raises(InvalidRequestError, match="^No version number provided$"):
+        with pytest.raises(InvalidRequestError, match=r"^No version number provided$"):
             await tv.request("update", f"secret/{action}/k", {}, namespace="acme")
 
 
