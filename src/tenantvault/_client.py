@@ -11,9 +11,9 @@ from typing import Any
 
 from tenantvault._clock import Clock, system_clock
 from tenantvault._core import Core
-from tenantvault.audit import AuditBroker
 from tenantvault._exceptions import ClosedError, NotFoundError
 from tenantvault._request import Operation, Request, Response
+from tenantvault.audit import AuditBroker
 from tenantvault.backends import Backend, open_backend
 
 __all__ = [

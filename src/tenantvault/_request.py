@@ -55,13 +55,18 @@ class Response:
     warnings: list[str] | None = None
     status: int = 200
     request_id: str = ""
+    # A few Vault endpoints (sys/health, sys/seal-status, sys/leader) answer with bare JSON,
+    # not the envelope; clients such as hvac read their fields at the top level.
+    raw: bool = False
 
     @classmethod
     def no_content(cls) -> Response:
         return cls(status=204)
 
     def envelope(self) -> dict[str, Any]:
-        """Vault's JSON success envelope."""
+        """Vault's JSON success envelope (or the bare data of a `raw` response)."""
+        if self.raw:
+            return dict(self.data or {})
         return {
             "request_id": self.request_id,
             "lease_id": "",

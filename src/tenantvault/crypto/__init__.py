@@ -1,4 +1,4 @@
-"""Cryptography for tenantvault: AES-256-GCM sealing and key wrapping over `cryptography`."""
+"""Cryptography for tenantvault: sealing, key wrapping and transit keyrings over `cryptography`."""
 
 from __future__ import annotations
 
@@ -13,14 +13,44 @@ from tenantvault.crypto._aead import (
     unwrap_key,
     wrap_key,
 )
+from tenantvault.crypto._gobase64 import GoBase64Error, go_atoi, go_b64decode
+from tenantvault.crypto._keyring import (
+    HMAC_KEY_SIZE,
+    HMAC_MAX_KEY_SIZE,
+    HMAC_MIN_KEY_SIZE,
+    VERSION_PREFIX,
+    Keyring,
+    KeyVersion,
+)
+from tenantvault.crypto._transit_primitives import (
+    HMAC_ALGORITHMS,
+    KeyType,
+    hash_digest,
+    hkdf_sha256,
+    random_bytes,
+)
 
 __all__ = [
+    "HMAC_ALGORITHMS",
+    "HMAC_KEY_SIZE",
+    "HMAC_MAX_KEY_SIZE",
+    "HMAC_MIN_KEY_SIZE",
     "KEY_SIZE",
     "NONCE_SIZE",
     "OVERHEAD",
     "TAG_SIZE",
+    "VERSION_PREFIX",
     "AeadKey",
+    "GoBase64Error",
+    "KeyType",
+    "KeyVersion",
+    "Keyring",
     "encode_aad",
+    "go_atoi",
+    "go_b64decode",
+    "hash_digest",
+    "hkdf_sha256",
+    "random_bytes",
     "random_key",
     "unwrap_key",
     "wrap_key",

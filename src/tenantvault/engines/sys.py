@@ -80,15 +80,16 @@ class SysEngine:
     @staticmethod
     def is_public(path: str) -> bool:
         """Unauthenticated endpoints, as in Vault: health and seal status only."""
-        return path in ("sys/health", "sys/seal-status")
+        return path in ("sys/health", "sys/seal-status", "sys/leader")
 
     def route(self, operation: Operation, rest: str, *, tenant: str | None) -> Route:
         op = operation
         section, _, sub = rest.partition("/")
-        if rest in ("health", "seal-status"):
+        if rest in ("health", "seal-status", "leader"):
             if op is not Operation.READ:
                 raise UnsupportedOperationError()
-            handler = self._health if rest == "health" else self._seal_status
+            handler = {"health": self._health, "seal-status": self._seal_status,
+                       "leader": self._leader}[rest]
             return Route(f"sys/{rest}", None, handler, public=True, mount="sys")
         if section == "namespaces":
             return self._route_namespaces(op, sub, tenant=tenant)
@@ -283,6 +284,12 @@ class SysEngine:
                 "cluster_id": "",
             }
         )
+
+    async def _leader(self, call: Call) -> Response:
+        # One node, no HA cluster: what `bao status` expects from a standalone server.
+        return Response(data={"ha_enabled": False, "is_self": False, "leader_address": "",
+                              "leader_cluster_address": "", "performance_standby": False,
+                              "performance_standby_last_remote_wal": 0}, raw=True)
 
     async def _seal_status(self, call: Call) -> Response:
         return Response(

@@ -1,0 +1,1190 @@
+"""The transit secrets engine: encryption as a service with each tenant's own named keys.
+
+Every tenant has `transit/`. A named key lives in one backend record of the tenant's `transit`
+mount, `policy/<name>` (OpenBao's storage name), holding all its versions; on the embedded
+store that record is sealed under the tenant's data key like any other, so key material is
+wrapped by the tenant's key at rest and dies with the tenant. Key changes (rotation,
+configuration) are check-and-set writes on that one record, retried on a lost race, so
+concurrent rotations never lose a version and a reader always sees a whole keyring.
+
+Behaviour, messages and status codes are OpenBao's transit (reference/vault-api.md §D.3), with
+these deliberate differences: a caller can never supply a nonce (CVE-2023-4680: `nonce` is
+refused with 400 in every mode; convergent nonces are derived); malformed input OpenBao
+answers with 500 (bad batch shapes, undecodable `associated_data`, impossible key type
+combinations, a sign request that fails) is a 400 here; an `hmac` key without `key_size` gets
+32 bytes where OpenBao fails; key material is never exported (no export or backup endpoints).
+
+`rotate_due_keys` rotates keys whose `auto_rotate_period` has passed; `run_rotation` is the
+supervised loop around it that the server's lifespan owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from tenantvault._clock import Clock
+from tenantvault._durations import parse_duration
+from tenantvault._exceptions import (
+    BackendUnavailableError,
+    ConflictError,
+    DecryptionError,
+    InvalidRequestError,
+    NotFoundError,
+    TenantVaultError,
+    UnsupportedOperationError,
+)
+from tenantvault._paths import parse_path, validate_name
+from tenantvault._request import Operation, Response
+from tenantvault.backends._protocol import Backend
+from tenantvault.crypto import (
+    HMAC_ALGORITHMS,
+    HMAC_MAX_KEY_SIZE,
+    HMAC_MIN_KEY_SIZE,
+    GoBase64Error,
+    Keyring,
+    KeyType,
+    go_atoi,
+    go_b64decode,
+    hash_digest,
+    random_bytes,
+)
+from tenantvault.engines._common import decode_record, encode_record, get_bool, get_int, get_str
+from tenantvault.engines._route import Call, Route
+
+if TYPE_CHECKING:
+    from tenantvault._core import Core
+
+__all__ = ["MOUNT", "TransitEngine", "run_rotation"]
+
+logger = logging.getLogger("tenantvault.transit")
+
+MOUNT: Final = "transit"
+_KEY_PREFIX: Final = "policy/"
+# A lost race on a key record is retried this many times before giving up with 503.
+_WRITE_ATTEMPTS: Final = 256
+# Parsed keyrings kept so that the hot path skips JSON decoding and cipher setup.
+_CACHE_ENTRIES: Final = 4096
+_MAX_RANDOM_BYTES: Final = 128 * 1024
+_DEFAULT_RANDOM_BYTES: Final = 32
+_DATAKEY_BITS: Final = {128: 16, 256: 32, 512: 64}
+_MIN_AUTO_ROTATE_SECONDS: Final = 3600
+_DEFAULT_ROTATION_INTERVAL_SECONDS: Final = 60.0
+_ENCRYPT_TYPES: Final = frozenset(
+    {KeyType.AES128_GCM96, KeyType.AES256_GCM96, KeyType.CHACHA20_POLY1305}
+)
+# Vault key types tenantvault does not serve (asked for by name, they get a clear refusal).
+_UNSERVED_TYPES: Final = frozenset(
+    {
+        "xchacha20-poly1305",
+        "ecdsa-p256",
+        "ecdsa-p384",
+        "ecdsa-p521",
+        "rsa-2048",
+        "rsa-3072",
+        "rsa-4096",
+        "external-key",
+    }
+)
+_NS: Final = 1_000_000_000
+_TRAILING_SEGMENTS: Final = {
+    "encrypt": 0,
+    "decrypt": 0,
+    "rewrap": 0,
+    "hmac": 1,
+    "sign": 1,
+    "verify": 1,
+}
+
+Handler = Callable[[Call], Awaitable[Response]]
+_T = TypeVar("_T")
+
+
+async def _backoff(attempt: int) -> None:
+    """Spread out writers that lost a race on the same key, so one of them wins soon."""
+    await asyncio.sleep(random.random() * min(0.001 * (attempt + 1), 0.05))  # noqa: S311 -- jitter, not crypto
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _decode(text: str) -> bytes:
+    """Base64 as Vault decodes it; 400 with Go's message otherwise."""
+    try:
+        return go_b64decode(text)
+    except GoBase64Error as error:
+        raise InvalidRequestError(str(error)) from None
+
+
+def _go_time(ns: int) -> str:
+    """Go's RFC 3339 with nanoseconds, trailing zeros trimmed (`time.Time` in JSON)."""
+    seconds, nanos = divmod(ns, _NS)
+    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f".{nanos:09d}".rstrip("0") if nanos else ""
+    return f"{stamp}{fraction}Z"
+
+
+def _key_type(name: str) -> KeyType:
+    try:
+        return KeyType(name)
+    except ValueError:
+        if name in _UNSERVED_TYPES:
+            raise InvalidRequestError(f"key type {name} is not supported") from None
+        raise InvalidRequestError(f"unknown key type {name}") from None
+
+
+def _version_arg(data: Mapping[str, Any]) -> int:
+    """`key_version`: 0 means the latest; negative numbers get Vault's own message later."""
+    return get_int(data, "key_version", default=0, minimum=-(2**53)) or 0
+
+
+def _refuse_nonce(data: Mapping[str, Any]) -> None:
+    """Callers never choose a nonce (CVE-2023-4680), not even in convergent mode."""
+    if data.get("nonce") not in (None, ""):
+        raise InvalidRequestError("nonce provided when not allowed")
+
+
+# -- batch input -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Item:
+    """One item of a batch (or the single request), as strings the way Vault reads them."""
+
+    fields: dict[str, Any]
+    reference: str = ""
+    failure: InvalidRequestError | DecryptionError | None = None
+
+    def text(self, name: str) -> str:
+        value = self.fields.get(name)
+        return value if isinstance(value, str) else ""
+
+    @property
+    def error(self) -> str:
+        return self.failure.message if self.failure is not None else ""
+
+
+def _batch(
+    data: Mapping[str, Any],
+    *,
+    strings: Sequence[str],
+    required: str | None = None,
+    missing: str = "",
+) -> list[_Item] | None:
+    """The `batch_input` items, or None for a single request; 400 for a malformed batch."""
+    raw = data.get("batch_input")
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise InvalidRequestError(
+            "failed to parse batch input: source data must be an array or slice"
+        )
+    if not raw:
+        raise InvalidRequestError("missing batch input to process")
+    items: list[_Item] = []
+    problems: list[str] = []
+    for index, entry in enumerate(raw):
+        if not isinstance(entry, Mapping):
+            raise InvalidRequestError(f"failed to parse batch input: [{index}] expected a map")
+        _refuse_nonce(entry)
+        fields: dict[str, Any] = {}
+        for name in (*strings, "reference"):
+            value = entry.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                problems.append(f"'[{index}].{name}' expected type 'string'")
+                continue
+            fields[name] = value
+        if "key_version" in entry and entry["key_version"] is not None:
+            try:
+                fields["key_version"] = _version_arg(entry)
+            except InvalidRequestError:
+                problems.append(f"'[{index}].key_version' expected type 'int'")
+        if required is not None and required not in fields and entry.get(required) is None:
+            problems.append(f"'[{index}].{required}' {missing}")
+        items.append(_Item(fields, reference=fields.get("reference", "")))
+    if problems:
+        raise InvalidRequestError("failed to parse batch input: " + "; ".join(problems))
+    return items
+
+
+def _batch_status(
+    data: Mapping[str, Any], *, failed: bool, succeeded: bool, warnings: list[str]
+) -> int:
+    """Vault's batch status: 400 when any item failed, unless overridden on a partial success."""
+    if not failed:
+        return 200
+    status = 400
+    if succeeded and data.get("partial_failure_response_code") is not None:
+        code = get_int(data, "partial_failure_response_code", minimum=-(2**53)) or 0
+        # Vault allows 1-599; a 1xx is not a final HTTP response, so it is refused here too.
+        if 200 <= code <= 599:
+            status = code
+        else:
+            warnings.append(
+                "invalid HTTP response code override from partial_failure_response_code, "
+                f"reverting to {status}"
+            )
+    return status
+
+
+def _one(data: Mapping[str, Any], name: str) -> str:
+    value = get_str(data, name)
+    return value if value is not None else ""
+
+
+class TransitEngine:
+    """Transit at `transit/` in every tenant, on any Backend."""
+
+    def __init__(self, backend: Backend, *, clock: Clock) -> None:
+        self._backend = backend
+        self._clock = clock
+        # Parsed keyrings by (tenant, name), each with the exact stored bytes it came from: a
+        # hit needs byte-equal content, so it is right on any backend, whatever its revisions.
+        self._cache: OrderedDict[tuple[str, str], tuple[bytes, Keyring]] = OrderedDict()
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def route(self, operation: Operation, rest: str) -> Route:
+        """Resolve `rest` (the path after 'transit/') for `operation`, validating it once."""
+        op = operation
+        path = parse_path(rest, allow_dir=op is Operation.LIST)
+        section, *args = path.segments
+        write = op in (Operation.UPDATE, Operation.CREATE)
+        acl = f"transit/{path.key}"
+        if section == "keys" and op is Operation.LIST and not args:
+            return self._route("transit/keys/", "list", self._list_keys)
+        if section in ("random", "hash") and len(args) <= 2:
+            if not write:
+                raise UnsupportedOperationError()
+            sub = "/".join(args)
+            if section == "random":
+                return self._route(acl, "update", lambda call: self._random(call, sub))
+            return self._route(acl, "update", lambda call: self._hash(call, sub))
+        if section == "datakey" and len(args) == 2:
+            kind, name = args[0], self._name(args[1])
+            if not write:
+                raise UnsupportedOperationError()
+            return self._route(acl, "update", lambda call: self._datakey(call, kind, name))
+        if not args:
+            raise NotFoundError("unsupported path")
+        name, tail = self._name(args[0]), args[1:]
+        if section == "keys" and len(tail) <= 1:
+            return self._route_keys(op, acl, name, tail[0] if tail else "")
+        # hmac/, sign/ and verify/ take an optional algorithm after the key name.
+        most = _TRAILING_SEGMENTS.get(section)
+        if most is None or len(tail) > most:
+            raise NotFoundError("unsupported path")
+        if not write:
+            raise UnsupportedOperationError()
+        if section == "encrypt":
+            # The existence check (create or update?) already loads the key: the handler of
+            # this one request reuses it instead of reading the store a second time.
+            seen: dict[str, Keyring] = {}
+
+            async def exists(tenant: str) -> bool:
+                keyring = await self.load(tenant, name)
+                if keyring is not None:
+                    seen[tenant] = keyring
+                return keyring is not None
+
+            return Route(
+                acl,
+                "create" if op is Operation.CREATE else None,
+                lambda call: self._encrypt(call, name, seen.get(call.tenant)),
+                exists=exists if op is Operation.UPDATE else None,
+                mount=MOUNT,
+            )
+        algorithm = tail[0] if tail else ""
+        handlers: dict[str, Handler] = {
+            "decrypt": lambda call: self._decrypt(call, name),
+            "rewrap": lambda call: self._rewrap(call, name),
+            "hmac": lambda call: self._hmac(call, name, algorithm),
+            "sign": lambda call: self._sign(call, name, algorithm),
+            "verify": lambda call: self._verify(call, name, algorithm),
+        }
+        return self._route(acl, "update", handlers[section])
+
+    def _route_keys(self, op: Operation, acl: str, name: str, tail: str) -> Route:
+        write = op in (Operation.UPDATE, Operation.CREATE)
+        if not tail:
+            if op is Operation.READ:
+                return self._route(acl, "read", lambda call: self._read_key(call, name))
+            if write:
+                # Like Vault: no existence check on this path, so creating needs `update`.
+                return self._route(acl, "update", lambda call: self._create_key(call, name))
+            if op is Operation.DELETE:
+                return self._route(acl, "delete", lambda call: self._delete_key(call, name))
+            raise UnsupportedOperationError()
+        if tail == "config":
+            if write:
+                return self._route(acl, "update", lambda call: self._configure_key(call, name))
+            raise UnsupportedOperationError()
+        if tail == "rotate":
+            if write:
+                return self._route(acl, "update", lambda call: self._rotate_key(call, name))
+            raise UnsupportedOperationError()
+        raise NotFoundError("unsupported path")
+
+    @staticmethod
+    def _route(acl: str, capability: str, handler: Handler) -> Route:
+        return Route(acl, capability, handler, mount=MOUNT)
+
+    @staticmethod
+    def _name(name: str) -> str:
+        return validate_name(name, kind="key name")
+
+    # -- storage ---------------------------------------------------------------------------
+
+    async def load(self, tenant: str, name: str) -> Keyring | None:
+        """The tenant's key `name` as stored now, or None. Shared: do not modify it."""
+        record = await self._backend.read(tenant, MOUNT, _KEY_PREFIX + name)
+        if record is None:
+            return None
+        cached = self._cache.get((tenant, name))
+        if cached is not None and cached[0] == record.value:
+            self._cache.move_to_end((tenant, name))
+            return cached[1]
+        keyring = Keyring.from_record(decode_record(record.value))
+        self._remember(tenant, record.value, keyring)
+        return keyring
+
+    def _remember(self, tenant: str, stored: bytes, keyring: Keyring) -> None:
+        self._cache[(tenant, keyring.name)] = (stored, keyring)
+        self._cache.move_to_end((tenant, keyring.name))
+        if len(self._cache) > _CACHE_ENTRIES:
+            self._cache.popitem(last=False)
+
+    async def store_new(self, tenant: str, keyring: Keyring) -> tuple[Keyring, bool]:
+        """Create the key unless it exists: (the stored keyring, whether this call created it)."""
+        stored = encode_record(keyring.to_record())
+        for _ in range(_WRITE_ATTEMPTS):
+            try:
+                await self._backend.write(
+                    tenant, MOUNT, _KEY_PREFIX + keyring.name, stored, expected_revision=0
+                )
+            except ConflictError:
+                existing = await self.load(tenant, keyring.name)
+                if existing is not None:
+                    return existing, False
+                continue
+            self._remember(tenant, stored, keyring)
+            return keyring, True
+        raise BackendUnavailableError("too much contention on this key; retry")
+
+    async def _change(
+        self, tenant: str, name: str, change: Callable[[Keyring], _T], *, missing: str
+    ) -> tuple[Keyring, _T]:
+        """Apply `change` to a private copy of the key and store it with check-and-set."""
+        key = _KEY_PREFIX + name
+        for attempt in range(_WRITE_ATTEMPTS):
+            record = await self._backend.read(tenant, MOUNT, key)
+            if record is None:
+                raise InvalidRequestError(missing)
+            keyring = Keyring.from_record(decode_record(record.value))
+            result = change(keyring)
+            stored = encode_record(keyring.to_record())
+            if stored == record.value:
+                return keyring, result  # nothing changed: no write (Vault skips it too)
+            try:
+                await self._backend.write(
+                    tenant, MOUNT, key, stored, expected_revision=record.revision
+                )
+            except ConflictError:
+                await _backoff(attempt)
+                continue
+            self._remember(tenant, stored, keyring)
+            return keyring, result
+        raise BackendUnavailableError("too much contention on this key; retry")
+
+    async def _require(self, tenant: str, name: str, message: str) -> Keyring:
+        keyring = await self.load(tenant, name)
+        if keyring is None:
+            raise InvalidRequestError(message)
+        return keyring
+
+    # -- keys ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _describe(keyring: Keyring, context: bytes = b"") -> dict[str, Any]:
+        """The key as `GET transit/keys/:name` shows it (never any key material)."""
+        key_type = keyring.key_type
+        data: dict[str, Any] = {
+            "allow_plaintext_backup": keyring.allow_plaintext_backup,
+            "auto_rotate_period": keyring.auto_rotate_seconds,
+            "deletion_allowed": keyring.deletion_allowed,
+            "derived": keyring.derived,
+            "exportable": keyring.exportable,
+            # No import, trim or soft-delete endpoints exist here, so these never change.
+            "imported_key": False,
+            "latest_version": keyring.latest_version,
+            "min_available_version": 0,
+            "min_decryption_version": keyring.min_decryption_version,
+            "min_encryption_version": keyring.min_encryption_version,
+            "name": keyring.name,
+            "soft_deleted": False,
+            "supports_decryption": key_type.is_aead,
+            "supports_derivation": key_type.supports_derivation,
+            "supports_encryption": key_type.is_aead,
+            "supports_signing": key_type.supports_signing,
+            "type": str(key_type),
+        }
+        if keyring.key_size:
+            data["key_size"] = keyring.key_size
+        if keyring.derived:
+            data["kdf"] = "hkdf_sha256"
+            data["convergent_encryption"] = keyring.convergent
+            if keyring.convergent:
+                # OpenBao's marker for "every version uses the current scheme (3)".
+                data["convergent_encryption_version"] = -1
+        if key_type.is_aead:
+            data["keys"] = {
+                str(number): version.created_ns // _NS
+                for number, version in keyring.live_versions()
+            }
+        elif key_type is KeyType.ED25519:
+            data["keys"] = {
+                str(number): {
+                    "certificate_chain": "",
+                    "creation_time": _go_time(version.created_ns),
+                    "name": "ed25519",
+                    "public_key": (
+                        _b64(keyring.public_key(number, context))
+                        if context or not keyring.derived
+                        else ""
+                    ),
+                }
+                for number, version in keyring.live_versions()
+            }
+        return data
+
+    async def _list_keys(self, call: Call) -> Response:
+        names = await self._backend.list(call.tenant, MOUNT, _KEY_PREFIX)
+        if not names:
+            raise NotFoundError()
+        return Response(data={"keys": names})
+
+    async def _read_key(self, call: Call, name: str) -> Response:
+        keyring = await self.load(call.tenant, name)
+        if keyring is None:
+            raise NotFoundError()
+        context = b""
+        raw = _one(call.data, "context")
+        if raw:
+            try:
+                context = go_b64decode(raw)
+            except GoBase64Error:
+                raise InvalidRequestError("failed to base64-decode context") from None
+        return Response(data=self._describe(keyring, context))
+
+    async def _create_key(self, call: Call, name: str) -> Response:
+        data = call.data
+        derived = bool(get_bool(data, "derived", default=False))
+        convergent = bool(get_bool(data, "convergent_encryption", default=False))
+        auto_rotate = parse_duration(
+            data.get("auto_rotate_period") or 0, field="auto_rotate_period"
+        )
+        if auto_rotate and auto_rotate < _MIN_AUTO_ROTATE_SECONDS:
+            raise InvalidRequestError("auto rotate period must be 0 to disable or at least an hour")
+        if convergent and not derived:
+            raise InvalidRequestError("convergent encryption requires derivation to be enabled")
+        key_type = _key_type(_one(data, "type") or str(KeyType.AES256_GCM96))
+        key_size = get_int(data, "key_size", default=0, minimum=-(2**53)) or 0
+        if key_size:
+            if key_type is not KeyType.HMAC:
+                raise InvalidRequestError(f"key_size is not valid for algorithm {key_type}")
+            if not HMAC_MIN_KEY_SIZE <= key_size <= HMAC_MAX_KEY_SIZE:
+                raise InvalidRequestError(f"invalid key_size {key_size}")
+        existing = await self.load(call.tenant, name)
+        if existing is None:
+            keyring = Keyring.generate(
+                name,
+                key_type,
+                now_ns=self._clock(),
+                derived=derived,
+                convergent=convergent,
+                exportable=bool(get_bool(data, "exportable", default=False)),
+                allow_plaintext_backup=bool(
+                    get_bool(data, "allow_plaintext_backup", default=False)
+                ),
+                auto_rotate_seconds=auto_rotate,
+                key_size=key_size,
+            )
+            existing, _ = await self.store_new(call.tenant, keyring)
+        # Like OpenBao 2.x: an existing key is returned as it is, without a warning.
+        return Response(data=self._describe(existing))
+
+    async def _delete_key(self, call: Call, name: str) -> Response:
+        key = _KEY_PREFIX + name
+        for attempt in range(_WRITE_ATTEMPTS):
+            record = await self._backend.read(call.tenant, MOUNT, key)
+            if record is None:
+                raise InvalidRequestError(
+                    f"error deleting policy {name}: could not delete key; not found"
+                )
+            if not Keyring.from_record(decode_record(record.value)).deletion_allowed:
+                raise InvalidRequestError(
+                    f"error deleting policy {name}: deletion is not allowed for this key"
+                )
+            try:
+                await self._backend.delete(
+                    call.tenant, MOUNT, key, expected_revision=record.revision
+                )
+            except ConflictError:
+                await _backoff(attempt)
+                continue
+            self._cache.pop((call.tenant, name), None)
+            return Response.no_content()
+        raise BackendUnavailableError("too much contention on this key; retry")
+
+    async def _configure_key(self, call: Call, name: str) -> Response:
+        data = call.data
+        min_decryption = get_int(data, "min_decryption_version", minimum=-(2**53))
+        min_encryption = get_int(data, "min_encryption_version", minimum=-(2**53))
+        deletion_allowed = get_bool(data, "deletion_allowed")
+        exportable = get_bool(data, "exportable")
+        plaintext_backup = get_bool(data, "allow_plaintext_backup")
+        auto_rotate: int | None = None
+        if data.get("auto_rotate_period") is not None:
+            auto_rotate = parse_duration(data["auto_rotate_period"], field="auto_rotate_period")
+        warnings: list[str] = []
+
+        def change(keyring: Keyring) -> None:
+            warnings.clear()
+            if min_decryption is not None:
+                wanted = min_decryption
+                if wanted < 0:
+                    raise InvalidRequestError("min decryption version cannot be negative")
+                if wanted == 0:
+                    wanted = 1
+                    warnings.append(
+                        "since Vault 0.3 (prior to the OpenBao fork), transit key numbering "
+                        "starts at 1; forcing minimum to 1"
+                    )
+                if wanted != keyring.min_decryption_version:
+                    if wanted > keyring.latest_version:
+                        raise InvalidRequestError(
+                            f"cannot set min decryption version of {wanted}, latest key "
+                            f"version is {keyring.latest_version}"
+                        )
+                    keyring.min_decryption_version = wanted
+            if min_encryption is not None:
+                if min_encryption < 0:
+                    raise InvalidRequestError("min encryption version cannot be negative")
+                if min_encryption != keyring.min_encryption_version:
+                    if min_encryption > keyring.latest_version:
+                        raise InvalidRequestError(
+                            f"cannot set min encryption version of {min_encryption}, latest "
+                            f"key version is {keyring.latest_version}"
+                        )
+                    keyring.min_encryption_version = min_encryption
+            if (
+                keyring.min_encryption_version > 0
+                and keyring.min_encryption_version < keyring.min_decryption_version
+            ):
+                raise InvalidRequestError(
+                    "cannot set min encryption/decryption values; min encryption version of "
+                    f"{keyring.min_encryption_version} must be greater than or equal to min "
+                    f"decryption version of {keyring.min_decryption_version}"
+                )
+            if deletion_allowed is not None:
+                keyring.deletion_allowed = deletion_allowed
+            # These two can be switched on, never off again (as in Vault).
+            keyring.exportable = keyring.exportable or bool(exportable)
+            keyring.allow_plaintext_backup = keyring.allow_plaintext_backup or bool(
+                plaintext_backup
+            )
+            if auto_rotate is not None:
+                if auto_rotate and auto_rotate < _MIN_AUTO_ROTATE_SECONDS:
+                    raise InvalidRequestError(
+                        "auto rotate period must be 0 to disable or at least an hour"
+                    )
+                keyring.auto_rotate_seconds = auto_rotate
+
+        keyring, _ = await self._change(
+            call.tenant, name, change, missing=f"no existing key named {name} could be found"
+        )
+        return Response(data=self._describe(keyring), warnings=warnings or None)
+
+    async def _rotate_key(self, call: Call, name: str) -> Response:
+        now = self._clock()
+        keyring, _ = await self._change(
+            call.tenant, name, lambda k: k.rotate(now_ns=now), missing="key not found"
+        )
+        return Response(data=self._describe(keyring))
+
+    # -- encrypt, decrypt, rewrap ----------------------------------------------------------
+
+    async def _encrypt(self, call: Call, name: str, loaded: Keyring | None) -> Response:
+        data = call.data
+        _refuse_nonce(data)
+        batch = _batch(
+            data,
+            strings=("plaintext", "context", "associated_data"),
+            required="plaintext",
+            missing="missing plaintext to encrypt",
+        )
+        items = batch
+        if items is None:
+            text = get_str(data, "plaintext")
+            if text is None:
+                raise InvalidRequestError("missing plaintext to encrypt")
+            items = [
+                _Item(
+                    {
+                        "plaintext": text,
+                        "context": _one(data, "context"),
+                        "associated_data": _one(data, "associated_data"),
+                        "key_version": _version_arg(data),
+                    }
+                )
+            ]
+        context_set = bool(items[0].text("context"))
+        for item in items:
+            if bool(item.text("context")) != context_set:
+                raise InvalidRequestError(
+                    "context should be set either in all the request blocks or in none"
+                )
+            try:
+                item.fields["_plaintext"] = _decode(item.text("plaintext"))
+                if context_set:
+                    item.fields["_context"] = _decode(item.text("context"))
+            except InvalidRequestError as error:
+                item.failure = error
+        keyring = loaded or await self.load(call.tenant, name)
+        if keyring is None:
+            keyring = await self._upsert(call, name, derived=context_set)
+        results: list[dict[str, Any]] = []
+        for index, item in enumerate(items):
+            if not item.failure:
+                try:
+                    version = item.fields.get("key_version", 0)
+                    ciphertext = keyring.encrypt(
+                        item.fields["_plaintext"],
+                        version=version,
+                        context=item.fields.get("_context", b""),
+                        associated_data=self._associated_data(keyring, item, index),
+                    )
+                except (InvalidRequestError, DecryptionError) as error:
+                    item.failure = error
+                else:
+                    results.append(
+                        {
+                            "ciphertext": ciphertext,
+                            "key_version": keyring.encryption_version(version),
+                        }
+                    )
+                    continue
+            results.append({"error": item.error})
+        return self._respond(
+            call.data, batch is not None, items, results, ("ciphertext", "key_version")
+        )
+
+    async def _upsert(self, call: Call, name: str, *, derived: bool) -> Keyring:
+        """Create the key on first encrypt — only for callers the ACL grants `create`."""
+        if not call.acl.allows(f"transit/encrypt/{name}", "create"):
+            raise InvalidRequestError("encryption key not found")
+        convergent = bool(get_bool(call.data, "convergent_encryption", default=False))
+        if convergent and not derived:
+            raise InvalidRequestError(
+                "convergent encryption requires derivation to be enabled, so context is required"
+            )
+        type_name = _one(call.data, "type") or str(KeyType.AES256_GCM96)
+        if type_name in ("ecdsa-p256", "ecdsa-p384", "ecdsa-p521"):
+            raise InvalidRequestError(f"key type {type_name} not supported for this operation")
+        key_type = _key_type(type_name)
+        if key_type not in _ENCRYPT_TYPES:
+            raise InvalidRequestError(f"unknown key type {type_name}")
+        keyring = Keyring.generate(
+            name, key_type, now_ns=self._clock(), derived=derived, convergent=convergent
+        )
+        stored, _ = await self.store_new(call.tenant, keyring)
+        return stored
+
+    @staticmethod
+    def _associated_data(keyring: Keyring, item: _Item, index: int) -> bytes | None:
+        raw = item.text("associated_data")
+        if not raw:
+            return None
+        if not keyring.key_type.is_aead:
+            raise InvalidRequestError(
+                f"'[{index}].associated_data' provided for non-AEAD cipher suite {keyring.key_type}"
+            )
+        try:
+            return go_b64decode(raw)
+        except GoBase64Error as error:
+            raise InvalidRequestError(
+                f"unable to get associated_data/additional_data from factory[0]: {error}"
+            ) from None
+
+    @staticmethod
+    def _respond(
+        data: Mapping[str, Any],
+        is_batch: bool,
+        items: Sequence[_Item],
+        results: list[dict[str, Any]],
+        single: Sequence[str],
+        *,
+        batch_status: bool = True,
+    ) -> Response:
+        if not is_batch:
+            if items[0].failure is not None:
+                raise items[0].failure
+            return Response(data={name: results[0][name] for name in single})
+        failed = any(item.error for item in items)
+        succeeded = any(not item.error for item in items)
+        for item, result in zip(items, results, strict=True):
+            result["reference"] = item.reference
+        warnings: list[str] = []
+        status = (
+            _batch_status(data, failed=failed, succeeded=succeeded, warnings=warnings)
+            if batch_status
+            else 200
+        )
+        return Response(data={"batch_results": results}, warnings=warnings or None, status=status)
+
+    def _decrypt_items(self, data: Mapping[str, Any], *, rewrap: bool) -> tuple[list[_Item], bool]:
+        batch = _batch(
+            data,
+            strings=("ciphertext", "context", "associated_data"),
+            required=None if rewrap else "ciphertext",
+            missing="missing ciphertext to decrypt",
+        )
+        if batch is not None:
+            items = batch
+        else:
+            ciphertext = _one(data, "ciphertext")
+            if not ciphertext:
+                raise InvalidRequestError("missing ciphertext to decrypt")
+            items = [
+                _Item(
+                    {
+                        "ciphertext": ciphertext,
+                        "context": _one(data, "context"),
+                        "associated_data": "" if rewrap else _one(data, "associated_data"),
+                        "key_version": _version_arg(data),
+                    }
+                )
+            ]
+        context_set = bool(items[0].text("context"))
+        for item in items:
+            if bool(item.text("context")) != context_set:
+                raise InvalidRequestError(
+                    "context should be set either in all the request blocks or in none"
+                )
+            if not item.text("ciphertext"):
+                item.failure = InvalidRequestError("missing ciphertext to decrypt")
+            elif item.text("context"):
+                try:
+                    item.fields["_context"] = _decode(item.text("context"))
+                except InvalidRequestError as error:
+                    item.failure = error
+        return items, batch is not None
+
+    async def _decrypt(self, call: Call, name: str) -> Response:
+        items, is_batch = self._decrypt_items(call.data, rewrap=False)
+        keyring = await self._require(call.tenant, name, "encryption key not found")
+        results: list[dict[str, Any]] = []
+        for index, item in enumerate(items):
+            if not item.failure:
+                try:
+                    plaintext = keyring.decrypt(
+                        item.text("ciphertext"),
+                        context=item.fields.get("_context", b""),
+                        associated_data=self._associated_data(keyring, item, index),
+                    )
+                except (InvalidRequestError, DecryptionError) as error:
+                    item.failure = error
+                else:
+                    results.append({"plaintext": _b64(plaintext)})
+                    continue
+            results.append({"plaintext": "", "error": item.error})
+        return self._respond(call.data, is_batch, items, results, ("plaintext",))
+
+    async def _rewrap(self, call: Call, name: str) -> Response:
+        items, is_batch = self._decrypt_items(call.data, rewrap=True)
+        keyring = await self._require(call.tenant, name, "encryption key not found")
+        results: list[dict[str, Any]] = []
+        for item in items:
+            if not item.failure:
+                context = item.fields.get("_context", b"")
+                version = item.fields.get("key_version", 0)
+                try:
+                    plaintext = keyring.decrypt(item.text("ciphertext"), context=context)
+                    ciphertext = keyring.encrypt(plaintext, version=version, context=context)
+                except (InvalidRequestError, DecryptionError) as error:
+                    item.failure = error
+                else:
+                    results.append(
+                        {
+                            "ciphertext": ciphertext,
+                            "key_version": keyring.encryption_version(version),
+                        }
+                    )
+                    continue
+            results.append({"error": item.error})
+        # OpenBao answers a rewrap batch with 200 even when items failed; so do we.
+        return self._respond(
+            call.data, is_batch, items, results, ("ciphertext", "key_version"), batch_status=False
+        )
+
+    # -- data keys, random bytes, hashes ---------------------------------------------------
+
+    async def _datakey(self, call: Call, kind: str, name: str) -> Response:
+        data = call.data
+        if kind not in ("plaintext", "wrapped"):
+            raise InvalidRequestError("Invalid path, must be 'plaintext' or 'wrapped'")
+        _refuse_nonce(data)
+        context = b""
+        raw_context = _one(data, "context")
+        if raw_context:
+            try:
+                context = go_b64decode(raw_context)
+            except GoBase64Error:
+                raise InvalidRequestError("failed to base64-decode context") from None
+        version = _version_arg(data)
+        keyring = await self._require(call.tenant, name, "encryption key not found")
+        size = _DATAKEY_BITS.get(get_int(data, "bits", default=256, minimum=-(2**53)) or 0)
+        if size is None:
+            raise InvalidRequestError("invalid bit length")
+        item = _Item({"associated_data": _one(data, "associated_data")})
+        associated = self._associated_data(keyring, item, 0)
+        new_key = random_bytes(size)
+        ciphertext = keyring.encrypt(
+            new_key, version=version, context=context, associated_data=associated
+        )
+        result: dict[str, Any] = {
+            "ciphertext": ciphertext,
+            "key_version": keyring.encryption_version(version),
+        }
+        if kind == "plaintext":
+            result["plaintext"] = _b64(new_key)
+        return Response(data=result)
+
+    async def _random(self, call: Call, sub: str) -> Response:
+        data = call.data
+        source, _, url_bytes = sub.partition("/")
+        count = get_int(data, "bytes", default=_DEFAULT_RANDOM_BYTES, minimum=-(2**53))
+        if source and not url_bytes and source not in ("platform", "seal", "all"):
+            url_bytes, source = source, ""
+        if url_bytes:
+            count = go_atoi(url_bytes)
+            if count is None:
+                raise InvalidRequestError(
+                    f'error parsing url-set byte count: strconv.Atoi: parsing "{url_bytes}": '
+                    "invalid syntax"
+                )
+        if source not in ("", "platform", "seal", "all"):
+            raise InvalidRequestError(
+                f'unsupported entropy source "{source}"; must be "platform" or "seal", or "all"'
+            )
+        output = _one(data, "format") or "base64"
+        if count is None or count < 1:
+            raise InvalidRequestError("'bytes' cannot be less than 1")
+        if count > _MAX_RANDOM_BYTES:
+            raise InvalidRequestError(f"'bytes' should be less than {_MAX_RANDOM_BYTES}")
+        if output not in ("hex", "base64"):
+            raise InvalidRequestError(
+                f'unsupported encoding format "{output}"; must be "hex" or "base64"'
+            )
+        raw = random_bytes(count)
+        warnings = (
+            ["no seal/entropy augmentation available, using platform entropy source"]
+            if source == "seal"
+            else None
+        )
+        text = raw.hex() if output == "hex" else _b64(raw)
+        return Response(data={"random_bytes": text}, warnings=warnings)
+
+    async def _hash(self, call: Call, url_algorithm: str) -> Response:
+        data = call.data
+        raw = get_str(data, "input")
+        if raw is None:
+            raise InvalidRequestError("input missing")
+        try:
+            message = go_b64decode(raw)
+        except GoBase64Error as error:
+            raise InvalidRequestError(f"unable to decode input as base64: {error}") from None
+        algorithm = url_algorithm or _one(data, "algorithm") or "sha2-256"
+        output = _one(data, "format") or "hex"
+        if output not in ("hex", "base64"):
+            raise InvalidRequestError(
+                f'unsupported encoding format {output}; must be "hex" or "base64"'
+            )
+        if algorithm not in HMAC_ALGORITHMS or algorithm == "sha1":
+            raise InvalidRequestError(f"unsupported algorithm {algorithm}")
+        digest = hash_digest(algorithm, message)
+        return Response(data={"sum": digest.hex() if output == "hex" else _b64(digest)})
+
+    # -- HMAC, sign, verify ----------------------------------------------------------------
+
+    @staticmethod
+    def _string_batch(data: Mapping[str, Any]) -> list[_Item] | None:
+        """Batches of hmac/sign/verify: maps of strings (OpenBao decodes them so)."""
+        return _batch(data, strings=("input", "hmac", "signature", "context"))
+
+    async def _hmac(self, call: Call, name: str, url_algorithm: str) -> Response:
+        data = call.data
+        algorithm = url_algorithm or _one(data, "algorithm") or "sha2-256"
+        version = _version_arg(data)
+        keyring = await self._require(call.tenant, name, "encryption key not found")
+        if version == 0:
+            version = keyring.latest_version
+        elif (
+            version != keyring.latest_version
+            and keyring.min_encryption_version > 0
+            and version < keyring.min_encryption_version
+        ):
+            raise InvalidRequestError(
+                "cannot generate HMAC: version is too old (disallowed by policy)"
+            )
+        keyring.hmac_key(version)  # refuses a version that does not exist, in Vault's words
+        if algorithm == "none":
+            raise InvalidRequestError("algorithm cannot be none")
+        if algorithm not in HMAC_ALGORITHMS:
+            raise InvalidRequestError(f'unsupported algorithm "{algorithm}"')
+        batch = self._string_batch(data)
+        if batch is None:
+            if data.get("input") is None:
+                raise InvalidRequestError("missing input for HMAC")
+            items = [_Item({"input": _one(data, "input")})]
+        else:
+            items = batch
+        results: list[dict[str, Any]] = []
+        for item in items:
+            if "input" not in item.fields:
+                item.failure = InvalidRequestError("missing input for HMAC")
+            else:
+                try:
+                    message = go_b64decode(item.text("input"))
+                except GoBase64Error as error:
+                    item.failure = InvalidRequestError(f"unable to decode input as base64: {error}")
+                else:
+                    results.append(
+                        {"hmac": keyring.hmac(message, algorithm=algorithm, version=version)}
+                    )
+                    continue
+            results.append({"error": item.error})
+        return self._respond(data, batch is not None, items, results, ("hmac",), batch_status=False)
+
+    async def _sign(self, call: Call, name: str, url_algorithm: str) -> Response:
+        data = call.data
+        version = _version_arg(data)
+        jws = self._check_signing_options(data, url_algorithm)
+        keyring = await self._require(call.tenant, name, "signing key not found")
+        if not keyring.key_type.supports_signing:
+            raise InvalidRequestError(f"key type {keyring.key_type} does not support signing")
+        batch = self._string_batch(data)
+        items = batch or [_Item({"input": _one(data, "input"), "context": _one(data, "context")})]
+        results: list[dict[str, Any]] = []
+        for item in items:
+            result: dict[str, Any]
+            try:
+                message = self._input(item)
+                context = self._context(item)
+                signature, used, public = keyring.sign(
+                    message, version=version, context=context, jws=jws
+                )
+            except InvalidRequestError as error:
+                item.failure = error
+                result = {"key_version": 0, "error": item.error}
+            else:
+                result = {"signature": signature, "key_version": used}
+                if public is not None:
+                    result["publickey" if batch is not None else "public_key"] = _b64(public)
+            results.append(result)
+        if batch is None:
+            if items[0].failure is not None:
+                raise items[0].failure
+            return Response(data=results[0])
+        return self._respond(data, True, items, results, (), batch_status=False)
+
+    @staticmethod
+    def _check_signing_options(data: Mapping[str, Any], url_algorithm: str) -> bool:
+        """Validate the hash and marshaling names as Vault does; True for JWS marshaling.
+
+        Ed25519 signs the message itself, so the hash algorithm is checked but not used.
+        """
+        algorithm = (
+            url_algorithm or _one(data, "hash_algorithm") or _one(data, "algorithm") or "sha2-256"
+        )
+        if algorithm != "none" and algorithm not in HMAC_ALGORITHMS:
+            raise InvalidRequestError(f'invalid hash algorithm "{algorithm}"')
+        marshaling = _one(data, "marshaling_algorithm") or "asn1"
+        if marshaling not in ("asn1", "jws"):
+            raise InvalidRequestError(f'invalid marshaling type "{marshaling}"')
+        if algorithm == "none" and (
+            not get_bool(data, "prehashed", default=False)
+            or _one(data, "signature_algorithm") != "pkcs1v15"
+        ):
+            raise InvalidRequestError(
+                "hash_algorithm=none requires both prehashed=true and signature_algorithm=pkcs1v15"
+            )
+        return marshaling == "jws"
+
+    @staticmethod
+    def _input(item: _Item) -> bytes:
+        if "input" not in item.fields:
+            raise InvalidRequestError("missing input")
+        try:
+            return go_b64decode(item.text("input"))
+        except GoBase64Error as error:
+            raise InvalidRequestError(f"unable to decode input as base64: {error}") from None
+
+    @staticmethod
+    def _context(item: _Item) -> bytes:
+        raw = item.text("context")
+        if not raw:
+            return b""
+        try:
+            return go_b64decode(raw)
+        except GoBase64Error:
+            raise InvalidRequestError("failed to base64-decode context") from None
+
+    async def _verify(self, call: Call, name: str, url_algorithm: str) -> Response:
+        data = call.data
+        batch = self._string_batch(data)
+        if batch is None:
+            single = _Item({"input": _one(data, "input"), "context": _one(data, "context")})
+            for field in ("signature", "hmac"):
+                if data.get(field) is not None:
+                    single.fields[field] = _one(data, field)
+            items = [single]
+        else:
+            items = batch
+        has_signature = any("signature" in item.fields for item in items)
+        has_hmac = any("hmac" in item.fields and "signature" not in item.fields for item in items)
+        incomplete = any("signature" not in i.fields and "hmac" not in i.fields for i in items)
+        if batch is None and not has_signature and not has_hmac:
+            raise InvalidRequestError("neither a 'signature' nor an 'hmac' were given to verify")
+        if has_signature and has_hmac:
+            raise InvalidRequestError(
+                "elements of batch_input must all provide 'signature' or all provide 'hmac'"
+            )
+        if incomplete and has_signature:
+            raise InvalidRequestError("some elements of batch_input are missing 'signature'")
+        if incomplete and has_hmac:
+            raise InvalidRequestError("some elements of batch_input are missing 'hmac'")
+        if incomplete:
+            raise InvalidRequestError("no batch_input elements have 'signature' or 'hmac'")
+        if has_hmac:
+            return await self._verify_hmac(call, name, url_algorithm, items, batch is not None)
+        jws = self._check_signing_options(data, url_algorithm)
+        keyring = await self._require(call.tenant, name, "signature verification key not found")
+        if not keyring.key_type.supports_signing:
+            raise InvalidRequestError(f"key type {keyring.key_type} does not support verification")
+        results: list[dict[str, Any]] = []
+        for item in items:
+            try:
+                valid = keyring.verify_signature(
+                    self._input(item), item.text("signature"), context=self._context(item), jws=jws
+                )
+            except (InvalidRequestError, DecryptionError) as error:
+                item.failure = error
+                results.append({"valid": False, "error": item.error})
+            else:
+                results.append({"valid": valid})
+        return self._respond(
+            data, batch is not None, items, results, ("valid",), batch_status=False
+        )
+
+    async def _verify_hmac(
+        self, call: Call, name: str, url_algorithm: str, items: list[_Item], is_batch: bool
+    ) -> Response:
+        data = call.data
+        algorithm = (
+            url_algorithm or _one(data, "hash_algorithm") or _one(data, "algorithm") or "sha2-256"
+        )
+        keyring = await self._require(call.tenant, name, "encryption key not found")
+        if algorithm not in HMAC_ALGORITHMS:
+            raise InvalidRequestError(f'invalid hash algorithm "{algorithm}"')
+        results: list[dict[str, Any]] = []
+        for item in items:
+            try:
+                valid = keyring.verify_hmac(
+                    self._input(item), item.text("hmac"), algorithm=algorithm
+                )
+            except InvalidRequestError as error:
+                item.failure = error
+                results.append({"error": item.error})
+            else:
+                # OpenBao leaves `valid` out of a batch item when it is false (omitempty).
+                results.append({"valid": valid} if valid or not is_batch else {})
+        return self._respond(data, is_batch, items, results, ("valid",), batch_status=False)
+
+    # -- automatic rotation ----------------------------------------------------------------
+
+    async def rotate_due_keys(self, now_ns: int | None = None) -> list[tuple[str, str]]:
+        """Rotate every key of every tenant whose `auto_rotate_period` has passed at `now_ns`.
+
+        Returns the (tenant, key) pairs rotated. The due check is repeated inside the
+        check-and-set write, so two schedulers (or instances) never rotate one key twice for
+        one period. A failure on one key is logged and does not stop the others.
+        """
+        now = self._clock() if now_ns is None else now_ns
+        rotated: list[tuple[str, str]] = []
+        for tenant in await self._backend.list_tenants():
+            try:
+                names = await self._backend.list(tenant, MOUNT, _KEY_PREFIX)
+            except NotFoundError:
+                continue  # the tenant was deleted meanwhile
+            for name in names:
+                try:
+                    if await self._rotate_if_due(tenant, name, now):
+                        rotated.append((tenant, name))
+                except NotFoundError:
+                    break
+                except TenantVaultError as error:
+                    logger.warning(
+                        "automatic rotation of a transit key in tenant %s failed (%s)",
+                        tenant,
+                        type(error).__name__,
+                    )
+        return rotated
+
+    async def _rotate_if_due(self, tenant: str, name: str, now_ns: int) -> bool:
+        keyring = await self.load(tenant, name)
+        if keyring is None or not keyring.is_rotation_due(now_ns):
+            return False
+
+        def change(fresh: Keyring) -> bool:
+            if not fresh.is_rotation_due(now_ns):
+                return False
+            fresh.rotate(now_ns=now_ns)
+            return True
+
+        try:
+            _, done = await self._change(tenant, name, change, missing="key not found")
+        except InvalidRequestError:
+            return False  # deleted meanwhile
+        if done:
+            logger.info("rotated a transit key of tenant %s on schedule", tenant)
+        return done
+
+
+async def run_rotation(
+    core: Core,
+    *,
+    interval_seconds: float = _DEFAULT_ROTATION_INTERVAL_SECONDS,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Rotate due transit keys every `interval_seconds`, until cancelled.
+
+    Meant to run as one task in the task group the server lifespan owns. A failing pass is
+    logged and retried at the next tick; cancellation is never swallowed.
+    """
+    while True:
+        try:
+            await core.transit.rotate_due_keys(core.clock())
+        except TenantVaultError as error:
+            logger.error("transit key rotation pass failed (%s)", type(error).__name__)
+        await sleep(interval_seconds)
