@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +12,7 @@ import orjson
 from tenantvault._exceptions import IntegrityError, InvalidRequestError
 
 __all__ = [
+    "backoff",
     "decode_record",
     "encode_record",
     "get_bool",
@@ -21,6 +24,12 @@ __all__ = [
 
 # Bigger integers lose precision in JSON clients and in Go (int64): refuse them as input.
 _MAX_INT = 2**53
+
+
+async def backoff(attempt: int) -> None:
+    """Spread out writers that lost a race on the same key, so one of them wins soon."""
+    # Jitter, not cryptography: the standard PRNG is right here.
+    await asyncio.sleep(random.random() * min(0.001 * (attempt + 1), 0.05))  # noqa: S311
 
 
 def encode_record(value: Any) -> bytes:

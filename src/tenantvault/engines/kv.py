@@ -14,8 +14,6 @@ visible half-write, and a version number is never reused for different data.
 
 from __future__ import annotations
 
-import asyncio
-import random
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +32,7 @@ from tenantvault._paths import SecretPath, parse_path
 from tenantvault._request import Operation, Response
 from tenantvault.backends._protocol import Backend, Record
 from tenantvault.engines._common import (
+    backoff,
     decode_record,
     encode_record,
     get_bool,
@@ -55,11 +54,6 @@ CUSTOM_METADATA_MAX_VALUE_LENGTH = 512
 _WRITE_ATTEMPTS = 256
 
 Meta = dict[str, Any]
-
-
-async def _backoff(attempt: int) -> None:
-    """Spread out writers that lost a race on the same key, so one of them wins soon."""
-    await asyncio.sleep(random.random() * min(0.001 * (attempt + 1), 0.05))  # noqa: S311 -- jitter, not crypto
 
 
 def _data_key(path: str, version: int, ref: str) -> str:
@@ -387,7 +381,7 @@ class KVEngine:
                 await self._store_meta(tenant, path, meta)
             except ConflictError:
                 await self._backend.delete(tenant, MOUNT, _data_key(path.key, version, ref))
-                await _backoff(attempt)
+                await backoff(attempt)
                 continue
             await self._purge(tenant, doomed)
             return Response(data=_version_view(meta, version))

@@ -88,8 +88,11 @@ class SysEngine:
         if rest in ("health", "seal-status", "leader"):
             if op is not Operation.READ:
                 raise UnsupportedOperationError()
-            handler = {"health": self._health, "seal-status": self._seal_status,
-                       "leader": self._leader}[rest]
+            handler = {
+                "health": self._health,
+                "seal-status": self._seal_status,
+                "leader": self._leader,
+            }[rest]
             return Route(f"sys/{rest}", None, handler, public=True, mount="sys")
         if section == "namespaces":
             return self._route_namespaces(op, sub, tenant=tenant)
@@ -287,9 +290,17 @@ class SysEngine:
 
     async def _leader(self, call: Call) -> Response:
         # One node, no HA cluster: what `bao status` expects from a standalone server.
-        return Response(data={"ha_enabled": False, "is_self": False, "leader_address": "",
-                              "leader_cluster_address": "", "performance_standby": False,
-                              "performance_standby_last_remote_wal": 0}, raw=True)
+        return Response(
+            data={
+                "ha_enabled": False,
+                "is_self": False,
+                "leader_address": "",
+                "leader_cluster_address": "",
+                "performance_standby": False,
+                "performance_standby_last_remote_wal": 0,
+            },
+            raw=True,
+        )
 
     async def _seal_status(self, call: Call) -> Response:
         return Response(

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import random
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,7 +55,14 @@ from tenantvault.crypto import (
     hash_digest,
     random_bytes,
 )
-from tenantvault.engines._common import decode_record, encode_record, get_bool, get_int, get_str
+from tenantvault.engines._common import (
+    backoff,
+    decode_record,
+    encode_record,
+    get_bool,
+    get_int,
+    get_str,
+)
 from tenantvault.engines._route import Call, Route
 
 if TYPE_CHECKING:
@@ -105,11 +111,6 @@ _TRAILING_SEGMENTS: Final = {
 
 Handler = Callable[[Call], Awaitable[Response]]
 _T = TypeVar("_T")
-
-
-async def _backoff(attempt: int) -> None:
-    """Spread out writers that lost a race on the same key, so one of them wins soon."""
-    await asyncio.sleep(random.random() * min(0.001 * (attempt + 1), 0.05))  # noqa: S311 -- jitter, not crypto
 
 
 def _b64(raw: bytes) -> str:
@@ -400,7 +401,7 @@ class TransitEngine:
                     tenant, MOUNT, key, stored, expected_revision=record.revision
                 )
             except ConflictError:
-                await _backoff(attempt)
+                await backoff(attempt)
                 continue
             self._remember(tenant, stored, keyring)
             return keyring, result
@@ -540,7 +541,7 @@ class TransitEngine:
                     call.tenant, MOUNT, key, expected_revision=record.revision
                 )
             except ConflictError:
-                await _backoff(attempt)
+                await backoff(attempt)
                 continue
             self._cache.pop((call.tenant, name), None)
             return Response.no_content()
