@@ -1,4 +1,4 @@
-"""Argument parsing the Vault way: `-flag` and `--flag`, `-flag=value`, `-bool=false`, `k=v` data."""
+"""Vault-style arguments: `-flag` and `--flag`, `-flag=value`, `-bool=false`, `k=v` data."""
 
 from __future__ import annotations
 
@@ -66,14 +66,18 @@ def add_flag(parser: argparse._ActionsContainer, name: str, **kwargs: Any) -> ar
 
 
 def add_bool_flag(
-    parser: argparse.ArgumentParser, name: str, *, default: bool | None, help: str  # noqa: A002 -- argparse's keyword
+    parser: argparse.ArgumentParser, name: str, *, default: bool | None, help: str
 ) -> argparse.Action:
     """A Vault boolean flag: `-name`, `-name=true`, `-name=false` (and `--no-name`)."""
     if name not in BOOL_FLAGS:
         raise ValueError(f"{name} must be listed in BOOL_FLAGS")
     return parser.add_argument(
-        f"-{name}", f"--{name}", dest=name.replace("-", "_"),
-        action=argparse.BooleanOptionalAction, default=default, help=help,
+        f"-{name}",
+        f"--{name}",
+        dest=name.replace("-", "_"),
+        action=argparse.BooleanOptionalAction,
+        default=default,
+        help=help,
     )
 
 
@@ -102,19 +106,42 @@ def common_options() -> argparse.ArgumentParser:
     """The flags every API command takes, as Vault's HTTP and output options."""
     common = Parser(add_help=False)
     group = common.add_argument_group("connection (environment: VAULT_ADDR, VAULT_NAMESPACE, ...)")
-    add_flag(group, "address", metavar="ADDR", help="server address (default $VAULT_ADDR or "
-             "http://127.0.0.1:8200)")
-    group.add_argument("-namespace", "--namespace", "-ns", "--ns", dest="namespace",
-                       metavar="TENANT", help="tenant to act in (default $VAULT_NAMESPACE)")
-    add_flag(group, "ca-cert", metavar="FILE", help="CA bundle to verify TLS (default "
-             "$VAULT_CACERT)")
-    add_flag(group, "ca-path", metavar="DIR", help="directory of CA certificates (default "
-             "$VAULT_CAPATH)")
+    add_flag(
+        group,
+        "address",
+        metavar="ADDR",
+        help="server address (default $VAULT_ADDR or http://127.0.0.1:8200)",
+    )
+    group.add_argument(
+        "-namespace",
+        "--namespace",
+        "-ns",
+        "--ns",
+        dest="namespace",
+        metavar="TENANT",
+        help="tenant to act in (default $VAULT_NAMESPACE)",
+    )
+    add_flag(
+        group, "ca-cert", metavar="FILE", help="CA bundle to verify TLS (default $VAULT_CACERT)"
+    )
+    add_flag(
+        group, "ca-path", metavar="DIR", help="directory of CA certificates (default $VAULT_CAPATH)"
+    )
     output = common.add_argument_group("output")
-    add_flag(output, "format", metavar="FORMAT", default=None,
-             help="table or json (default $VAULT_FORMAT or table)")
-    add_flag(output, "field", metavar="NAME", default=None,
-             help="print only this field, raw (the only way to print a masked value)")
+    add_flag(
+        output,
+        "format",
+        metavar="FORMAT",
+        default=None,
+        help="table or json (default $VAULT_FORMAT or table)",
+    )
+    add_flag(
+        output,
+        "field",
+        metavar="NAME",
+        default=None,
+        help="print only this field, raw (the only way to print a masked value)",
+    )
     return common
 
 
@@ -132,7 +159,9 @@ def read_source(source: str, stdin: TextIO, *, what: str) -> str:
     try:
         return Path(source).read_text(encoding="utf-8")
     except OSError as error:
-        raise UsageError(f"cannot read {what} from {source}: {error.strerror or 'I/O error'}") from None
+        raise UsageError(
+            f"cannot read {what} from {source}: {error.strerror or 'I/O error'}"
+        ) from None
     except UnicodeDecodeError:
         raise UsageError(f"cannot read {what} from {source}: not UTF-8 text") from None
 

@@ -61,8 +61,9 @@ def _read(ctx: Context) -> int:
 
 def _list(ctx: Context) -> int:
     try:
-        reply = ctx.call("GET", "sys/policies/acl", params={"list": "true"},
-                         doing="listing policies")
+        reply = ctx.call(
+            "GET", "sys/policies/acl", params={"list": "true"}, doing="listing policies"
+        )
         keys = [str(key) for key in unwrap(reply.body).get("keys") or []]
     except RequestFailed as failed:
         if failed.status != 404:

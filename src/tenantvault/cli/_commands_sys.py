@@ -24,21 +24,28 @@ def unwrap(body: Any) -> dict[str, Any]:
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     status = subparsers.add_parser(
-        "status", parents=[common], help="show the server's seal status (no token needed)",
+        "status",
+        parents=[common],
+        help="show the server's seal status (no token needed)",
         description="Show the seal status. Exit code 0: unsealed, 2: sealed, 1: error.",
     )
     status.set_defaults(handler=_status)
 
     tenant = subparsers.add_parser(
-        "tenant", help="manage tenants (Vault namespaces; needs a root token)",
-        description="Tenants are Vault namespaces: select one with -namespace or "
-        "VAULT_NAMESPACE.",
+        "tenant",
+        help="manage tenants (Vault namespaces; needs a root token)",
+        description="Tenants are Vault namespaces: select one with -namespace or VAULT_NAMESPACE.",
     )
     commands = tenant.add_subparsers(dest="tenant_command", metavar="COMMAND", required=True)
     create = commands.add_parser("create", parents=[common], help="create a tenant")
     create.add_argument("name", metavar="NAME")
-    add_flag(create, "custom-metadata", metavar="K=V", action="append",
-             help="custom metadata (repeatable)")
+    add_flag(
+        create,
+        "custom-metadata",
+        metavar="K=V",
+        action="append",
+        help="custom metadata (repeatable)",
+    )
     create.set_defaults(handler=_create)
     listing = commands.add_parser("list", parents=[common], help="list tenants")
     listing.set_defaults(handler=_list)
@@ -78,16 +85,19 @@ def _create(ctx: Context) -> int:
     name = ctx.args.name
     metadata = parse_key_values(ctx.args.custom_metadata, flag="custom-metadata")
     body: dict[str, Any] = {"custom_metadata": metadata} if metadata else {}
-    reply = ctx.call("POST", f"sys/namespaces/{segment(name, what='tenant name')}",
-                     body=body, doing="creating tenant")
+    reply = ctx.call(
+        "POST",
+        f"sys/namespaces/{segment(name, what='tenant name')}",
+        body=body,
+        doing="creating tenant",
+    )
     ctx.out.show(_tenant_view(unwrap(reply.body), reply.body))
     return 0
 
 
 def _list(ctx: Context) -> int:
     try:
-        reply = ctx.call("GET", "sys/namespaces", params={"list": "true"},
-                         doing="listing tenants")
+        reply = ctx.call("GET", "sys/namespaces", params={"list": "true"}, doing="listing tenants")
     except RequestFailed as failed:
         if failed.status == 404:
             raise Failure("No tenants found", exit_code=2) from None
@@ -100,8 +110,9 @@ def _list(ctx: Context) -> int:
 def _read(ctx: Context) -> int:
     name = ctx.args.name
     try:
-        reply = ctx.call("GET", f"sys/namespaces/{segment(name, what='tenant name')}",
-                         doing="reading tenant")
+        reply = ctx.call(
+            "GET", f"sys/namespaces/{segment(name, what='tenant name')}", doing="reading tenant"
+        )
     except RequestFailed as failed:
         if failed.status == 404:
             raise Failure("Tenant not found", exit_code=2) from None
@@ -112,7 +123,8 @@ def _read(ctx: Context) -> int:
 
 def _delete(ctx: Context) -> int:
     name = ctx.args.name
-    ctx.call("DELETE", f"sys/namespaces/{segment(name, what='tenant name')}",
-             doing="deleting tenant")
+    ctx.call(
+        "DELETE", f"sys/namespaces/{segment(name, what='tenant name')}", doing="deleting tenant"
+    )
     ctx.out.line(f"Success! Tenant deleted at: {name}/")
     return 0

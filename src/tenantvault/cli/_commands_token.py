@@ -17,7 +17,7 @@ from tenantvault.cli._text import REDACTED
 
 __all__ = ["register"]
 
-_NO_TOKEN_ARGUMENT = (
+_ARGUMENT_REFUSED = (
     "tokens are not accepted as command-line arguments (shell history and `ps` would show "
     "them): pass '-' and pipe the token on standard input"
 )
@@ -28,12 +28,19 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     commands = token.add_subparsers(dest="token_command", metavar="COMMAND", required=True)
 
     create = commands.add_parser(
-        "create", parents=[common], help="create a token (prints it: the one time it is shown)",
+        "create",
+        parents=[common],
+        help="create a token (prints it: the one time it is shown)",
         description="Create a token in the current tenant. The new token is printed once, in "
         "the table and in -format=json; use -field=token to print only the token.",
     )
-    add_flag(create, "policy", action="append", metavar="NAME",
-             help="policy to attach (repeatable, or comma-separated)")
+    add_flag(
+        create,
+        "policy",
+        action="append",
+        metavar="NAME",
+        help="policy to attach (repeatable, or comma-separated)",
+    )
     add_flag(create, "ttl", metavar="DURATION", help="initial TTL, e.g. 1h")
     add_flag(create, "explicit-max-ttl", metavar="DURATION", help="hard TTL limit")
     add_flag(create, "period", metavar="DURATION", help="make a periodic token")
@@ -42,12 +49,15 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     add_flag(create, "metadata", action="append", metavar="K=V", help="metadata (repeatable)")
     add_bool_flag(create, "orphan", default=False, help="create without a parent (root/sudo)")
     add_bool_flag(create, "renewable", default=True, help="allow renewal (default true)")
-    add_bool_flag(create, "no-default-policy", default=False,
-                  help="do not attach the default policy")
+    add_bool_flag(
+        create, "no-default-policy", default=False, help="do not attach the default policy"
+    )
     create.set_defaults(handler=_create)
 
     lookup = commands.add_parser(
-        "lookup", parents=[common], help="look up the current token, a piped token or an accessor",
+        "lookup",
+        parents=[common],
+        help="look up the current token, a piped token or an accessor",
         description="Without an argument, look up the token in use. With '-', read a token "
         "from standard input. With -accessor, the argument is an accessor.",
     )
@@ -56,7 +66,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     lookup.set_defaults(handler=_lookup)
 
     revoke = commands.add_parser(
-        "revoke", parents=[common], help="revoke a token and its children",
+        "revoke",
+        parents=[common],
+        help="revoke a token and its children",
         description="Revoke the current token (-self), a token by accessor (-accessor X), or a "
         "token read from standard input ('-').",
     )
@@ -112,9 +124,17 @@ def _create(ctx: Context) -> int:
     if isinstance(metadata, dict):
         for key in sorted(metadata):
             fields[f"token_meta_{key}"] = metadata[key]
-    ctx.out.show(View(document=reply.body, sections=[Section(rows=list(fields.items()))],
-                      fields={**fields, "token_policies": auth.get("token_policies"),
-                              "policies": auth.get("policies")}))
+    ctx.out.show(
+        View(
+            document=reply.body,
+            sections=[Section(rows=list(fields.items()))],
+            fields={
+                **fields,
+                "token_policies": auth.get("token_policies"),
+                "policies": auth.get("policies"),
+            },
+        )
+    )
     return 0
 
 
@@ -143,7 +163,7 @@ def _target(ctx: Context) -> tuple[str, str] | None:
     if target is None:
         return None
     if target != "-":
-        raise UsageError(_NO_TOKEN_ARGUMENT)
+        raise UsageError(_ARGUMENT_REFUSED)
     return "token", _stdin_token(ctx)
 
 
@@ -152,11 +172,16 @@ def _lookup(ctx: Context) -> int:
     if target is None:
         reply = ctx.call("GET", "auth/token/lookup-self", doing="looking up token")
     elif target[0] == "accessor":
-        reply = ctx.call("POST", "auth/token/lookup-accessor", body={"accessor": target[1]},
-                         doing="looking up token")
+        reply = ctx.call(
+            "POST",
+            "auth/token/lookup-accessor",
+            body={"accessor": target[1]},
+            doing="looking up token",
+        )
     else:
-        reply = ctx.call("POST", "auth/token/lookup", body={"token": target[1]},
-                         doing="looking up token")
+        reply = ctx.call(
+            "POST", "auth/token/lookup", body={"token": target[1]}, doing="looking up token"
+        )
     body = reply.body if isinstance(reply.body, dict) else {}
     raw = body.get("data")
     data: dict[str, Any] = raw if isinstance(raw, dict) else {}
@@ -166,8 +191,9 @@ def _lookup(ctx: Context) -> int:
     # asks for exactly that field.
     masked = {**data, "id": REDACTED} if token_id else data
     document = {**body, "data": masked}
-    ctx.out.show(View(document=document, sections=[Section(rows=sorted(masked.items()))],
-                      fields=data))
+    ctx.out.show(
+        View(document=document, sections=[Section(rows=sorted(masked.items()))], fields=data)
+    )
     return 0
 
 
@@ -179,8 +205,9 @@ def _revoke(ctx: Context) -> int:
     else:
         target = _target(ctx)
         if target is None:
-            raise UsageError("say which token: -self, -accessor ACCESSOR, or '-' to read it "
-                             "from standard input")
+            raise UsageError(
+                "say which token: -self, -accessor ACCESSOR, or '-' to read it from standard input"
+            )
         kind, value = target
         path = "auth/token/revoke-accessor" if kind == "accessor" else "auth/token/revoke"
         ctx.call("POST", path, body={kind: value}, doing="revoking token")

@@ -52,7 +52,8 @@ class Context:
         self.stdin = stdin
         self.redact = Redactor()
         self.out = Output(
-            stdout, stderr,
+            stdout,
+            stderr,
             format=check_format(getattr(args, "format", None) or env.get("VAULT_FORMAT")),
             field=getattr(args, "field", None),
         )
@@ -90,7 +91,11 @@ class Context:
         client = self.client
         try:
             return client.request(
-                method, path, body=body, params=params, content_type=content_type,
+                method,
+                path,
+                body=body,
+                params=params,
+                content_type=content_type,
                 authenticated=authenticated,
             )
         except APIError as error:

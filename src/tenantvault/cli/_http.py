@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import ssl
 from collections.abc import Mapping
@@ -13,6 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from tenantvault._durations import parse_duration
+from tenantvault._exceptions import InvalidRequestError
 from tenantvault.cli._text import printable as _printable
 
 __all__ = [
@@ -101,9 +102,6 @@ def _read_token_file(home: Path | None) -> str | None:
 def _timeout(raw: str | None) -> float:
     if not raw:
         return DEFAULT_TIMEOUT_SECONDS
-    from tenantvault._durations import parse_duration
-    from tenantvault._exceptions import InvalidRequestError
-
     try:
         seconds = parse_duration(raw, field="VAULT_CLIENT_TIMEOUT")
     except InvalidRequestError:
@@ -129,8 +127,14 @@ class APIError(Exception):
     """The server answered with a status >= 400 (exit 1), or with something unreadable."""
 
     def __init__(
-        self, *, status: int, errors: list[str], method: str, url: str,
-        namespace: str | None, body: Any = None,
+        self,
+        *,
+        status: int,
+        errors: list[str],
+        method: str,
+        url: str,
+        namespace: str | None,
+        body: Any = None,
     ) -> None:
         super().__init__(f"HTTP {status}")
         self.status = status
@@ -173,7 +177,10 @@ class Client:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        parts = urlsplit(settings.address)
+        try:
+            parts = urlsplit(settings.address)
+        except ValueError:
+            raise SettingsError("invalid address: expected http://HOST:PORT") from None
         if "@" in parts.netloc:
             # Credentials in VAULT_ADDR would be echoed in every error's URL line.
             raise SettingsError("the address must not contain a user name or password")
@@ -225,7 +232,7 @@ class Client:
             headers["Content-Type"] = content_type
         status, content_type_received, raw, location = self._send(method, target, payload, headers)
         parsed = _parse_json(raw)
-        if status >= 400 or 300 <= status < 400:
+        if status >= 300:
             errors: list[str] = []
             if isinstance(parsed, dict) and isinstance(parsed.get("errors"), list):
                 errors = [_printable(str(message)) for message in parsed["errors"]]
@@ -241,14 +248,20 @@ class Client:
                     f", {len(raw)} bytes)"
                 ]
             raise APIError(
-                status=status, errors=errors, method=method, url=url,
-                namespace=settings.namespace, body=parsed if isinstance(parsed, dict) else None,
+                status=status,
+                errors=errors,
+                method=method,
+                url=url,
+                namespace=settings.namespace,
+                body=parsed if isinstance(parsed, dict) else None,
             )
         if parsed is _INVALID:
             raise APIError(
                 status=status,
                 errors=[f"the response was not JSON ({len(raw)} bytes)"],
-                method=method, url=url, namespace=settings.namespace,
+                method=method,
+                url=url,
+                namespace=settings.namespace,
             )
         return Reply(status, parsed)
 
@@ -283,11 +296,14 @@ class Client:
         except ssl.SSLCertVerificationError as error:
             raise ConnectError(
                 self._base,
-                f"TLS certificate verification failed ({_printable(error.verify_message or 'unknown reason')}); "
+                "TLS certificate verification failed "
+                f"({_printable(error.verify_message or 'unknown reason')}); "
                 "set VAULT_CACERT to the CA that signed the server certificate",
             ) from None
         except ssl.SSLError as error:
-            raise ConnectError(self._base, f"TLS error ({_printable(error.reason or '')})") from None
+            raise ConnectError(
+                self._base, f"TLS error ({_printable(error.reason or '')})"
+            ) from None
         except socket.gaierror:
             raise ConnectError(self._base, "the host name could not be resolved") from None
         except TimeoutError:
@@ -300,7 +316,9 @@ class Client:
                 self._base, "the server closed the connection or did not speak HTTP"
             ) from None
         except OSError as error:
-            raise ConnectError(self._base, _printable(error.strerror or type(error).__name__)) from None
+            raise ConnectError(
+                self._base, _printable(error.strerror or type(error).__name__)
+            ) from None
         finally:
             connection.close()
 
@@ -324,5 +342,3 @@ def _parse_json(raw: bytes) -> Any:
         return json.loads(raw)
     except (ValueError, RecursionError):
         return _INVALID
-
-

@@ -1,4 +1,4 @@
-"""Rendering like the Vault CLI: `Key  Value` tables with `== Title ==` sections, JSON, raw fields."""
+"""Output like the Vault CLI: `Key  Value` tables under `== Title ==` lines, JSON, raw fields."""
 
 from __future__ import annotations
 
@@ -74,7 +74,9 @@ def _cell(key: str, value: Any) -> str:
     return go_value(value)
 
 
-def table(rows: Sequence[tuple[str, Any]], *, header: tuple[str, str] = ("Key", "Value")) -> list[str]:
+def table(
+    rows: Sequence[tuple[str, Any]], *, header: tuple[str, str] = ("Key", "Value")
+) -> list[str]:
     """Two columns padded like Vault's columnize, with the `---  -----` rule under the header."""
     cells = [(key, _cell(key, value)) for key, value in rows]
     lines = [header, ("-" * len(header[0]), "-" * len(header[1])), *cells]
@@ -124,7 +126,7 @@ class FieldMissingError(Exception):
 class Output:
     """Writes to the streams of this run in the requested format."""
 
-    def __init__(self, stdout: TextIO, stderr: TextIO, *, format: str, field: str | None) -> None:  # noqa: A002 -- Vault's flag name
+    def __init__(self, stdout: TextIO, stderr: TextIO, *, format: str, field: str | None) -> None:
         self.stdout = stdout
         self.stderr = stderr
         self.format = format

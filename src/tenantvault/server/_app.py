@@ -1,0 +1,502 @@
+"""The ASGI application: lifespan, request translation, the Core call and Vault's responses.
+
+A bare ASGI callable (no framework), because per-request overhead is the throughput budget
+(issue 3 measured Starlette at half the requests/s of a bare handler). The hot path for a
+KV read is: headers → path → Core → orjson → two `send` calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable, MutableMapping
+from types import TracebackType
+from typing import Any, Final
+
+import orjson
+
+from tenantvault._config import ServerSettings
+from tenantvault._core import Core
+from tenantvault._exceptions import (
+    ClosedError,
+    NotFoundError,
+    PayloadTooLargeError,
+    TenantVaultError,
+)
+from tenantvault._request import Operation, Request, Response
+from tenantvault.backends import open_backend
+from tenantvault.server._json import parse_body
+from tenantvault.server._openapi import OPENAPI_PATH, openapi_document
+from tenantvault.server._translate import (
+    HTTPError,
+    api_path,
+    check_content_type,
+    parse_bool,
+    parse_headers,
+    parse_query,
+    printable,
+    resolve_operation,
+)
+
+__all__ = ["CoreFactory", "RootTokenHandler", "TenantVaultApp", "create_app"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+CoreFactory = Callable[[], Awaitable[Core]]
+"""Returns a started `Core`; the app owns it from then on and closes it and its backend."""
+RootTokenHandler = Callable[[str], None]
+"""Receives the initial root token, once, when startup initializes a new store."""
+
+logger = logging.getLogger("tenantvault.server")
+access_logger = logging.getLogger("tenantvault.server.access")
+
+_HEALTH_PATH: Final = "sys/health"
+# Vault's sys/health query parameters that pick the status code of each state.
+_HEALTH_CODES: Final = (
+    "activecode",
+    "standbycode",
+    "drsecondarycode",
+    "performancestandbycode",
+    "sealedcode",
+    "uninitcode",
+    "haunhealthycode",
+    "removedcode",
+)
+_HEALTH_FLAGS: Final = ("standbyok", "perfstandbyok")
+_WITH_BODY: Final = frozenset({"POST", "PUT", "PATCH"})
+_QUERY_AS_DATA: Final = frozenset({"GET", "LIST", "DELETE"})
+_JSON_HEADERS: Final = (
+    (b"content-type", b"application/json"),
+    # Vault's own default: responses may hold secrets and must never sit in a cache.
+    (b"cache-control", b"no-store"),
+)
+_EMPTY_ERRORS: Final = b'{"errors":[]}'
+_INTERNAL_ERROR: Final = b'{"errors":["internal error"]}'
+_DISCONNECTED: Final = 499  # nginx's convention, only ever in our access log
+
+
+class _Disconnected(Exception):
+    """The client went away before its request was complete."""
+
+
+def _error_body(errors: list[str]) -> bytes:
+    return orjson.dumps({"errors": errors})
+
+
+async def _open_core(settings: ServerSettings) -> Core:
+    backend = await open_backend(
+        settings.backend_url,
+        master_key=settings.master_key,
+        master_key_file=settings.master_key_file,
+    )
+    core = Core(backend)
+    try:
+        await core.start()
+    except BaseException:
+        await backend.aclose()
+        raise
+    return core
+
+
+async def _close_core(core: Core) -> None:
+    try:
+        await core.aclose()
+    finally:
+        await core.backend.aclose()
+
+
+class TenantVaultApp:
+    """The Vault HTTP API over one `Core`, as an ASGI 3 application with lifespan.
+
+    `startup()` and `shutdown()` run from the ASGI lifespan protocol, or directly (tests, and
+    the CLI, which starts the store before binding the port so that errors surface early);
+    both are idempotent. Shutdown lets in-flight requests finish (up to
+    `settings.shutdown_timeout_seconds`), answers new ones 503, then closes the store.
+    """
+
+    def __init__(
+        self,
+        settings: ServerSettings | None = None,
+        *,
+        core_factory: CoreFactory | None = None,
+        on_root_token: RootTokenHandler | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else ServerSettings()
+        self._core_factory = core_factory
+        self._on_root_token = on_root_token
+        self._core: Core | None = None
+        self._lock = asyncio.Lock()
+        self._draining = False
+        self._closed = False
+        self._inflight = 0
+        self._idle = asyncio.Event()  # set when the last in-flight request of a shutdown ends
+        self.startup_error: BaseException | None = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "ready" if self._core is not None else "new"
+        return f"<TenantVaultApp {state}>"
+
+    @property
+    def core(self) -> Core:
+        """The Core being served; `ClosedError` before startup and after shutdown."""
+        if self._core is None:
+            raise ClosedError("the server is not running")
+        return self._core
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Open the store and, if it is new, create the initial root token."""
+        async with self._lock:
+            if self._core is not None:
+                return
+            if self._closed:
+                raise ClosedError("the server was shut down")
+            factory = self._core_factory
+            core = await (factory() if factory is not None else _open_core(self.settings))
+            try:
+                token = await core.initialize_root_token(self.settings.dev_root_token)
+                if token is not None and self._on_root_token is not None:
+                    self._on_root_token(token)
+            except BaseException:
+                await _close_core(core)
+                raise
+            self._core = core
+
+    async def shutdown(self) -> None:
+        """Stop taking requests, let in-flight ones finish, close the store."""
+        async with self._lock:
+            if self._closed:
+                return
+            self._draining = True
+            self._closed = True
+            if self._inflight:
+                self._idle.clear()
+                try:
+                    async with asyncio.timeout(self.settings.shutdown_timeout_seconds):
+                        await self._idle.wait()
+                except TimeoutError:
+                    logger.warning(
+                        "shutdown: %d requests still running after %.0fs; closing anyway",
+                        self._inflight,
+                        self.settings.shutdown_timeout_seconds,
+                    )
+            core, self._core = self._core, None
+            if core is not None:
+                await _close_core(core)
+
+    async def __aenter__(self) -> TenantVaultApp:
+        await self.startup()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:  # noqa: BLE001 -- reported to the server, which stops
+                    self.startup_error = exc
+                    await send({"type": "lifespan.startup.failed", "message": _describe(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif kind == "lifespan.shutdown":
+                try:
+                    await self.shutdown()
+                except Exception as exc:  # noqa: BLE001 -- reported to the server, which stops
+                    await send({"type": "lifespan.shutdown.failed", "message": _describe(exc)})
+                    return
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- ASGI ------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            # Not part of the Vault API: refuse the handshake.
+            await receive()
+            await send({"type": "websocket.close", "code": 1008})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        core = self._core
+        if core is None or self._draining:
+            status, headers, body = (
+                503,
+                _retry_headers(),
+                _error_body(
+                    [
+                        "tenantvault is not ready"
+                        if not self._closed
+                        else "tenantvault is shutting down"
+                    ]
+                ),
+            )
+            await _send(send, status, headers, body, scope["method"] == "HEAD")
+            self._log(scope, status, started)
+            return
+        self._inflight += 1
+        status = _DISCONNECTED
+        try:
+            status, headers, body = await self._respond(core, scope, receive)
+            await _send(send, status, headers, body, scope["method"] == "HEAD")
+        except _Disconnected:
+            pass
+        finally:
+            self._inflight -= 1
+            # Only shutdown waits on this event; outside a shutdown nobody needs the wake-up.
+            if self._draining and not self._inflight:
+                self._idle.set()
+            self._log(scope, status, started)
+
+    def _log(self, scope: Scope, status: int, started: float) -> None:
+        # Method, path without the query string, status and duration: never a header, a
+        # body or a query string, which may hold tokens or secrets (A-15).
+        if self.settings.access_log and access_logger.isEnabledFor(logging.INFO):
+            access_logger.info(
+                "%s %s %d %.1fms",
+                printable(scope.get("method", "-"), limit=16),
+                printable(_raw_path(scope), limit=256),
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
+
+    async def _respond(
+        self, core: Core, scope: Scope, receive: Receive
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """The whole request: every outcome becomes (status, headers, body)."""
+        request_id = ""
+        try:
+            request = await self._translate(scope, receive)
+            if request is None:
+                return 404, list(_JSON_HEADERS), _EMPTY_ERRORS
+            if isinstance(request, bytes):
+                return 200, list(_JSON_HEADERS), request
+            request_id = request.request_id
+            response = await core.handle(request)
+            status = response.status
+            if request.path == _HEALTH_PATH:
+                status = _health_status(response, dict(request.data or {}))
+            if status == 204:
+                return 204, _id_headers([], request_id), b""
+            body = orjson.dumps(response.envelope(), option=orjson.OPT_NON_STR_KEYS)
+            return status, _id_headers(list(_JSON_HEADERS), request_id), body
+        except TenantVaultError as error:
+            return _from_error(error, request_id)
+        except HTTPError as error:
+            return error.status, list(_JSON_HEADERS), _error_body(error.errors)
+        except _Disconnected:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- the last line of defence: 500, never a trace
+            # No request data in the log line: the traceback's frames say where, the type
+            # says what; the message is left out because it may quote a value.
+            logger.error(
+                "internal error (%s) serving %s request %s\n%s",
+                type(exc).__qualname__,
+                printable(scope.get("method", "-"), limit=16),
+                request_id or "-",
+                "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+            )
+            return 500, _id_headers(list(_JSON_HEADERS), request_id), _INTERNAL_ERROR
+
+    async def _translate(self, scope: Scope, receive: Receive) -> Request | bytes | None:
+        """The Core `Request` for this HTTP request; None for 404, bytes for a raw reply."""
+        path = api_path(_raw_path(scope))
+        if path is None:
+            return None
+        method: str = scope["method"]
+        headers = parse_headers(scope["headers"])
+        query = parse_query(scope.get("query_string", b""))
+        if path == OPENAPI_PATH and method in ("GET", "HEAD"):
+            document: bytes = openapi_document()
+            return document
+        if method == "HEAD" and path == _HEALTH_PATH:
+            method = "GET"  # Vault answers HEAD sys/health with the status only
+        operation = resolve_operation(method, path, query)
+        if headers.wrap_ttl:
+            raise HTTPError(400, "response wrapping is not supported")
+        data: dict[str, Any] | None = None
+        settings = self.settings
+        if (
+            headers.content_length is not None
+            and headers.content_length > settings.max_request_bytes
+        ):
+            # Before reading a byte of it (P-1).
+            raise PayloadTooLargeError(_too_large(settings.max_request_bytes))
+        if method in _WITH_BODY:
+            check_content_type(operation, headers.content_type)
+            raw = await _read_body(
+                receive, settings.max_request_bytes, settings.body_timeout_seconds
+            )
+            data = parse_body(
+                raw, max_depth=settings.max_json_depth, max_items=settings.max_json_items
+            )
+        elif method in _QUERY_AS_DATA:
+            query.pop("list", None)
+            data = dict(query) if query else None
+        if operation is Operation.LIST and not path.endswith("/"):
+            path += "/"  # Vault lists directories; a missing trailing '/' is implied
+        client = scope.get("client")
+        return Request(
+            operation=operation,
+            path=path,
+            data=data,
+            token=headers.token,
+            namespace=headers.namespace,
+            client_address=client[0] if client else None,
+        )
+
+
+def create_app(
+    settings: ServerSettings | None = None,
+    *,
+    core_factory: CoreFactory | None = None,
+    on_root_token: RootTokenHandler | None = None,
+) -> TenantVaultApp:
+    """The ASGI app serving the Vault HTTP API.
+
+    By default startup opens the store that `settings` name (`memory://` in dev mode, the
+    embedded SQLite store in the data directory otherwise). `core_factory` replaces that
+    with any coroutine returning a started `Core` (tests: a mock backend with faults or a
+    fake clock). `on_root_token` receives the initial root token when startup creates it.
+    """
+    return TenantVaultApp(settings, core_factory=core_factory, on_root_token=on_root_token)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _raw_path(scope: Scope) -> bytes:
+    raw: bytes | None = scope.get("raw_path")
+    if raw is None:
+        # raw_path is optional in ASGI; without it only the decoded path exists. Escaping
+        # its '%' keeps them literal through the one decoding, so they are refused instead
+        # of being decoded a second time.
+        raw = str(scope["path"]).encode("utf-8").replace(b"%", b"%25")
+    # Some servers include the query string in raw_path; it is never part of the path.
+    return raw.split(b"?", 1)[0] if b"?" in raw else raw
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TenantVaultError) and exc.message:
+        return exc.message
+    return type(exc).__name__
+
+
+def _too_large(limit: int) -> str:
+    return f"request body too large: the limit is {limit} bytes"
+
+
+def _id_headers(headers: list[tuple[bytes, bytes]], request_id: str) -> list[tuple[bytes, bytes]]:
+    if request_id:
+        headers.append((b"x-request-id", request_id.encode("ascii")))
+    return headers
+
+
+def _retry_headers() -> list[tuple[bytes, bytes]]:
+    return [*_JSON_HEADERS, (b"retry-after", b"1")]
+
+
+def _from_error(
+    error: TenantVaultError, request_id: str
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    status = error.status
+    headers = _id_headers(list(_JSON_HEADERS), request_id)
+    if isinstance(error, ClosedError):
+        # The store closed under the request: shutting down, so "try again" is the truth.
+        return (
+            503,
+            [*headers, (b"retry-after", b"1")],
+            _error_body(["tenantvault is shutting down"]),
+        )
+    if isinstance(error, NotFoundError) and error.body is not None:
+        # A deleted or destroyed KV version: Vault sends the full envelope with status 404.
+        envelope = Response(request_id=request_id).envelope()
+        envelope.update(error.body)
+        envelope["request_id"] = request_id
+        return 404, headers, orjson.dumps(envelope, option=orjson.OPT_NON_STR_KEYS)
+    if status >= 500:
+        logger.warning(
+            "request %s failed with %d (%s)", request_id or "-", status, type(error).__qualname__
+        )
+        if status == 503:
+            headers.append((b"retry-after", b"1"))
+    return status, headers, _error_body(error.errors)
+
+
+def _health_code(name: str, raw: object) -> int:
+    """A status code the caller picked for a health state; 3xx and 1xx make no sense for a
+    probe, and 205 forbids a body. A 5xx is allowed only for an unhealthy state: "active"
+    answering 5xx would read as a server failure to every proxy and retry policy."""
+    text = str(raw)
+    code = int(text) if text.isascii() and text.isdigit() and len(text) == 3 else 0
+    allowed = 200 <= code <= 299 or 400 <= code <= (499 if name == "activecode" else 599)
+    if not allowed or code == 205:
+        raise HTTPError(400, f"invalid value for {name}: expected an HTTP status code")
+    return code
+
+
+def _health_status(response: Response, query: dict[str, Any]) -> int:
+    """Vault's sys/health status: 200 active, `sealedcode` (503) when sealed, overridable."""
+    for flag in _HEALTH_FLAGS:
+        if query.get(flag):
+            parse_bool(str(query[flag]), flag)
+    codes = {name: _health_code(name, query[name]) for name in _HEALTH_CODES if name in query}
+    sealed = bool((response.data or {}).get("sealed"))
+    if sealed:
+        return codes.get("sealedcode", 503)
+    return codes.get("activecode", 200)
+
+
+async def _read_body(receive: Receive, limit: int, timeout_seconds: float) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` (chunked too)."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _Disconnected()
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    if size > limit:
+                        raise PayloadTooLargeError(_too_large(limit))
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+    except TimeoutError:
+        raise HTTPError(408, "request body not received in time") from None
+    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+async def _send(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes, head: bool
+) -> None:
+    if status != 204:  # RFC 9110: a 204 carries no Content-Length
+        headers.append((b"content-length", str(len(body)).encode("ascii")))
+    try:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else body})
+    except OSError:
+        # The client is gone; nothing is left to tell it.
+        logger.debug("client disconnected before the response was sent")

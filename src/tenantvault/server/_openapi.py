@@ -1,0 +1,469 @@
+"""The OpenAPI 3 document of everything the server answers, served at sys/internal/specs/openapi.
+
+Written by hand from the routes in `tenantvault.engines` and the HTTP layer, and kept honest
+by tests that call every operation listed here and check that the status code they get is
+one this document lists. Every operation lists every status the HTTP layer itself can
+produce (400 bad input, 403, 404, 405, 413, 414, 431, 500, 503), because a fuzzer
+(schemathesis `status_code_conformance`) will find each of them.
+
+OpenAPI has no LIST verb: list operations are documented as `GET …?list=true`, which is
+what the Vault CLI sends; the `LIST` method is accepted as well.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Final
+
+import orjson
+
+from tenantvault._version import __version__
+
+__all__ = ["OPENAPI_PATH", "openapi_document", "openapi_spec"]
+
+OPENAPI_PATH: Final = "sys/internal/specs/openapi"
+
+_COMMON_ERRORS: Final = {
+    "400": "Invalid request: bad path, parameter, header or JSON body",
+    "403": "Missing, invalid or foreign token, or denied by policy",
+    "404": "Nothing at this path (also: an empty list)",
+    "405": "The operation is not supported on this path",
+    "413": "The request body is larger than the configured limit",
+    "414": "The request path or query string is too long",
+    "431": "The request headers are too large",
+    "500": "Internal error",
+    "503": "The server is starting, shutting down or its storage is unavailable",
+}
+_BODY_ERRORS: Final = {
+    "408": "The request body did not arrive in time",
+    "415": "The Content-Type is not JSON (or not merge-patch JSON for PATCH)",
+}
+
+Schema = dict[str, Any]
+
+_ERRORS_SCHEMA: Final[Schema] = {
+    "type": "object",
+    "properties": {"errors": {"type": "array", "items": {"type": "string"}}},
+}
+_ENVELOPE_SCHEMA: Final[Schema] = {
+    "type": "object",
+    "properties": {
+        "request_id": {"type": "string"},
+        "lease_id": {"type": "string"},
+        "renewable": {"type": "boolean"},
+        "lease_duration": {"type": "integer"},
+        "data": {"type": "object", "nullable": True},
+        "wrap_info": {"type": "object", "nullable": True},
+        "warnings": {"type": "array", "nullable": True, "items": {"type": "string"}},
+        "auth": {"type": "object", "nullable": True},
+    },
+}
+_STRING_MAP: Final[Schema] = {"type": "object", "additionalProperties": {"type": "string"}}
+_DURATION: Final[Schema] = {
+    "oneOf": [{"type": "string"}, {"type": "integer", "minimum": 0}],
+    "description": "Seconds, or a Go duration string such as '1h30m'",
+}
+_VERSIONS: Final[Schema] = {
+    "type": "array",
+    "items": {"type": "integer", "minimum": 1},
+    "description": "Version numbers",
+}
+_NON_NEGATIVE: Final[Schema] = {"type": "integer", "minimum": 0, "maximum": 2**53}
+_NAMESPACE_HEADER: Final[Schema] = {
+    "name": "X-Vault-Namespace",
+    "in": "header",
+    "required": False,
+    "description": "The tenant (namespace). With a tenant token it must name the token's own "
+    "tenant (else 403); with the root token it selects any tenant.",
+    "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}/?$"},
+}
+
+
+def _json_response(description: str, schema: Schema) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _responses(success: dict[str, str], *, body: bool) -> Schema:
+    responses: Schema = {}
+    for code, description in success.items():
+        if code == "204":
+            responses[code] = {"description": description}
+        else:
+            responses[code] = _json_response(description, _ENVELOPE_SCHEMA)
+    errors = {**_COMMON_ERRORS, **(_BODY_ERRORS if body else {})}
+    for code, description in sorted(errors.items()):
+        # A deleted KV version answers 404 with a full envelope (data.metadata), not errors.
+        schema = {"oneOf": [_ERRORS_SCHEMA, _ENVELOPE_SCHEMA]} if code == "404" else _ERRORS_SCHEMA
+        responses[code] = _json_response(description, schema)
+    return responses
+
+
+def _query(name: str, schema: Schema, description: str, *, required: bool = False) -> Schema:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _path_param(name: str, pattern: str, description: str) -> Schema:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "pattern": pattern},
+    }
+
+
+_LIST_PARAM: Final = _query(
+    "list",
+    {"type": "string", "enum": ["true"]},
+    "List the keys (the LIST method does the same)",
+    required=True,
+)
+_SECRET_PATH: Final = _path_param(
+    "path",
+    "^[A-Za-z0-9][A-Za-z0-9_.@=:~-]{0,127}$",
+    "The secret's path below the mount; deeper paths use '/' unencoded (e.g. app/db)",
+)
+_TENANT_NAME: Final = _path_param(
+    "namespace", "^[a-z0-9][a-z0-9-]{0,62}$", "Tenant id: lowercase letters, digits and '-'"
+)
+_POLICY_NAME: Final = _path_param("name", "^[A-Za-z0-9][A-Za-z0-9_.@=:~-]{0,127}$", "Policy name")
+_UI_MOUNT_PATH: Final = _path_param(
+    "path", "^[A-Za-z0-9][A-Za-z0-9_.@=:~-]{0,127}$", "A mount, optionally with a path in it"
+)
+
+
+def _operation(
+    summary: str,
+    tag: str,
+    *,
+    success: dict[str, str],
+    parameters: list[Schema] | None = None,
+    body: Schema | None = None,
+    body_media: str = "application/json",
+    body_required: bool = False,
+    public: bool = False,
+) -> Schema:
+    operation: Schema = {
+        "summary": summary,
+        "tags": [tag],
+        "parameters": [*(parameters or []), *([] if public else [_NAMESPACE_HEADER])],
+        "responses": _responses(success, body=body is not None),
+    }
+    if body is not None:
+        operation["requestBody"] = {
+            "required": body_required,
+            "content": {body_media: {"schema": body}},
+        }
+    if public:
+        operation["security"] = []
+    return operation
+
+
+def _object(properties: dict[str, Schema], *, required: list[str] | None = None) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+_OK: Final = {"200": "Success"}
+_WRITTEN: Final = {"200": "Success, with data or warnings", "204": "Success, no content"}
+_DELETED: Final = {"204": "Deleted", "200": "Deleted, with warnings"}
+
+
+def _writes(summary: str, tag: str, body: Schema, **kwargs: Any) -> dict[str, Schema]:
+    """POST and PUT are synonyms in Vault: both create or update."""
+    operation = _operation(summary, tag, success=_WRITTEN, body=body, **kwargs)
+    return {"post": operation, "put": operation}
+
+
+def _token_paths() -> dict[str, Schema]:
+    token_body = _object(
+        {
+            "policies": {"type": "array", "items": {"type": "string"}},
+            "ttl": _DURATION,
+            "explicit_max_ttl": _DURATION,
+            "period": _DURATION,
+            "renewable": {"type": "boolean"},
+            "no_parent": {"type": "boolean"},
+            "no_default_policy": {"type": "boolean"},
+            "num_uses": _NON_NEGATIVE,
+            "display_name": {"type": "string"},
+            "meta": _STRING_MAP,
+        }
+    )
+    token = _object({"token": {"type": "string"}}, required=["token"])
+    accessor = _object({"accessor": {"type": "string"}}, required=["accessor"])
+    renew = _object({"token": {"type": "string"}, "increment": _DURATION}, required=["token"])
+    increment = _object({"increment": _DURATION})
+    empty = _object({})
+    paths: dict[str, Schema] = {
+        "/auth/token/create": _writes("Create a token in the caller's tenant", "token", token_body),
+        "/auth/token/create-orphan": _writes(
+            "Create an orphan token (root or sudo)", "token", token_body
+        ),
+        "/auth/token/lookup": _writes("Look up a token of the caller's tenant", "token", token),
+        "/auth/token/lookup-self": {
+            "get": _operation("Look up the calling token", "token", success=_OK),
+            **_writes("Look up the calling token", "token", empty),
+        },
+        "/auth/token/lookup-accessor": _writes("Look up a token by accessor", "token", accessor),
+        "/auth/token/renew": _writes("Renew a token", "token", renew),
+        "/auth/token/renew-self": _writes("Renew the calling token", "token", increment),
+        "/auth/token/revoke": _writes("Revoke a token and its children", "token", token),
+        "/auth/token/revoke-self": _writes("Revoke the calling token", "token", empty),
+        "/auth/token/revoke-accessor": _writes("Revoke a token by accessor", "token", accessor),
+        "/auth/token/revoke-orphan": _writes(
+            "Revoke a token, orphaning its children (sudo)", "token", token
+        ),
+    }
+    return paths
+
+
+def _kv_paths() -> dict[str, Schema]:
+    settings = {
+        "max_versions": _NON_NEGATIVE,
+        "cas_required": {"type": "boolean"},
+        "delete_version_after": _DURATION,
+    }
+    version = _query("version", _NON_NEGATIVE, "Version to read; 0 or absent: the latest")
+    write_body = _object(
+        {"data": {"type": "object"}, "options": _object({"cas": _NON_NEGATIVE})},
+        required=["data"],
+    )
+    metadata_body = _object({**settings, "custom_metadata": _STRING_MAP})
+    versions_body = _object({"versions": _VERSIONS}, required=["versions"])
+    list_op = _operation("List keys under a directory", "kv", success=_OK, parameters=[_LIST_PARAM])
+    return {
+        "/secret/config": {
+            "get": _operation("Read the KV mount configuration", "kv", success=_OK),
+            **_writes("Configure the KV mount", "kv", _object(settings)),
+        },
+        "/secret/data/{path}": {
+            "parameters": [_SECRET_PATH],
+            "get": _operation(
+                "Read a secret version (404 with metadata if deleted)",
+                "kv",
+                success=_OK,
+                parameters=[version],
+            ),
+            **_writes(
+                "Write a new version (options.cas for check-and-set)",
+                "kv",
+                write_body,
+                body_required=True,
+            ),
+            "patch": _operation(
+                "Merge a JSON merge patch into the latest version",
+                "kv",
+                success=_OK,
+                body=write_body,
+                body_media="application/merge-patch+json",
+                body_required=True,
+            ),
+            "delete": _operation("Soft-delete the latest version", "kv", success=_DELETED),
+        },
+        "/secret/metadata/": {"get": list_op},
+        "/secret/metadata/{path}/": {"parameters": [_SECRET_PATH], "get": list_op},
+        "/secret/metadata/{path}": {
+            "parameters": [_SECRET_PATH],
+            "get": _operation("Read a key's metadata and version history", "kv", success=_OK),
+            **_writes("Write a key's metadata", "kv", metadata_body),
+            "patch": _operation(
+                "Patch a key's metadata",
+                "kv",
+                success=_WRITTEN,
+                body=metadata_body,
+                body_media="application/merge-patch+json",
+            ),
+            "delete": _operation("Delete a key and all its versions", "kv", success=_DELETED),
+        },
+        "/secret/delete/{path}": {
+            "parameters": [_SECRET_PATH],
+            **_writes("Soft-delete versions", "kv", versions_body, body_required=True),
+        },
+        "/secret/undelete/{path}": {
+            "parameters": [_SECRET_PATH],
+            **_writes("Undelete versions", "kv", versions_body, body_required=True),
+        },
+        "/secret/destroy/{path}": {
+            "parameters": [_SECRET_PATH],
+            **_writes("Destroy versions for good", "kv", versions_body, body_required=True),
+        },
+        "/secret/subkeys/{path}": {
+            "parameters": [_SECRET_PATH],
+            "get": _operation(
+                "Read the key structure of a version, without values",
+                "kv",
+                success=_OK,
+                parameters=[version, _query("depth", _NON_NEGATIVE, "0: unlimited")],
+            ),
+        },
+    }
+
+
+def _sys_paths() -> dict[str, Schema]:
+    code = {
+        "type": "integer",
+        "minimum": 200,
+        "maximum": 599,
+        "description": "2xx (not 205), 4xx or 5xx",
+    }
+    active_code = {**code, "maximum": 499, "description": "2xx (not 205) or 4xx"}
+    flag = {"type": "string", "enum": ["true", "false"]}
+    health_params = [
+        _query("standbyok", flag, "Vault compatibility; this server is never a standby"),
+        _query("perfstandbyok", flag, "Vault compatibility; this server is never a standby"),
+        _query("activecode", active_code, "The status code to answer when serving"),
+        *(
+            _query(name, code, "The status code to answer in that state")
+            for name in (
+                "standbycode",
+                "drsecondarycode",
+                "performancestandbycode",
+                "sealedcode",
+                "uninitcode",
+            )
+        ),
+    ]
+    health = _operation(
+        "Health: 200 when serving, 503 when sealed or shutting down",
+        "sys",
+        success=_OK,
+        parameters=health_params,
+        public=True,
+    )
+    # The caller picks the status of each state (activecode, sealedcode, ...).
+    health["responses"]["default"] = _json_response(
+        "The status code chosen with a *code parameter", _ENVELOPE_SCHEMA
+    )
+    health_head = {
+        **health,
+        "responses": {
+            code: {"description": response["description"]}
+            for code, response in health["responses"].items()
+        },
+    }
+    policy_body = _object({"policy": {"type": "string"}}, required=["policy"])
+    legacy_body = _object({"policy": {"type": "string"}, "rules": {"type": "string"}})
+    return {
+        "/sys/health": {"get": health, "head": health_head},
+        "/sys/seal-status": {
+            "get": _operation(
+                "Seal status (the `vault status` command)", "sys", success=_OK, public=True
+            ),
+        },
+        "/sys/internal/specs/openapi": {
+            "get": {
+                **_operation(
+                    "This document", "sys", success={"200": "The OpenAPI document"}, public=True
+                ),
+                "responses": {
+                    **_responses({}, body=False),
+                    "200": {
+                        "description": "The OpenAPI document",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                },
+            },
+        },
+        "/sys/namespaces": {
+            "get": _operation(
+                "List tenants (root token)", "namespaces", success=_OK, parameters=[_LIST_PARAM]
+            ),
+        },
+        "/sys/namespaces/{namespace}": {
+            "parameters": [_TENANT_NAME],
+            "get": _operation("Read a tenant (root token)", "namespaces", success=_OK),
+            **_writes(
+                "Create a tenant (root token)",
+                "namespaces",
+                _object({"custom_metadata": _STRING_MAP}),
+            ),
+            "delete": _operation(
+                "Delete a tenant and crypto-shred its data (root token)",
+                "namespaces",
+                success=_DELETED,
+            ),
+        },
+        "/sys/policies/acl": {
+            "get": _operation(
+                "List ACL policies", "policies", success=_OK, parameters=[_LIST_PARAM]
+            ),
+        },
+        "/sys/policies/acl/{name}": {
+            "parameters": [_POLICY_NAME],
+            "get": _operation("Read an ACL policy", "policies", success=_OK),
+            **_writes(
+                "Write an ACL policy (HCL or JSON)", "policies", policy_body, body_required=True
+            ),
+            "delete": _operation("Delete an ACL policy", "policies", success=_DELETED),
+        },
+        "/sys/policy": {
+            "get": _operation("List policies (legacy endpoint)", "policies", success=_OK),
+        },
+        "/sys/policy/{name}": {
+            "parameters": [_POLICY_NAME],
+            "get": _operation("Read a policy (legacy endpoint)", "policies", success=_OK),
+            **_writes("Write a policy (legacy endpoint)", "policies", legacy_body),
+            "delete": _operation("Delete a policy (legacy endpoint)", "policies", success=_DELETED),
+        },
+        "/sys/mounts": {
+            "get": _operation("List the mounts of the tenant", "sys", success=_OK),
+        },
+        "/sys/internal/ui/mounts/{path}": {
+            "parameters": [_UI_MOUNT_PATH],
+            "get": _operation(
+                "The mount serving a path (the Vault CLI's KV preflight)", "sys", success=_OK
+            ),
+        },
+        "/sys/capabilities-self": _writes(
+            "The calling token's capabilities on paths",
+            "sys",
+            _object(
+                {
+                    "paths": {"type": "array", "items": {"type": "string"}},
+                    "path": {"type": "string"},
+                }
+            ),
+        ),
+    }
+
+
+def openapi_spec() -> dict[str, Any]:
+    """The OpenAPI 3.0 document as a dict (a fresh copy each call)."""
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "tenantvault",
+            "version": __version__,
+            "description": (
+                "The Vault HTTP API subset tenantvault serves. Tenants are namespaces: select "
+                "one with X-Vault-Namespace or a path prefix (/v1/<tenant>/secret/...). The "
+                "token goes in X-Vault-Token or `Authorization: Bearer`; if both are sent "
+                "they must be equal (else 400). Tokens in the query string are refused. "
+                "List operations also accept the LIST method."
+            ),
+        },
+        "servers": [{"url": "/v1"}],
+        "security": [{"vaultToken": []}, {"bearerToken": []}],
+        "components": {
+            "securitySchemes": {
+                "vaultToken": {"type": "apiKey", "in": "header", "name": "X-Vault-Token"},
+                "bearerToken": {"type": "http", "scheme": "bearer"},
+            },
+        },
+        "paths": {**_sys_paths(), **_token_paths(), **_kv_paths()},
+    }
+
+
+@functools.cache
+def openapi_document() -> bytes:
+    """The OpenAPI document as JSON bytes, built once."""
+    return orjson.dumps(openapi_spec())

@@ -1,0 +1,1 @@
+"""Tests of the `tenantvault` command line against a real `tenantvault serve --dev`."""
