@@ -26,12 +26,13 @@ import contextlib
 import os
 import secrets
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from tenantvault._exceptions import (
     BackendError,
@@ -88,6 +89,9 @@ class SqliteBackend:
         # Internal: use `open()`, which also opens the database and checks the master key.
         self._data_dir = Path(data_dir)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tenantvault-sqlite")
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]] = []
+        self._pending_lock = threading.Lock()
+        self._flush_scheduled = False
         self._closed = False
         # Everything below is touched only on the worker thread.
         self._conn: sqlite3.Connection | None = None
@@ -177,7 +181,7 @@ class SqliteBackend:
         self, tenant: str, mount: str, key: str, value: bytes, *, expected_revision: int | None
     ) -> int:
         """Store `value` durably and return the new revision (check-and-set in one transaction)."""
-        return await self._call(
+        return await self._batched(
             lambda conn: self._write_sync(conn, tenant, mount, key, value, expected_revision)
         )
 
@@ -185,7 +189,7 @@ class SqliteBackend:
         self, tenant: str, mount: str, key: str, *, expected_revision: int | None = None
     ) -> bool:
         """Remove `key`; return whether it existed. `ConflictError` on a revision mismatch."""
-        return await self._call(
+        return await self._batched(
             lambda conn: self._delete_sync(conn, tenant, mount, key, expected_revision)
         )
 
@@ -224,6 +228,67 @@ class SqliteBackend:
 
     async def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         return await self._run_worker(lambda: fn(self._connection()))
+
+    async def _batched(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run a write in the next group commit: one transaction and one fsync for every write
+        queued while the previous group was committing. Each write keeps its own savepoint, so
+        one failing check-and-set rolls back only itself; nobody hears back before COMMIT."""
+        if self._closed:
+            raise ClosedError("the sqlite backend is closed")
+        future: Future[_T] = Future()
+        with self._pending_lock:
+            self._pending.append((fn, future))
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._executor.submit(self._flush)
+        try:
+            return await asyncio.wrap_future(future)
+        except sqlite3.Error as exc:
+            raise _translate_error(exc) from exc
+
+    def _flush(self) -> None:
+        """On the worker thread: commit every queued write as one group."""
+        with self._pending_lock:
+            batch, self._pending = self._pending, []
+            self._flush_scheduled = False
+        if not batch:
+            return
+
+        def fail_all(error: BaseException) -> None:
+            failure = error if isinstance(error, Exception) else BackendError("sqlite failed")
+            for _, future in batch:
+                future.set_exception(failure)
+
+        try:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+        except Exception as error:  # noqa: BLE001 -- every caller of this group hears of it
+            fail_all(error)
+            return
+        outcomes: list[tuple[bool, Any]] = []
+        for fn, _ in batch:
+            try:
+                outcomes.append((True, fn(conn)))
+            except Exception as error:  # noqa: BLE001 -- handed to that caller alone
+                if not conn.in_transaction:
+                    # SQLite rolled the whole transaction back (disk full, I/O error): every
+                    # write of the group is gone, so every caller gets the error.
+                    fail_all(error)
+                    return
+                outcomes.append((False, error))
+        try:
+            conn.execute("COMMIT")
+        except Exception as error:  # noqa: BLE001 -- nothing of the group is durable
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            fail_all(error)
+            return
+        for (ok, value), (_, future) in zip(outcomes, batch, strict=True):
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -508,6 +573,21 @@ def _transaction(conn: sqlite3.Connection, *, write: bool = True) -> Iterator[No
     IMMEDIATE takes the write lock up front, so a read-check-write sequence cannot be
     interleaved with another writer's.
     """
+    if conn.in_transaction:
+        # Inside a group commit: this write's own savepoint, so its failure undoes only itself.
+        conn.execute("SAVEPOINT one_write")
+        try:
+            yield
+        except BaseException:
+            # If SQLite already rolled the whole transaction back, the group commit sees
+            # that (not in_transaction) and fails every write of the group.
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK TO one_write")
+                    conn.execute("RELEASE one_write")
+            raise
+        conn.execute("RELEASE one_write")
+        return
     conn.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
     try:
         yield
