@@ -4,6 +4,7 @@ Every tenant is a Vault namespace with its own KV v2 secrets, ACL policies and t
 Python API, the HTTP API and the CLI all pass one choke point (`Core`).
 """
 
+from tenantvault._audit_hook import AuditHook, RequestContext
 from tenantvault._client import (
     KV,
     KeyMetadata,
@@ -16,7 +17,6 @@ from tenantvault._client import (
     VersionInfo,
     open,
 )
-from tenantvault._audit_hook import AuditHook, RequestContext
 from tenantvault._core import Core
 from tenantvault._exceptions import (
     AuditError,

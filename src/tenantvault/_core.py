@@ -87,11 +87,9 @@ class Core:
         """
         if await self.tokens.has_root_token():
             return None
-        try:
-            await self.tokens.mark_initialized()
-        except NotFoundError:
-            return None
-        plaintext, _ = await self.tokens.create(
+        # Token first, then the mark: a crash in between leaves an unprinted root token (dead
+        # weight) and a store that initializes again — never a store without any root token.
+        plaintext, record = await self.tokens.create(
             tenant=None,
             tenant_uid="",
             policies=["root"],
@@ -101,6 +99,12 @@ class Core:
             path="auth/token/root",
             token=token,
         )
+        try:
+            await self.tokens.mark_initialized()
+        except NotFoundError:
+            # Another instance initialized the store first: its root token stands, not ours.
+            await self.tokens.revoke(record)
+            return None
         return plaintext
 
     async def aclose(self) -> None:

@@ -179,6 +179,8 @@ def decode_raw_path(raw: bytes) -> str:
             value = int(hi + lo, 16)
             if value in (0x2F, 0x5C):
                 raise InvalidPathError("invalid path: encoded '/' or '\\' is not allowed")
+            if value < 0x20 or value == 0x7F:
+                raise InvalidPathError("invalid path: encoded control characters are not allowed")
             out.append(value)
             i += 3
         else:

@@ -118,7 +118,7 @@ async def test_cas_required_on_one_key(acme: tenantvault.Tenant) -> None:
     assert (await acme.kv.put("strict", {"v": 1}, cas=0)).version == 1
 
 
-@pytest.mark.parametrize("bad", [True, "x", 1.5, -1, 2**63, [1], {"a": 1}])
+@pytest.mark.parametrize("bad", [True, "x", "1", 1.0, 1.5, -1, 2**63, [1], {"a": 1}])
 async def test_malformed_cas_is_rejected_not_coerced(
     tv: tenantvault.TenantVault, bad: object
 ) -> None:

@@ -212,7 +212,7 @@ async def test_creating_an_existing_key_returns_it_unchanged(transit: tenantvaul
 async def test_key_creation_checks(tv: tenantvault.TenantVault) -> None:
     await tv.create_tenant("acme")
     cases: list[tuple[dict[str, Any], str]] = [
-        ({"type": "rot13"}, "unknown key type rot13"),
+        ({"type": "rot13"}, "unknown key type"),  # never echoes the submitted value
         ({"type": "rsa-2048"}, "key type rsa-2048 is not supported"),
         ({"convergent_encryption": True}, "convergent encryption requires derivation"),
         ({"auto_rotate_period": "30m"}, "auto rotate period must be 0 to disable or at least"),
@@ -638,7 +638,7 @@ async def test_random_bytes(tv: tenantvault.TenantVault) -> None:
         "'bytes' should be less than 131072"
     )
     assert await failure(tv, "random", {"format": "b32"}) == (
-        'unsupported encoding format "b32"; must be "hex" or "base64"'
+        'unsupported encoding format; must be "hex" or "base64"'
     )
     assert len(await tv.tenant("acme").transit.random(5)) == 5
 
@@ -650,7 +650,7 @@ async def test_hash(tv: tenantvault.TenantVault) -> None:
     wide = await call(tv, "hash/sha2-512", {"input": b64(b"hello"), "format": "base64"})
     assert wide.data == {"sum": b64(hashlib.sha512(b"hello").digest())}
     assert await failure(tv, "hash", {"input": b64(b"x"), "algorithm": "md5"}) == (
-        "unsupported algorithm md5"
+        "unsupported algorithm"
     )
 
 
@@ -667,7 +667,7 @@ async def test_hmac_and_verify(tv: tenantvault.TenantVault, transit: tenantvault
         assert not await transit.verify_hmac("k", b"massage", mac, algorithm=algorithm)
     in_url = await call(tv, "hmac/k/sha2-512", {"input": b64(b"message")})
     assert (in_url.data or {})["hmac"] == await transit.hmac("k", b"message", algorithm="sha2-512")
-    assert await failure(tv, "hmac/k/md5", {"input": b64(b"x")}) == 'unsupported algorithm "md5"'
+    assert await failure(tv, "hmac/k/md5", {"input": b64(b"x")}) == "unsupported algorithm"
     assert await failure(tv, "hmac/k", {}) == "missing input for HMAC"
     assert await failure(tv, "hmac/k", {"key_version": 7, "input": ""}) == (
         "key version does not exist; latest key version is 1"

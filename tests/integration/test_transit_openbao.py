@@ -68,11 +68,16 @@ class Side:
         body: dict[str, Any] | None = None,
         *,
         random: frozenset[str] = RANDOM_FIELDS,
+        echoes_input: bool = False,
     ) -> dict[str, Any]:
+        """`echoes_input`: OpenBao's error text quotes the submitted value there; ours never
+        does (P-7), so for those steps only the status and the presence of an error count."""
         response = self.client.request(method, f"/v1/{path}", json=body)
         payload: dict[str, Any] = response.json() if response.content else {}
-        if "errors" in payload:
-            seen: Any = {"errors": payload["errors"]}
+        if "errors" in payload and echoes_input:
+            seen: Any = {"errors": len(payload["errors"])}
+        elif "errors" in payload:
+            seen = {"errors": payload["errors"]}
         else:
             seen = {
                 "data": normalize(payload.get("data"), random=random),
@@ -170,7 +175,7 @@ def key_management(side: Side) -> None:
     )
     side.call("bad key size", "POST", "transit/keys/x", {"type": "hmac", "key_size": 8})
     side.call("key size for aes", "POST", "transit/keys/x", {"key_size": 64})
-    side.call("unknown type", "POST", "transit/keys/x", {"type": "rot13"})
+    side.call("unknown type", "POST", "transit/keys/x", {"type": "rot13"}, echoes_input=True)
     side.call("list all", "LIST", "transit/keys")
 
 
@@ -331,7 +336,7 @@ def datakeys_and_random(side: Side) -> None:
     side.call("random source", "POST", "transit/random/platform/8", {})
     side.call("random zero", "POST", "transit/random/0", {})
     side.call("random too many", "POST", "transit/random", {"bytes": 200000})
-    side.call("random bad format", "POST", "transit/random", {"format": "b32"})
+    side.call("random bad format", "POST", "transit/random", {"format": "b32"}, echoes_input=True)
     side.call("hash", "POST", "transit/hash", {"input": b64(b"hello")})
     side.call(
         "hash 512 base64", "POST", "transit/hash/sha2-512", {"input": "YQ==", "format": "base64"}

@@ -53,6 +53,12 @@ OPS = [
     Op("GET", "sys/internal/ui/mounts/secret/{p}"),
     Op("GET", "sys/mounts"),
     Op("POST", "auth/token/create", b"{}", "application/json"),
+    Op("GET", "transit/keys/{n}"),
+    Op("LIST", "transit/keys"),
+    Op("POST", "transit/encrypt/{n}", b'{"plaintext":"aGVsbG8="}', "application/json"),
+    Op("POST", "transit/decrypt/{n}", b'{"ciphertext":"vault:v1:AAAA"}', "application/json"),
+    Op("POST", "transit/keys/{n}/rotate", b"{}", "application/json"),
+    Op("DELETE", "transit/keys/{n}"),
     Op("GET", "auth/token/lookup-self"),
 ]
 
@@ -66,6 +72,8 @@ async def world(vault: Vault) -> dict[str, Any]:
         await vault.write_policy(tenant, "pol", ADMIN_POLICY)
         secrets[tenant] = canary(f"{tenant}-")
         await vault.put(tenant, "shared/x", {"x": secrets[tenant]})
+        key = await vault.root("POST", "transit/keys/pol", namespace=tenant, json={})
+        assert key.status_code in (200, 204)
     admin = await vault.tenant_admin("acme")
     child = await vault.request(
         "POST", "auth/token/create", token=admin, json={"policies": ["admin"]}

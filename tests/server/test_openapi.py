@@ -16,7 +16,14 @@ from tests.server.conftest import Vault
 pytestmark = pytest.mark.usefixtures("app")
 
 METHODS = ("get", "put", "post", "patch", "delete", "head")
-PARAMS = {"path": "app", "namespace": "acme", "name": "pol"}
+PARAMS = {
+    "path": "app",
+    "namespace": "acme",
+    "name": "pol",
+    "kind": "wrapped",
+    "algorithm": "sha2-256",
+    "bytes": "16",
+}
 POLICY = 'path "secret/*" { capabilities = ["read"] }'
 
 
@@ -116,7 +123,7 @@ async def test_the_document_describes_security_and_every_served_route() -> None:
     spec = openapi_spec()
     schemes = spec["components"]["securitySchemes"]
     assert schemes["vaultToken"] == {"type": "apiKey", "in": "header", "name": "X-Vault-Token"}
-    for public in ("/sys/health", "/sys/seal-status", "/sys/internal/specs/openapi"):
+    for public in ("/sys/health", "/sys/seal-status", "/sys/leader", "/sys/internal/specs/openapi"):
         assert spec["paths"][public]["get"]["security"] == []
     served = {
         "/sys/namespaces/{namespace}",
@@ -135,6 +142,25 @@ async def test_the_document_describes_security_and_every_served_route() -> None:
         "/secret/undelete/{path}",
         "/secret/destroy/{path}",
         "/secret/subkeys/{path}",
+        "/sys/leader",
+        "/sys/audit",
+        "/sys/audit/{name}",
+        "/sys/audit/events",
+        "/sys/audit/report",
+        "/sys/audit-hash/{name}",
+        "/transit/keys",
+        "/transit/keys/{name}",
+        "/transit/keys/{name}/config",
+        "/transit/keys/{name}/rotate",
+        "/transit/encrypt/{name}",
+        "/transit/decrypt/{name}",
+        "/transit/rewrap/{name}",
+        "/transit/datakey/{kind}/{name}",
+        "/transit/hmac/{name}",
+        "/transit/sign/{name}",
+        "/transit/verify/{name}",
+        "/transit/random",
+        "/transit/hash",
         *(
             f"/auth/token/{action}"
             for action in (

@@ -46,14 +46,20 @@ def decode_record(raw: bytes) -> Any:
 
 
 def get_int(
-    data: Mapping[str, Any], name: str, *, default: int | None = None, minimum: int = 0
+    data: Mapping[str, Any],
+    name: str,
+    *,
+    default: int | None = None,
+    minimum: int = 0,
+    strict: bool = False,
 ) -> int | None:
-    """A non-negative integer field; accepts digit strings (Vault's form encoding), refuses
-    bools, floats with fractions and values outside [minimum, 2**53]."""
+    """A non-negative integer field; accepts digit strings (query parameters arrive as text),
+    refuses bools, floats with fractions and values outside [minimum, 2**53]. `strict` accepts
+    JSON integers only: for check-and-set numbers, where "1" or 1.0 is a client bug (P-5)."""
     value = data.get(name)
     if value is None:
         return default
-    if isinstance(value, bool):
+    if isinstance(value, bool) or (strict and not isinstance(value, int)):
         raise InvalidRequestError(f"invalid value for {name}: expected an integer")
     if isinstance(value, float):
         if not value.is_integer():

@@ -297,7 +297,7 @@ class KVEngine:
 
     def _options(self, data: Mapping[str, Any]) -> tuple[Mapping[str, Any], int | None]:
         options = get_mapping(data, "options") or {}
-        cas = get_int(options, "cas")
+        cas = get_int(options, "cas", strict=True)
         return options, cas
 
     async def _write(self, call: Call, path: SecretPath) -> Response:
@@ -546,7 +546,7 @@ class KVEngine:
         changes = self._metadata_changes(call.data, patch=patch)
         # OpenBao's metadata check-and-set: `metadata_cas` must equal current_metadata_version
         # whenever it is given, and must be given once the mount or the key requires it.
-        metadata_cas = get_int(call.data, "metadata_cas")
+        metadata_cas = get_int(call.data, "metadata_cas", strict=True)
         for _ in range(_WRITE_ATTEMPTS):
             meta = await self._read_meta(call.tenant, path)
             now = self._clock()

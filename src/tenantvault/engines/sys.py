@@ -118,7 +118,11 @@ class SysEngine:
         if tenant is not None:
             if op is Operation.LIST:
                 return Route("sys/namespaces/", "list", self._empty_list, mount="sys")
-            raise InvalidRequestError("nested namespaces are not supported")
+            # Parsed and authorized like any path (400, then 403 without a grant), then refused:
+            # tenants are flat.
+            validate_tenant_id(sub)
+            capability = {Operation.READ: "read", Operation.DELETE: "delete"}.get(op, "create")
+            return Route(f"sys/namespaces/{sub}", capability, self._nested, mount="sys")
         name = sub.rstrip("/") if op is Operation.LIST else sub
         if op is Operation.LIST and not name:
             return Route("sys/namespaces/", "list", self._list_namespaces, mount="sys")
@@ -133,6 +137,9 @@ class SysEngine:
         if op is Operation.DELETE:
             return Route(acl, "delete", lambda call: self._delete_namespace(name), mount="sys")
         raise UnsupportedOperationError()
+
+    async def _nested(self, call: Call) -> Response:
+        raise InvalidRequestError("nested namespaces are not supported")
 
     async def _empty_list(self, call: Call) -> Response:
         raise NotFoundError()

@@ -113,6 +113,12 @@ Handler = Callable[[Call], Awaitable[Response]]
 _T = TypeVar("_T")
 
 
+# OpenBao quotes the submitted value in these three messages; we never echo input (P-7).
+_UNKNOWN_TYPE = "unknown key type"
+_BAD_FORMAT = 'unsupported encoding format; must be "hex" or "base64"'
+_BAD_ALGORITHM = "unsupported algorithm"
+
+
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
@@ -139,7 +145,7 @@ def _key_type(name: str) -> KeyType:
     except ValueError:
         if name in _UNSERVED_TYPES:
             raise InvalidRequestError(f"key type {name} is not supported") from None
-        raise InvalidRequestError(f"unknown key type {name}") from None
+        raise InvalidRequestError(_UNKNOWN_TYPE) from None
 
 
 def _version_arg(data: Mapping[str, Any]) -> int:
@@ -704,7 +710,8 @@ class TransitEngine:
             raise InvalidRequestError(f"key type {type_name} not supported for this operation")
         key_type = _key_type(type_name)
         if key_type not in _ENCRYPT_TYPES:
-            raise InvalidRequestError(f"unknown key type {type_name}")
+            # A type we know (validated above), so naming it echoes nothing unexpected.
+            raise InvalidRequestError(f"unknown key type {key_type}")
         keyring = Keyring.generate(
             name, key_type, now_ns=self._clock(), derived=derived, convergent=convergent
         )
@@ -894,9 +901,7 @@ class TransitEngine:
         if count > _MAX_RANDOM_BYTES:
             raise InvalidRequestError(f"'bytes' should be less than {_MAX_RANDOM_BYTES}")
         if output not in ("hex", "base64"):
-            raise InvalidRequestError(
-                f'unsupported encoding format "{output}"; must be "hex" or "base64"'
-            )
+            raise InvalidRequestError(_BAD_FORMAT)
         raw = random_bytes(count)
         warnings = (
             ["no seal/entropy augmentation available, using platform entropy source"]
@@ -918,11 +923,9 @@ class TransitEngine:
         algorithm = url_algorithm or _one(data, "algorithm") or "sha2-256"
         output = _one(data, "format") or "hex"
         if output not in ("hex", "base64"):
-            raise InvalidRequestError(
-                f'unsupported encoding format {output}; must be "hex" or "base64"'
-            )
+            raise InvalidRequestError(_BAD_FORMAT)
         if algorithm not in HMAC_ALGORITHMS or algorithm == "sha1":
-            raise InvalidRequestError(f"unsupported algorithm {algorithm}")
+            raise InvalidRequestError(_BAD_ALGORITHM)
         digest = hash_digest(algorithm, message)
         return Response(data={"sum": digest.hex() if output == "hex" else _b64(digest)})
 
@@ -952,7 +955,7 @@ class TransitEngine:
         if algorithm == "none":
             raise InvalidRequestError("algorithm cannot be none")
         if algorithm not in HMAC_ALGORITHMS:
-            raise InvalidRequestError(f'unsupported algorithm "{algorithm}"')
+            raise InvalidRequestError(_BAD_ALGORITHM)
         batch = self._string_batch(data)
         if batch is None:
             if data.get("input") is None:

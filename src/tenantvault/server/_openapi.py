@@ -354,6 +354,14 @@ def _sys_paths() -> dict[str, Schema]:
     legacy_body = _object({"policy": {"type": "string"}, "rules": {"type": "string"}})
     return {
         "/sys/health": {"get": health, "head": health_head},
+        "/sys/leader": {
+            "get": _operation(
+                "HA leader status (a standalone node: ha_enabled false)",
+                "sys",
+                success=_OK,
+                public=True,
+            ),
+        },
         "/sys/seal-status": {
             "get": _operation(
                 "Seal status (the `vault status` command)", "sys", success=_OK, public=True
@@ -436,6 +444,266 @@ def _sys_paths() -> dict[str, Schema]:
     }
 
 
+_KEY_NAME: Final = _path_param("name", "^[A-Za-z0-9][A-Za-z0-9_.@=:~-]{0,127}$", "Transit key name")
+_B64: Final[Schema] = {"type": "string", "description": "base64"}
+
+
+def _batch(item: dict[str, Schema]) -> Schema:
+    return {"type": "array", "items": _object(item), "description": "Batch items"}
+
+
+def _transit_paths() -> dict[str, Schema]:
+    key_settings = {
+        "exportable": {"type": "boolean"},
+        "allow_plaintext_backup": {"type": "boolean"},
+        "auto_rotate_period": _DURATION,
+    }
+    create_key = _object(
+        {
+            "type": {
+                "type": "string",
+                "enum": [
+                    "aes128-gcm96",
+                    "aes256-gcm96",
+                    "chacha20-poly1305",
+                    "xchacha20-poly1305",
+                    "ed25519",
+                    "ecdsa-p256",
+                    "ecdsa-p384",
+                    "ecdsa-p521",
+                    "rsa-2048",
+                    "rsa-3072",
+                    "rsa-4096",
+                    "hmac",
+                ],
+            },
+            "derived": {"type": "boolean"},
+            "convergent_encryption": {"type": "boolean"},
+            "key_size": {"type": "integer", "minimum": 0, "maximum": 4096},
+            **key_settings,
+        }
+    )
+    configure_key = _object(
+        {
+            "min_decryption_version": _NON_NEGATIVE,
+            "min_encryption_version": _NON_NEGATIVE,
+            "deletion_allowed": {"type": "boolean"},
+            **key_settings,
+        }
+    )
+    context = {"context": _B64, "associated_data": _B64}
+    encrypt = _object(
+        {
+            "plaintext": _B64,
+            **context,
+            "key_version": _NON_NEGATIVE,
+            "type": {"type": "string"},
+            "convergent_encryption": {"type": "boolean"},
+            "batch_input": _batch({"plaintext": _B64, **context, "reference": {"type": "string"}}),
+        }
+    )
+    decrypt = _object(
+        {
+            "ciphertext": {"type": "string"},
+            **context,
+            "batch_input": _batch({"ciphertext": {"type": "string"}, **context}),
+        }
+    )
+    rewrap = _object(
+        {
+            "ciphertext": {"type": "string"},
+            **context,
+            "key_version": _NON_NEGATIVE,
+            "batch_input": _batch({"ciphertext": {"type": "string"}, **context}),
+        }
+    )
+    datakey = _object({"bits": {"type": "integer", "enum": [128, 256, 512]}, **context})
+    hmac_body = _object(
+        {
+            "input": _B64,
+            "key_version": _NON_NEGATIVE,
+            "algorithm": {"type": "string"},
+            "batch_input": _batch({"input": _B64}),
+        }
+    )
+    sign = _object(
+        {
+            "input": _B64,
+            "key_version": _NON_NEGATIVE,
+            "hash_algorithm": {"type": "string"},
+            "signature_algorithm": {"type": "string"},
+            "prehashed": {"type": "boolean"},
+            "context": _B64,
+            "batch_input": _batch({"input": _B64, "context": _B64}),
+        }
+    )
+    verify = _object(
+        {
+            "input": _B64,
+            "signature": {"type": "string"},
+            "hmac": {"type": "string"},
+            "hash_algorithm": {"type": "string"},
+            "signature_algorithm": {"type": "string"},
+            "prehashed": {"type": "boolean"},
+            "context": _B64,
+            "batch_input": _batch(
+                {"input": _B64, "signature": {"type": "string"}, "hmac": {"type": "string"}}
+            ),
+        }
+    )
+    random = _object(
+        {
+            "bytes": {"type": "integer", "minimum": 1, "maximum": 131072},
+            "format": {"type": "string", "enum": ["base64", "hex"]},
+            "source": {"type": "string", "enum": ["platform", "seal", "all"]},
+        }
+    )
+    hash_body = _object(
+        {
+            "input": _B64,
+            "format": {"type": "string", "enum": ["base64", "hex"]},
+            "algorithm": {"type": "string"},
+        },
+        required=["input"],
+    )
+    algorithm = _path_param("algorithm", "^[a-z0-9-]{1,16}$", "Algorithm")
+    kind = {
+        "name": "kind",
+        "in": "path",
+        "required": True,
+        "description": "plaintext (returns the key too) or wrapped",
+        "schema": {"type": "string", "enum": ["plaintext", "wrapped"]},
+    }
+    paths: dict[str, Schema] = {
+        "/transit/keys": {
+            "get": _operation(
+                "List encryption keys", "transit", success=_OK, parameters=[_LIST_PARAM]
+            ),
+        },
+        "/transit/keys/{name}": {
+            "parameters": [_KEY_NAME],
+            "get": _operation("Read a key's policy and versions", "transit", success=_OK),
+            **_writes("Create a key (returns the key info)", "transit", create_key),
+            "delete": _operation(
+                "Delete a key (needs deletion_allowed)", "transit", success=_DELETED
+            ),
+        },
+        "/transit/keys/{name}/config": {
+            "parameters": [_KEY_NAME],
+            **_writes("Configure a key", "transit", configure_key),
+        },
+        "/transit/keys/{name}/rotate": {
+            "parameters": [_KEY_NAME],
+            **_writes("Rotate a key to a new version", "transit", _object({})),
+        },
+        "/transit/encrypt/{name}": {
+            "parameters": [_KEY_NAME],
+            **_writes("Encrypt (creates the key with `create` capability)", "transit", encrypt),
+        },
+        "/transit/decrypt/{name}": {
+            "parameters": [_KEY_NAME],
+            **_writes("Decrypt", "transit", decrypt),
+        },
+        "/transit/rewrap/{name}": {
+            "parameters": [_KEY_NAME],
+            **_writes("Re-encrypt under the latest key version", "transit", rewrap),
+        },
+        "/transit/datakey/{kind}/{name}": {
+            "parameters": [kind, _KEY_NAME],
+            **_writes("Generate a data key wrapped by the named key", "transit", datakey),
+        },
+        "/transit/random": _writes("Random bytes", "transit", random),
+        "/transit/random/{bytes}": {
+            "parameters": [_path_param("bytes", "^[0-9]{1,6}$", "How many bytes")],
+            **_writes("Random bytes", "transit", random),
+        },
+        "/transit/hash": _writes("Hash data", "transit", hash_body),
+        "/transit/hash/{algorithm}": {
+            "parameters": [algorithm],
+            **_writes("Hash data", "transit", hash_body),
+        },
+    }
+    for action, body in (("hmac", hmac_body), ("sign", sign), ("verify", verify)):
+        summary = {"hmac": "HMAC", "sign": "Sign", "verify": "Verify a signature or HMAC"}
+        paths[f"/transit/{action}/{{name}}"] = {
+            "parameters": [_KEY_NAME],
+            **_writes(summary[action], "transit", body),
+        }
+        paths[f"/transit/{action}/{{name}}/{{algorithm}}"] = {
+            "parameters": [_KEY_NAME, algorithm],
+            **_writes(summary[action], "transit", body),
+        }
+    return paths
+
+
+def _audit_paths() -> dict[str, Schema]:
+    time_param = {"type": "string", "description": "RFC 3339 time or a duration ago (30d)"}
+    tenant = _query("tenant", {"type": "string"}, "Root namespace only: the tenant to query")
+    device = _path_param("name", "^[A-Za-z0-9][A-Za-z0-9_.@=:~-]{0,127}$", "Audit device")
+    return {
+        "/sys/audit": {
+            "get": _operation("List audit devices (root namespace, sudo)", "audit", success=_OK),
+        },
+        "/sys/audit/{name}": {
+            "parameters": [device],
+            **_writes(
+                "Enable an audit device (root namespace, sudo)",
+                "audit",
+                _object(
+                    {
+                        "type": {"type": "string", "enum": ["file", "stdout", "store"]},
+                        "description": {"type": "string"},
+                        "options": _STRING_MAP,
+                    },
+                    required=["type"],
+                ),
+                body_required=True,
+            ),
+            "delete": _operation("Disable an audit device", "audit", success=_DELETED),
+        },
+        "/sys/audit/events": {
+            "get": _operation(
+                "Query the audit trail of the caller's tenant",
+                "audit",
+                success=_OK,
+                parameters=[
+                    _query("since", time_param, "Oldest entry"),
+                    _query("until", time_param, "Newest entry"),
+                    _query("path_prefix", {"type": "string"}, "Request path prefix"),
+                    _query("operation", {"type": "string"}, "read, update, ..."),
+                    _query("outcome", {"type": "string"}, "ok, denied, error"),
+                    _query("accessor", {"type": "string"}, "Token accessor (or its HMAC)"),
+                    _query("type", {"type": "string"}, "request or response"),
+                    _query("after", _NON_NEGATIVE, "Cursor from the previous page"),
+                    _query("limit", _NON_NEGATIVE, "Page size"),
+                    tenant,
+                ],
+            ),
+        },
+        "/sys/audit/report": {
+            "get": _operation(
+                "Compliance report of a tenant",
+                "audit",
+                success=_OK,
+                parameters=[
+                    _query("since", time_param, "Start of the period (default 30d)"),
+                    _query("format", {"type": "string", "enum": ["json", "csv"]}, "Format"),
+                    tenant,
+                ],
+            ),
+        },
+        "/sys/audit-hash/{name}": {
+            "parameters": [device],
+            **_writes(
+                "HMAC a value as the audit device does, to search the trail",
+                "audit",
+                _object({"input": {"type": "string"}}, required=["input"]),
+                body_required=True,
+            ),
+        },
+    }
+
+
 def openapi_spec() -> dict[str, Any]:
     """The OpenAPI 3.0 document as a dict (a fresh copy each call)."""
     return {
@@ -459,7 +727,13 @@ def openapi_spec() -> dict[str, Any]:
                 "bearerToken": {"type": "http", "scheme": "bearer"},
             },
         },
-        "paths": {**_sys_paths(), **_token_paths(), **_kv_paths()},
+        "paths": {
+            **_sys_paths(),
+            **_audit_paths(),
+            **_token_paths(),
+            **_kv_paths(),
+            **_transit_paths(),
+        },
     }
 
 
