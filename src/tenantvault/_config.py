@@ -161,6 +161,12 @@ class ServerSettings:
     master_key: bytes | None = field(default=None, repr=False)
     master_key_file: Path | None = None
     access_log: bool = True
+    # Audit: the queryable store (in the data directory; in memory in dev mode) is on unless
+    # turned off; a JSON-lines file and stdout are opt-in. Every enabled sink fails closed.
+    audit_store: bool = True
+    audit_file: Path | None = None
+    audit_stdout: bool = False
+    audit_fsync: str = "always"
 
     def __post_init__(self) -> None:
         if not 0 <= self.listen_port <= 65535:
@@ -178,6 +184,8 @@ class ServerSettings:
         for name in ("max_request_bytes", "max_json_depth", "max_json_items"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
+        if self.audit_fsync not in ("always", "never"):
+            raise ConfigurationError("audit fsync must be 'always' or 'never'")
         for name in ("body_timeout_seconds", "shutdown_timeout_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
@@ -209,7 +217,8 @@ class ServerSettings:
 
         Variables: DATA_DIR, LISTEN (HOST:PORT), DEV, DEV_ROOT_TOKEN, ROOT_TOKEN_FILE,
         TLS_CERT, TLS_KEY, INSECURE_LISTEN, MAX_REQUEST_BYTES, MASTER_KEY (base64 of 32
-        bytes), MASTER_KEY_FILE, ACCESS_LOG. An empty variable counts as unset.
+        bytes), MASTER_KEY_FILE, ACCESS_LOG, AUDIT_STORE, AUDIT_FILE, AUDIT_STDOUT. An empty
+        variable counts as unset.
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -221,6 +230,8 @@ class ServerSettings:
             ("DEV", "dev"),
             ("INSECURE_LISTEN", "insecure_listen"),
             ("ACCESS_LOG", "access_log"),
+            ("AUDIT_STORE", "audit_store"),
+            ("AUDIT_STDOUT", "audit_stdout"),
         ):
             if (flag := _env_bool(env, name)) is not None:
                 values[key] = flag
@@ -231,6 +242,7 @@ class ServerSettings:
             ("TLS_CERT", "tls_cert"),
             ("TLS_KEY", "tls_key"),
             ("MASTER_KEY_FILE", "master_key_file"),
+            ("AUDIT_FILE", "audit_file"),
         ):
             if (path := _env_path(env, name)) is not None:
                 values[key] = path

@@ -63,6 +63,7 @@ class Core:
             tokens=self.tokens,
             sealed=lambda: self._closed,
             clock=clock,
+            audit_health=self.audit_broker.health if self.audit_broker is not None else None,
         )
         self.token_engine = TokenEngine(
             tokens=self.tokens, tenants=self.tenants, policies=self.policies, clock=clock

@@ -130,6 +130,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         f"{ENV_PREFIX}MASTER_KEY / {ENV_PREFIX}MASTER_KEY_FILE. Default: "
         "DATA_DIR/master.key, created on first start",
     )
+    flag(
+        "audit-file",
+        metavar="PATH",
+        type=Path,
+        help="also audit to this JSON-lines file (hash-chained; reopened on SIGHUP)",
+    )
+    flag("audit-stdout", action="store_true", default=None, help="also audit to stdout")
+    flag(
+        "no-audit-store",
+        action="store_true",
+        default=None,
+        help="do not keep the queryable audit store (DATA_DIR/audit.db; memory in --dev)",
+    )
+    flag(
+        "audit-fsync",
+        choices=("always", "never"),
+        help="fsync the audit file after each group of entries (default always)",
+    )
     flag("log-level", choices=_LOG_LEVELS, default="info", help="log level (default info)")
     flag("no-access-log", action="store_true", default=None, help="do not log one line per request")
     return parser
@@ -153,6 +171,10 @@ def _settings(args: argparse.Namespace, environ: dict[str, str]) -> ServerSettin
         max_request_bytes=args.max_request_bytes,
         master_key_file=args.master_key_file,
         access_log=False if args.no_access_log else None,
+        audit_file=args.audit_file,
+        audit_stdout=args.audit_stdout,
+        audit_store=False if args.no_audit_store else None,
+        audit_fsync=args.audit_fsync,
     )
 
 
@@ -365,6 +387,10 @@ async def _serve(settings: ServerSettings, app: TenantVaultApp, stderr: TextIO) 
         # Graceful: granian stops accepting, lets in-flight requests finish, then runs the
         # lifespan shutdown, which closes the store.
         stop_signals = _StopOnSignals(asyncio.get_running_loop(), server.stop)
+        broker = app.core.audit_broker
+        if broker is not None:
+            # logrotate's convention: SIGHUP makes file sinks reopen their path.
+            signal.signal(signal.SIGHUP, lambda signum, frame: broker.reopen())
         logger.info(
             "listening on %s (%s)",
             _url(settings),

@@ -70,8 +70,10 @@ class SysEngine:
         tokens: TokenStore,
         sealed: Callable[[], bool],
         clock: Clock,
+        audit_health: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._clock = clock
+        self._audit_health = audit_health
         self._tenants = tenants
         self._policies = policies
         self._tokens = tokens
@@ -292,7 +294,11 @@ class SysEngine:
                 "version": __version__,
                 "cluster_name": "tenantvault",
                 "cluster_id": "",
-            }
+                # Ours, beyond Vault's fields: failing sinks and responses that could not be
+                # audited (a client got 500 after the engine ran) show up here.
+                "audit": self._audit_health() if self._audit_health else None,
+            },
+            raw=True,
         )
 
     async def _leader(self, call: Call) -> Response:
@@ -326,5 +332,6 @@ class SysEngine:
                 "storage_type": "tenantvault",
                 "cluster_name": "tenantvault",
                 "cluster_id": "",
-            }
+            },
+            raw=True,
         )

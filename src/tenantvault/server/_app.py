@@ -8,6 +8,7 @@ KV read is: headers → path → Core → orjson → two `send` calls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import traceback
@@ -27,6 +28,7 @@ from tenantvault._exceptions import (
 )
 from tenantvault._request import Operation, Request, Response
 from tenantvault.backends import open_backend
+from tenantvault.engines.transit import run_rotation
 from tenantvault.server._json import parse_body
 from tenantvault.server._openapi import OPENAPI_PATH, openapi_document
 from tenantvault.server._translate import (
@@ -96,10 +98,30 @@ async def _open_core(settings: ServerSettings) -> Core:
     core = Core(backend)
     try:
         await core.start()
+        await _enable_audit(core, settings)
     except BaseException:
-        await backend.aclose()
+        await _close_core(core)
         raise
     return core
+
+
+async def _enable_audit(core: Core, settings: ServerSettings) -> None:
+    """The sinks the settings ask for. Not persisted: the settings say so at every start."""
+    broker = core.audit_broker
+    if broker is None:
+        return
+    if settings.audit_store:
+        options = {} if settings.dev else {"path": str(settings.resolved_data_dir / "audit.db")}
+        await broker.enable("store", "store", options, persist=False)
+    if settings.audit_file is not None:
+        await broker.enable(
+            "file",
+            "file",
+            {"file_path": str(settings.audit_file), "fsync": settings.audit_fsync},
+            persist=False,
+        )
+    if settings.audit_stdout:
+        await broker.enable("stdout", "stdout", {}, persist=False)
 
 
 async def _close_core(core: Core) -> None:
@@ -129,6 +151,7 @@ class TenantVaultApp:
         self._core_factory = core_factory
         self._on_root_token = on_root_token
         self._core: Core | None = None
+        self._rotation: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._draining = False
         self._closed = False
@@ -166,6 +189,8 @@ class TenantVaultApp:
                 await _close_core(core)
                 raise
             self._core = core
+            # Supervised background work, owned by the app: transit key auto-rotation.
+            self._rotation = asyncio.create_task(run_rotation(core), name="transit-rotation")
 
     async def shutdown(self) -> None:
         """Stop taking requests, let in-flight ones finish, close the store."""
@@ -185,6 +210,11 @@ class TenantVaultApp:
                         self._inflight,
                         self.settings.shutdown_timeout_seconds,
                     )
+            rotation, self._rotation = self._rotation, None
+            if rotation is not None:
+                rotation.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await rotation
             core, self._core = self._core, None
             if core is not None:
                 await _close_core(core)
