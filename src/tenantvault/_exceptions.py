@@ -106,9 +106,13 @@ class NotFoundError(RequestError):
 
     status = 404
 
-    def __init__(self, message: str = "", *, body: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str = "", *, body: dict[str, Any] | None = None, empty: bool = False
+    ) -> None:
         super().__init__(message, errors=[message] if message else [])
         self.body = body
+        # Vault answers a few 404s with no body at all (PATCH of a missing key).
+        self.empty = empty
 
 
 class UnsupportedOperationError(RequestError):

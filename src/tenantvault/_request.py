@@ -58,6 +58,9 @@ class Response:
     # A few Vault endpoints (sys/health, sys/seal-status, sys/leader) answer with bare JSON,
     # not the envelope; clients such as hvac read their fields at the top level.
     raw: bool = False
+    # Fields Vault repeats at the top level of the envelope (sys/mounts lists each mount both
+    # under `data` and beside it; older clients read them there).
+    top_level: dict[str, Any] | None = field(default=None, repr=False)
 
     @classmethod
     def no_content(cls) -> Response:
@@ -68,6 +71,7 @@ class Response:
         if self.raw:
             return dict(self.data or {})
         return {
+            **(self.top_level or {}),
             "request_id": self.request_id,
             "lease_id": "",
             "renewable": False,

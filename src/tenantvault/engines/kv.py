@@ -321,7 +321,7 @@ class KVEngine:
         async def current_data(meta: Meta) -> dict[str, Any]:
             version = meta["current_version"]
             if not version:
-                raise NotFoundError()
+                raise NotFoundError(empty=True)
             entry = meta["versions"].get(str(version))
             if entry is None:
                 raise NotFoundError()
@@ -346,7 +346,7 @@ class KVEngine:
             now = self._clock()
             if meta is None:
                 if patching:
-                    raise NotFoundError()
+                    raise NotFoundError(empty=True)  # OpenBao: 404 without a body
                 meta = self._new_meta(now)
             # Check-and-set first, as OpenBao does, then (for a patch) the current data.
             if cas is None and (config["cas_required"] or meta["cas_required"]):
@@ -552,7 +552,7 @@ class KVEngine:
             now = self._clock()
             if meta is None:
                 if patch:
-                    raise NotFoundError()
+                    raise NotFoundError(empty=True)  # OpenBao: 404 without a body
                 meta = self._new_meta(now)
             elif not changes:
                 return Response.no_content()  # nothing to change: no new metadata version

@@ -245,7 +245,7 @@ class SysEngine:
         async def handler(call: Call) -> Response:
             mounts = TENANT_MOUNTS if tenant is not None else {}
             data = {path: _mount_entry(path, entry) for path, entry in mounts.items()}
-            return Response(data=data)
+            return Response(data=data, top_level=data)
 
         return handler
 

@@ -457,6 +457,8 @@ def _from_error(
             [*headers, (b"retry-after", b"1")],
             _error_body(["tenantvault is shutting down"]),
         )
+    if isinstance(error, NotFoundError) and error.empty:
+        return 404, _id_headers([], request_id), b""
     if isinstance(error, NotFoundError) and error.body is not None:
         # A deleted or destroyed KV version: Vault sends the full envelope with status 404.
         envelope = Response(request_id=request_id).envelope()

@@ -92,6 +92,9 @@ def parse_body(raw: bytes, *, max_depth: int, max_items: int) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         # orjson's message carries positions only, but stay generic: nothing of the input.
         raise _fail("not valid JSON") from None
+    if value is None:
+        # `bao write -f path` sends the JSON `null` for "no fields"; OpenBao reads it as {}.
+        return {}
     if not isinstance(value, dict):
         raise _fail("the body must be a JSON object")
     keys = _walk(value, max_depth, max_items)
