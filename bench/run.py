@@ -1,4 +1,4 @@
-"""Benchmark tenantvault against OpenBao: KV v2 reads and writes under wrk, side by side.
+"""Benchmark tenantvault against OpenBao under wrk, side by side: KV v2 and transit.
 
 ## Benchmarks
 
@@ -56,6 +56,7 @@ or OpenBao, only one round of requests completes per cell and ops/s undercounts:
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import datetime
 import http.client
@@ -83,8 +84,13 @@ ROUTING_CHECK = BENCH_DIR / "routing_check.py"
 RESULTS_DIR = BENCH_DIR / "results"
 
 SERVERS = ("tenantvault-dev", "tenantvault-embedded", "openbao-dev")
+# Audit overhead (issue 4): the dev server without any audit sink, and with a JSON-lines file
+# sink (fsync per group) on top of the default in-memory audit store. Opt-in with --servers.
+AUDIT_VARIANTS = ("tenantvault-dev-noaudit", "tenantvault-dev-auditfile")
 BASELINE = "openbao-dev"
-WORKLOADS = ("read", "write")
+WORKLOADS = ("read", "write", "encrypt", "decrypt")
+# The workloads of this run (--workloads); every table and loop reads this list.
+ACTIVE_WORKLOADS: list[str] = list(WORKLOADS)
 CONNECTIONS = (1, 64, 1000)
 TENANT = "bench"
 ROUTING_TENANTS = ("route-a", "route-b", "route-c")
@@ -95,7 +101,13 @@ SECRET = {"username": "svc-read", "password": "p4ssw0rd-0123456789abcdef01234567
 POLICY = """
 path "secret/data/bench/*" { capabilities = ["create", "read", "update"] }
 path "secret/metadata/bench/*" { capabilities = ["read", "list"] }
+path "transit/encrypt/bench" { capabilities = ["update"] }
+path "transit/decrypt/bench" { capabilities = ["update"] }
 """
+# Transit workloads: a 64-byte plaintext under one aes256-gcm96 key named "bench".
+PLAINTEXT_B64 = base64.b64encode(
+    b"p4ssw0rd-0123456789abcdef0123456789-transit-payload-64-bytes!!"
+).decode()
 STARTUP_SECONDS = 30.0
 WRK_TIMEOUT = "10s"
 # Lets the server close the last cell's connections before the next cell opens its own.
@@ -133,6 +145,7 @@ class Server:
     process: subprocess.Popen[bytes]
     log: Path
     token: str = ""
+    ciphertext: str = ""
 
     def call(
         self,
@@ -189,8 +202,12 @@ def _start(name: str, workdir: Path, *, access_log: bool) -> Server:
     token_file = workdir / "root-token"
     # Root tokens travel in the environment, never on a command line that `ps` shows.
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTVAULT_")}
-    if name == "tenantvault-dev":
+    if name.startswith("tenantvault-dev"):
         command = [*tenantvault, "--dev"]
+        if name == "tenantvault-dev-noaudit":
+            command.append("--no-audit-store")
+        elif name == "tenantvault-dev-auditfile":
+            command += ["--audit-file", str(workdir / "audit.log")]
         env["TENANTVAULT_DEV_ROOT_TOKEN"] = root_token
     elif name == "tenantvault-embedded":
         command = [*tenantvault, "--data-dir", str(workdir / "data")]
@@ -236,6 +253,11 @@ def _prepare(server: Server, *, as_root: bool) -> None:
     for tenant in (TENANT, *ROUTING_TENANTS):
         _add_tenant(server, tenant)
     server.call("POST", f"secret/data/{READ_PATH}", {"data": SECRET})
+    if server.name == BASELINE:
+        server.call("POST", "sys/mounts/transit", {"type": "transit"})
+    server.call("POST", "transit/keys/bench", {"type": "aes256-gcm96"})
+    encrypted = server.call("POST", "transit/encrypt/bench", {"plaintext": PLAINTEXT_B64})
+    server.ciphertext = encrypted["data"]["ciphertext"]
     if as_root:
         server.token = server.root_token
         return
@@ -273,6 +295,8 @@ def _wrk(
         "BENCH_TOKEN": server.token,
         "BENCH_NAMESPACE": TENANT,
         "BENCH_PATH": READ_PATH if workload == "read" else f"bench/w/{tag}",
+        "BENCH_PLAINTEXT": PLAINTEXT_B64,
+        "BENCH_CIPHERTEXT": server.ciphertext,
     }
     command = [_program("wrk"), f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s"]
     command += [f"--timeout={WRK_TIMEOUT}", f"--script={LUA_SCRIPT}", server.url]
@@ -364,7 +388,7 @@ def _table(cells: dict[tuple[str, str, int], dict[str, Any]], names: list[str]) 
         f"{'non-2xx':>9}{'sock err':>9}{'cpu ms/1k':>10}"
     )
     lines = [header, "-" * len(header)]
-    for workload in WORKLOADS:
+    for workload in ACTIVE_WORKLOADS:
         for connections in CONNECTIONS:
             for name in names:
                 cell = cells[name, workload, connections]
@@ -383,7 +407,7 @@ def _ratios(cells: dict[tuple[str, str, int], dict[str, Any]], names: list[str])
     for name in names:
         if name == BASELINE:
             continue
-        for workload in WORKLOADS:
+        for workload in ACTIVE_WORKLOADS:
             for connections in CONNECTIONS:
                 ours, theirs = (
                     cells[name, workload, connections],
@@ -402,7 +426,7 @@ def _ratio_table(ratios: dict[str, Any], names: list[str]) -> str:
         f"{name + ' ops/s':>28}{'p99':>8}" for name in ours
     )
     lines = [f"ratio to {BASELINE} (ops/s: higher is better; p99: lower is better)", header]
-    for workload in WORKLOADS:
+    for workload in ACTIVE_WORKLOADS:
         for connections in CONNECTIONS:
             row = f"{workload:<9}{connections:>6}"
             for name in ours:
@@ -450,11 +474,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, help="seconds per cell (overrides --quick)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each cell (default 3)")
     parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated subset")
+    parser.add_argument(
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help="comma-separated subset of " + ", ".join(WORKLOADS),
+    )
     parser.add_argument("--as-root", action="store_true", help="load with the root token")
     parser.add_argument("--no-access-log", action="store_true", help="tenantvault without it")
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
     args = parser.parse_args(argv)
-    names = [name for name in SERVERS if name in args.servers.split(",")]
+    names = [name for name in (*SERVERS, *AUDIT_VARIANTS) if name in args.servers.split(",")]
+    chosen = [name for name in WORKLOADS if name in args.workloads.split(",")]
+    if not chosen:
+        raise SystemExit(f"error: --workloads must name some of {', '.join(WORKLOADS)}")
+    ACTIVE_WORKLOADS[:] = chosen
     if BASELINE not in names or len(names) < 2:
         parser.error(f"--servers must include {BASELINE} and one tenantvault server")
     seconds = args.duration or (3.0 if args.quick else 10.0)
@@ -473,11 +506,11 @@ def main(argv: list[str] | None = None) -> int:
     with _servers(names, workdir, access_log=not args.no_access_log) as servers:
         for server in servers:
             _prepare(server, as_root=args.as_root)
-            for workload in WORKLOADS:
+            for workload in ACTIVE_WORKLOADS:
                 _wrk(server, workload, 64, 1.0 if args.quick else 2.0, f"warmup-{server.name}")
         for repeat in range(args.repeats):
             order = servers[repeat % len(servers) :] + servers[: repeat % len(servers)]
-            for workload in WORKLOADS:
+            for workload in ACTIVE_WORKLOADS:
                 for connections in CONNECTIONS:
                     for server in order:
                         time.sleep(PAUSE_SECONDS)

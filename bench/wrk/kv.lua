@@ -1,7 +1,8 @@
--- wrk script for bench/run.py: KV v2 reads (one secret) or writes (a new path per request).
+-- wrk script for bench/run.py: KV v2 reads (one secret) or writes (a new path per request),
+-- and transit encrypt/decrypt under one key.
 --
 -- Settings come from the environment, so that no token appears on a command line:
---   BENCH_MODE       "read" or "write"
+--   BENCH_MODE       "read", "write", "encrypt" or "decrypt"
 --   BENCH_TOKEN      the X-Vault-Token
 --   BENCH_NAMESPACE  the X-Vault-Namespace (the tenant)
 --   BENCH_PATH       read: the secret to GET; write: the prefix of the new paths
@@ -30,8 +31,18 @@ elseif mode == "write" then
          id, counter)
       return wrk.format(nil, string.format("/v1/secret/data/%s/%d-%d", path, id, counter), nil, body)
    end
+elseif mode == "encrypt" or mode == "decrypt" then
+   -- Transit: one key "bench"; a fixed 64-byte plaintext, or the ciphertext made from it.
+   wrk.method = "POST"
+   wrk.headers["Content-Type"] = "application/json"
+   wrk.path = "/v1/transit/" .. mode .. "/bench"
+   if mode == "encrypt" then
+      wrk.body = '{"plaintext":"' .. os.getenv("BENCH_PLAINTEXT") .. '"}'
+   else
+      wrk.body = '{"ciphertext":"' .. os.getenv("BENCH_CIPHERTEXT") .. '"}'
+   end
 else
-   error("BENCH_MODE must be read or write")
+   error("BENCH_MODE must be read, write, encrypt or decrypt")
 end
 
 local threads = {}
