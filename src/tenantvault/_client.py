@@ -160,10 +160,15 @@ class KV:
         cas: int | None = None,
     ) -> VersionInfo:
         """Write a new version; `cas=0` only creates, `cas=N` only if N is the current version."""
+        return await self._new_version(Operation.UPDATE, path, data, cas)
+
+    async def _new_version(
+        self, operation: Operation, path: str, data: Mapping[str, Any], cas: int | None
+    ) -> VersionInfo:
         body: dict[str, Any] = {"data": dict(data)}
         if cas is not None:
             body["options"] = {"cas": cas}
-        response = await self._call(Operation.UPDATE, f"data/{path}", body)
+        response = await self._call(operation, f"data/{path}", body)
         return VersionInfo.from_data(response.data or {})
 
     async def get(self, path: str, *, version: int = 0) -> Secret:
@@ -182,11 +187,7 @@ class KV:
         cas: int | None = None,
     ) -> VersionInfo:
         """Merge `data` into the latest version (JSON merge patch: None removes a field)."""
-        body: dict[str, Any] = {"data": dict(data)}
-        if cas is not None:
-            body["options"] = {"cas": cas}
-        response = await self._call(Operation.PATCH, f"data/{path}", body)
-        return VersionInfo.from_data(response.data or {})
+        return await self._new_version(Operation.PATCH, path, data, cas)
 
     async def subkeys(self, path: str, *, version: int = 0, depth: int = 0) -> dict[str, Any]:
         response = await self._call(

@@ -233,10 +233,20 @@ class AuditBroker:
         names = [name for name in self.sinks if only is None or name in only]
         if not names:
             return frozenset()
-        results = await asyncio.gather(
-            *(asyncio.wait_for(self.sinks[name].write(event), self._timeout) for name in names),
-            return_exceptions=True,
-        )
+        results: list[BaseException | None]
+        if len(names) == 1:
+            # The common case, without the tasks that gather/wait_for would create per entry.
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await self.sinks[names[0]].write(event)
+                results = [None]
+            except Exception as error:  # noqa: BLE001 -- judged below, like gather's results
+                results = [error]
+        else:
+            results = await asyncio.gather(
+                *(asyncio.wait_for(self.sinks[n].write(event), self._timeout) for n in names),
+                return_exceptions=True,
+            )
         recorded: set[str] = set()
         for name, result in zip(names, results, strict=True):
             if isinstance(result, BaseException):

@@ -216,7 +216,11 @@ class StoreSink:
         target = str(path) if path is not None else ":memory:"
         self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
+        # WAL + NORMAL: a committed entry survives the process being killed (kill -9), which
+        # is what "audited before the engine runs" needs; only an OS crash or power loss can
+        # lose the last entries. FULL would add two fsyncs to every request. A file sink with
+        # fsync=always is the choice for power-loss durability of the trail.
+        self._conn.execute("PRAGMA synchronous=NORMAL")
         for statement in _STORE_SCHEMA:
             self._conn.execute(statement)
         self._lock = threading.Lock()
