@@ -179,3 +179,30 @@ async def test_a_blocking_sink_times_out_instead_of_hanging(
     # Unblock the writer thread so the test can end: open the FIFO for reading once.
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
     os.close(reader)
+
+
+async def test_rotation_on_reopen_leaves_two_logs_that_each_verify(
+    tv: tenantvault.TenantVault, tmp_path: Path
+) -> None:
+    """F-10: logrotate renames the file and sends SIGHUP (here: `reopen()`); nothing is lost,
+    the rotated file ends with its checkpoint and the new one continues the chain."""
+    log = tmp_path / "audit.log"
+    await _enable_file(tv, log)
+    await tv.create_tenant("acme")
+    for n in range(5):
+        await tv.tenant("acme").kv.put("k", {"v": n})
+    rotated = tmp_path / "audit.log.1"
+    log.rename(rotated)
+    broker = tv.core.audit_broker
+    assert broker is not None
+    broker.reopen()
+    for n in range(5):
+        await tv.tenant("acme").kv.put("k", {"v": n})
+    await tv.aclose()
+    old, new = _entries(rotated), _entries(log)
+    assert old[-1]["reason"] == "reopen"
+    assert new[0]["prev_hash"] == old[-1]["hash"]
+    assert verify_lines(rotated.read_bytes().splitlines(keepends=True)).ok
+    assert verify_lines(log.read_bytes().splitlines(keepends=True)).ok
+    requests = [e for e in old + new if e["type"] == "request"]
+    assert len(requests) == 1 + 10  # the tenant, then ten writes

@@ -23,6 +23,8 @@ from tenantvault.audit._writer import BatchWriter
 __all__ = ["AuditSink", "FileSink", "StdoutSink", "StoreSink"]
 
 FSYNC_POLICIES = ("always", "never")
+# How a sealed `reopen` checkpoint line reads (sorted-key JSON): the rotation boundary.
+_REOPEN_MARK = b'"reason":"reopen"'
 
 
 class AuditSink(Protocol):
@@ -118,12 +120,24 @@ class FileSink:
         return fd
 
     def _write_batch(self, lines: list[bytes]) -> None:
-        if self._reopen and self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        # A rotation (SIGHUP) ends the old file with its `reopen` checkpoint, so the rotated
+        # file verifies on its own; the lines after it go to the file now at the path.
+        cut = len(lines)
+        if self._reopen:
+            cut = next((i + 1 for i, line in enumerate(lines) if _REOPEN_MARK in line), cut)
+        self._append(lines[:cut])
+        if cut < len(lines) or (self._reopen and cut and _REOPEN_MARK in lines[cut - 1]):
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            self._reopen = False
+            self._append(lines[cut:])
+
+    def _append(self, lines: list[bytes]) -> None:
+        if not lines:
+            return
         if self._fd is None:
             self._fd = self._open()
-            self._reopen = False
         data = b"".join(lines)
         view = memoryview(data)
         while view:

@@ -87,7 +87,16 @@ class BatchWriter:
                 except queue.Empty:
                     break
             stop = any(item is _STOP for item in items)
-            batch = [item for item in items if item is not _STOP]
+            batch: list[tuple[dict[str, Any], Future[None]]] = []
+            for item in items:
+                if item is _STOP:
+                    continue
+                batch.append(item)
+                # A rotation checkpoint closes its group: what went to the old file is final
+                # and never rolled back with a failure of the new one.
+                if item[0].get("reason") == "reopen":
+                    self._write(batch)
+                    batch = []
             if batch:
                 self._write(batch)
             if stop:
