@@ -693,3 +693,12 @@ async def test_a_file_that_is_not_a_database_is_a_backend_error(not_a_database: 
     with pytest.raises(BackendError, match="corrupt") as caught:
         await SqliteBackend.open(data_dir)
     assert isinstance(caught.value.__cause__, sqlite3.DatabaseError)
+
+
+async def test_database_files_are_owner_only(data_dir: Path) -> None:
+    async with await SqliteBackend.open(data_dir) as backend:
+        await backend.create_tenant("acme")
+        await backend.write("acme", "secret", "k", b"v", expected_revision=None)
+        for path in data_dir.iterdir():
+            if path.name.startswith(DB_FILENAME):
+                assert path.stat().st_mode & 0o077 == 0, path.name

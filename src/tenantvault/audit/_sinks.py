@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import stat
@@ -228,6 +229,10 @@ class StoreSink:
         self.path = path
         self.redactor = Redactor(salt)
         target = str(path) if path is not None else ":memory:"
+        if path is not None:
+            # Owner-only, like the store: SQLite's -wal and -shm files inherit this mode.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL: a committed entry survives the process being killed (kill -9), which

@@ -314,6 +314,7 @@ class SqliteBackend:
             self._data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigurationError(f"cannot create data directory {self._data_dir}") from exc
+        _create_private(self._data_dir / DB_FILENAME)
         conn = sqlite3.connect(
             self._data_dir / DB_FILENAME,
             isolation_level=None,  # autocommit; transactions are explicit BEGIN ... COMMIT
@@ -734,6 +735,13 @@ def _tenant_not_found(tenant: str) -> NotFoundError:
 def _conflict(tenant: str, mount: str, key: str, expected: int, found: int) -> ConflictError:
     # Keys can embed token hashes: name the tenant and mount only.
     return ConflictError(f"record changed since it was read (tenant {tenant!r}, mount {mount!r})")
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file owner-only (0600) before SQLite does: its -wal and -shm files
+    inherit the database's mode, so the whole store stays private even in a shared directory."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _next_revision(conn: sqlite3.Connection) -> int:
