@@ -6,8 +6,6 @@ code path reaches an engine or a backend. Tenant isolation is enforced here, onc
 
 from __future__ import annotations
 
-from typing import Any
-
 from tenantvault._audit_hook import AuditHook, RequestContext
 from tenantvault._clock import Clock, system_clock
 from tenantvault._exceptions import (
@@ -86,7 +84,7 @@ class Core:
 
         `token` fixes its value (dev mode, like `bao server -dev-root-token-id`).
         """
-        if await self.tokens.has_root_token():
+        if await self.tokens.is_initialized():
             return None
         # Token first, then the mark: a crash in between leaves an unprinted root token (dead
         # weight) and a store that initializes again — never a store without any root token.
@@ -245,8 +243,3 @@ class Core:
         if principal is None or not acl.allows(route.acl_path, capability):
             raise PermissionDeniedError()
         return capability
-
-
-def describe(response: Response) -> dict[str, Any]:
-    """Vault's success envelope for `response` (used by the HTTP layer and the CLI)."""
-    return response.envelope()

@@ -448,7 +448,8 @@ class TokenStore:
             await self._backend.delete(SYSTEM_TENANT, MOUNT, prefix + token_hash)
         return count
 
-    async def has_root_token(self) -> bool:
+    async def is_initialized(self) -> bool:
+        """Whether this store's initial root token was ever created (never made again)."""
         return await self._backend.read(SYSTEM_TENANT, MOUNT, "initialized") is not None
 
     async def mark_initialized(self) -> None:
