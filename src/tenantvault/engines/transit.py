@@ -179,6 +179,23 @@ class _Item:
         return self.failure.message if self.failure is not None else ""
 
 
+def _each(
+    items: list[_Item], work: Callable[[int, _Item], dict[str, Any]], *, failed: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Run `work` on every item not already failed, in order; a user error fails only its own
+    item (Vault's batch semantics), recorded as `failed` plus the item's `error`."""
+    results: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        if not item.failure:
+            try:
+                results.append(work(index, item))
+                continue
+            except (InvalidRequestError, DecryptionError) as error:
+                item.failure = error
+        results.append({**failed, "error": item.error})
+    return results
+
+
 def _batch(
     data: Mapping[str, Any],
     *,
@@ -670,28 +687,18 @@ class TransitEngine:
         keyring = loaded or await self.load(call.tenant, name)
         if keyring is None:
             keyring = await self._upsert(call, name, derived=context_set)
-        results: list[dict[str, Any]] = []
-        for index, item in enumerate(items):
-            if not item.failure:
-                try:
-                    version = item.fields.get("key_version", 0)
-                    ciphertext = keyring.encrypt(
-                        item.fields["_plaintext"],
-                        version=version,
-                        context=item.fields.get("_context", b""),
-                        associated_data=self._associated_data(keyring, item, index),
-                    )
-                except (InvalidRequestError, DecryptionError) as error:
-                    item.failure = error
-                else:
-                    results.append(
-                        {
-                            "ciphertext": ciphertext,
-                            "key_version": keyring.encryption_version(version),
-                        }
-                    )
-                    continue
-            results.append({"error": item.error})
+
+        def encrypt(index: int, item: _Item) -> dict[str, Any]:
+            version = item.fields.get("key_version", 0)
+            ciphertext = keyring.encrypt(
+                item.fields["_plaintext"],
+                version=version,
+                context=item.fields.get("_context", b""),
+                associated_data=self._associated_data(keyring, item, index),
+            )
+            return {"ciphertext": ciphertext, "key_version": keyring.encryption_version(version)}
+
+        results = _each(items, encrypt, failed={})
         return self._respond(
             call.data, batch is not None, items, results, ("ciphertext", "key_version")
         )
@@ -801,45 +808,30 @@ class TransitEngine:
     async def _decrypt(self, call: Call, name: str) -> Response:
         items, is_batch = self._decrypt_items(call.data, rewrap=False)
         keyring = await self._require(call.tenant, name, "encryption key not found")
-        results: list[dict[str, Any]] = []
-        for index, item in enumerate(items):
-            if not item.failure:
-                try:
-                    plaintext = keyring.decrypt(
-                        item.text("ciphertext"),
-                        context=item.fields.get("_context", b""),
-                        associated_data=self._associated_data(keyring, item, index),
-                    )
-                except (InvalidRequestError, DecryptionError) as error:
-                    item.failure = error
-                else:
-                    results.append({"plaintext": _b64(plaintext)})
-                    continue
-            results.append({"plaintext": "", "error": item.error})
+
+        def decrypt(index: int, item: _Item) -> dict[str, Any]:
+            plaintext = keyring.decrypt(
+                item.text("ciphertext"),
+                context=item.fields.get("_context", b""),
+                associated_data=self._associated_data(keyring, item, index),
+            )
+            return {"plaintext": _b64(plaintext)}
+
+        results = _each(items, decrypt, failed={"plaintext": ""})
         return self._respond(call.data, is_batch, items, results, ("plaintext",))
 
     async def _rewrap(self, call: Call, name: str) -> Response:
         items, is_batch = self._decrypt_items(call.data, rewrap=True)
         keyring = await self._require(call.tenant, name, "encryption key not found")
-        results: list[dict[str, Any]] = []
-        for item in items:
-            if not item.failure:
-                context = item.fields.get("_context", b"")
-                version = item.fields.get("key_version", 0)
-                try:
-                    plaintext = keyring.decrypt(item.text("ciphertext"), context=context)
-                    ciphertext = keyring.encrypt(plaintext, version=version, context=context)
-                except (InvalidRequestError, DecryptionError) as error:
-                    item.failure = error
-                else:
-                    results.append(
-                        {
-                            "ciphertext": ciphertext,
-                            "key_version": keyring.encryption_version(version),
-                        }
-                    )
-                    continue
-            results.append({"error": item.error})
+
+        def rewrap(index: int, item: _Item) -> dict[str, Any]:
+            context = item.fields.get("_context", b"")
+            version = item.fields.get("key_version", 0)
+            plaintext = keyring.decrypt(item.text("ciphertext"), context=context)
+            ciphertext = keyring.encrypt(plaintext, version=version, context=context)
+            return {"ciphertext": ciphertext, "key_version": keyring.encryption_version(version)}
+
+        results = _each(items, rewrap, failed={})
         # OpenBao answers a rewrap batch with 200 even when items failed; so do we.
         return self._respond(
             call.data, is_batch, items, results, ("ciphertext", "key_version"), batch_status=False
