@@ -17,7 +17,7 @@ class RequestContext:
     """What the audit hook learns about a request, filled in as the pipeline resolves it.
 
     A request that fails early (bad token, foreign tenant, invalid path) is audited with
-    what was known by then: principal, tenant and mount may still be empty.
+    what was known by then: principal, tenant, tenant_uid and mount may still be empty.
     """
 
     request: Request
@@ -26,6 +26,9 @@ class RequestContext:
     mount: str
     path: str
     capability: str | None
+    # The incarnation id of `tenant` (its uid): what audit entries are scoped by, since a
+    # tenant deleted and created again under the same name must not see the old one's trail.
+    tenant_uid: str = ""
     # The audit hook's own bookkeeping (which sinks recorded the request entry).
     audit_state: object = None
 

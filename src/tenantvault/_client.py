@@ -174,7 +174,7 @@ class KV:
     async def get(self, path: str, *, version: int = 0) -> Secret:
         """The latest version, or `version`; `NotFoundError` if absent, deleted or destroyed."""
         response = await self._call(
-            Operation.READ, f"data/{path}", {"version": version} if version else None
+            Operation.READ, f"data/{path}", {"version": str(version)} if version else None
         )
         data = response.data or {}
         return Secret(data=data["data"], metadata=VersionInfo.from_data(data["metadata"]))
@@ -190,8 +190,14 @@ class KV:
         return await self._new_version(Operation.PATCH, path, data, cas)
 
     async def subkeys(self, path: str, *, version: int = 0, depth: int = 0) -> dict[str, Any]:
+        """The secret's keys without its values (`depth` 0: every level)."""
+        # Sent only when set, and as the strings of a query, so that a policy's parameter
+        # constraints judge this call exactly as they judge the same HTTP request.
+        query = {name: str(value) for name, value in (("version", version), ("depth", depth))}
         response = await self._call(
-            Operation.READ, f"subkeys/{path}", {"version": version, "depth": depth}
+            Operation.READ,
+            f"subkeys/{path}",
+            {name: value for name, value in query.items() if value != "0"} or None,
         )
         return dict((response.data or {})["subkeys"] or {})
 
@@ -462,22 +468,25 @@ class Transit:
         self,
         name: str,
         *,
-        key_type: str = "aes256-gcm96",
-        derived: bool = False,
-        convergent_encryption: bool = False,
+        key_type: str | None = None,
+        derived: bool | None = None,
+        convergent_encryption: bool | None = None,
         auto_rotate_period: str | int | None = None,
         key_size: int | None = None,
     ) -> dict[str, Any]:
-        """Create the key (an existing key is returned unchanged); its description."""
-        body: dict[str, Any] = {
+        """Create the key (an existing key is returned unchanged); its description.
+
+        Unset options take the server's defaults (`aes256-gcm96`, not derived) and are not
+        sent, so a policy's parameter constraints see what HTTP would send.
+        """
+        options = {
             "type": key_type,
             "derived": derived,
             "convergent_encryption": convergent_encryption,
+            "auto_rotate_period": auto_rotate_period,
+            "key_size": key_size,
         }
-        if auto_rotate_period is not None:
-            body["auto_rotate_period"] = auto_rotate_period
-        if key_size is not None:
-            body["key_size"] = key_size
+        body = {option: value for option, value in options.items() if value is not None}
         return await self._write(f"keys/{name}", body)
 
     async def read_key(self, name: str) -> dict[str, Any]:
@@ -791,12 +800,16 @@ class _Opening:
         *,
         master_key: bytes | None,
         master_key_file: Path | None,
+        allow_insecure_permissions: bool,
         clock: Clock,
         audit: AuditBroker | None,
+        audit_dir: Path | None,
     ) -> None:
         self._url = url
+        self._audit_dir = audit_dir
         self._master_key = master_key
         self._master_key_file = master_key_file
+        self._allow_insecure_permissions = allow_insecure_permissions
         self._clock = clock
         self._audit = audit
         self._opened: TenantVault | None = None
@@ -806,9 +819,15 @@ class _Opening:
 
     async def _open(self) -> TenantVault:
         backend: Backend = await open_backend(
-            self._url, master_key=self._master_key, master_key_file=self._master_key_file
+            self._url,
+            master_key=self._master_key,
+            master_key_file=self._master_key_file,
+            allow_insecure_permissions=self._allow_insecure_permissions,
         )
-        core = Core(backend, clock=self._clock, audit=self._audit)
+        audit = self._audit
+        if audit is None:
+            audit = AuditBroker(backend, clock=self._clock, file_dir=self._audit_dir)
+        core = Core(backend, clock=self._clock, audit=audit)
         try:
             await core.start()
         except BaseException:
@@ -838,13 +857,24 @@ def open(
     *,
     master_key: bytes | None = None,
     master_key_file: Path | None = None,
+    allow_insecure_permissions: bool = False,
     clock: Clock = system_clock,
     audit: AuditBroker | None = None,
+    audit_dir: Path | None = None,
 ) -> _Opening:
     """Open a tenantvault on `url` (`memory://`, `sqlite:///data/dir`).
 
     Use `async with tenantvault.open(url) as tv:` (closed on exit) or `tv = await open(url)`.
+    The embedded store refuses to open if group or others can use its data directory, master
+    key file or database files; `allow_insecure_permissions=True` logs a warning instead.
+    `audit_dir` is where `sys/audit/<name>` may create audit files (None: nowhere).
     """
     return _Opening(
-        url, master_key=master_key, master_key_file=master_key_file, clock=clock, audit=audit
+        url,
+        master_key=master_key,
+        master_key_file=master_key_file,
+        allow_insecure_permissions=allow_insecure_permissions,
+        clock=clock,
+        audit=audit,
+        audit_dir=audit_dir,
     )

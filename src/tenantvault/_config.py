@@ -141,7 +141,8 @@ class ServerSettings:
 
     `data_dir=None` means the default data directory. `dev=True` serves the in-memory mock
     (nothing persisted) with `dev_root_token` as the root token, or a generated one. Secret
-    fields (`dev_root_token`, `master_key`) are left out of `repr`.
+    fields (`dev_root_token`, `master_key`) are left out of `repr`. The store refuses to open
+    if group or others can use its files, unless `allow_insecure_permissions` (a warning then).
     """
 
     data_dir: Path | None = None
@@ -160,6 +161,7 @@ class ServerSettings:
     shutdown_timeout_seconds: float = DEFAULT_SHUTDOWN_TIMEOUT_SECONDS
     master_key: bytes | None = field(default=None, repr=False)
     master_key_file: Path | None = None
+    allow_insecure_permissions: bool = False
     access_log: bool = True
     # Audit: the queryable store (in the data directory; in memory in dev mode) is on unless
     # turned off; a JSON-lines file and stdout are opt-in. Every enabled sink fails closed.
@@ -167,6 +169,9 @@ class ServerSettings:
     audit_file: Path | None = None
     audit_stdout: bool = False
     audit_fsync: str = "always"
+    # The directory where file (and store) audit devices created through `sys/audit/<name>`
+    # may write; None: only these settings create them (as OpenBao 2.7: config only).
+    audit_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.listen_port <= 65535:
@@ -217,8 +222,8 @@ class ServerSettings:
 
         Variables: DATA_DIR, LISTEN (HOST:PORT), DEV, DEV_ROOT_TOKEN, ROOT_TOKEN_FILE,
         TLS_CERT, TLS_KEY, INSECURE_LISTEN, MAX_REQUEST_BYTES, MASTER_KEY (base64 of 32
-        bytes), MASTER_KEY_FILE, ACCESS_LOG, AUDIT_STORE, AUDIT_FILE, AUDIT_STDOUT. An empty
-        variable counts as unset.
+        bytes), MASTER_KEY_FILE, ALLOW_INSECURE_PERMISSIONS, ACCESS_LOG, AUDIT_STORE,
+        AUDIT_FILE, AUDIT_STDOUT, AUDIT_DIR. An empty variable counts as unset.
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -229,6 +234,7 @@ class ServerSettings:
         for name, key in (
             ("DEV", "dev"),
             ("INSECURE_LISTEN", "insecure_listen"),
+            ("ALLOW_INSECURE_PERMISSIONS", "allow_insecure_permissions"),
             ("ACCESS_LOG", "access_log"),
             ("AUDIT_STORE", "audit_store"),
             ("AUDIT_STDOUT", "audit_stdout"),
@@ -243,6 +249,7 @@ class ServerSettings:
             ("TLS_KEY", "tls_key"),
             ("MASTER_KEY_FILE", "master_key_file"),
             ("AUDIT_FILE", "audit_file"),
+            ("AUDIT_DIR", "audit_dir"),
         ):
             if (path := _env_path(env, name)) is not None:
                 values[key] = path

@@ -11,6 +11,7 @@ from tenantvault._clock import Clock, system_clock
 from tenantvault._exceptions import (
     AuditError,
     ClosedError,
+    InternalError,
     NotFoundError,
     PermissionDeniedError,
     TenantVaultError,
@@ -71,6 +72,7 @@ class Core:
             tokens=self.tokens,
             backend=backend,
             clock=clock,
+            tenant_uid=self.tenants.uid,
         )
         self._closed = False
 
@@ -138,7 +140,7 @@ class Core:
                 principal = await self.tokens.authenticate(request.token)
             context.principal = principal
             # 2. resolve the tenant
-            tenant = await self._resolve_tenant(principal, namespace)
+            tenant, context.tenant_uid = await self._resolve_tenant(principal, namespace)
             context.tenant = tenant
             # 3. parse the path once
             route = self._route(request.operation, path, tenant)
@@ -146,7 +148,9 @@ class Core:
             storage_tenant = tenant if tenant is not None else SYSTEM_TENANT
             # 4. authorize
             acl = await self._acl(principal, storage_tenant)
-            context.capability = await self._authorize(route, acl, storage_tenant, principal)
+            context.capability = await self._authorize(
+                route, acl, storage_tenant, principal, request
+            )
             # 5. audit the request — fail closed: if no sink records it, nothing happens.
             # Unauthenticated health probes are not audited, as in Vault.
             if not public:
@@ -163,6 +167,9 @@ class Core:
                     token=request.token,
                 )
             )
+            # A use-limited token's last use ends with its request (Vault's "revocation
+            # pending"): revoke it now that the request is done, and before answering.
+            await self.tokens.revoke_if_used_up(principal)
         except TenantVaultError as error:
             if not (audited and isinstance(error, AuditError)):
                 # Denied and invalid requests are audited too: a request entry (if the failure
@@ -170,6 +177,17 @@ class Core:
                 if not audited:
                     await self.audit.request(context)
                 await self.audit.response(context, None, error)
+            # A failed request used up its token too (as in Vault).
+            await self.tokens.revoke_if_used_up(context.principal)
+            raise
+        except Exception:
+            # A bug, not a refusal: the caller gets it as it is (HTTP answers 500 with the
+            # request id and logs where it happened), and the audit trail still pairs the
+            # request entry with a response entry, so no request goes unrecorded.
+            if not audited:
+                await self.audit.request(context)
+            await self.audit.response(context, None, InternalError())
+            await self.tokens.revoke_if_used_up(context.principal)
             raise
         response.request_id = request.request_id
         # 7. audit the response; if no sink records it the client gets 500, as in Vault.
@@ -192,22 +210,25 @@ class Core:
         self,
         principal: Principal | None,
         namespace: str | None,
-    ) -> str | None:
+    ) -> tuple[str | None, str]:
+        """The tenant the request runs in and its incarnation id ('' in the root namespace)."""
         if principal is None:
-            return None
+            return None, ""
         if principal.tenant is not None:
             # Only the token's own binding is authoritative; a namespace may only repeat it.
             if namespace is not None and namespace != principal.tenant:
                 raise PermissionDeniedError()
-            return principal.tenant
+            # Authentication checked this uid against the tenant's current incarnation.
+            return principal.tenant, principal.record.tenant_uid if principal.record else ""
         if namespace is None:
-            return None
+            return None, ""
         if not principal.is_root:
             raise PermissionDeniedError()
         validate_tenant_id(namespace)
-        if await self.tenants.uid(namespace) is None:
+        uid = await self.tenants.uid(namespace)
+        if uid is None:
             raise NotFoundError("namespace not found")
-        return namespace
+        return namespace, uid
 
     def _route(self, operation: Operation, path: str, tenant: str | None) -> Route:
         mount, _, rest = path.partition("/")
@@ -231,7 +252,12 @@ class Core:
         return await self.policies.acl(storage_tenant, principal.policies)
 
     async def _authorize(
-        self, route: Route, acl: ACL, storage_tenant: str, principal: Principal | None
+        self,
+        route: Route,
+        acl: ACL,
+        storage_tenant: str,
+        principal: Principal | None,
+        request: Request,
     ) -> str | None:
         if route.public:
             return None
@@ -240,6 +266,10 @@ class Core:
             if route.exists is None:
                 raise PermissionDeniedError()
             capability = "update" if await route.exists(storage_tenant) else "create"
-        if principal is None or not acl.allows(route.acl_path, capability):
+        # The policy checks the request's parameters too (Vault's allowed, denied and
+        # required parameters), here and only here: engines never see the ACL for this.
+        if principal is None or not acl.permits(
+            route.acl_path, capability, operation=request.operation, data=request.data
+        ):
             raise PermissionDeniedError()
         return capability

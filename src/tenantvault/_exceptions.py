@@ -18,6 +18,7 @@ TenantVaultError
 │   └── BackendTimeoutError      the outcome is unknown (504)
 ├── IntegrityError               stored data failed authentication: tampered or misplaced (500)
 ├── AuditError                   no sink could record: the request fails closed (500)
+├── InternalError                a bug, not a refusal (500): how the audit trail records one
 ├── DecryptionError              ONE opaque error for any key/tag/format failure
 └── ClosedError                  used after aclose()
 ```
@@ -41,6 +42,7 @@ __all__ = [
     "ConflictError",
     "DecryptionError",
     "IntegrityError",
+    "InternalError",
     "InvalidPathError",
     "InvalidRequestError",
     "NotFoundError",
@@ -168,6 +170,15 @@ class AuditError(TenantVaultError):
     """No audit sink could record the request; it fails closed."""
 
     status = 500
+
+
+class InternalError(TenantVaultError):
+    """An unexpected failure inside tenantvault (a bug); the client sees only "internal error"."""
+
+    status = 500
+
+    def __init__(self) -> None:
+        super().__init__("internal error")
 
 
 class DecryptionError(TenantVaultError):

@@ -7,11 +7,18 @@ nor a plain hash is ever stored or compared. Records live in the backend's syste
 - `token/<hash>`                 the token's record (tenant, policies, expiry, uses, parent)
 - `accessor/<hmac(accessor)>`    accessor → token hash
 - `children/<parent>/<child>`    the tree used to revoke a parent's children
-- `tenant/<tenant>/<hash>`       every token of a tenant, to revoke them all when it is deleted
+- `incarnation/<uid>/<hash>`     every token of one tenant incarnation (its uid, never its
+                                 name), to revoke them all when it is deleted; stores made
+                                 before this index keep `tenant/<tenant>/<hash>`, still read
 - `keys/token-hmac`              the server's HMAC key (encrypted at rest like every record)
 
 Every failure to authenticate — missing, malformed, unknown, expired, revoked, used up,
 foreign, or bound to a deleted tenant — raises the same `PermissionDeniedError`.
+
+Every change to a stored token record is a check-and-set (`_update`), so concurrent requests
+never lose a use count, a renewal or a revocation mark. A use-limited token's last use sets
+`num_uses` to -1 ("revocation pending", as in Vault): no other request can use it, and the
+Core revokes it once the request that took that use is done (`revoke_if_used_up`).
 """
 
 from __future__ import annotations
@@ -33,16 +40,26 @@ from tenantvault._exceptions import (
     PermissionDeniedError,
 )
 from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
-from tenantvault.engines._common import decode_record, encode_record
+from tenantvault.engines._common import backoff, decode_record, encode_record
 
-__all__ = ["DEFAULT_TOKEN_TTL_SECONDS", "Principal", "TokenRecord", "TokenStore"]
+__all__ = [
+    "DEFAULT_TOKEN_TTL_SECONDS",
+    "Principal",
+    "TokenRecord",
+    "TokenStore",
+    "refuse_restricted_parent",
+]
 
 MOUNT = "auth"
 TOKEN_PREFIX = "tvs."  # noqa: S105 -- a public prefix, not a credential
 DEFAULT_TOKEN_TTL_SECONDS = 768 * 3600  # Vault's default max lease TTL (32 days)
 MAX_TOKEN_TTL_SECONDS = 768 * 3600
 _MAX_TOKEN_LENGTH = 256
+_INCARNATION = "incarnation/"
+_LEGACY_TENANT = "tenant/"
 _NS = 1_000_000_000
+# Each lost check-and-set means another writer won, so a bounded number of retries suffices.
+_CAS_ATTEMPTS = 16
 
 TenantIdLookup = Callable[[str], Awaitable[str | None]]
 
@@ -68,6 +85,9 @@ class TokenRecord:
     renewable: bool
     num_uses: int
     path: str = "auth/token/create"
+    # Set (by check-and-set) when revocation starts: from then on the token neither
+    # authenticates nor parents new tokens, while its tree is being torn down.
+    revoking: bool = False
     revision: int = field(default=0, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -88,6 +108,7 @@ class TokenRecord:
             "renewable": self.renewable,
             "num_uses": self.num_uses,
             "path": self.path,
+            "revoking": self.revoking,
         }
 
     @classmethod
@@ -110,8 +131,22 @@ class TokenRecord:
             renewable=data["renewable"],
             num_uses=data["num_uses"],
             path=data["path"],
+            # Records stored before revocation marks existed have no such field.
+            revoking=data.get("revoking", False),
             revision=revision,
         )
+
+    @property
+    def is_dying(self) -> bool:
+        """Being revoked, or serving its last use: no request may start with it."""
+        return self.revoking or self.num_uses < 0
+
+    def is_expired(self, now_ns: int) -> bool:
+        return bool(self.expire_ns) and self.expire_ns <= now_ns
+
+    def is_usable(self, now_ns: int) -> bool:
+        """Whether the token may still act: not expired, not being revoked, not used up."""
+        return not self.is_dying and not self.is_expired(now_ns)
 
     def remaining_seconds(self, now_ns: int) -> int:
         if not self.expire_ns:
@@ -168,6 +203,32 @@ class Principal:
 _BASE62 = string.ascii_letters + string.digits
 
 
+def refuse_restricted_parent(parent: TokenRecord | None) -> None:
+    """Refuse a use-limited parent, as Vault does: its children would escape the limit."""
+    if parent is None:
+        return
+    if parent.num_uses < 0:
+        # Its last use is this request: to Vault the token is already gone.
+        raise InvalidRequestError("parent token lookup failed: no parent found")
+    if parent.num_uses > 0:
+        raise InvalidRequestError("restricted use token cannot generate child tokens")
+
+
+def _mark_revoking(record: TokenRecord) -> bool:
+    if record.revoking:
+        return False
+    record.revoking = True
+    return True
+
+
+def _make_orphan(record: TokenRecord) -> bool:
+    # A child being revoked stays with its revoker; it must not come back as an orphan.
+    if record.revoking:
+        return False
+    record.parent, record.orphan = "", True
+    return True
+
+
 def _accessor() -> str:
     """24 characters of base62 (~143 bits), like Vault's: nothing a CLI mistakes for a flag."""
     return "".join(secrets.choice(_BASE62) for _ in range(24))
@@ -221,10 +282,12 @@ class TokenStore:
             return None
         return TokenRecord.from_json(token_hash, decode_record(record.value), record.revision)
 
-    async def _live(self, record: TokenRecord | None) -> TokenRecord | None:
-        if record is None:
+    async def _live(self, record: TokenRecord | None, *, dying: bool = False) -> TokenRecord | None:
+        """The record if its token still counts; `dying` also admits one being revoked or on
+        its last use, so that a revocation cut short (a crash, an outage) can be retried."""
+        if record is None or record.is_expired(self._clock()):
             return None
-        if record.expire_ns and record.expire_ns <= self._clock():
+        if record.is_dying and not dying:
             return None
         if record.tenant is not None:
             uid = await self._tenant_uid(record.tenant)
@@ -237,25 +300,32 @@ class TokenStore:
         """The principal behind `token`, consuming one use; `PermissionDeniedError` otherwise."""
         if not token or not self._is_well_formed(token):
             raise PermissionDeniedError()
-        token_hash = self._hash(token)
-        for _ in range(16):
-            record = await self._live(await self._load(token_hash))
-            if record is None:
+        record = await self._live(await self._load(self._hash(token)))
+        if record is None:
+            raise PermissionDeniedError()
+        if record.num_uses > 0:
+            now = self._clock()
+
+            def use(current: TokenRecord) -> bool:
+                if not current.is_usable(now):
+                    raise PermissionDeniedError()
+                # The last use leaves the token "revocation pending" rather than deleting it
+                # here: the request still runs, and its tree is revoked once it is done.
+                current.num_uses = current.num_uses - 1 if current.num_uses > 1 else -1
+                return True
+
+            # Check-and-set: of N concurrent requests exactly `num_uses` get through.
+            used = await self._update(record, use)
+            if used is None:
                 raise PermissionDeniedError()
-            if record.num_uses == 0:
-                return Principal(record.tenant, tuple(record.policies), record)
-            if record.num_uses == 1:
-                # The last use: revoke now, serve this one request.
-                await self.revoke(record, tree=True)
-                record.num_uses = -1
-                return Principal(record.tenant, tuple(record.policies), record)
-            record.num_uses -= 1
-            try:
-                await self._save(record)
-            except ConflictError:
-                continue
-            return Principal(record.tenant, tuple(record.policies), record)
-        raise PermissionDeniedError()
+            record = used
+        return Principal(record.tenant, tuple(record.policies), record)
+
+    async def revoke_if_used_up(self, principal: Principal | None) -> None:
+        """Revoke the token whose last use `principal` held, once its request is done."""
+        record = principal.record if principal is not None else None
+        if record is not None and record.num_uses < 0:
+            await self.revoke(record, tree=True)
 
     async def _save(self, record: TokenRecord) -> None:
         record.revision = await self._backend.write(
@@ -265,6 +335,29 @@ class TokenStore:
             encode_record(record.to_json()),
             expected_revision=record.revision,
         )
+
+    async def _update(
+        self, record: TokenRecord, change: Callable[[TokenRecord], bool]
+    ) -> TokenRecord | None:
+        """Check-and-set `change` onto the stored record; None once the record is gone.
+
+        `change` edits the record it is given and returns whether to write it (it may raise to
+        give up); after a conflict it runs again on a fresh read. Returns the stored record.
+        """
+        for attempt in range(_CAS_ATTEMPTS):
+            if not change(record):
+                return record
+            try:
+                await self._save(record)
+            except ConflictError:
+                await backoff(attempt)
+                fresh = await self._load(record.token_hash)
+                if fresh is None:
+                    return None
+                record = fresh
+            else:
+                return record
+        raise BackendUnavailableError("too much contention on this token; retry")
 
     # -- creation --------------------------------------------------------------------------
 
@@ -287,6 +380,7 @@ class TokenStore:
         token: str | None = None,
     ) -> tuple[str, TokenRecord]:
         """Mint a token and store its record; returns the plaintext (shown once) and record."""
+        refuse_restricted_parent(parent)
         plaintext = token or TOKEN_PREFIX + secrets.token_urlsafe(32)
         policy_list = sorted(set(policies))
         now = self._clock()
@@ -345,27 +439,33 @@ class TokenStore:
             await self._backend.write(
                 SYSTEM_TENANT,
                 MOUNT,
-                f"tenant/{tenant}/{record.token_hash}",
+                f"{_INCARNATION}{tenant_uid}/{record.token_hash}",
                 index,
                 expected_revision=None,
             )
         await self._save(record)
+        if record.parent and await self._live(await self._load(record.parent)) is None:
+            # The parent was revoked (or began to be) while we linked the child: see `revoke`
+            # for why this re-read, after the link and the record, catches every such case.
+            await self.revoke(record, tree=True)
+            raise InvalidRequestError("parent token lookup failed: no parent found")
         return plaintext, record
 
     # -- lookup, renew, revoke -------------------------------------------------------------
 
-    async def lookup(self, token: str) -> TokenRecord | None:
+    async def lookup(self, token: str, *, dying: bool = False) -> TokenRecord | None:
         if not self._is_well_formed(token):
             return None
-        return await self._live(await self._load(self._hash(token)))
+        return await self._live(await self._load(self._hash(token)), dying=dying)
 
-    async def lookup_accessor(self, accessor: str) -> TokenRecord | None:
+    async def lookup_accessor(self, accessor: str, *, dying: bool = False) -> TokenRecord | None:
         if not isinstance(accessor, str) or not self._is_well_formed(accessor):
             return None
         index = await self._backend.read(SYSTEM_TENANT, MOUNT, f"accessor/{self._hash(accessor)}")
         if index is None:
             return None
-        return await self._live(await self._load(decode_record(index.value)["token"]))
+        record = await self._load(decode_record(index.value)["token"])
+        return await self._live(record, dying=dying)
 
     async def renew(
         self, record: TokenRecord, increment_seconds: int | None
@@ -373,49 +473,63 @@ class TokenStore:
         """Renew as Vault does: the new TTL is the increment (or the period, or the original
         TTL) from now — shorter or longer than before — capped by explicit_max_ttl, the system
         maximum and the parent's expiry. Returns the record and the granted TTL in seconds."""
+        if record.num_uses < 0:
+            # Its last use is this very request; to Vault the token is already gone.
+            raise InvalidRequestError("token not found")
         if not record.renewable or not record.expire_ns:
             raise InvalidRequestError("invalid lease ID: token is not renewable")
-        for _ in range(16):
-            now = self._clock()
-            increment = increment_seconds or record.period_seconds or record.ttl_seconds
+        now = self._clock()
+        parent_expire_ns = 0
+        if record.parent:
+            parent = await self._live(await self._load(record.parent))
+            if parent is not None:
+                parent_expire_ns = parent.expire_ns
+
+        def extend(current: TokenRecord) -> bool:
+            if not current.is_usable(now):
+                raise PermissionDeniedError()
+            increment = increment_seconds or current.period_seconds or current.ttl_seconds
             expire = now + increment * _NS
-            if record.explicit_max_ttl_seconds:
-                expire = min(expire, record.created_ns + record.explicit_max_ttl_seconds * _NS)
-            expire = min(expire, record.created_ns + MAX_TOKEN_TTL_SECONDS * _NS)
-            if record.parent:
-                parent = await self._live(await self._load(record.parent))
-                if parent is not None and parent.expire_ns:
-                    expire = min(expire, parent.expire_ns)
-            record.expire_ns = max(expire, now)
-            try:
-                await self._save(record)
-            except ConflictError:
-                fresh = await self._live(await self._load(record.token_hash))
-                if fresh is None:
-                    raise PermissionDeniedError() from None
-                record = fresh
-                continue
-            return record, (record.expire_ns - now) // _NS
-        raise BackendUnavailableError("too much contention on this token; retry")
+            if current.explicit_max_ttl_seconds:
+                expire = min(expire, current.created_ns + current.explicit_max_ttl_seconds * _NS)
+            expire = min(expire, current.created_ns + MAX_TOKEN_TTL_SECONDS * _NS)
+            if parent_expire_ns:
+                expire = min(expire, parent_expire_ns)
+            current.expire_ns = max(expire, now)
+            return True
+
+        renewed = await self._update(record, extend)
+        if renewed is None:
+            raise PermissionDeniedError()
+        return renewed, (renewed.expire_ns - now) // _NS
 
     async def revoke(self, record: TokenRecord, *, tree: bool = True) -> None:
-        """Revoke a token and, unless `tree` is False, all its descendants."""
-        if tree:
-            prefix = f"children/{record.token_hash}/"
-            for child_hash in await self._backend.list(SYSTEM_TENANT, MOUNT, prefix):
-                child = await self._load(child_hash)
-                if child is not None:
+        """Revoke a token and, unless `tree` is False, all its descendants.
+
+        No child outlives a revoked parent, although creation and revocation race on separate
+        keys (the Backend has no multi-key transactions). Revocation (1) marks the parent
+        `revoking` by check-and-set, then (2) lists its children. Creation (a) writes the
+        child's link and record, then (b) re-reads the parent and revokes the child itself
+        if the parent is no longer live. Each key is linearizable, so either (b) reads after
+        (1) and sees the mark (or the parent gone), or (b) reads before (1) — and then (a),
+        which precedes (b), precedes the listing (2), which finds the child. Whichever side
+        comes second sees the other. Children are revoked the same way, recursively: marked
+        before their own children are listed.
+        """
+        marked = await self._update(record, _mark_revoking)
+        if marked is not None:
+            record = marked
+        prefix = f"children/{record.token_hash}/"
+        for child_hash in await self._backend.list(SYSTEM_TENANT, MOUNT, prefix):
+            child = await self._load(child_hash)
+            # A stale link to a child orphaned since (revoke-orphan) revokes nothing.
+            if child is not None and child.parent == record.token_hash:
+                if tree:
                     await self.revoke(child, tree=True)
-                await self._backend.delete(SYSTEM_TENANT, MOUNT, prefix + child_hash)
-        else:
-            # Vault's revoke-orphan: children become orphans and keep working.
-            prefix = f"children/{record.token_hash}/"
-            for child_hash in await self._backend.list(SYSTEM_TENANT, MOUNT, prefix):
-                child = await self._load(child_hash)
-                if child is not None:
-                    child.parent, child.orphan = "", True
-                    await self._save(child)
-                await self._backend.delete(SYSTEM_TENANT, MOUNT, prefix + child_hash)
+                else:
+                    # Vault's revoke-orphan: children become orphans and keep working.
+                    await self._update(child, _make_orphan)
+            await self._backend.delete(SYSTEM_TENANT, MOUNT, prefix + child_hash)
         await self._backend.delete(SYSTEM_TENANT, MOUNT, f"token/{record.token_hash}")
         await self._backend.delete(SYSTEM_TENANT, MOUNT, f"accessor/{self._hash(record.accessor)}")
         if record.parent:
@@ -424,28 +538,34 @@ class TokenStore:
             )
         if record.tenant is not None:
             await self._backend.delete(
-                SYSTEM_TENANT, MOUNT, f"tenant/{record.tenant}/{record.token_hash}"
+                SYSTEM_TENANT, MOUNT, f"{_INCARNATION}{record.tenant_uid}/{record.token_hash}"
             )
 
-    async def tenant_tokens(self, tenant: str) -> list[TokenRecord]:
-        """Every live token bound to `tenant` (for compliance reports)."""
+    def _tenant_indexes(self, tenant: str, tenant_uid: str) -> tuple[str, ...]:
+        # The incarnation's own index, and the name-keyed one of stores made before it (its
+        # entries may belong to older incarnations: every reader checks the record's uid).
+        return (f"{_INCARNATION}{tenant_uid}/", f"{_LEGACY_TENANT}{tenant}/")
+
+    async def tenant_tokens(self, tenant: str, tenant_uid: str) -> list[TokenRecord]:
+        """Every live token of this incarnation of `tenant` (for compliance reports)."""
         records = []
-        for token_hash in await self._backend.list(SYSTEM_TENANT, MOUNT, f"tenant/{tenant}/"):
-            record = await self._live(await self._load(token_hash))
-            if record is not None:
-                records.append(record)
+        for prefix in self._tenant_indexes(tenant, tenant_uid):
+            for token_hash in await self._backend.list(SYSTEM_TENANT, MOUNT, prefix):
+                record = await self._live(await self._load(token_hash))
+                if record is not None and record.tenant_uid == tenant_uid:
+                    records.append(record)
         return records
 
-    async def revoke_tenant(self, tenant: str) -> int:
-        """Revoke every token bound to `tenant`; returns how many were revoked."""
-        prefix = f"tenant/{tenant}/"
+    async def revoke_tenant(self, tenant: str, tenant_uid: str) -> int:
+        """Revoke every token of this incarnation of `tenant`; returns how many."""
         count = 0
-        for token_hash in await self._backend.list(SYSTEM_TENANT, MOUNT, prefix):
-            record = await self._load(token_hash)
-            if record is not None:
-                await self.revoke(record, tree=True)
-                count += 1
-            await self._backend.delete(SYSTEM_TENANT, MOUNT, prefix + token_hash)
+        for prefix in self._tenant_indexes(tenant, tenant_uid):
+            for token_hash in await self._backend.list(SYSTEM_TENANT, MOUNT, prefix):
+                record = await self._load(token_hash)
+                if record is not None:
+                    await self.revoke(record, tree=True)
+                    count += 1
+                await self._backend.delete(SYSTEM_TENANT, MOUNT, prefix + token_hash)
         return count
 
     async def is_initialized(self) -> bool:

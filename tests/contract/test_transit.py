@@ -344,6 +344,70 @@ async def test_min_encryption_version_refuses_older_versions(
     )
 
 
+async def test_no_operation_uses_a_version_below_min_decryption_version(
+    tv: tenantvault.TenantVault, transit: tenantvault.Transit
+) -> None:
+    """Issue 8.6: `encrypt key_version=1` under min_decryption_version=2 made ciphertext the
+    server then refused to decrypt. OpenBao has archived v1 and says "no such key version"
+    for every operation that names it (answers recorded from `bao server -dev` 2.7.2)."""
+    await transit.create_key("k")
+    await transit.create_key("ed", key_type="ed25519")
+    await transit.create_key("d", derived=True)
+    for name in ("k", "ed", "d"):
+        await transit.rotate_key(name)
+        await transit.rotate_key(name)
+        await transit.configure_key(name, min_decryption_version=2)
+    v2 = await transit.encrypt("k", b"x", key_version=2)
+    gone = "no such key version"
+    context = b64(b"ctx")
+    for path, body in (
+        ("encrypt/k", {"plaintext": b64(b"x"), "key_version": 1}),
+        ("encrypt/d", {"plaintext": b64(b"x"), "context": context, "key_version": 1}),
+        ("rewrap/k", {"ciphertext": v2, "key_version": 1}),
+        ("hmac/k", {"input": b64(b"m"), "key_version": 1}),
+        ("hmac/ed", {"input": b64(b"m"), "key_version": 1}),
+        ("hmac/k", {"input": "", "key_version": 1, "batch_input": [{"input": ""}]}),
+        ("datakey/plaintext/k", {"key_version": 1}),
+        ("datakey/wrapped/d", {"context": context, "key_version": 1}),
+        ("sign/ed", {"input": b64(b"m"), "key_version": 1}),
+    ):
+        assert await failure(tv, path, body) == gone, path
+    with pytest.raises(InvalidRequestError, match=f"^{gone}$"):
+        await transit.encrypt("k", b"x", key_version=1)
+    with pytest.raises(InvalidRequestError, match=f"^{gone}$"):
+        await transit.rewrap("k", v2, key_version=1)
+    # The neighbours keep OpenBao's answers: 0 is the latest, 2 works, 4 is too new.
+    assert (await transit.encrypt("k", b"x", key_version=2)).startswith("vault:v2:")
+    assert (await transit.encrypt("k", b"x", key_version=0)).startswith("vault:v3:")
+    assert await failure(tv, "encrypt/k", {"plaintext": "", "key_version": 4}) == (
+        "requested version for encryption is higher than the latest key version"
+    )
+    assert await failure(tv, "hmac/k", {"input": "", "key_version": 4}) == (
+        "key version does not exist; latest key version is 3"
+    )
+    # Batches fail the item, not the request: encrypt 400, rewrap and sign 200.
+    item = {"plaintext": "", "key_version": 1, "reference": "old"}
+    response = await call(tv, "encrypt/k", {"batch_input": [item, {"plaintext": ""}]})
+    results = (response.data or {})["batch_results"]
+    assert response.status == 400
+    assert results[0] == {"error": gone, "reference": "old"}
+    assert results[1]["key_version"] == 3
+    response = await call(tv, "rewrap/k", {"batch_input": [{"ciphertext": v2, "key_version": 1}]})
+    assert response.status == 200
+    assert (response.data or {})["batch_results"] == [{"error": gone, "reference": ""}]
+    response = await call(
+        tv, "sign/ed", {"key_version": 1, "batch_input": [{"input": "", "reference": "r"}]}
+    )
+    assert response.status == 200
+    assert (response.data or {})["batch_results"] == [
+        {"key_version": 0, "error": gone, "reference": "r"}
+    ]
+    # Lowering the minimum brings the version back, as OpenBao restores it from its archive.
+    await transit.configure_key("k", min_decryption_version=1)
+    old = await transit.encrypt("k", b"x", key_version=1)
+    assert await transit.decrypt("k", old) == b"x"
+
+
 async def test_key_config_checks(tv: tenantvault.TenantVault, transit: tenantvault.Transit) -> None:
     await transit.create_key("k")
     await transit.rotate_key("k")

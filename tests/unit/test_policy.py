@@ -98,7 +98,7 @@ DOC_EXAMPLES = [
     # this takes precedence."
     pytest.param(DETAILED, "secret/super-secret", DENIED, id="detailed-deny"),
     # "the key secret/restricted can only contain foo ... and bar": the exact rule wins,
-    # so only create is granted there (parameter limits are parsed, not enforced).
+    # so only create is granted there (its parameter limits: test_policy_parameters.py).
     pytest.param(DETAILED, "secret/restricted", caps("create"), id="detailed-exact"),
 ]
 

@@ -31,3 +31,18 @@ def test_the_quick_start_has_exactly_two_commands_and_ci_runs_the_test_one() -> 
     assert commands == ["./scripts/serve", "./scripts/test"]
     ci = (README.parent / ".ci" / "run").read_text()
     assert "./scripts/test" in ci
+
+
+def test_every_test_the_security_claims_name_exists() -> None:
+    """The README's table of security claims names the tests behind each claim: each must
+    exist, so the table cannot quietly point at a test that was renamed or removed."""
+    text = README.read_text()
+    section = text.split("## Security claims, and the tests behind them", 1)[1].split("\n## ", 1)[0]
+    references = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", section)
+    assert len(references) >= 30, "the table lost its test references"
+    root = README.parent
+    for path, name in references:
+        source = (root / path).read_text()
+        if name:
+            defined = re.search(rf"^\s*(?:async def|def|class) {name}\b|^{name} = ", source, re.M)
+            assert defined, f"{path}::{name} is named in the README but does not exist"

@@ -120,6 +120,7 @@ async def test_an_explicit_master_key_is_used_and_no_key_file_is_created(data_di
 async def test_a_master_key_file_holds_one_line_of_base64(tmp_path: Path, data_dir: Path) -> None:
     key_file = tmp_path / "supplied.key"
     key_file.write_bytes(base64.b64encode(os.urandom(32)) + b"\n")
+    key_file.chmod(0o600)
     await make_store(data_dir, master_key_file=key_file)
     assert not (data_dir / MASTER_KEY_FILENAME).exists()
     async with await SqliteBackend.open(data_dir, master_key_file=key_file) as backend:
@@ -142,6 +143,7 @@ async def test_a_malformed_master_key_file_is_refused_without_echoing_it(
 ) -> None:
     key_file = tmp_path / "bad.key"
     key_file.write_bytes(content)
+    key_file.chmod(0o600)
     with pytest.raises(ConfigurationError, match="malformed") as caught:
         await SqliteBackend.open(data_dir, master_key_file=key_file)
     if content:
@@ -179,6 +181,7 @@ async def test_a_wrong_master_key_file_is_refused(tmp_path: Path, data_dir: Path
     await make_store(data_dir)
     other = tmp_path / "other.key"
     other.write_bytes(base64.b64encode(os.urandom(32)))
+    other.chmod(0o600)
     with pytest.raises(ConfigurationError, match="does not match"):
         await SqliteBackend.open(data_dir, master_key_file=other)
 
@@ -203,6 +206,7 @@ async def test_a_missing_key_file_over_existing_data_is_refused_not_recreated(
     assert not key_file.exists()
     assert db_digest(data_dir) == before
     key_file.write_bytes(saved)
+    key_file.chmod(0o600)
     async with await SqliteBackend.open(data_dir) as backend:
         record = await backend.read("acme", "secret", "k")
     assert record is not None
@@ -683,8 +687,9 @@ async def test_a_locked_database_is_reported_as_unavailable(
 
 @pytest.fixture
 def not_a_database(data_dir: Path) -> Path:
-    data_dir.mkdir()
+    data_dir.mkdir(mode=0o700)
     (data_dir / DB_FILENAME).write_bytes(b"this is not an sqlite database" * 100)
+    (data_dir / DB_FILENAME).chmod(0o600)
     return data_dir
 
 

@@ -321,8 +321,8 @@ def test_another_keys_ciphertext_fails_like_a_tampered_one() -> None:
 def test_decryption_checks_run_in_vaults_order() -> None:
     keyring = _keyring()
     keyring.rotate(now_ns=2)
-    keyring.min_decryption_version = 2
     old = keyring.encrypt(b"x", version=1)
+    keyring.min_decryption_version = 2
     with pytest.raises(DecryptionError, match=r"disallowed by policy \(too old\)"):
         keyring.decrypt(old)
     with pytest.raises(DecryptionError, match="version is too new"):

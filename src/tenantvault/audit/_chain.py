@@ -5,6 +5,11 @@ Every line carries `seq` (1, 2, 3, … per sink), `prev_hash` (the previous line
 inserting or reordering lines breaks the chain at the first affected line. Checkpoint lines
 (`type: checkpoint`) are written every N entries, every T seconds and on close; a log that does
 not end in a checkpoint has lost its tail (or its writer died, which is also worth knowing).
+
+A cut right after a checkpoint leaves a log that verifies on its own: an anchor (a head kept
+apart from the log, by the server's sealed store) finds it. A `gap` checkpoint is the writer's
+own statement that entries are missing (found at open, or missed by an unhealthy sink): the
+chain through it verifies, but the log is not reported ok.
 """
 
 from __future__ import annotations
@@ -16,7 +21,15 @@ from typing import Any
 
 import orjson
 
-__all__ = ["GENESIS", "ChainState", "VerifyReport", "seal_entry", "verify_lines"]
+__all__ = [
+    "GENESIS",
+    "ChainHead",
+    "ChainState",
+    "VerifyReport",
+    "describe_gap",
+    "seal_entry",
+    "verify_lines",
+]
 
 GENESIS = "0" * 64
 
@@ -45,9 +58,29 @@ def seal_entry(state: ChainState, entry: dict[str, Any]) -> bytes:
     return orjson.dumps(entry, option=orjson.OPT_SORT_KEYS) + b"\n"
 
 
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """One entry's place in a chain (its seq and hash): what an anchor pins down."""
+
+    seq: int
+    hash: str
+
+    @classmethod
+    def parse(cls, text: str) -> ChainHead:
+        """`SEQ:HASH`, as `audit verify --anchor` takes it."""
+        seq, sep, digest = text.partition(":")
+        if not sep or not seq.isdigit() or len(digest) != len(GENESIS):
+            raise ValueError("an anchor looks like SEQ:HASH (a sequence number and a SHA-256)")
+        return cls(int(seq), digest.lower())
+
+
 @dataclass(slots=True)
 class VerifyReport:
-    """The verdict on one log: ok, or the first problem and where it is."""
+    """The verdict on one log: ok, or the first problem and where it is.
+
+    A log whose chain is intact but which records gaps (`gap` checkpoints: entries its writer
+    knows are missing) is not ok: `gaps` says what each one reports.
+    """
 
     ok: bool
     entries: int
@@ -55,24 +88,54 @@ class VerifyReport:
     last_seq: int
     problem: str = ""
     line: int = 0
+    gaps: tuple[str, ...] = ()
+    anchor: ChainHead | None = None
 
     def describe(self) -> str:
         if self.ok:
+            tail = (
+                f"contains the anchor seq {self.anchor.seq}"
+                if self.anchor is not None
+                else "ends with a checkpoint"
+            )
             return (
                 f"ok: {self.entries} entries, seq {self.first_seq}..{self.last_seq}, "
-                "chain intact, ends with a checkpoint"
+                f"chain intact, {tail}"
             )
-        return f"FAILED at line {self.line}: {self.problem}"
+        if not self.problem:  # the chain is intact; only the gaps it records stand against it
+            return (
+                f"GAP: {self.entries} entries, seq {self.first_seq}..{self.last_seq}, chain "
+                f"intact, but the log records {len(self.gaps)} gap(s): " + "; ".join(self.gaps)
+            )
+        also = "; gaps recorded before it: " + "; ".join(self.gaps) if self.gaps else ""
+        return f"FAILED at line {self.line}: {self.problem}{also}"
 
 
-def verify_lines(lines: Iterable[bytes]) -> VerifyReport:
-    """Check a log's chain; report the first broken, missing, reordered or altered entry."""
+def describe_gap(entry: dict[str, Any]) -> str:
+    """A `gap` checkpoint in one sentence, for verify's report."""
+    return f"seq {entry.get('seq')}: {entry.get('detail') or 'entries are missing'}"
+
+
+def verify_lines(lines: Iterable[bytes], *, anchor: ChainHead | None = None) -> VerifyReport:
+    """Check a log's chain; report the first broken, missing, reordered or altered entry.
+
+    With `anchor` (a head recorded elsewhere: the server's sealed store), the log must hold
+    that entry: a log cut at a checkpoint, which verifies on its own, fails here.
+    """
     previous: str | None = None
     expected_seq: int | None = None
     first_seq = last_seq = 0
+    first_prev = ""
     count = 0
     last_type = ""
     number = 0
+    gaps: list[str] = []
+    gap_line = 0
+    anchored = False
+
+    def fail(problem: str, line: int) -> VerifyReport:
+        return VerifyReport(False, count, first_seq, last_seq, problem, line, tuple(gaps), anchor)
+
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -82,59 +145,58 @@ def verify_lines(lines: Iterable[bytes]) -> VerifyReport:
             seq = entry["seq"]
             prev = entry["prev_hash"]
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-            return VerifyReport(
-                False,
-                count,
-                first_seq,
-                last_seq,
-                "line is not a sealed audit entry (altered or truncated)",
-                number,
-            )
+            return fail("line is not a sealed audit entry (altered or truncated)", number)
         if _digest(entry) != claimed:
-            return VerifyReport(
-                False,
-                count,
-                first_seq,
-                last_seq,
-                f"entry seq {seq} was altered (hash mismatch)",
-                number,
-            )
+            return fail(f"entry seq {seq} was altered (hash mismatch)", number)
         if expected_seq is None:
             first_seq = seq
+            first_prev = prev
         elif seq != expected_seq:
             kind = "missing" if isinstance(seq, int) and seq > expected_seq else "reordered"
-            return VerifyReport(
-                False,
-                count,
-                first_seq,
-                last_seq,
-                f"expected seq {expected_seq}, found {seq}: entries {kind}",
-                number,
-            )
+            return fail(f"expected seq {expected_seq}, found {seq}: entries {kind}", number)
         if previous is not None and prev != previous:
-            return VerifyReport(
-                False,
-                count,
-                first_seq,
-                last_seq,
-                f"entry seq {seq} does not follow the previous entry",
-                number,
-            )
+            return fail(f"entry seq {seq} does not follow the previous entry", number)
+        if anchor is not None and seq == anchor.seq:
+            if claimed != anchor.hash:
+                return fail(
+                    f"entry seq {seq} is not the anchored entry (hash differs): "
+                    "the log was rewritten from here",
+                    number,
+                )
+            anchored = True
+        last_type = entry.get("type", "")
+        if last_type == "checkpoint" and entry.get("reason") == "gap":
+            gaps.append(describe_gap({**entry, "seq": seq}))
+            gap_line = gap_line or number
         previous = claimed
         expected_seq = seq + 1
         last_seq = seq
-        last_type = entry.get("type", "")
         count += 1
     if count == 0:
-        return VerifyReport(False, 0, 0, 0, "the log is empty", number)
-    if last_type != "checkpoint":
-        return VerifyReport(
-            False,
-            count,
-            first_seq,
-            last_seq,
+        return fail("the log is empty", number)
+    if anchor is not None and not anchored:
+        # A log that starts right after the anchor (the first file after a rotation whose
+        # predecessor ends at the anchor) still proves the anchor's entry came before it.
+        if not (first_seq == anchor.seq + 1 and first_prev == anchor.hash):
+            if last_seq < anchor.seq:
+                return fail(
+                    f"the log ends at seq {last_seq} but the anchor is at seq {anchor.seq}: "
+                    f"entries {last_seq + 1}..{anchor.seq} were cut (truncated)",
+                    number,
+                )
+            return fail(
+                f"the anchor (seq {anchor.seq}) is not in this log (seq "
+                f"{first_seq}..{last_seq}): it belongs to another file",
+                number,
+            )
+        anchored = True
+    # A live writer's log need not end in a checkpoint when the anchor vouches for its tail.
+    if last_type != "checkpoint" and not anchored:
+        return fail(
             f"the log ends at seq {last_seq} without a checkpoint: its tail "
             "was truncated, or its writer is still running or died",
             number,
         )
-    return VerifyReport(True, count, first_seq, last_seq)
+    if gaps:
+        return fail("", gap_line)
+    return VerifyReport(True, count, first_seq, last_seq, anchor=anchor)

@@ -48,6 +48,9 @@ class AuditEvent:
     response_auth: Mapping[str, Any] | None = field(default=None, repr=False)
     warnings: list[str] | None = None
     error: str = ""
+    # The tenant's incarnation id: a tenant deleted and created again under the same name is
+    # another tenant, and its queries must never reach its predecessor's entries.
+    tenant_uid: str = ""
 
     @property
     def outcome(self) -> Outcome:
@@ -68,7 +71,11 @@ class AuditEvent:
             "id": self.request_id,
             "operation": self.operation,
             "tenant": self.tenant or "",
-            "namespace": {"path": f"{self.tenant}/" if self.tenant else ""},
+            # Vault's layout: the namespace's id next to its path (the store indexes the id).
+            "namespace": {
+                "id": self.tenant_uid if self.tenant else "",
+                "path": f"{self.tenant}/" if self.tenant else "",
+            },
             "mount": self.mount,
             "path": self.path,
             "remote_address": self.remote_address or "",

@@ -8,7 +8,7 @@ import io
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -17,14 +17,31 @@ from tenantvault._durations import parse_duration
 from tenantvault._exceptions import InvalidRequestError
 from tenantvault.audit._sinks import StoreSink
 
-__all__ = ["EventQuery", "parse_time", "report_csv", "run_query", "secret_activity"]
+__all__ = [
+    "ANY_INCARNATION",
+    "EventQuery",
+    "parse_incarnation",
+    "parse_time",
+    "report_csv",
+    "run_query",
+    "secret_activity",
+]
 
 _NS = 1_000_000_000
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 _OPERATIONS = frozenset({"read", "list", "create", "update", "patch", "delete"})
 _OUTCOMES = frozenset({"success", "denied", "invalid", "error"})
-_RELATIVE = re.compile(r"\d+[smhd]([0-9smhd]*)\Z")
+# ASCII digits only: str.isdigit and \d also accept '²' and '١٢', which int() refuses or reads.
+_RELATIVE = re.compile(r"[0-9]+[smhd][0-9smhd]*\Z")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Entries are stamped in nanoseconds since the epoch, stored as SQLite's int64: a bound
+# outside that range can match nothing, and binding it would overflow (a 500, not a 400).
+_MAX_NS = 2**63 - 1
+_RANGE = "out of range: 1970-01-01 to 2262-04-11"
+# A tenant's incarnation id (a uuid's hex today); `*` asks for every incarnation of a name.
+_UID = re.compile(r"[A-Za-z0-9-]{1,64}\Z")
+ANY_INCARNATION = "*"
 
 
 def parse_time(value: Any, *, now_ns: int, field: str) -> int | None:
@@ -34,26 +51,49 @@ def parse_time(value: Any, *, now_ns: int, field: str) -> int | None:
     if not isinstance(value, str | int) or isinstance(value, bool):
         raise InvalidRequestError(f"invalid value for {field}")
     text = str(value)
-    if text.isdigit():
-        return int(text) * _NS
-    if _RELATIVE.match(text):
-        return now_ns - parse_duration(text, field=field) * _NS
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    if text.isascii() and text.isdigit():
+        # More digits than any int64 nanosecond count has seconds: refuse before multiplying.
+        moment_ns = int(text) * _NS if len(text.lstrip("0")) <= 19 else _MAX_NS + 1
+    elif _RELATIVE.match(text):
+        moment_ns = now_ns - parse_duration(text, field=field) * _NS
+    else:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidRequestError(
+                f"invalid value for {field}: use RFC 3339, Unix seconds or a duration like 30d"
+            ) from None
+        if moment.tzinfo is None:
+            raise InvalidRequestError(f"invalid value for {field}: the time zone is missing")
+        try:
+            delta = moment - _EPOCH
+        except OverflowError:  # year 1 with a positive offset is before datetime.min in UTC
+            raise InvalidRequestError(f"invalid value for {field}: {_RANGE}") from None
+        # Integer arithmetic: a float timestamp would round away the nanoseconds.
+        moment_ns = (delta.days * 86400 + delta.seconds) * _NS + delta.microseconds * 1000
+    if not 0 <= moment_ns <= _MAX_NS:
+        raise InvalidRequestError(f"invalid value for {field}: {_RANGE}")
+    return moment_ns
+
+
+def parse_incarnation(value: Any) -> str | None:
+    """The root-only `tenant_uid` filter: an incarnation id, `*` (every one) or None."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not (value == ANY_INCARNATION or _UID.match(value)):
         raise InvalidRequestError(
-            f"invalid value for {field}: use RFC 3339, Unix seconds or a duration like 30d"
-        ) from None
-    if moment.tzinfo is None:
-        raise InvalidRequestError(f"invalid value for {field}: the time zone is missing")
-    return int(moment.timestamp() * _NS)
+            "invalid value for tenant_uid: a tenant's incarnation id, or * for every one"
+        )
+    return value
 
 
 @dataclass(frozen=True, slots=True)
 class EventQuery:
-    """Filters for `sys/audit/events`; `tenant` None means every tenant (root only)."""
+    """Filters for `sys/audit/events`. `tenant` None means every tenant, `tenant_uid` None every
+    incarnation (both root only); a tenant's own queries always set both."""
 
     tenant: str | None
+    tenant_uid: str | None = None
     since_ns: int | None = None
     until_ns: int | None = None
     path_prefix: str = ""
@@ -75,6 +115,9 @@ class EventQuery:
             raise InvalidRequestError("invalid value for type: use request or response")
         if not 1 <= self.limit <= MAX_PAGE:
             raise InvalidRequestError(f"invalid value for limit: 1 to {MAX_PAGE}")
+        if self.since_ns is not None and self.until_ns is not None:
+            if self.until_ns <= self.since_ns:
+                raise InvalidRequestError("invalid value for until: it must be later than since")
         return self
 
 
@@ -89,6 +132,9 @@ async def run_query(store: StoreSink, query: EventQuery) -> tuple[list[dict[str,
     if query.tenant is not None:
         where.append("tenant = ?")
         params.append(query.tenant)
+    if query.tenant_uid is not None:
+        where.append("tenant_uid = ?")
+        params.append(query.tenant_uid)
     if query.since_ns is not None:
         where.append("time_ns >= ?")
         params.append(query.since_ns)
@@ -124,14 +170,16 @@ async def run_query(store: StoreSink, query: EventQuery) -> tuple[list[dict[str,
 async def secret_activity(
     store: StoreSink,
     tenant: str,
+    tenant_uid: str,
     since_ns: int | None,
 ) -> dict[str, Any]:
-    """Per-secret reads, writes, denials and readers for one tenant's KV mount."""
+    """Per-secret reads, writes, denials and readers for one incarnation of a tenant's KV mount."""
     sql = (
         "SELECT path, operation, outcome, accessor, entry FROM events "
-        "WHERE tenant = ? AND type = 'response' AND mount = 'secret' AND time_ns >= ?"
+        "WHERE tenant_uid = ? AND tenant = ? AND type = 'response' AND mount = 'secret'"
+        " AND time_ns >= ?"
     )
-    rows = await asyncio.to_thread(store.query, sql, (tenant, since_ns or 0))
+    rows = await asyncio.to_thread(store.query, sql, (tenant_uid, tenant, since_ns or 0))
     secrets: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"reads": 0, "writes": 0, "denied": 0, "readers": set()}
     )

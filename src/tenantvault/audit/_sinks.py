@@ -10,18 +10,20 @@ import stat
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 
+from tenantvault._clock import format_time, system_clock
 from tenantvault._exceptions import ConfigurationError
-from tenantvault.audit._chain import ChainState
+from tenantvault.audit._chain import ChainHead, ChainState
 from tenantvault.audit._events import AuditEvent
 from tenantvault.audit._redact import Redactor
-from tenantvault.audit._writer import BatchWriter
+from tenantvault.audit._writer import BatchWriter, OnWritten
 
-__all__ = ["AuditSink", "FileSink", "StdoutSink", "StoreSink"]
+__all__ = ["AuditSink", "FileSink", "StdoutSink", "StoreSink", "StoredHead"]
 
 FSYNC_POLICIES = ("always", "never")
 # How a sealed `reopen` checkpoint line reads (sorted-key JSON): the rotation boundary.
@@ -40,31 +42,190 @@ class AuditSink(Protocol):
 
     async def write(self, event: AuditEvent) -> None: ...
 
+    async def checkpoint(self, reason: str, **fields: Any) -> None:
+        """Write a checkpoint entry (e.g. a `gap`), chained like any other entry."""
+        ...
+
     def reopen(self) -> None: ...
 
     async def aclose(self) -> None: ...
 
 
-def _tail_state(path: Path) -> ChainState | None:
-    """Resume the chain from the last complete line of an existing log, if it has one."""
+@dataclass(frozen=True, slots=True)
+class StoredHead:
+    """A file sink's chain head as the broker keeps it in the sealed store."""
+
+    seq: int
+    hash: str
+    reason: str = ""  # the reason of the head entry if it is a checkpoint
+    path: str = ""
+
+
+@dataclass(slots=True)
+class _Tail:
+    """What the end of an existing log holds: its last entry, the anchored one, its first."""
+
+    last: dict[str, Any] | None = None
+    at_anchor: dict[str, Any] | None = None
+    first: dict[str, Any] | None = None
+    torn_bytes: int = 0
+    readable: bool = True
+
+
+_CHUNK = 1 << 20
+
+
+def _checkpoint(reason: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "checkpoint", "reason": reason, "time": format_time(system_clock()), **fields}
+
+
+def _read_tail(path: Path, want_seq: int) -> _Tail | None:
+    """Read an existing regular log backwards until the entry `want_seq` (or its start)."""
     try:
         if not stat.S_ISREG(path.stat().st_mode):
             return None  # a FIFO or device: nothing to resume, and reading it could block
         with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 65536))
-            tail = handle.read()
+            end = handle.seek(0, os.SEEK_END)
+            data = b""
+            while end > 0:
+                start = max(0, end - _CHUNK)
+                handle.seek(start)
+                data = handle.read(end - start) + data
+                end = start
+                first_break = data.find(b"\n")
+                if end == 0 or first_break < 0 or first_break == len(data) - 1:
+                    continue
+                seq = _seq_of(data[first_break + 1 :].split(b"\n", 1)[0])
+                if want_seq <= 0 or (seq is not None and seq <= want_seq):
+                    break
     except FileNotFoundError:
-        return None
-    lines = [line for line in tail.split(b"\n") if line.strip()]
-    if not lines or not tail.endswith(b"\n"):
-        return None
+        return _Tail()
+    tail = _Tail()
+    body, _, torn = data.rpartition(b"\n")
+    lines = [line for line in body.split(b"\n") if line.strip()]
+    if end > 0 and lines:
+        lines = lines[1:]  # the first line of the window may be cut
+    if not lines:
+        tail.readable = not torn.strip()
+        return tail
     try:
-        last = orjson.loads(lines[-1])
-        return ChainState(int(last["seq"]), str(last["hash"]))
+        tail.last = orjson.loads(lines[-1])
+        int(tail.last["seq"])
+        str(tail.last["hash"])
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        # Not an audit log (or not one of ours): nothing here is removed, whatever it ends in.
+        tail.last = None
+        tail.readable = False
+        return tail
+    # After a sealed entry, a last line without its newline is one a crash cut mid-write.
+    tail.torn_bytes = len(torn)
+    for line in reversed(lines):
+        if _seq_of(line) == want_seq:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                tail.at_anchor = orjson.loads(line)
+            break
+    if end == 0:
+        with contextlib.suppress(orjson.JSONDecodeError):
+            tail.first = orjson.loads(lines[0])
+    return tail
+
+
+def _seq_of(line: bytes) -> int | None:
+    try:
+        seq = orjson.loads(line)["seq"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
         return None
+    return seq if isinstance(seq, int) else None
+
+
+def _brief(digest: str) -> str:
+    return digest[:16] + "…"
+
+
+def _open_check(path: Path, stored: StoredHead | None) -> tuple[ChainState | None, dict[str, Any]]:
+    """Where to resume the chain, and the checkpoint to open with: `open`, or a `gap`.
+
+    The stored head lags the file (it is saved after each batch), never leads it, so the rule
+    is: the file must hold the stored head's entry, and end with its `close` checkpoint.
+    """
+    if stored is not None and stored.path and stored.path != str(path):
+        stored = None  # the device now writes another file: a new log, nothing to compare
+    tail = _read_tail(path, stored.seq if stored is not None else 0)
+    if tail is None:  # not a regular file
+        return None, {"reason": "open"}
+    last = tail.last
+    state = ChainState(int(last["seq"]), str(last["hash"])) if last is not None else None
+    problems: list[str] = []
+    found: dict[str, Any] | None = (
+        {"seq": last["seq"], "hash": last["hash"]} if last is not None else None
+    )
+    if not tail.readable:
+        problems.append("the file does not end with a sealed audit entry: not a log of ours")
+    empty = last is None and tail.readable
+    if stored is not None:
+        rotated = empty and stored.reason == "reopen"
+        follows = tail.first is not None and (
+            tail.first.get("seq") == stored.seq + 1 and tail.first.get("prev_hash") == stored.hash
+        )
+        if rotated:
+            # Rotated (SIGHUP) and nothing written since: the chain goes on from the head.
+            state = ChainState(stored.seq, stored.hash)
+        elif tail.at_anchor is not None and tail.at_anchor.get("hash") == stored.hash:
+            pass
+        elif follows:
+            pass
+        elif tail.at_anchor is not None:
+            problems.append(
+                f"entry seq {stored.seq} in the log is not the one written (hash "
+                f"{_brief(str(tail.at_anchor.get('hash')))}, written {_brief(stored.hash)}): "
+                "the log was rewritten"
+            )
+        elif empty:
+            problems.append(
+                f"the log is empty or missing, but entries up to seq {stored.seq} "
+                f"(hash {_brief(stored.hash)}) were written to it"
+            )
+        elif last is not None and int(last["seq"]) < stored.seq:
+            problems.append(
+                f"the log ends at seq {last['seq']}, but entries up to seq {stored.seq} "
+                f"(hash {_brief(stored.hash)}) were written: seq {int(last['seq']) + 1}.."
+                f"{stored.seq} are missing (cut or lost)"
+            )
+        else:
+            problems.append(
+                f"the written entry seq {stored.seq} (hash {_brief(stored.hash)}) is not in "
+                "the log: it was replaced"
+            )
+        if not problems and not rotated and not _is_close(last):
+            problems.append(_unclean(last, stored))
+    elif last is not None and not _is_close(last):
+        problems.append(_unclean(last, None))
+    if tail.torn_bytes:
+        problems.append(f"a torn last line of {tail.torn_bytes} bytes was removed")
+    if not problems:
+        return state, {"reason": "open"}
+    return state, {
+        "reason": "gap",
+        "expected": {"seq": stored.seq, "hash": stored.hash} if stored is not None else None,
+        "found": found,
+        "torn_bytes": tail.torn_bytes,
+        "detail": "; ".join(problems),
+    }
+
+
+def _is_close(entry: dict[str, Any] | None) -> bool:
+    return (
+        entry is not None and entry.get("type") == "checkpoint" and entry.get("reason") == "close"
+    )
+
+
+def _unclean(last: dict[str, Any] | None, stored: StoredHead | None) -> str:
+    at = last.get("seq") if last is not None else "?"
+    vouched = f"; the server's record vouches for entries up to seq {stored.seq}" if stored else ""
+    return (
+        f"the log's writer stopped without closing it (a crash or kill -9) after seq {at}"
+        f"{vouched}; later entries, if any, may be missing"
+    )
 
 
 class FileSink:
@@ -72,6 +233,10 @@ class FileSink:
 
     `reopen()` (SIGHUP) makes the next batch go to a freshly opened file at the same path, for
     log rotation; the chain continues across files with a `reopen` checkpoint.
+
+    On open, an existing log is checked against `stored` (the head the broker kept in the
+    sealed store): if the log lacks it, or ends without its `close` checkpoint, the sink opens
+    with a `gap` checkpoint saying so, instead of resuming as if nothing happened.
     """
 
     type = "file"
@@ -85,6 +250,8 @@ class FileSink:
         fsync: str = "always",
         checkpoint_every: int = 1000,
         checkpoint_seconds: float = 60.0,
+        stored: StoredHead | None = None,
+        on_written: OnWritten | None = None,
     ) -> None:
         if fsync not in FSYNC_POLICIES:
             raise ConfigurationError(f"audit fsync policy must be one of {FSYNC_POLICIES}")
@@ -96,7 +263,15 @@ class FileSink:
         self._fd: int | None = None
         self._reopen = False
         self._good_size = 0
-        state = _tail_state(self.path)
+        self._syncs = True
+        state, opening = _open_check(self.path, stored)
+        if opening.get("torn_bytes"):
+            # A line cut by a crash mid-write was never acknowledged; left in place it would
+            # break the chain for every entry after it. The gap checkpoint records its size.
+            os.truncate(self.path, self.path.stat().st_size - int(opening["torn_bytes"]))
+        # The `gap` checkpoint this sink opened with (the log did not hold what was written
+        # to it, or its writer died), for health; None if the log was intact.
+        self.gap: dict[str, Any] | None = opening if opening["reason"] == "gap" else None
         self._writer = BatchWriter(
             name,
             self._write_batch,
@@ -105,8 +280,9 @@ class FileSink:
             checkpoint_every=checkpoint_every,
             checkpoint_seconds=checkpoint_seconds,
             clock=time.monotonic,
+            on_written=on_written,
         )
-        self._writer.checkpoint("open")
+        self._writer.submit(_checkpoint(**opening))
 
     def __repr__(self) -> str:
         return f"FileSink(name={self.name!r}, path={str(self.path)!r})"
@@ -117,7 +293,10 @@ class FileSink:
 
     def _open(self) -> int:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self._good_size = os.fstat(fd).st_size
+        info = os.fstat(fd)
+        self._good_size = info.st_size
+        # A FIFO or a device has nothing to sync (fsync fails with EINVAL on a pipe).
+        self._syncs = stat.S_ISREG(info.st_mode)
         return fd
 
     def _write_batch(self, lines: list[bytes]) -> None:
@@ -144,7 +323,7 @@ class FileSink:
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
-        if self.fsync == "always":
+        if self.fsync == "always" and self._syncs:
             os.fsync(self._fd)
         self._good_size += len(data)
 
@@ -161,6 +340,13 @@ class FileSink:
 
     async def write(self, event: AuditEvent) -> None:
         await self._writer.write(event.render(self.redactor))
+
+    async def checkpoint(self, reason: str, **fields: Any) -> None:
+        await self._writer.write(_checkpoint(reason=reason, **fields))
+
+    @property
+    def head(self) -> ChainHead:
+        return self._writer.written
 
     def reopen(self) -> None:
         self._reopen = True
@@ -196,6 +382,9 @@ class StdoutSink:
     async def write(self, event: AuditEvent) -> None:
         await self._writer.write(event.render(self.redactor))
 
+    async def checkpoint(self, reason: str, **fields: Any) -> None:
+        await self._writer.write(_checkpoint(reason=reason, **fields))
+
     def reopen(self) -> None:
         """Nothing to reopen: stdout is not rotated by us."""
 
@@ -203,23 +392,48 @@ class StdoutSink:
         await asyncio.to_thread(self._writer.close)
 
 
-_STORE_SCHEMA = (
+# `tenant_uid` comes last so that a store created now and one migrated by ALTER TABLE (which
+# appends) have the same layout.
+_STORE_TABLE = (
     "CREATE TABLE IF NOT EXISTS events ("
     " id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, time_ns INTEGER NOT NULL,"
     " type TEXT NOT NULL, request_id TEXT NOT NULL, tenant TEXT NOT NULL,"
     " operation TEXT NOT NULL, mount TEXT NOT NULL, path TEXT NOT NULL,"
     " outcome TEXT NOT NULL, status INTEGER NOT NULL, accessor TEXT NOT NULL,"
-    " entry BLOB NOT NULL)",
+    " entry BLOB NOT NULL, tenant_uid TEXT NOT NULL DEFAULT '')"
+)
+_STORE_INDEXES = (
     "CREATE INDEX IF NOT EXISTS events_tenant_time ON events (tenant, time_ns)",
+    "CREATE INDEX IF NOT EXISTS events_tenant_uid_time ON events (tenant_uid, time_ns)",
     "CREATE INDEX IF NOT EXISTS events_request ON events (request_id)",
 )
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    """Create the events table, or bring one from an older release up to date, atomically."""
+    # IMMEDIATE: two processes opening the same old store must not both add the column.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(_STORE_TABLE)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+        if "tenant_uid" not in columns:
+            # Rows from before incarnation ids cannot be attributed to one: they get '', which
+            # no tenant's scope matches, so only root queries see them.
+            conn.execute("ALTER TABLE events ADD COLUMN tenant_uid TEXT NOT NULL DEFAULT ''")
+        for statement in _STORE_INDEXES:
+            conn.execute(statement)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 class StoreSink:
     """A queryable SQLite store of audit entries (a file in embedded mode, memory in dev mode).
 
-    Rows keep the sealed entry plus indexed columns for queries: tenant, time, operation,
-    path, outcome and the accessor's HMAC. Queries never see anything the entry did not hold.
+    Rows keep the sealed entry plus indexed columns for queries: tenant and its incarnation
+    id, time, operation, path, outcome and the accessor's HMAC. Queries never see anything
+    the entry did not hold.
     """
 
     type = "store"
@@ -235,13 +449,11 @@ class StoreSink:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
-        # WAL + NORMAL: a committed entry survives the process being killed (kill -9), which
-        # is what "audited before the engine runs" needs; only an OS crash or power loss can
-        # lose the last entries. FULL would add two fsyncs to every request. A file sink with
-        # fsync=always is the choice for power-loss durability of the trail.
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        for statement in _STORE_SCHEMA:
-            self._conn.execute(statement)
+        # WAL + FULL, like the data store: an acknowledged request's entries survive power
+        # loss as its data does. The cost is one WAL fsync per batch, not per request: the
+        # writer thread commits every queued entry in one transaction (group commit).
+        self._conn.execute("PRAGMA synchronous=FULL")
+        _create_schema(self._conn)
         self._lock = threading.Lock()
         row = self._conn.execute(
             "SELECT seq, entry FROM events ORDER BY id DESC LIMIT 1"
@@ -269,6 +481,7 @@ class StoreSink:
             request = entry.get("request") or {}
             response = entry.get("response") or {}
             auth = entry.get("auth") or {}
+            namespace = request.get("namespace") or {}
             rows.append(
                 (
                     entry["seq"],
@@ -283,6 +496,7 @@ class StoreSink:
                     response.get("status", 0),
                     auth.get("accessor", ""),
                     line.rstrip(b"\n"),
+                    namespace.get("id", ""),
                 )
             )
         with self._lock:
@@ -290,8 +504,8 @@ class StoreSink:
             try:
                 self._conn.executemany(
                     "INSERT INTO events (seq, time_ns, type, request_id, tenant, operation,"
-                    " mount, path, outcome, status, accessor, entry)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " mount, path, outcome, status, accessor, entry, tenant_uid)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
             except BaseException:
@@ -305,6 +519,9 @@ class StoreSink:
 
     async def write(self, event: AuditEvent) -> None:
         await self._writer.write(event.render(self.redactor))
+
+    async def checkpoint(self, reason: str, **fields: Any) -> None:
+        await self._writer.write(_checkpoint(reason=reason, **fields))
 
     def query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._lock:

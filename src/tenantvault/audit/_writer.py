@@ -17,7 +17,7 @@ from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from tenantvault._clock import format_time, system_clock
-from tenantvault.audit._chain import ChainState, seal_entry
+from tenantvault.audit._chain import ChainHead, ChainState, seal_entry
 
 __all__ = ["BatchWriter"]
 
@@ -27,6 +27,9 @@ _STOP = object()
 WriteBatch = Callable[[list[bytes]], None]
 # Called in the writer thread after a failed batch, to undo partial effects (e.g. truncate).
 Rollback = Callable[[], None]
+# Called in the writer thread after each durable batch with the chain's new head and the
+# reason of its last entry if that is a checkpoint ("" otherwise). Must not block.
+OnWritten = Callable[[ChainHead, str], None]
 
 
 class BatchWriter:
@@ -42,8 +45,12 @@ class BatchWriter:
         checkpoint_every: int = 1000,
         checkpoint_seconds: float = 60.0,
         clock: Callable[[], float],
+        on_written: OnWritten | None = None,
     ) -> None:
         self.state = state or ChainState()
+        # The head of what is durably written (`state` runs ahead while a batch is in flight).
+        self.written = ChainHead(self.state.seq, self.state.last_hash)
+        self.on_written = on_written
         self._write_batch = write_batch
         self._rollback = rollback
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -122,9 +129,15 @@ class BatchWriter:
             for _, future in batch:
                 _settle(future, failure)
             return
-        if due or batch[-1][0].get("type") == "checkpoint":
+        last = batch[-1][0] if len(lines) == len(batch) else {"type": "checkpoint"}
+        if due or last.get("type") == "checkpoint":
             self._last_checkpoint_seq = self.state.seq
             self._last_checkpoint_time = self._clock()
+        self.written = ChainHead(self.state.seq, self.state.last_hash)
+        if self.on_written is not None:
+            reason = str(last.get("reason", "interval")) if last.get("type") == "checkpoint" else ""
+            with contextlib.suppress(Exception):  # a lost head update only widens the lag
+                self.on_written(self.written, reason)
         for _, future in batch:
             _settle(future, None)
 

@@ -21,12 +21,17 @@ def _sqlite_dir(raw: str) -> Path:
 
 
 async def open_backend(
-    url: str, *, master_key: bytes | None = None, master_key_file: Path | None = None
+    url: str,
+    *,
+    master_key: bytes | None = None,
+    master_key_file: Path | None = None,
+    allow_insecure_permissions: bool = False,
 ) -> Backend:
     """Open the backend named by `url`.
 
     - `memory://` — the in-memory mock (nothing persisted)
-    - `sqlite:///ABSOLUTE/DATA/DIR` or `sqlite://relative/dir` — the embedded encrypted store
+    - `sqlite:///ABSOLUTE/DATA/DIR` or `sqlite://relative/dir` — the embedded encrypted store,
+      refused if group or others can use its files unless `allow_insecure_permissions`
     """
     parts = urlsplit(url)
     if parts.scheme == "memory":
@@ -38,6 +43,7 @@ async def open_backend(
             _sqlite_dir(parts.netloc + parts.path),
             master_key=master_key,
             master_key_file=master_key_file,
+            allow_insecure_permissions=allow_insecure_permissions,
         )
     raise ConfigurationError(
         "unknown backend URL scheme: use memory:// or sqlite:///path/to/data-dir"

@@ -1,6 +1,6 @@
 """The embedded backend: one SQLite database in WAL mode, every value sealed under its tenant's key.
 
-Layout of the data directory (mode 0700):
+Layout of the data directory (mode 0700; opening refuses looser modes, see `_permissions`):
 
 - `tenantvault.db` (+ `-wal`, `-shm`): tables `meta` (schema version, master key check),
   `tenants` (per-tenant data key, wrapped by the master key) and `records`.
@@ -44,6 +44,7 @@ from tenantvault._exceptions import (
     InvalidPathError,
     NotFoundError,
 )
+from tenantvault.backends._permissions import check_private
 from tenantvault.backends._protocol import SYSTEM_TENANT, Record
 from tenantvault.crypto import KEY_SIZE, AeadKey, encode_aad, random_key, unwrap_key, wrap_key
 
@@ -55,6 +56,8 @@ MASTER_KEY_FILENAME: Final = "master.key"
 _T = TypeVar("_T")
 
 _SCHEMA_VERSION: Final = b"1"
+# The database and the files SQLite keeps next to it in WAL mode (same mode as the database).
+_DB_SUFFIXES: Final = ("", "-wal", "-shm")
 _BUSY_TIMEOUT_MS: Final = 5000
 _KEY_CHECK_PLAINTEXT: Final = b"tenantvault master key check"
 _KEY_CHECK_AAD: Final = encode_aad("tenantvault:key-check")
@@ -105,6 +108,7 @@ class SqliteBackend:
         *,
         master_key: bytes | None = None,
         master_key_file: Path | None = None,
+        allow_insecure_permissions: bool = False,
     ) -> SqliteBackend:
         """Open (creating if needed) the store in `data_dir`.
 
@@ -112,6 +116,8 @@ class SqliteBackend:
         (one line of base64 of 32 bytes), else `data_dir/master.key`, created on first start.
         `ConfigurationError` if the key does not match existing data, or if the default key
         file is missing while the store holds data: a fresh key is never put over old data.
+        Also if group or others can use the data directory, the key file or the database
+        files, unless `allow_insecure_permissions` (then a warning is logged).
         """
         if master_key is not None and master_key_file is not None:
             raise ConfigurationError("give either master_key or master_key_file, not both")
@@ -122,7 +128,11 @@ class SqliteBackend:
         backend = cls(data_dir)
         key_file = None if master_key_file is None else Path(master_key_file)
         try:
-            await backend._run_worker(lambda: backend._open_sync(master_key, key_file))
+            await backend._run_worker(
+                lambda: backend._open_sync(
+                    master_key, key_file, allow_insecure=allow_insecure_permissions
+                )
+            )
         except BaseException:
             await backend.aclose()
             raise
@@ -309,11 +319,17 @@ class SqliteBackend:
 
     # -- opening -----------------------------------------------------------------------------
 
-    def _open_sync(self, master_key: bytes | None, master_key_file: Path | None) -> None:
+    def _open_sync(
+        self, master_key: bytes | None, master_key_file: Path | None, *, allow_insecure: bool
+    ) -> None:
         try:
             self._data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigurationError(f"cannot create data directory {self._data_dir}") from exc
+        self._check_permissions(
+            None if master_key is not None else master_key_file or self._key_path,
+            allow_insecure=allow_insecure,
+        )
         _create_private(self._data_dir / DB_FILENAME)
         conn = sqlite3.connect(
             self._data_dir / DB_FILENAME,
@@ -368,6 +384,21 @@ class SqliteBackend:
         # The database file may be new: make its directory entry durable too.
         _fsync_dir(self._data_dir)
 
+    @property
+    def _key_path(self) -> Path:
+        return self._data_dir / MASTER_KEY_FILENAME
+
+    def _check_permissions(self, key_file: Path | None, *, allow_insecure: bool) -> None:
+        """Before any file is read or created: only the owner may use the store's files."""
+        paths = [(self._data_dir, "data directory", True)]
+        paths += [
+            (self._data_dir / (DB_FILENAME + s), "database file", False) for s in _DB_SUFFIXES
+        ]
+        if key_file is not None:
+            paths.append((key_file, "master key file", False))
+        for path, kind, is_dir in paths:
+            check_private(path, kind=kind, is_dir=is_dir, allow_insecure=allow_insecure)
+
     def _resolve_master_key(
         self, master_key: bytes | None, master_key_file: Path | None, *, store_exists: bool
     ) -> bytes:
@@ -381,7 +412,7 @@ class SqliteBackend:
             except OSError as exc:
                 raise ConfigurationError(f"cannot read master key file {master_key_file}") from exc
             return _parse_key_file(content, master_key_file)
-        path = self._data_dir / MASTER_KEY_FILENAME
+        path = self._key_path
         try:
             return _parse_key_file(path.read_bytes(), path)
         except FileNotFoundError:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tenantvault.audit._chain import verify_lines
+from tenantvault.audit._chain import ChainHead, verify_lines
 from tenantvault.cli._args import UsageError, add_flag, segment
 from tenantvault.cli._commands_sys import unwrap
 from tenantvault.cli._context import Context, Failure
@@ -19,8 +19,25 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     audit = subparsers.add_parser("audit", help="verify, query and report on the audit trail")
     commands = audit.add_subparsers(dest="audit_command", metavar="COMMAND", required=True)
 
-    verify = commands.add_parser("verify", help="check a JSON-lines audit log's hash chain")
+    verify = commands.add_parser(
+        "verify", parents=[common], help="check a JSON-lines audit log's hash chain"
+    )
     verify.add_argument("file", metavar="FILE", type=Path)
+    anchor = verify.add_mutually_exclusive_group()
+    add_flag(
+        anchor,
+        "anchor",
+        metavar="SEQ:HASH",
+        help="a chain head recorded apart from the log (the server's sealed record): the log "
+        "must hold that entry, so a log cut after a checkpoint fails",
+    )
+    add_flag(
+        anchor,
+        "device",
+        metavar="NAME",
+        help="take the anchor from the running server: the chain head of its file device "
+        "NAME (GET sys/audit/NAME; root namespace, sudo)",
+    )
     verify.set_defaults(handler=_verify)
 
     query = commands.add_parser("query", parents=[common], help="search audit events")
@@ -31,7 +48,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         ("operation", "read, list, create, update, patch or delete"),
         ("outcome", "success, denied, invalid or error"),
         ("accessor", "a token accessor (or its hmac-sha256:… value)"),
-        ("tenant", "root namespace only: one tenant's events"),
+        ("tenant", "root namespace only: one tenant's events (its current incarnation)"),
+        (
+            "tenant-uid",
+            "root namespace only: one incarnation by id, also of a deleted tenant; "
+            "* with --tenant: every incarnation of that name",
+        ),
         ("limit", "events per page (default 100, at most 1000)"),
     ):
         add_flag(query, name, metavar="VALUE", help=help_text)
@@ -40,6 +62,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
     report = commands.add_parser("report", parents=[common], help="a tenant's compliance report")
     add_flag(report, "tenant", metavar="TENANT", help="the tenant (default: the namespace)")
+    add_flag(
+        report,
+        "tenant-uid",
+        metavar="ID",
+        help="root namespace only: report on this incarnation of --tenant (e.g. a deleted one)",
+    )
     add_flag(report, "since", metavar="WHEN", default="30d", help="from when (default 30d)")
     add_flag(report, "csv", action="store_true", help="print CSV instead of a table/JSON")
     report.set_defaults(handler=_report)
@@ -60,11 +88,29 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     hashing.set_defaults(handler=_hash)
 
 
+def _anchor(ctx: Context) -> ChainHead | None:
+    if ctx.args.anchor:
+        try:
+            return ChainHead.parse(ctx.args.anchor)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    if not ctx.args.device:
+        return None
+    name = segment(ctx.args.device, what="device name")
+    # Before the log is read: the head only moves on after its entry is in the file.
+    reply = ctx.call("GET", f"sys/audit/{name}", doing="reading the device's chain head")
+    head = unwrap(reply.body).get("chain_head")
+    if not isinstance(head, dict):
+        raise Failure(f"Audit device {name} keeps no chain head: it is not a file device")
+    return ChainHead(int(head["seq"]), str(head["hash"]))
+
+
 def _verify(ctx: Context) -> int:
     path: Path = ctx.args.file
+    anchor = _anchor(ctx)
     try:
         with path.open("rb") as handle:
-            report = verify_lines(handle)
+            report = verify_lines(handle, anchor=anchor)
     except OSError as error:
         raise Failure(f"Error reading {path}: {error.strerror}", exit_code=2) from None
     ctx.out.line(f"{path}: {report.describe()}")
@@ -83,7 +129,17 @@ def _params(ctx: Context, names: tuple[str, ...]) -> dict[str, str]:
 def _query(ctx: Context) -> int:
     params = _params(
         ctx,
-        ("since", "until", "path-prefix", "operation", "outcome", "accessor", "tenant", "limit"),
+        (
+            "since",
+            "until",
+            "path-prefix",
+            "operation",
+            "outcome",
+            "accessor",
+            "tenant",
+            "tenant-uid",
+            "limit",
+        ),
     )
     events: list[Any] = []
     while True:
@@ -114,6 +170,8 @@ def _report(ctx: Context) -> int:
     params = {"since": str(ctx.args.since)}
     if ctx.args.tenant:
         params["tenant"] = str(ctx.args.tenant)
+    if ctx.args.tenant_uid:
+        params["tenant_uid"] = str(ctx.args.tenant_uid)
     if ctx.args.csv:
         params["format"] = "csv"
     reply = ctx.call("GET", "sys/audit/report", params=params, doing="building the report")

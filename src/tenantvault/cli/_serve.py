@@ -131,12 +131,28 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "DATA_DIR/master.key, created on first start",
     )
     flag(
+        "allow-insecure-permissions",
+        action="store_true",
+        default=None,
+        help="start even if group or others can use the data directory (needs 0700), the "
+        "master key file or the database files (need 0600): log a warning instead; or "
+        f"{ENV_PREFIX}ALLOW_INSECURE_PERMISSIONS=1",
+    )
+    flag(
         "audit-file",
         metavar="PATH",
         type=Path,
         help="also audit to this JSON-lines file (hash-chained; reopened on SIGHUP)",
     )
     flag("audit-stdout", action="store_true", default=None, help="also audit to stdout")
+    flag(
+        "audit-dir",
+        metavar="DIR",
+        type=Path,
+        help="let `sys/audit/<name>` (`bao audit enable file`) create audit files in DIR, "
+        "and nowhere else (default: only these flags create them); or "
+        f"{ENV_PREFIX}AUDIT_DIR",
+    )
     flag(
         "no-audit-store",
         action="store_true",
@@ -170,11 +186,13 @@ def _settings(args: argparse.Namespace, environ: dict[str, str]) -> ServerSettin
         insecure_listen=args.insecure_listen,
         max_request_bytes=args.max_request_bytes,
         master_key_file=args.master_key_file,
+        allow_insecure_permissions=args.allow_insecure_permissions,
         access_log=False if args.no_access_log else None,
         audit_file=args.audit_file,
         audit_stdout=args.audit_stdout,
         audit_store=False if args.no_audit_store else None,
         audit_fsync=args.audit_fsync,
+        audit_dir=args.audit_dir,
     )
 
 

@@ -7,7 +7,8 @@ stores it back when it changed (rotation, configuration). Formats and checks fol
 - ciphertexts, signatures and HMACs read `vault:v<N>:<base64>`;
 - decryption refuses versions above the latest ("version is too new") and below
   `min_decryption_version` ("... disallowed by policy (too old)"); encryption refuses versions
-  below `min_encryption_version`;
+  below `min_encryption_version`, and every operation refuses a version below
+  `min_decryption_version` ("no such key version": OpenBao has archived it);
 - derived keys (`derived=True`) need a `context` for every operation.
 
 Errors are the caller's (`InvalidRequestError`, 400) or one `DecryptionError` (400) for every
@@ -277,7 +278,10 @@ class Keyring:
                 yield number, self.versions[number]
 
     def _entry(self, version: int) -> KeyVersion:
-        entry = self.versions.get(version)
+        # OpenBao archives the versions below min_decryption_version out of the policy's key
+        # map, so no operation may use one (issue 8.6: encrypting with a retired version gave
+        # ciphertext nobody could decrypt); lowering the minimum brings them back.
+        entry = self.versions.get(version) if version >= self.min_decryption_version else None
         if entry is None:
             raise InvalidRequestError("no such key version")
         return entry

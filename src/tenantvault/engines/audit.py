@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from tenantvault._clock import Clock, format_time
@@ -13,13 +13,16 @@ from tenantvault._exceptions import (
     PermissionDeniedError,
     UnsupportedOperationError,
 )
-from tenantvault._paths import validate_name
+from tenantvault._paths import validate_name, validate_tenant_id
 from tenantvault._request import Operation, Response
-from tenantvault._tokens import TokenStore
+from tenantvault._tokens import TenantIdLookup, TokenStore
 from tenantvault.audit._broker import AuditBroker
 from tenantvault.audit._query import (
+    ANY_INCARNATION,
     DEFAULT_PAGE,
+    MAX_PAGE,
     EventQuery,
+    parse_incarnation,
     parse_time,
     report_csv,
     run_query,
@@ -34,22 +37,35 @@ __all__ = ["AuditEngine"]
 Handler = Callable[[Call], Awaitable[Response]]
 # Device names that would shadow our own endpoints under sys/audit/.
 _RESERVED = frozenset({"events", "report"})
+# OpenBao's answer to a namespace calling a root-only endpoint (checked against 2.7.2).
+_ROOT_ONLY = "operation only available in root namespace"
+_REPORT_FORMATS = ("json", "csv")
 
 
 class AuditEngine:
     """`sys/audit*` within one tenant or the root namespace."""
 
     def __init__(
-        self, broker: AuditBroker, *, tokens: TokenStore, backend: Backend, clock: Clock
+        self,
+        broker: AuditBroker,
+        *,
+        tokens: TokenStore,
+        backend: Backend,
+        clock: Clock,
+        tenant_uid: TenantIdLookup,
     ) -> None:
         self._broker = broker
         self._tokens = tokens
         self._backend = backend
         self._clock = clock
+        self._tenant_uid = tenant_uid
 
     def route(self, op: Operation, rest: str, *, tenant: str | None) -> Route:
         """`rest` is the path after 'sys/'."""
         if rest.startswith("audit-hash/"):
+            # An HMAC oracle over the sinks' salts, which every tenant's entries share: root only.
+            if tenant is not None:
+                raise InvalidRequestError(_ROOT_ONLY)
             name = validate_name(rest.removeprefix("audit-hash/"), kind="audit device name")
             if op not in (Operation.UPDATE, Operation.CREATE):
                 raise UnsupportedOperationError()
@@ -78,7 +94,19 @@ class AuditEngine:
             )
         if op is Operation.DELETE:
             return Route(f"sys/audit/{name}", "sudo", lambda call: self._disable(name), mount="sys")
+        if op is Operation.READ:
+            # Ours (Vault has no read here): the device and its chain head, the anchor that
+            # `audit verify --device` checks a log against.
+            return Route(
+                f"sys/audit/{name}",
+                "sudo",
+                lambda call: self._read(name),
+                mount="sys",
+            )
         raise UnsupportedOperationError()
+
+    async def _read(self, name: str) -> Response:
+        return Response(data=self._broker.head(name))
 
     async def _list(self, call: Call) -> Response:
         return Response(data=self._broker.describe())
@@ -105,12 +133,39 @@ class AuditEngine:
             raise InvalidRequestError("input is required")
         return Response(data={"hash": self._broker.hash(name, value)})
 
-    def _scope(self, call: Call) -> str | None:
-        """The tenant whose entries the caller may see: its own; root namespace: any/all."""
+    async def _scope(self, call: Call) -> tuple[str | None, str | None]:
+        """The tenant and incarnation whose entries the caller may see (None: any).
+
+        In a tenant: its own current incarnation, whatever it asks for. In the root namespace:
+        everything, or `tenant` (its current incarnation) and/or `tenant_uid` (one incarnation,
+        also of a deleted tenant; `*` every incarnation of `tenant`, and entries from before
+        incarnation ids).
+        """
         if call.tenant != SYSTEM_TENANT:
-            return call.tenant
-        requested = get_str(call.data, "tenant")
-        return requested or None
+            record = call.principal.record
+            # The token's uid was checked against the tenant's current one when it logged in.
+            if record is not None and record.tenant == call.tenant:
+                return call.tenant, record.tenant_uid
+            uid = await self._tenant_uid(call.tenant)
+            if uid is None:
+                raise NotFoundError("namespace not found")
+            return call.tenant, uid
+        tenant = get_str(call.data, "tenant") or None
+        if tenant is not None:
+            validate_tenant_id(tenant)
+        requested = parse_incarnation(call.data.get("tenant_uid"))
+        if requested == ANY_INCARNATION:
+            if tenant is None:
+                raise InvalidRequestError("tenant_uid=* needs a tenant")
+            return tenant, None
+        if requested is not None or tenant is None:
+            return tenant, requested
+        uid = await self._tenant_uid(tenant)
+        if uid is None:
+            raise NotFoundError(
+                f"no tenant {tenant!r} exists now; pass tenant_uid to audit a deleted one"
+            )
+        return tenant, uid
 
     def _store(self) -> Any:
         store = self._broker.store()
@@ -124,8 +179,10 @@ class AuditEngine:
         accessor = get_str(data, "accessor", default="") or ""
         if accessor and not accessor.startswith("hmac-sha256:"):
             accessor = self._store().redactor.hash(accessor)
+        tenant, tenant_uid = await self._scope(call)
         query = EventQuery(
-            tenant=self._scope(call),
+            tenant=tenant,
+            tenant_uid=tenant_uid,
             since_ns=parse_time(data.get("since"), now_ns=now, field="since"),
             until_ns=parse_time(data.get("until"), now_ns=now, field="until"),
             path_prefix=get_str(data, "path_prefix", default="") or "",
@@ -133,8 +190,8 @@ class AuditEngine:
             outcome=get_str(data, "outcome", default="") or "",
             accessor_hmac=accessor,
             type=get_str(data, "type", default="") or "",
-            after_id=get_int(data, "after", default=0) or 0,
-            limit=get_int(data, "limit", default=DEFAULT_PAGE) or DEFAULT_PAGE,
+            after_id=_number(data, "after", default=0, minimum=0),
+            limit=_number(data, "limit", default=DEFAULT_PAGE, minimum=1, maximum=MAX_PAGE),
         ).validate()
         events, cursor = await run_query(self._store(), query)
         return Response(data={"events": events, "next": cursor})
@@ -149,27 +206,37 @@ class AuditEngine:
         return keys
 
     async def _report(self, call: Call) -> Response:
-        tenant = self._scope(call)
+        output = get_str(call.data, "format", default="json") or "json"
+        if output not in _REPORT_FORMATS:
+            raise InvalidRequestError("invalid value for format: use json or csv")
+        tenant, tenant_uid = await self._scope(call)
         if tenant is None:
             raise InvalidRequestError("tenant is required in the root namespace")
+        if tenant_uid is None:
+            raise InvalidRequestError("a report covers one incarnation: tenant_uid cannot be *")
         now = self._clock()
         since = parse_time(call.data.get("since") or "30d", now_ns=now, field="since")
-        activity = await secret_activity(self._store(), tenant, since)
-        keys = await self._kv_keys(tenant)
+        activity = await secret_activity(self._store(), tenant, tenant_uid, since)
+        keys: list[str] = []
+        tokens: list[dict[str, Any]] = []
+        # Secrets and tokens are the current incarnation's: a deleted one's were destroyed.
+        if tenant_uid == await self._tenant_uid(tenant):
+            keys = await self._kv_keys(tenant)
+            redactor = self._store().redactor
+            tokens = [
+                {
+                    "accessor": redactor.hash(record.accessor),
+                    "display_name": record.display_name,
+                    "policies": sorted(record.policies),
+                    "created": format_time(record.created_ns),
+                }
+                for record in await self._tokens.tenant_tokens(tenant, tenant_uid)
+                if not record.expire_ns
+            ]
         read = {key for key, stats in activity["secrets"].items() if stats["reads"]}
-        redactor = self._store().redactor
-        tokens = [
-            {
-                "accessor": redactor.hash(record.accessor),
-                "display_name": record.display_name,
-                "policies": sorted(record.policies),
-                "created": format_time(record.created_ns),
-            }
-            for record in await self._tokens.tenant_tokens(tenant)
-            if not record.expire_ns
-        ]
         report = {
             "tenant": tenant,
+            "tenant_uid": tenant_uid,
             "since": format_time(since or 0),
             "until": format_time(now),
             "secrets": activity["secrets"],
@@ -177,6 +244,19 @@ class AuditEngine:
             "never_read": sorted(set(keys) - read),
             "tokens_without_expiry": tokens,
         }
-        if (get_str(call.data, "format", default="json") or "json") == "csv":
+        if output == "csv":
             return Response(data={"csv": report_csv(report)})
         return Response(data=report)
+
+
+def _number(
+    data: Mapping[str, Any], name: str, *, default: int, minimum: int, maximum: int | None = None
+) -> int:
+    """A whole-number query parameter within [minimum, maximum]; 400 otherwise."""
+    # get_int refuses non-integers and anything beyond 2**53; the range is judged here so
+    # that the message can say what the range is.
+    value = get_int(data, name, default=default, minimum=-(2**53))
+    if value is None or value < minimum or (maximum is not None and value > maximum):
+        bound = f"{minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+        raise InvalidRequestError(f"invalid value for {name}: {bound}")
+    return value

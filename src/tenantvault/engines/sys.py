@@ -168,11 +168,13 @@ class SysEngine:
     async def _delete_namespace(self, name: str) -> Response:
         # Revoke tokens first, so none outlives its tenant even if the process dies midway;
         # tokens also check the tenant's incarnation id, which dies with the tenant.
-        if await self._tenants.uid(name) is None:
+        uid = await self._tenants.uid(name)
+        if uid is None:
             return Response(warnings=["requested namespace does not exist"])
-        await self._tokens.revoke_tenant(name)
+        await self._tokens.revoke_tenant(name, uid)
         await self._tenants.delete(name)
-        await self._tokens.revoke_tenant(name)
+        # Again: a token created while the tenant was being deleted is indexed by now.
+        await self._tokens.revoke_tenant(name, uid)
         # OpenBao answers 200 with a status (its deletion runs in the background; ours is
         # done when we answer). The bao CLI expects a body here.
         return Response(data={"status": "deleted"})

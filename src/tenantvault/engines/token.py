@@ -17,7 +17,7 @@ from tenantvault._paths import validate_name
 from tenantvault._policy_store import PolicyStore
 from tenantvault._request import Operation, Response
 from tenantvault._tenants import TenantRegistry
-from tenantvault._tokens import TokenRecord, TokenStore
+from tenantvault._tokens import TokenRecord, TokenStore, refuse_restricted_parent
 from tenantvault.backends._protocol import SYSTEM_TENANT
 from tenantvault.engines._common import get_bool, get_int, get_mapping, get_str
 from tenantvault.engines._route import Call, Route
@@ -98,20 +98,21 @@ class TokenEngine:
             return None
         return record
 
-    async def _target(self, call: Call) -> TokenRecord:
+    async def _target(self, call: Call, *, dying: bool = False) -> TokenRecord:
         token = get_str(call.data, "token")
         if not token:
             raise InvalidRequestError("missing token")
-        record = self._same_tenant(call, await self._tokens.lookup(token))
+        record = self._same_tenant(call, await self._tokens.lookup(token, dying=dying))
         if record is None:
             raise PermissionDeniedError("bad token")
         return record
 
-    async def _target_accessor(self, call: Call) -> TokenRecord:
+    async def _target_accessor(self, call: Call, *, dying: bool = False) -> TokenRecord:
         accessor = get_str(call.data, "accessor")
         if not accessor:
             raise InvalidRequestError("missing accessor")
-        record = self._same_tenant(call, await self._tokens.lookup_accessor(accessor))
+        found = await self._tokens.lookup_accessor(accessor, dying=dying)
+        record = self._same_tenant(call, found)
         if record is None:
             raise InvalidRequestError("invalid accessor")
         return record
@@ -135,9 +136,15 @@ class TokenEngine:
     ) -> Response:
         data = call.data
         principal = call.principal
+        # First, as in Vault: a use-limited token gets this answer whatever else it asks.
+        refuse_restricted_parent(principal.record)
         raw_policies = data.get("policies")
         if raw_policies is None:
-            requested = [p for p in principal.policies if p != "default"] or []
+            # The parent's policies are inherited only inside the parent's own namespace: a
+            # root-namespace token (or the operator) making a tenant's token without naming
+            # policies gives it `default` alone, as OpenBao does, never a tenant root token.
+            inherited = principal.tenant == _namespace(call)
+            requested = [p for p in principal.policies if p != "default"] if inherited else []
             explicit = False
         elif isinstance(raw_policies, list) and all(isinstance(p, str) for p in raw_policies):
             requested = list(raw_policies)
@@ -166,6 +173,10 @@ class TokenEngine:
                 isinstance(k, str) and isinstance(v, str) for k, v in meta.items()
             ):
                 raise InvalidRequestError("invalid value for meta: expected an object of strings")
+        period = parse_duration(data.get("period") or 0, field="period")
+        if period and not principal.is_root and not call.acl.allows(path, "sudo"):
+            # A periodic token can be renewed forever: Vault reserves it to root and sudo.
+            raise InvalidRequestError("root or sudo privileges required to create periodic token")
         ttl = data.get("ttl") or data.get("lease")
         num_uses = get_int(data, "num_uses", default=0) or 0
         tenant = _namespace(call)
@@ -183,7 +194,7 @@ class TokenEngine:
             explicit_max_ttl_seconds=parse_duration(
                 data.get("explicit_max_ttl") or 0, field="explicit_max_ttl"
             ),
-            period_seconds=parse_duration(data.get("period") or 0, field="period"),
+            period_seconds=period,
             renewable=get_bool(data, "renewable", default=True) is not False,
             num_uses=num_uses,
             meta=dict(meta) if meta else None,
@@ -239,7 +250,9 @@ class TokenEngine:
         token = get_str(call.data, "token")
         if not token:
             raise InvalidRequestError("missing token")
-        record = self._same_tenant(call, await self._tokens.lookup(token))
+        # A token already being revoked is revoked again: that finishes a revocation that an
+        # outage cut short, which would otherwise leave its children alive (as Vault does).
+        record = self._same_tenant(call, await self._tokens.lookup(token, dying=True))
         if record is not None:
             await self._tokens.revoke(record, tree=True)
         return Response.no_content()
@@ -249,11 +262,11 @@ class TokenEngine:
         return Response.no_content()
 
     async def _revoke_accessor(self, call: Call) -> Response:
-        await self._tokens.revoke(await self._target_accessor(call), tree=True)
+        await self._tokens.revoke(await self._target_accessor(call, dying=True), tree=True)
         return Response.no_content()
 
     async def _revoke_orphan(self, call: Call) -> Response:
         if not call.principal.is_root and not call.acl.allows("auth/token/revoke-orphan", "sudo"):
             raise PermissionDeniedError()
-        await self._tokens.revoke(await self._target(call), tree=False)
+        await self._tokens.revoke(await self._target(call, dying=True), tree=False)
         return Response.no_content()

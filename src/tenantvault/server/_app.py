@@ -27,6 +27,7 @@ from tenantvault._exceptions import (
     TenantVaultError,
 )
 from tenantvault._request import Operation, Request, Response
+from tenantvault.audit import AuditBroker
 from tenantvault.backends import open_backend
 from tenantvault.engines.transit import run_rotation
 from tenantvault.server._json import parse_body
@@ -94,8 +95,9 @@ async def _open_core(settings: ServerSettings) -> Core:
         settings.backend_url,
         master_key=settings.master_key,
         master_key_file=settings.master_key_file,
+        allow_insecure_permissions=settings.allow_insecure_permissions,
     )
-    core = Core(backend)
+    core = Core(backend, audit=AuditBroker(backend, file_dir=settings.audit_dir))
     try:
         await core.start()
         await _enable_audit(core, settings)

@@ -638,7 +638,17 @@ def _transit_paths() -> dict[str, Schema]:
 
 def _audit_paths() -> dict[str, Schema]:
     time_param = {"type": "string", "description": "RFC 3339 time or a duration ago (30d)"}
-    tenant = _query("tenant", {"type": "string"}, "Root namespace only: the tenant to query")
+    tenant = _query(
+        "tenant",
+        {"type": "string"},
+        "Root namespace only: the tenant to query (its current incarnation)",
+    )
+    tenant_uid = _query(
+        "tenant_uid",
+        {"type": "string"},
+        "Root namespace only: one incarnation of a tenant by id (request.namespace.id), also "
+        "of a deleted one; `*` with `tenant`: every incarnation of that name",
+    )
     device = _path_param("name", "^[A-Za-z0-9][A-Za-z0-9_.@=:~-]{0,127}$", "Audit device")
     return {
         "/sys/audit": {
@@ -659,6 +669,13 @@ def _audit_paths() -> dict[str, Schema]:
                 ),
                 body_required=True,
             ),
+            "get": _operation(
+                "An audit device and, for a file, its chain head (seq and hash of the last "
+                "durable entry): the anchor `tenantvault audit verify --device` checks a log "
+                "against (root namespace, sudo; ours, not Vault's)",
+                "audit",
+                success=_OK,
+            ),
             "delete": _operation("Disable an audit device", "audit", success=_DELETED),
         },
         "/sys/audit/events": {
@@ -671,12 +688,19 @@ def _audit_paths() -> dict[str, Schema]:
                     _query("until", time_param, "Newest entry"),
                     _query("path_prefix", {"type": "string"}, "Request path prefix"),
                     _query("operation", {"type": "string"}, "read, update, ..."),
-                    _query("outcome", {"type": "string"}, "ok, denied, error"),
+                    _query(
+                        "outcome",
+                        {"type": "string", "enum": ["success", "denied", "invalid", "error"]},
+                        "success, denied, invalid or error",
+                    ),
                     _query("accessor", {"type": "string"}, "Token accessor (or its HMAC)"),
                     _query("type", {"type": "string"}, "request or response"),
                     _query("after", _NON_NEGATIVE, "Cursor from the previous page"),
-                    _query("limit", _NON_NEGATIVE, "Page size"),
+                    _query(
+                        "limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size"
+                    ),
                     tenant,
+                    tenant_uid,
                 ],
             ),
         },
@@ -689,6 +713,7 @@ def _audit_paths() -> dict[str, Schema]:
                     _query("since", time_param, "Start of the period (default 30d)"),
                     _query("format", {"type": "string", "enum": ["json", "csv"]}, "Format"),
                     tenant,
+                    tenant_uid,
                 ],
             ),
         },
