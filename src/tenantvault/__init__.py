@@ -5,18 +5,8 @@ Python API, the HTTP API and the CLI all pass one choke point (`Core`).
 """
 
 from tenantvault._audit_hook import AuditHook, RequestContext
-from tenantvault._client import (
-    KV,
-    KeyMetadata,
-    Policies,
-    Secret,
-    Tenant,
-    TenantVault,
-    TokenInfo,
-    Tokens,
-    VersionInfo,
-    open,
-)
+from tenantvault._client import KV, Policies, Tenant, TenantVault, Tokens, Transit, open
+from tenantvault._clock import Clock
 from tenantvault._core import Core
 from tenantvault._exceptions import (
     AuditError,
@@ -40,6 +30,19 @@ from tenantvault._exceptions import (
     UnsupportedMediaTypeError,
     UnsupportedOperationError,
 )
+from tenantvault._models import (
+    BatchResult,
+    DataKey,
+    KeyInfo,
+    KeyMetadata,
+    KVConfig,
+    Secret,
+    TenantInfo,
+    TokenInfo,
+    TokenLookup,
+    VersionInfo,
+    VersionState,
+)
 from tenantvault._request import Operation, Request, Response
 from tenantvault._version import __version__
 
@@ -50,16 +53,21 @@ __all__ = [
     "BackendError",
     "BackendTimeoutError",
     "BackendUnavailableError",
+    "BatchResult",
     "CheckAndSetError",
+    "Clock",
     "ClosedError",
     "ConfigurationError",
     "ConflictError",
     "Core",
+    "DataKey",
     "DecryptionError",
     "IntegrityError",
     "InternalError",
     "InvalidPathError",
     "InvalidRequestError",
+    "KVConfig",
+    "KeyInfo",
     "KeyMetadata",
     "NotFoundError",
     "Operation",
@@ -72,13 +80,17 @@ __all__ = [
     "Response",
     "Secret",
     "Tenant",
+    "TenantInfo",
     "TenantVault",
     "TenantVaultError",
     "TokenInfo",
+    "TokenLookup",
     "Tokens",
+    "Transit",
     "UnsupportedMediaTypeError",
     "UnsupportedOperationError",
     "VersionInfo",
+    "VersionState",
     "__version__",
     "open",
 ]

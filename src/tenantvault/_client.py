@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -12,107 +12,41 @@ from typing import Any
 from tenantvault._clock import Clock, system_clock
 from tenantvault._core import Core
 from tenantvault._exceptions import ClosedError, NotFoundError
+from tenantvault._models import (
+    BatchResult,
+    DataKey,
+    KeyInfo,
+    KeyMetadata,
+    KVConfig,
+    Secret,
+    TenantInfo,
+    TokenInfo,
+    TokenLookup,
+    VersionInfo,
+)
 from tenantvault._request import Operation, Request, Response
 from tenantvault.audit import AuditBroker
 from tenantvault.backends import Backend, open_backend
 
-__all__ = [
-    "KV",
-    "BatchResult",
-    "DataKey",
-    "KeyMetadata",
-    "Policies",
-    "Secret",
-    "Tenant",
-    "TenantVault",
-    "TokenInfo",
-    "Tokens",
-    "Transit",
-    "VersionInfo",
-    "open",
-]
+__all__ = ["KV", "Policies", "Tenant", "TenantVault", "Tokens", "Transit", "open"]
 
 
-@dataclass(frozen=True, slots=True)
-class VersionInfo:
-    """One version's metadata, as KV v2 reports it after a write or with a read."""
-
-    version: int
-    created_time: str
-    deletion_time: str
-    destroyed: bool
-    custom_metadata: dict[str, str] | None = None
-
-    @classmethod
-    def from_data(cls, data: Mapping[str, Any]) -> VersionInfo:
-        return cls(
-            version=data["version"],
-            created_time=data["created_time"],
-            deletion_time=data["deletion_time"],
-            destroyed=data["destroyed"],
-            custom_metadata=data.get("custom_metadata"),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Secret:
-    """A secret version's data and metadata; `repr` never shows the data."""
-
-    data: dict[str, Any] = field(repr=False)
-    metadata: VersionInfo
-
-    @property
-    def version(self) -> int:
-        return self.metadata.version
-
-
-@dataclass(frozen=True, slots=True)
-class KeyMetadata:
-    """A key's metadata: settings, and the state of every version kept."""
-
-    current_version: int
-    oldest_version: int
-    max_versions: int
-    cas_required: bool
-    delete_version_after: str
-    created_time: str
-    updated_time: str
-    custom_metadata: dict[str, str] | None
-    versions: dict[int, dict[str, Any]]
-
-    @classmethod
-    def from_data(cls, data: Mapping[str, Any]) -> KeyMetadata:
-        return cls(
-            current_version=data["current_version"],
-            oldest_version=data["oldest_version"],
-            max_versions=data["max_versions"],
-            cas_required=data["cas_required"],
-            delete_version_after=data["delete_version_after"],
-            created_time=data["created_time"],
-            updated_time=data["updated_time"],
-            custom_metadata=data["custom_metadata"],
-            versions={int(v): dict(info) for v, info in data["versions"].items()},
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class TokenInfo:
-    """A freshly created token. `token` is the only copy of the plaintext: store it safely."""
-
-    token: str = field(repr=False)
-    accessor: str = field(repr=False)
-    policies: list[str]
-    lease_duration: int
-    renewable: bool
-    orphan: bool
-    num_uses: int
+_Send = Callable[[Request], Awaitable[Response]]
 
 
 class _Caller:
-    """Sends requests through the Core as one principal (a token, or the operator)."""
+    """Sends requests through the Core as one principal (a token, or the operator).
 
-    def __init__(self, core: Core, token: str | None, *, operator: bool) -> None:
-        self._core = core
+    It holds one bound entry point of the Core and never the Core itself: `Core.handle` for a
+    token, `Core.handle_as_operator` only in the handle that opened the store. So no attribute
+    of a `with_token` handle, or of anything it holds, leads to the Core, its stores, its
+    backend or the operator's entry point; the line is drawn in `tests/unit/test_client_privacy.py`.
+    """
+
+    __slots__ = ("_operator", "_send", "_token")
+
+    def __init__(self, send: _Send, token: str | None, *, operator: bool) -> None:
+        self._send = send
         self._token = token
         self._operator = operator
 
@@ -127,17 +61,17 @@ class _Caller:
         *,
         namespace: str | None = None,
     ) -> Response:
-        request = Request(
-            operation=operation,
-            path=path,
-            data=data,
-            token=self._token,
-            namespace=namespace,
-            client_address="python",
+        """Send one request as this caller's principal."""
+        return await self._send(
+            Request(
+                operation=operation,
+                path=path,
+                data=data,
+                token=self._token,
+                namespace=namespace,
+                client_address="python",
+            )
         )
-        if self._operator:
-            return await self._core.handle_as_operator(request)
-        return await self._core.handle(request)
 
 
 class KV:
@@ -209,6 +143,7 @@ class KV:
             await self._call(Operation.UPDATE, f"delete/{path}", {"versions": versions})
 
     async def undelete(self, path: str, *, versions: list[int]) -> None:
+        """Restore soft-deleted `versions` (not destroyed ones)."""
         await self._call(Operation.UPDATE, f"undelete/{path}", {"versions": versions})
 
     async def destroy(self, path: str, *, versions: list[int]) -> None:
@@ -225,6 +160,7 @@ class KV:
         return list((response.data or {})["keys"])
 
     async def metadata(self, path: str) -> KeyMetadata:
+        """The key's metadata and the state of each version; `NotFoundError` if absent."""
         response = await self._call(Operation.READ, f"metadata/{path}")
         return KeyMetadata.from_data(response.data or {})
 
@@ -237,6 +173,7 @@ class KV:
         delete_version_after: str | int | None = None,
         custom_metadata: Mapping[str, str] | None = None,
     ) -> None:
+        """Set the given settings of the key; `custom_metadata` replaces its whole map."""
         await self._call(
             Operation.UPDATE,
             f"metadata/{path}",
@@ -252,6 +189,7 @@ class KV:
         delete_version_after: str | int | None = None,
         custom_metadata: Mapping[str, str | None] | None = None,
     ) -> None:
+        """Change only the given settings (`custom_metadata` merges; None removes a key)."""
         await self._call(
             Operation.PATCH,
             f"metadata/{path}",
@@ -262,8 +200,9 @@ class KV:
         """Delete the key with all its versions."""
         await self._call(Operation.DELETE, f"metadata/{path}")
 
-    async def config(self) -> dict[str, Any]:
-        return dict((await self._call(Operation.READ, "config")).data or {})
+    async def config(self) -> KVConfig:
+        """The mount's settings (versions kept, check-and-set required, deletion delay)."""
+        return KVConfig.from_data((await self._call(Operation.READ, "config")).data or {})
 
     async def configure(
         self,
@@ -272,6 +211,7 @@ class KV:
         cas_required: bool | None = None,
         delete_version_after: str | int | None = None,
     ) -> None:
+        """Set the mount's defaults for every key (versions kept, cas, deletion delay)."""
         await self._call(
             Operation.UPDATE,
             "config",
@@ -305,23 +245,27 @@ class Policies:
         self._tenant = tenant
 
     async def write(self, name: str, policy: str) -> None:
+        """Create or replace the policy `name` (HCL or JSON)."""
         await self._caller.call(
             Operation.UPDATE, f"sys/policies/acl/{name}", {"policy": policy}, namespace=self._tenant
         )
 
     async def read(self, name: str) -> str:
+        """The policy's text as written; `NotFoundError` if there is none."""
         response = await self._caller.call(
             Operation.READ, f"sys/policies/acl/{name}", namespace=self._tenant
         )
         return str((response.data or {})["policy"])
 
     async def list(self) -> list[str]:
+        """The names of the policies here."""
         response = await self._caller.call(
             Operation.LIST, "sys/policies/acl", namespace=self._tenant
         )
         return list((response.data or {})["keys"])
 
     async def delete(self, name: str) -> None:
+        """Delete the policy `name`."""
         await self._caller.call(
             Operation.DELETE, f"sys/policies/acl/{name}", namespace=self._tenant
         )
@@ -347,6 +291,7 @@ class Tokens:
         no_default_policy: bool = False,
         display_name: str | None = None,
     ) -> TokenInfo:
+        """A new token in this tenant: a child of the caller's token, unless `orphan`."""
         body: dict[str, Any] = {
             "renewable": renewable,
             "num_uses": num_uses,
@@ -364,79 +309,49 @@ class Tokens:
             body["meta"] = dict(meta)
         path = "auth/token/create-orphan" if orphan else "auth/token/create"
         response = await self._caller.call(Operation.UPDATE, path, body, namespace=self._tenant)
-        auth = response.auth or {}
-        return TokenInfo(
-            token=auth["client_token"],
-            accessor=auth["accessor"],
-            policies=auth["policies"],
-            lease_duration=auth["lease_duration"],
-            renewable=auth["renewable"],
-            orphan=auth["orphan"],
-            num_uses=auth["num_uses"],
-        )
+        return TokenInfo.from_auth(response.auth or {})
 
-    async def lookup(self, token: str) -> dict[str, Any]:
+    async def lookup(self, token: str) -> TokenLookup:
+        """What the server knows about `token` (its TTL, policies, metadata…)."""
         response = await self._caller.call(
             Operation.UPDATE, "auth/token/lookup", {"token": token}, namespace=self._tenant
         )
-        return dict(response.data or {})
+        return TokenLookup.from_data(response.data or {})
 
-    async def lookup_accessor(self, accessor: str) -> dict[str, Any]:
+    async def lookup_accessor(self, accessor: str) -> TokenLookup:
+        """Look a token up by its accessor; `id` stays empty (the accessor never reveals it)."""
         response = await self._caller.call(
             Operation.UPDATE,
             "auth/token/lookup-accessor",
             {"accessor": accessor},
             namespace=self._tenant,
         )
-        return dict(response.data or {})
+        return TokenLookup.from_data(response.data or {})
 
-    async def renew(self, token: str, *, increment: str | int | None = None) -> dict[str, Any]:
+    async def renew(self, token: str, *, increment: str | int | None = None) -> TokenInfo:
+        """Extend `token`'s lease (by `increment`, or its TTL); the renewed `auth` block."""
         body: dict[str, Any] = {"token": token}
         if increment is not None:
             body["increment"] = increment
         response = await self._caller.call(
             Operation.UPDATE, "auth/token/renew", body, namespace=self._tenant
         )
-        return dict(response.auth or {})
+        return TokenInfo.from_auth(response.auth or {})
 
     async def revoke(self, token: str) -> None:
+        """Revoke `token` and every token created from it."""
         await self._caller.call(
             Operation.UPDATE, "auth/token/revoke", {"token": token}, namespace=self._tenant
         )
 
     async def revoke_accessor(self, accessor: str) -> None:
+        """Revoke the token with this accessor, and its children."""
         await self._caller.call(
             Operation.UPDATE,
             "auth/token/revoke-accessor",
             {"accessor": accessor},
             namespace=self._tenant,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class BatchResult:
-    """One item of a transit batch: its result, or Vault's error message for that item.
-
-    `value` is the ciphertext (encrypt, rewrap) or the plaintext bytes (decrypt).
-    """
-
-    value: str | bytes | None = field(repr=False)
-    key_version: int | None
-    error: str | None
-    reference: str
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-@dataclass(frozen=True, slots=True)
-class DataKey:
-    """A data key from `datakey/`: its ciphertext, and its plaintext unless wrapped."""
-
-    ciphertext: str
-    key_version: int
-    plaintext: bytes | None = field(repr=False)
 
 
 def _b64(raw: bytes) -> str:
@@ -473,7 +388,7 @@ class Transit:
         convergent_encryption: bool | None = None,
         auto_rotate_period: str | int | None = None,
         key_size: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> KeyInfo:
         """Create the key (an existing key is returned unchanged); its description.
 
         Unset options take the server's defaults (`aes256-gcm96`, not derived) and are not
@@ -487,13 +402,14 @@ class Transit:
             "key_size": key_size,
         }
         body = {option: value for option, value in options.items() if value is not None}
-        return await self._write(f"keys/{name}", body)
+        return KeyInfo.from_data(await self._write(f"keys/{name}", body))
 
-    async def read_key(self, name: str) -> dict[str, Any]:
+    async def read_key(self, name: str) -> KeyInfo:
         """The key's description (versions, settings; never key material)."""
-        return dict((await self._call(Operation.READ, f"keys/{name}")).data or {})
+        return KeyInfo.from_data((await self._call(Operation.READ, f"keys/{name}")).data or {})
 
     async def list_keys(self) -> list[str]:
+        """The transit keys' names; empty if there are none."""
         try:
             response = await self._call(Operation.LIST, "keys")
         except NotFoundError:
@@ -508,7 +424,8 @@ class Transit:
         min_encryption_version: int | None = None,
         deletion_allowed: bool | None = None,
         auto_rotate_period: str | int | None = None,
-    ) -> dict[str, Any]:
+    ) -> KeyInfo:
+        """Change the key's settings (unset ones are kept); its description afterwards."""
         body = {
             field_name: value
             for field_name, value in (
@@ -519,11 +436,11 @@ class Transit:
             )
             if value is not None
         }
-        return await self._write(f"keys/{name}/config", body)
+        return KeyInfo.from_data(await self._write(f"keys/{name}/config", body))
 
-    async def rotate_key(self, name: str) -> dict[str, Any]:
+    async def rotate_key(self, name: str) -> KeyInfo:
         """Add a new key version; new encryptions use it, older ciphertexts still decrypt."""
-        return await self._write(f"keys/{name}/rotate", {})
+        return KeyInfo.from_data(await self._write(f"keys/{name}/rotate", {}))
 
     async def delete_key(self, name: str) -> None:
         """Delete the key for good (only once `deletion_allowed` is set)."""
@@ -654,6 +571,7 @@ class Transit:
         algorithm: str = "sha2-256",
         key_version: int | None = None,
     ) -> str:
+        """The HMAC `vault:v<N>:...` of `data` under the key (`algorithm`: sha2-256…)."""
         body = {
             "input": _b64(data),
             "algorithm": algorithm,
@@ -664,6 +582,7 @@ class Transit:
     async def verify_hmac(
         self, name: str, data: bytes, hmac: str, *, algorithm: str = "sha2-256"
     ) -> bool:
+        """Whether `hmac` is `data`'s HMAC under the key."""
         body = {"input": _b64(data), "hmac": hmac, "algorithm": algorithm}
         return bool((await self._write(f"verify/{name}", body))["valid"])
 
@@ -682,6 +601,7 @@ class Transit:
     async def verify(
         self, name: str, data: bytes, signature: str, *, context: bytes | None = None
     ) -> bool:
+        """Whether `signature` is a valid signature of `data` under the key."""
         body = {"input": _b64(data), "signature": signature, **self._options(context, None, None)}
         return bool((await self._write(f"verify/{name}", body))["valid"])
 
@@ -689,6 +609,180 @@ class Transit:
         """`size` random bytes from the server's CSPRNG."""
         data = await self._write("random", {"bytes": size})
         return base64.b64decode(data["random_bytes"])
+
+
+@dataclass(frozen=True, slots=True)
+class MountInfo:
+    """One secrets engine mount, as `sys/mounts` describes it."""
+
+    path: str
+    type: str
+    description: str
+    accessor: str
+    uuid: str
+    options: dict[str, str]
+    default_lease_ttl: int
+    max_lease_ttl: int
+
+    @classmethod
+    def from_data(cls, path: str, data: Mapping[str, Any]) -> MountInfo:
+        config = data.get("config") or {}
+        return cls(
+            path=path,
+            type=data["type"],
+            description=data.get("description", ""),
+            accessor=data.get("accessor", ""),
+            uuid=data.get("uuid", ""),
+            options=dict(data.get("options") or {}),
+            default_lease_ttl=int(config.get("default_lease_ttl", 0)),
+            max_lease_ttl=int(config.get("max_lease_ttl", 0)),
+        )
+
+
+def _mount_prefix(mount: str) -> str:
+    return mount.strip("/") + "/"
+
+
+class Mounts:
+    """The tenant's mount table (`sys/mounts`): `bao secrets enable|disable|list|tune`."""
+
+    def __init__(self, caller: _Caller, tenant: str | None) -> None:
+        self._caller = caller
+        self._tenant = tenant
+
+    async def _call(
+        self, operation: Operation, path: str, data: Mapping[str, Any] | None = None
+    ) -> Response:
+        return await self._caller.call(operation, path, data, namespace=self._tenant)
+
+    async def list(self) -> dict[str, MountInfo]:
+        """Every mount by path ('secret/', …), `sys/` included as Vault lists it."""
+        data = (await self._call(Operation.READ, "sys/mounts")).data or {}
+        return {path: MountInfo.from_data(path, info) for path, info in data.items()}
+
+    async def read(self, path: str) -> MountInfo:
+        prefix = _mount_prefix(path)
+        data = (await self._call(Operation.READ, f"sys/mounts/{prefix[:-1]}")).data or {}
+        return MountInfo.from_data(prefix, data)
+
+    async def enable(
+        self,
+        path: str,
+        engine_type: str,
+        *,
+        description: str = "",
+        version: int | None = None,
+        default_lease_ttl: str | int | None = None,
+        max_lease_ttl: str | int | None = None,
+    ) -> None:
+        """Mount `engine_type` ('kv', 'kv-v2', 'transit') at `path`; `version` for kv."""
+        body: dict[str, Any] = {"type": engine_type, "description": description}
+        if version is not None:
+            body["options"] = {"version": str(version)}
+        config = {
+            name: value
+            for name, value in (
+                ("default_lease_ttl", default_lease_ttl),
+                ("max_lease_ttl", max_lease_ttl),
+            )
+            if value is not None
+        }
+        if config:
+            body["config"] = config
+        await self._call(Operation.UPDATE, f"sys/mounts/{_mount_prefix(path)[:-1]}", body)
+
+    async def disable(self, path: str) -> None:
+        """Unmount `path`: its data and its key are destroyed, irrecoverably."""
+        await self._call(Operation.DELETE, f"sys/mounts/{_mount_prefix(path)[:-1]}")
+
+    async def tune(
+        self,
+        path: str,
+        *,
+        description: str | None = None,
+        default_lease_ttl: str | int | None = None,
+        max_lease_ttl: str | int | None = None,
+        version: int | None = None,
+    ) -> Sequence[str]:
+        """Change a mount's settings; `version=2` upgrades kv v1 (`bao kv enable-versioning`).
+        Returns Vault's warnings (the upgrade has one)."""
+        body: dict[str, Any] = {}
+        for name, value in (
+            ("description", description),
+            ("default_lease_ttl", default_lease_ttl),
+            ("max_lease_ttl", max_lease_ttl),
+        ):
+            if value is not None:
+                body[name] = value
+        if version is not None:
+            body["options"] = {"version": str(version)}
+        response = await self._call(
+            Operation.UPDATE, f"sys/mounts/{_mount_prefix(path)[:-1]}/tune", body
+        )
+        return list(response.warnings or [])
+
+
+class _MountedKV(KV):
+    """KV v2 at any mount path (`Tenant.kv_at`)."""
+
+    def __init__(self, caller: _Caller, tenant: str | None, mount: str) -> None:
+        super().__init__(caller, tenant)
+        self._mount = _mount_prefix(mount)
+
+    async def _call(
+        self, operation: Operation, path: str, data: Mapping[str, Any] | None = None
+    ) -> Response:
+        return await self._caller.call(
+            operation, f"{self._mount}{path}", data, namespace=self._tenant
+        )
+
+
+class _MountedTransit(Transit):
+    """Transit at any mount path (`Tenant.transit_at`)."""
+
+    def __init__(self, caller: _Caller, tenant: str | None, mount: str) -> None:
+        super().__init__(caller, tenant)
+        self._mount = _mount_prefix(mount)
+
+    async def _call(
+        self, operation: Operation, path: str, data: Mapping[str, Any] | None = None
+    ) -> Response:
+        return await self._caller.call(
+            operation, f"{self._mount}{path}", data, namespace=self._tenant
+        )
+
+
+class KVv1:
+    """KV v1 (one unversioned value per path) at a mount (`Tenant.kv1_at`)."""
+
+    def __init__(self, caller: _Caller, tenant: str | None, mount: str) -> None:
+        self._caller = caller
+        self._tenant = tenant
+        self._mount = _mount_prefix(mount)
+
+    async def _call(
+        self, operation: Operation, path: str, data: Mapping[str, Any] | None = None
+    ) -> Response:
+        return await self._caller.call(
+            operation, f"{self._mount}{path}", data, namespace=self._tenant
+        )
+
+    async def put(self, path: str, data: Mapping[str, Any]) -> None:
+        await self._call(Operation.UPDATE, path, data)
+
+    async def get(self, path: str) -> dict[str, Any]:
+        return dict((await self._call(Operation.READ, path)).data or {})
+
+    async def delete(self, path: str) -> None:
+        await self._call(Operation.DELETE, path)
+
+    async def list(self, path: str = "") -> list[str]:
+        """The keys under `path` ('' for the mount root); [] if there are none."""
+        try:
+            response = await self._call(Operation.LIST, path)
+        except NotFoundError:
+            return []
+        return list((response.data or {}).get("keys", []))
 
 
 class Tenant:
@@ -704,19 +798,57 @@ class Tenant:
     def __repr__(self) -> str:
         return f"<Tenant {self.id!r}>"
 
+    # Mounts other than `secret/` and `transit/` (issue 9): the same helpers at any path.
+
+    @property
+    def mounts(self) -> Mounts:
+        """This namespace's mount table: list, read, enable, disable, tune."""
+        return Mounts(self.kv._caller, self.id)
+
+    def kv_at(self, mount: str) -> KV:
+        """KV v2 at `mount` (e.g. 'apps/kv'); `tenant.kv` is `kv_at('secret')`."""
+        return _MountedKV(self.kv._caller, self.id, mount)
+
+    def kv1_at(self, mount: str) -> KVv1:
+        """KV v1 at `mount`."""
+        return KVv1(self.kv._caller, self.id, mount)
+
+    def transit_at(self, mount: str) -> Transit:
+        """Transit at `mount`; `tenant.transit` is `transit_at('transit')`."""
+        return _MountedTransit(self.kv._caller, self.id, mount)
+
 
 class TenantVault:
-    """An open tenantvault: one Core over one Backend, used as one principal."""
+    """An open tenantvault: one Core over one Backend, used as one principal.
 
-    def __init__(self, core: Core, *, token: str | None = None, owns_core: bool = True) -> None:
-        self.core = core
-        self._caller = _Caller(core, token, operator=token is None)
+    The handle `open()` returns acts as the operator and owns the Core (`tenantvault.testing`
+    reaches it for tests). A `with_token` handle holds only the Core's `handle` entry point:
+    nothing it holds leads to the Core, a store, the backend or the operator's entry point.
+    """
+
+    def __init__(self, core: Core, *, owns_core: bool = True) -> None:
+        """The operator's handle on a started `core` (`open()` builds one for you)."""
+        self._core: Core | None = core
+        self._backend_name = core.backend.name
+        self._handle: _Send = core.handle
+        self._caller = _Caller(core.handle_as_operator, None, operator=True)
         self._owns_core = owns_core
-        self._token_bound = token is not None
         self._closed = False
 
+    @classmethod
+    def _scoped(cls, handle: _Send, token: str, backend_name: str) -> TenantVault:
+        """A handle acting as the holder of `token` that holds no Core (see `with_token`)."""
+        scoped = cls.__new__(cls)
+        scoped._core = None
+        scoped._backend_name = backend_name
+        scoped._handle = handle
+        scoped._caller = _Caller(handle, token, operator=False)
+        scoped._owns_core = False
+        scoped._closed = False
+        return scoped
+
     def __repr__(self) -> str:
-        return f"<TenantVault backend={self.core.backend.name}>"
+        return f"<TenantVault backend={self._backend_name}>"
 
     async def __aenter__(self) -> TenantVault:
         return self
@@ -730,12 +862,13 @@ class TenantVault:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the handle; the handle `open()` returned also closes the Core and backend."""
         if self._closed:
             return
         self._closed = True
-        if self._owns_core:
-            await self.core.aclose()
-            await self.core.backend.aclose()
+        if self._owns_core and self._core is not None:
+            await self._core.aclose()
+            await self._core.backend.aclose()
 
     def _check(self) -> None:
         if self._closed:
@@ -754,20 +887,23 @@ class TenantVault:
     def with_token(self, token: str) -> TenantVault:
         """Act as the holder of `token`, with exactly the checks any HTTP caller gets."""
         self._check()
-        return TenantVault(self.core, token=token, owns_core=False)
+        return TenantVault._scoped(self._handle, token, self._backend_name)
 
     async def create_tenant(
         self, tenant: str, *, custom_metadata: Mapping[str, str] | None = None
-    ) -> dict[str, Any]:
+    ) -> TenantInfo:
+        """Create a tenant (an existing one is returned unchanged); its description."""
         body = {"custom_metadata": dict(custom_metadata)} if custom_metadata else None
         response = await self._caller.call(Operation.UPDATE, f"sys/namespaces/{tenant}", body)
-        return dict(response.data or {})
+        return TenantInfo.from_data(response.data or {})
 
-    async def read_tenant(self, tenant: str) -> dict[str, Any]:
+    async def read_tenant(self, tenant: str) -> TenantInfo:
+        """A tenant's description; `NotFoundError` if there is no such tenant."""
         response = await self._caller.call(Operation.READ, f"sys/namespaces/{tenant}")
-        return dict(response.data or {})
+        return TenantInfo.from_data(response.data or {})
 
     async def list_tenants(self) -> list[str]:
+        """The tenants' names; empty if there are none."""
         try:
             response = await self._caller.call(Operation.LIST, "sys/namespaces")
         except NotFoundError:

@@ -13,6 +13,7 @@ Clock = Callable[[], int]
 
 
 def system_clock() -> int:
+    """The wall clock: nanoseconds since the epoch (UTC)."""
     return time.time_ns()
 
 

@@ -7,8 +7,6 @@ directory is resolved (from `XDG_DATA_HOME`) only when a setting needs it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import ipaddress
 import os
@@ -19,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tenantvault._exceptions import ConfigurationError
+from tenantvault.crypto import KEY_SIZE, decode_master_key
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT_SECONDS",
@@ -41,14 +40,14 @@ DEFAULT_LISTEN_PORT = 8200
 # Vault's default `max_request_size`: clients written for Vault never hit a lower wall here.
 DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 # Far beyond any real secret, far below what makes a parser or a walk over the result slow
-# (P-3: 10^5 keys or 10^4-deep arrays must be refused in bounded time).
+# (10^5 keys or 10^4-deep arrays are refused in bounded time).
 DEFAULT_MAX_JSON_DEPTH = 64
 DEFAULT_MAX_JSON_ITEMS = 10_000
-# How long a slow client may take to send its body before it gets 408 (P-2).
+# How long a slow client may take to send its body before it gets 408: a client sending a
+# byte a second (slowloris) must not hold a worker.
 DEFAULT_BODY_TIMEOUT_SECONDS = 30.0
 # How long shutdown waits for in-flight requests before closing the store under them.
 DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 30.0
-_MASTER_KEY_BYTES = 32
 
 
 def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -93,14 +92,11 @@ def is_loopback(host: str) -> bool:
 
 
 def _decode_master_key(text: str) -> bytes:
-    try:
-        key = base64.b64decode(text.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
-    if len(key) != _MASTER_KEY_BYTES:
+    key = decode_master_key(text)
+    if key is None:
         # Never echo the value: it may be a real key in the wrong format.
         raise ConfigurationError(
-            f"{ENV_PREFIX}MASTER_KEY must be the base64 encoding of {_MASTER_KEY_BYTES} bytes"
+            f"{ENV_PREFIX}MASTER_KEY must be the base64 encoding of {KEY_SIZE} bytes"
         )
     return key
 
@@ -182,8 +178,8 @@ class ServerSettings:
             raise ConfigurationError("a dev root token is only allowed in dev mode")
         if self.master_key is not None and self.master_key_file is not None:
             raise ConfigurationError("give either a master key or a master key file, not both")
-        if self.master_key is not None and len(self.master_key) != _MASTER_KEY_BYTES:
-            raise ConfigurationError(f"the master key must be {_MASTER_KEY_BYTES} bytes")
+        if self.master_key is not None and len(self.master_key) != KEY_SIZE:
+            raise ConfigurationError(f"the master key must be {KEY_SIZE} bytes")
         if self.dev and (self.master_key is not None or self.master_key_file is not None):
             raise ConfigurationError("dev mode keeps everything in memory: it takes no master key")
         for name in ("max_request_bytes", "max_json_depth", "max_json_items"):
@@ -210,6 +206,7 @@ class ServerSettings:
 
     @property
     def is_tls(self) -> bool:
+        """Whether the server serves HTTPS (a certificate is set)."""
         return self.tls_cert is not None
 
     def replace(self, **changes: Any) -> ServerSettings:

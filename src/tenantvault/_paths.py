@@ -30,8 +30,11 @@ MAX_PATH_SEGMENTS = 32
 MAX_SEGMENT_BYTES = 255
 
 _TENANT_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")
-# Names a tenant can never take: Vault's own namespace-level prefixes, and names that read
-# like the root or operator scope in logs, URLs and policies.
+# Names a tenant can never take: Vault's protected prefixes (sys, auth, audit, identity,
+# cubbyhole: served or reserved in every namespace, so a path-prefix namespace could never be
+# told from them), and names that read like the root or operator scope in logs, URLs and
+# policies. Mount paths are not listed: the root namespace's mount table is checked instead
+# (a tenant id never equals a root mount's first segment, nor a mount a tenant id).
 RESERVED_TENANT_IDS = frozenset(
     {
         "root",
@@ -46,8 +49,6 @@ RESERVED_TENANT_IDS = frozenset(
         "internal",
         "system",
         "admin",
-        "secret",
-        "transit",
         "v1",
         "ui",
     }

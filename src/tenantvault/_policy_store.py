@@ -8,10 +8,10 @@ from collections.abc import Iterable
 from tenantvault._exceptions import InvalidRequestError, NotFoundError
 from tenantvault._paths import validate_name
 from tenantvault._policy import ACL, Policy
+from tenantvault._records import decode_record, encode_record
 from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
-from tenantvault.engines._common import decode_record, encode_record
 
-__all__ = ["DEFAULT_POLICY", "PolicyStore"]
+__all__ = ["DEFAULT_POLICY", "PolicyStore", "TenantPolicies"]
 
 MOUNT = "sys"
 
@@ -65,7 +65,8 @@ class PolicyStore:
     def check_name(name: str) -> str:
         validate_name(name, kind="policy name")
         if name != name.lower():
-            # Vault lowercases policy names; we refuse instead of folding (A-7).
+            # Vault lowercases policy names; we refuse instead of folding, so the name checked
+            # is exactly the name stored (`ROOT` must never become `root`).
             raise InvalidRequestError("invalid policy name: use lowercase letters")
         return name
 
@@ -141,3 +142,32 @@ class PolicyStore:
         if policy is None:
             raise NotFoundError()
         return policy
+
+
+class TenantPolicies:
+    """One tenant's policies, as the Core hands them to a handler: bound to the call's tenant,
+    with no way to name another tenant's and no ACL to evaluate."""
+
+    __slots__ = ("_store", "_tenant")
+
+    def __init__(self, store: PolicyStore, tenant: str) -> None:
+        self._store = store
+        self._tenant = tenant
+
+    def __repr__(self) -> str:
+        return f"TenantPolicies(tenant={self._tenant!r})"
+
+    async def read(self, name: str) -> Policy | None:
+        return await self._store.read(self._tenant, name)
+
+    async def require(self, name: str) -> Policy:
+        return await self._store.require(self._tenant, name)
+
+    async def list(self) -> list[str]:
+        return await self._store.list(self._tenant)
+
+    async def write(self, name: str, text: str) -> None:
+        await self._store.write(self._tenant, name, text)
+
+    async def delete(self, name: str) -> None:
+        await self._store.delete(self._tenant, name)

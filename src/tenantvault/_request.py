@@ -24,6 +24,7 @@ class Operation(enum.StrEnum):
 
 
 def new_request_id() -> str:
+    """A fresh random request id (a UUID4, as Vault's)."""
     return str(uuid.uuid4())
 
 
@@ -61,9 +62,12 @@ class Response:
     # Fields Vault repeats at the top level of the envelope (sys/mounts lists each mount both
     # under `data` and beside it; older clients read them there).
     top_level: dict[str, Any] | None = field(default=None, repr=False)
+    # KV v1 reads carry a lease duration (the `ttl` in the data or the mount's), no lease.
+    lease_duration: int = 0
 
     @classmethod
     def no_content(cls) -> Response:
+        """A 204 response: no data, no auth."""
         return cls(status=204)
 
     def envelope(self) -> dict[str, Any]:
@@ -75,7 +79,7 @@ class Response:
             "request_id": self.request_id,
             "lease_id": "",
             "renewable": False,
-            "lease_duration": 0,
+            "lease_duration": self.lease_duration,
             "data": self.data,
             "wrap_info": None,
             "warnings": self.warnings,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tenantvault._clock import Clock, format_time
 from tenantvault._exceptions import ConflictError, NotFoundError
 from tenantvault._paths import validate_tenant_id
+from tenantvault._records import decode_record, encode_record
 from tenantvault.backends._protocol import Backend
-from tenantvault.engines._common import decode_record, encode_record
 
 __all__ = ["TenantRegistry"]
 
@@ -25,11 +26,19 @@ class TenantRegistry:
         self._backend = backend
         self._clock = clock
         self._uids: dict[str, str] = {}
+        self._created: Callable[[str, str | None], Awaitable[None]] | None = None
+
+    def on_create(self, hook: Callable[[str, str | None], Awaitable[None]]) -> None:
+        """Call `hook(tenant, None)` before creating a tenant (it may refuse the id) and
+        `hook(tenant, uid)` once it exists (the Core writes its mount table then)."""
+        self._created = hook
 
     async def create(
         self, tenant: str, *, metadata: dict[str, str] | None = None
     ) -> dict[str, Any]:
         validate_tenant_id(tenant)
+        if self._created is not None and not await self._backend.has_tenant(tenant):
+            await self._created(tenant, None)
         try:
             await self._backend.create_tenant(tenant)
         except ConflictError:
@@ -41,6 +50,8 @@ class TenantRegistry:
             tenant, MOUNT, _INFO_KEY, encode_record(info), expected_revision=0
         )
         self._uids[tenant] = uid
+        if self._created is not None:
+            await self._created(tenant, uid)
         return self._describe(tenant, info)
 
     async def _info(self, tenant: str) -> dict[str, Any] | None:

@@ -45,6 +45,7 @@ from tenantvault.engines._common import backoff, decode_record, encode_record
 __all__ = [
     "DEFAULT_TOKEN_TTL_SECONDS",
     "Principal",
+    "TenantTokens",
     "TokenRecord",
     "TokenStore",
     "refuse_restricted_parent",
@@ -263,6 +264,13 @@ class TokenStore:
 
     def _hash(self, value: str) -> str:
         return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
+
+    def bound(
+        self, *, tenant: str | None, tenant_uid: str, caller: Principal | None
+    ) -> TenantTokens:
+        """The store as one tenant incarnation (None: the root namespace) sees it, acting for
+        `caller`. The Core builds one per request; engines never get the store itself."""
+        return TenantTokens(self, tenant=tenant, tenant_uid=tenant_uid, caller=caller)
 
     # -- authentication --------------------------------------------------------------------
 
@@ -579,3 +587,139 @@ class TokenStore:
             )
         except ConflictError:
             raise NotFoundError("already initialized") from None
+
+
+def _copy(record: TokenRecord) -> TokenRecord:
+    """A detached copy: what a handler does to it never reaches the store or the Core."""
+    return TokenRecord.from_json(record.token_hash, record.to_json(), record.revision)
+
+
+class TenantTokens:
+    """The token store bound to one tenant incarnation and one caller: a tenant's view.
+
+    A tenant's view addresses a token only through that incarnation's own index
+    (`incarnation/<uid>/<hash>`, or the name-keyed index of older stores): another tenant's
+    token, or one of an earlier incarnation, is not in it, so it cannot be named at all and
+    answers exactly like a token that does not exist. The root namespace's view addresses
+    tokens that belong to no tenant. New tokens get the view's tenant and incarnation and the
+    caller as parent; nothing a handler passes can choose either. Records handed out are
+    copies, and renew/revoke resolve the token again through the view.
+    """
+
+    __slots__ = ("_caller", "_store", "_tenant", "_tenant_uid")
+
+    def __init__(
+        self,
+        store: TokenStore,
+        *,
+        tenant: str | None,
+        tenant_uid: str,
+        caller: Principal | None,
+    ) -> None:
+        self._store = store
+        self._tenant = tenant
+        self._tenant_uid = tenant_uid
+        self._caller = caller.record if caller is not None else None
+
+    def __repr__(self) -> str:
+        return f"TenantTokens(tenant={self._tenant!r})"
+
+    async def _addressable(self, token_hash: str) -> bool:
+        store = self._store
+        if self._tenant is None:
+            return True
+        for key in (
+            f"{_INCARNATION}{self._tenant_uid}/{token_hash}",
+            f"{_LEGACY_TENANT}{self._tenant}/{token_hash}",
+        ):
+            if await store._backend.read(SYSTEM_TENANT, MOUNT, key) is not None:
+                return True
+        return False
+
+    async def _resolve(
+        self, token_hash: str, *, dying: bool, own: bool = False
+    ) -> TokenRecord | None:
+        store = self._store
+        if own and self._caller is not None and token_hash == self._caller.token_hash:
+            # The caller's own token, wherever it lives (a root-namespace token working in a
+            # tenant): it authenticated this very request.
+            return await store._live(await store._load(token_hash), dying=dying)
+        if not await self._addressable(token_hash):
+            return None
+        record = await store._live(await store._load(token_hash), dying=dying)
+        if record is None:
+            return None
+        # The index decided; this only guards against an index entry that lies (a legacy
+        # name-keyed entry from an earlier incarnation, or a root-namespace view).
+        if record.tenant != self._tenant or (
+            self._tenant is not None and record.tenant_uid != self._tenant_uid
+        ):
+            return None
+        return record
+
+    async def lookup(self, token: str, *, dying: bool = False) -> TokenRecord | None:
+        if not self._store._is_well_formed(token):
+            return None
+        record = await self._resolve(self._store._hash(token), dying=dying)
+        return _copy(record) if record is not None else None
+
+    async def lookup_accessor(self, accessor: str, *, dying: bool = False) -> TokenRecord | None:
+        store = self._store
+        if not isinstance(accessor, str) or not store._is_well_formed(accessor):
+            return None
+        index = await store._backend.read(SYSTEM_TENANT, MOUNT, f"accessor/{store._hash(accessor)}")
+        if index is None:
+            return None
+        record = await self._resolve(decode_record(index.value)["token"], dying=dying)
+        return _copy(record) if record is not None else None
+
+    def own(self) -> TokenRecord | None:
+        """The caller's own token as it authenticated (None for the in-process operator)."""
+        return _copy(self._caller) if self._caller is not None else None
+
+    async def renew(
+        self, record: TokenRecord, increment_seconds: int | None
+    ) -> tuple[TokenRecord, int]:
+        current = await self._resolve(record.token_hash, dying=True, own=True)
+        if current is None:
+            raise PermissionDeniedError()
+        renewed, granted = await self._store.renew(current, increment_seconds)
+        return _copy(renewed), granted
+
+    async def revoke(self, record: TokenRecord, *, tree: bool = True) -> None:
+        current = await self._resolve(record.token_hash, dying=True, own=True)
+        if current is not None:
+            await self._store.revoke(current, tree=tree)
+
+    async def create(
+        self,
+        *,
+        policies: Iterable[str],
+        orphan: bool,
+        ttl_seconds: int | None,
+        explicit_max_ttl_seconds: int,
+        period_seconds: int,
+        renewable: bool,
+        num_uses: int,
+        meta: dict[str, str] | None,
+        display_name: str,
+        path: str,
+    ) -> tuple[str, TokenRecord]:
+        """Mint a token in this view's tenant incarnation, a child of the caller unless
+        `orphan` (or the caller is the operator, who has no token)."""
+        plaintext, record = await self._store.create(
+            tenant=self._tenant,
+            tenant_uid=self._tenant_uid,
+            policies=policies,
+            parent=self._caller,
+            orphan=orphan or self._caller is None,
+            ttl_seconds=ttl_seconds,
+            explicit_max_ttl_seconds=explicit_max_ttl_seconds,
+            period_seconds=period_seconds,
+            renewable=renewable,
+            num_uses=num_uses,
+            meta=meta,
+            display_name=display_name,
+            path=path,
+        )
+        return plaintext, _copy(record)

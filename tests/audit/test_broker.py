@@ -13,13 +13,14 @@ import pytest
 import tenantvault
 from tenantvault import AuditError, Operation, PermissionDeniedError, TenantVaultError
 from tenantvault.audit import verify_lines
+from tenantvault.testing import core_of
 from tests.conftest import canary
 
 
 @pytest.fixture(autouse=True)
 def _audit_dir(tv: tenantvault.TenantVault, tmp_path: Path) -> None:
     """API-created file devices must live in the operator's audit directory: here, tmp_path."""
-    broker = tv.core.audit_broker
+    broker = core_of(tv).audit_broker
     assert broker is not None
     broker.file_dir = tmp_path
 
@@ -124,7 +125,7 @@ async def test_with_the_only_sink_failing_nothing_happens_and_service_resumes(
     await _enable_file(tv, link)
     await tv.create_tenant("acme")
     await tv.tenant("acme").kv.put("k", {"v": "before"})
-    broker = tv.core.audit_broker
+    broker = core_of(tv).audit_broker
     assert broker is not None
 
     sink = broker.sinks["file"]
@@ -137,7 +138,7 @@ async def test_with_the_only_sink_failing_nothing_happens_and_service_resumes(
         with pytest.raises(AuditError):
             await tv.tenant("acme").kv.get("k")
     assert broker.health()["healthy"] is False
-    record = await tv.core.backend.read("acme", "secret", "meta/k")
+    record = await (await core_of(tv).mount_of("acme", "secret/")).storage.read("meta/k")
     assert record is not None
     assert orjson.loads(record.value)["current_version"] == 1
 
@@ -160,7 +161,7 @@ async def test_with_two_sinks_one_failing_requests_succeed_and_are_all_recorded(
 ) -> None:
     good = tmp_path / "good.log"
     await _enable_file(tv, good, "good")
-    broker = tv.core.audit_broker
+    broker = core_of(tv).audit_broker
     assert broker is not None
     # From the settings (the API may not name /dev/full: it is outside the audit directory).
     await broker.enable("bad", "file", {"file_path": "/dev/full"}, persist=False)
@@ -180,7 +181,7 @@ async def test_a_blocking_sink_times_out_instead_of_hanging(
 ) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)  # opening a FIFO for writing blocks until a reader comes: a hung sink
-    broker = tv.core.audit_broker
+    broker = core_of(tv).audit_broker
     assert broker is not None
     broker._timeout = 0.5
     await tv.request(
@@ -188,7 +189,7 @@ async def test_a_blocking_sink_times_out_instead_of_hanging(
     )
     with pytest.raises(AuditError):
         await tv.create_tenant("acme")
-    assert await tv.core.backend.has_tenant("acme") is False
+    assert await core_of(tv).backend.has_tenant("acme") is False
     # Unblock the writer thread so the test can end: open the FIFO for reading once.
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
     os.close(reader)
@@ -206,7 +207,7 @@ async def test_rotation_on_reopen_leaves_two_logs_that_each_verify(
         await tv.tenant("acme").kv.put("k", {"v": n})
     rotated = tmp_path / "audit.log.1"
     log.rename(rotated)
-    broker = tv.core.audit_broker
+    broker = core_of(tv).audit_broker
     assert broker is not None
     broker.reopen()
     for n in range(5):

@@ -16,6 +16,7 @@ import orjson
 
 import tenantvault
 from tenantvault.audit._chain import ChainHead, ChainState, seal_entry, verify_lines
+from tenantvault.testing import core_of
 
 
 def _entries(path: Path) -> list[dict[str, Any]]:
@@ -31,10 +32,10 @@ async def _session(data: Path, log: Path, *, puts: int = 5) -> dict[str, Any]:
 
     Returns the audit health seen while open."""
     async with tenantvault.open(f"sqlite://{data}") as tv:
-        broker = tv.core.audit_broker
+        broker = core_of(tv).audit_broker
         assert broker is not None
         await broker.enable("file", "file", {"file_path": str(log)}, persist=False)
-        if not await tv.core.backend.has_tenant("acme"):
+        if not await core_of(tv).backend.has_tenant("acme"):
             await tv.create_tenant("acme")
         for n in range(puts):
             await tv.tenant("acme").kv.put("k", {"v": n})
@@ -116,7 +117,7 @@ async def test_a_clean_restart_and_a_rotation_open_without_a_gap(tmp_path: Path)
 
     rotated = tmp_path / "audit.log.1"
     async with tenantvault.open(f"sqlite://{data}") as tv:
-        broker = tv.core.audit_broker
+        broker = core_of(tv).audit_broker
         assert broker is not None
         await broker.enable("file", "file", {"file_path": str(log)}, persist=False)
         await tv.tenant("acme").kv.put("k", {"v": "before"})

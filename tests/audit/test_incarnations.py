@@ -11,6 +11,7 @@ import pytest
 
 import tenantvault
 from tenantvault import Operation
+from tenantvault.testing import core_of
 
 AUDITOR = (
     'path "sys/audit/events" { capabilities = ["read"] }\n'
@@ -132,7 +133,7 @@ async def test_an_audit_store_from_before_incarnation_ids_is_migrated(
     """An audit.db written before the column existed opens; its rows, which no incarnation
     can be proven to own, are visible to root only."""
     db = tmp_path / "audit.db"
-    broker = tv.core.audit_broker
+    broker = core_of(tv).audit_broker
     assert broker is not None
     # As the server's settings enable it (an API-created store is confined to --audit-dir).
     await broker.enable("store", "store", {"path": str(db)}, persist=False)

@@ -16,6 +16,7 @@ import pytest
 import tenantvault
 from tenantvault import AuditError
 from tenantvault.audit import AuditBroker, StoreSink, verify_lines
+from tenantvault.testing import core_of
 
 
 class _FifoReader:
@@ -54,7 +55,7 @@ async def test_a_hung_sink_costs_one_timeout_then_is_skipped_probed_and_restored
     tv: tenantvault.TenantVault, tmp_path: Path
 ) -> None:
     """Before: every request waited the full timeout on the hung sink until it was disabled."""
-    broker = tv.core.audit_broker
+    broker = core_of(tv).audit_broker
     assert broker is not None
     broker._timeout = 1.0
     good = tmp_path / "good.log"
@@ -88,7 +89,7 @@ async def test_a_hung_sink_costs_one_timeout_then_is_skipped_probed_and_restored
 async def test_with_only_a_hung_sink_requests_fail_closed_at_once_until_it_answers(
     tv: tenantvault.TenantVault, tmp_path: Path
 ) -> None:
-    broker = tv.core.audit_broker
+    broker = core_of(tv).audit_broker
     assert broker is not None
     broker._timeout = 1.0
     fifo = _hung_sink(tmp_path)
@@ -100,7 +101,7 @@ async def test_with_only_a_hung_sink_requests_fail_closed_at_once_until_it_answe
         with pytest.raises(AuditError):
             await tv.create_tenant("acme")
     assert time.monotonic() - started < 1.0  # fails closed without waiting on the hung sink
-    assert await tv.core.backend.has_tenant("acme") is False
+    assert await core_of(tv).backend.has_tenant("acme") is False
 
     reader = _FifoReader(fifo)
     await _wait_healthy(broker)
@@ -116,7 +117,7 @@ async def test_with_only_a_hung_sink_requests_fail_closed_at_once_until_it_answe
 async def test_closing_the_broker_leaves_no_probe_running(
     tv: tenantvault.TenantVault, tmp_path: Path
 ) -> None:
-    broker = tv.core.audit_broker
+    broker = core_of(tv).audit_broker
     assert broker is not None
     await broker.enable("full", "file", {"file_path": "/dev/full"}, persist=False)
     with pytest.raises(AuditError):

@@ -107,7 +107,7 @@ async def test_cas_required_on_the_mount(acme: tenantvault.Tenant) -> None:
     with pytest.raises(CheckAndSetError, match="check-and-set parameter required for this call"):
         await acme.kv.put("k", {"v": 1})
     assert (await acme.kv.put("k", {"v": 1}, cas=0)).version == 1
-    assert (await acme.kv.config())["cas_required"] is True
+    assert (await acme.kv.config()).cas_required is True
 
 
 async def test_cas_required_on_one_key(acme: tenantvault.Tenant) -> None:
@@ -190,8 +190,8 @@ async def test_delete_specific_versions(acme: tenantvault.Tenant) -> None:
         await acme.kv.get("k", version=1)
     assert (await acme.kv.get("k", version=2)).data == {"v": 1}
     meta = await acme.kv.metadata("k")
-    assert meta.versions[1]["deletion_time"] != ""
-    assert meta.versions[2]["deletion_time"] == ""
+    assert meta.versions[1].deletion_time != ""
+    assert meta.versions[2].deletion_time == ""
 
 
 async def test_destroy_removes_the_data_for_good(acme: tenantvault.Tenant) -> None:
@@ -205,7 +205,7 @@ async def test_destroy_removes_the_data_for_good(acme: tenantvault.Tenant) -> No
     await acme.kv.undelete("k", versions=[1])  # a destroyed version cannot come back
     with pytest.raises(NotFoundError):
         await acme.kv.get("k", version=1)
-    assert (await acme.kv.metadata("k")).versions[1]["destroyed"] is True
+    assert (await acme.kv.metadata("k")).versions[1].destroyed is True
 
 
 async def test_version_lists_are_required(tv: tenantvault.TenantVault) -> None:
@@ -421,19 +421,19 @@ async def test_subkeys_show_structure_without_values(acme: tenantvault.Tenant) -
 
 
 async def test_mount_config_round_trips(acme: tenantvault.Tenant) -> None:
-    assert await acme.kv.config() == {
-        "cas_required": False,
-        "delete_version_after": "0s",
-        "max_versions": 0,
-        "metadata_cas_required": False,
-    }
+    assert await acme.kv.config() == tenantvault.KVConfig(
+        cas_required=False,
+        delete_version_after="0s",
+        max_versions=0,
+        metadata_cas_required=False,
+    )
     await acme.kv.configure(max_versions=7, delete_version_after="3h25m19s")
-    assert await acme.kv.config() == {
-        "cas_required": False,
-        "delete_version_after": "3h25m19s",
-        "max_versions": 7,
-        "metadata_cas_required": False,
-    }
+    assert await acme.kv.config() == tenantvault.KVConfig(
+        cas_required=False,
+        delete_version_after="3h25m19s",
+        max_versions=7,
+        metadata_cas_required=False,
+    )
 
 
 @pytest.mark.parametrize(

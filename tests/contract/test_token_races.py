@@ -13,6 +13,7 @@ import pytest
 import tenantvault
 from tenantvault import InvalidRequestError, Operation, PermissionDeniedError, TokenInfo
 from tenantvault.backends._protocol import SYSTEM_TENANT
+from tenantvault.testing import core_of
 
 # Mints tokens (`sudo` also allows orphans) and writes one secret folder.
 MAKER = """
@@ -42,9 +43,9 @@ async def _works(tv: tenantvault.TenantVault, token: str) -> bool:
 
 async def _stored_tokens(tv: tenantvault.TenantVault, tenant: str) -> list[str]:
     """The tenant's token index as stored: used-up tokens must leave it, not just stop working."""
-    uid = await tv.core.tenants.uid(tenant)
+    uid = await core_of(tv).tenants.uid(tenant)
     assert uid is not None
-    return await tv.core.backend.list(SYSTEM_TENANT, "auth", f"incarnation/{uid}/")
+    return await core_of(tv).backend.list(SYSTEM_TENANT, "auth", f"incarnation/{uid}/")
 
 
 # -- item 1: a use-limited token mints nothing ---------------------------------------------

@@ -23,6 +23,7 @@ from tenantvault import (
     PermissionDeniedError,
     Response,
 )
+from tenantvault.testing import core_of
 from tests.conftest import FakeClock
 
 CIPHERTEXT = re.compile(r"vault:v(\d+):([A-Za-z0-9+/]+={0,2})\Z")
@@ -143,7 +144,7 @@ async def test_chacha20_poly1305_keys_round_trip_and_name_their_failure(
 
 async def test_aes128_keys_round_trip(transit: tenantvault.Transit) -> None:
     await transit.create_key("small", key_type="aes128-gcm96")
-    assert (await transit.read_key("small"))["type"] == "aes128-gcm96"
+    assert (await transit.read_key("small")).type == "aes128-gcm96"
     assert await transit.decrypt("small", await transit.encrypt("small", b"x")) == b"x"
 
 
@@ -179,34 +180,34 @@ async def test_a_caller_can_never_choose_the_nonce(
 async def test_key_read_has_vaults_fields(transit: tenantvault.Transit, clock: FakeClock) -> None:
     created = await transit.create_key("pii")
     assert created == await transit.read_key("pii")
-    assert created == {
-        "allow_plaintext_backup": False,
-        "auto_rotate_period": 0,
-        "deletion_allowed": False,
-        "derived": False,
-        "exportable": False,
-        "imported_key": False,
-        "keys": {"1": clock.now // 1_000_000_000},
-        "latest_version": 1,
-        "min_available_version": 0,
-        "min_decryption_version": 1,
-        "min_encryption_version": 0,
-        "name": "pii",
-        "soft_deleted": False,
-        "supports_decryption": True,
-        "supports_derivation": True,
-        "supports_encryption": True,
-        "supports_signing": False,
-        "type": "aes256-gcm96",
-    }
+    assert created == tenantvault.KeyInfo(
+        allow_plaintext_backup=False,
+        auto_rotate_period=0,
+        deletion_allowed=False,
+        derived=False,
+        exportable=False,
+        imported_key=False,
+        keys={"1": clock.now // 1_000_000_000},
+        latest_version=1,
+        min_available_version=0,
+        min_decryption_version=1,
+        min_encryption_version=0,
+        name="pii",
+        soft_deleted=False,
+        supports_decryption=True,
+        supports_derivation=True,
+        supports_encryption=True,
+        supports_signing=False,
+        type="aes256-gcm96",
+    )
 
 
 async def test_creating_an_existing_key_returns_it_unchanged(transit: tenantvault.Transit) -> None:
     await transit.create_key("k")
     await transit.rotate_key("k")
     again = await transit.create_key("k", key_type="chacha20-poly1305")
-    assert again["type"] == "aes256-gcm96"
-    assert again["latest_version"] == 2
+    assert again.type == "aes256-gcm96"
+    assert again.latest_version == 2
 
 
 async def test_key_creation_checks(tv: tenantvault.TenantVault) -> None:
@@ -291,8 +292,8 @@ async def test_a_deleted_and_recreated_key_cannot_open_old_ciphertexts(
 async def test_rotation_keeps_old_ciphertexts_readable(transit: tenantvault.Transit) -> None:
     v1 = await transit.encrypt("k", b"one")
     rotated = await transit.rotate_key("k")
-    assert rotated["latest_version"] == 2
-    assert set(rotated["keys"]) == {"1", "2"}
+    assert rotated.latest_version == 2
+    assert set(rotated.keys or ()) == {"1", "2"}
     v2 = await transit.encrypt("k", b"two")
     assert v2.startswith("vault:v2:")
     assert await transit.decrypt("k", v1) == b"one"
@@ -318,8 +319,8 @@ async def test_min_decryption_version_refuses_older_ciphertexts(
     v1 = await transit.encrypt("k", b"x")
     await transit.rotate_key("k")
     configured = await transit.configure_key("k", min_decryption_version=2)
-    assert configured["min_decryption_version"] == 2
-    assert set(configured["keys"]) == {"2"}  # older versions are archived, as in Vault
+    assert configured.min_decryption_version == 2
+    assert set(configured.keys or ()) == {"2"}  # older versions are archived, as in Vault
     message = "ciphertext or signature version is disallowed by policy (too old)"
     assert await failure(tv, "decrypt/k", {"ciphertext": v1}) == message
     assert await failure(tv, "rewrap/k", {"ciphertext": v1}) == message
@@ -424,14 +425,14 @@ async def test_key_config_checks(tv: tenantvault.TenantVault, transit: tenantvau
     ]
     for body, message in cases:
         assert (await failure(tv, "keys/k/config", body)).startswith(message)
-    assert (await transit.read_key("k"))["min_decryption_version"] == 1  # nothing half-applied
+    assert (await transit.read_key("k")).min_decryption_version == 1  # nothing half-applied
     assert await failure(tv, "keys/nope/config", {}) == "no existing key named nope could be found"
     assert await failure(tv, "keys/nope/rotate", {}) == "key not found"
     forced = await call(tv, "keys/k/config", {"min_decryption_version": 0})
     assert forced.warnings is not None
     assert "forcing minimum to 1" in forced.warnings[0]
     period = await transit.configure_key("k", auto_rotate_period="24h")
-    assert period["auto_rotate_period"] == 86400
+    assert period.auto_rotate_period == 86400
 
 
 async def test_due_keys_rotate_on_schedule_and_old_ciphertexts_still_open(
@@ -440,12 +441,12 @@ async def test_due_keys_rotate_on_schedule_and_old_ciphertexts_still_open(
     await transit.create_key("daily", auto_rotate_period="24h")
     await transit.create_key("manual")
     old = await transit.encrypt("daily", b"x")
-    assert await tv.core.transit.rotate_due_keys(clock()) == []
+    assert await core_of(tv).transit.rotate_due_keys(clock()) == []
     clock.advance(24 * 3600 + 1)
-    assert await tv.core.transit.rotate_due_keys(clock()) == [("acme", "daily")]
-    assert await tv.core.transit.rotate_due_keys(clock()) == []  # once per period
-    assert (await transit.read_key("daily"))["latest_version"] == 2
-    assert (await transit.read_key("manual"))["latest_version"] == 1
+    assert await core_of(tv).transit.rotate_due_keys(clock()) == [("acme", "daily")]
+    assert await core_of(tv).transit.rotate_due_keys(clock()) == []  # once per period
+    assert (await transit.read_key("daily")).latest_version == 2
+    assert (await transit.read_key("manual")).latest_version == 1
     assert await transit.decrypt("daily", old) == b"x"
     assert (await transit.encrypt("daily", b"y")).startswith("vault:v2:")
 
@@ -475,21 +476,21 @@ async def test_upsert_with_create_capability_creates_the_key(tv: tenantvault.Ten
     await tv.create_tenant("acme")
     creator = await _token(tv, '"create"')
     await creator.tenant("acme").transit.encrypt("fresh", b"x")
-    assert (await tv.tenant("acme").transit.read_key("fresh"))["derived"] is False
+    assert (await tv.tenant("acme").transit.read_key("fresh")).derived is False
     # With only `create`, encrypting under the key that now exists needs `update`.
     with pytest.raises(PermissionDeniedError):
         await creator.tenant("acme").transit.encrypt("fresh", b"y")
     await creator.tenant("acme").transit.encrypt("derived", b"x", context=b"ctx")
     info = await tv.tenant("acme").transit.read_key("derived")
-    assert info["derived"] is True
-    assert info["kdf"] == "hkdf_sha256"
+    assert info.derived is True
+    assert info.kdf == "hkdf_sha256"
 
 
 async def test_upsert_options(tv: tenantvault.TenantVault) -> None:
     await tv.create_tenant("acme")
     body = {"plaintext": b64(b"x"), "type": "chacha20-poly1305"}
     await call(tv, "encrypt/cc", body)
-    assert (await tv.tenant("acme").transit.read_key("cc"))["type"] == "chacha20-poly1305"
+    assert (await tv.tenant("acme").transit.read_key("cc")).type == "chacha20-poly1305"
     assert await failure(tv, "encrypt/e", {**body, "type": "ed25519"}) == (
         "unknown key type ed25519"
     )
@@ -650,8 +651,8 @@ async def test_convergent_encryption_is_deterministic_per_context(
     transit: tenantvault.Transit,
 ) -> None:
     info = await transit.create_key("c", derived=True, convergent_encryption=True)
-    assert info["convergent_encryption"] is True
-    assert info["convergent_encryption_version"] == -1
+    assert info.convergent_encryption is True
+    assert info.convergent_encryption_version == -1
     first = await transit.encrypt("c", b"alice@example.com", context=b"t1")
     assert await transit.encrypt("c", b"alice@example.com", context=b"t1") == first
     assert await transit.encrypt("c", b"bob@example.com", context=b"t1") != first
@@ -763,10 +764,10 @@ async def test_hmac_verify_messages(
 
 async def test_hmac_keys(tv: tenantvault.TenantVault, transit: tenantvault.Transit) -> None:
     info = await transit.create_key("h", key_type="hmac")
-    assert info["key_size"] == 32
-    assert "keys" not in info
+    assert info.key_size == 32
+    assert info.keys is None  # Vault shows no versions of an HMAC key
     big = await transit.create_key("h64", key_type="hmac", key_size=64)
-    assert big["key_size"] == 64
+    assert big.key_size == 64
     mac = await transit.hmac("h", b"m")
     assert await transit.verify_hmac("h", b"m", mac)
     assert await failure(tv, "encrypt/h", {"plaintext": ""}) == (
@@ -808,8 +809,9 @@ async def test_ed25519_sign_and_verify(
     tv: tenantvault.TenantVault, transit: tenantvault.Transit, clock: FakeClock
 ) -> None:
     info = await transit.create_key("ed", key_type="ed25519")
-    assert info["supports_signing"] is True
-    entry = info["keys"]["1"]
+    assert info.supports_signing is True
+    assert info.keys is not None
+    entry = info.keys["1"]
     assert entry["name"] == "ed25519"
     assert len(base64.b64decode(entry["public_key"])) == 32
     signature = await transit.sign("ed", b"message")
@@ -864,7 +866,8 @@ async def test_derived_ed25519_keys_sign_per_context(
 ) -> None:
     await transit.create_key("ded", key_type="ed25519", derived=True)
     info = await transit.read_key("ded")
-    assert info["keys"]["1"]["public_key"] == ""
+    assert info.keys is not None
+    assert info.keys["1"]["public_key"] == ""
     signed = await call(tv, "sign/ded", {"input": b64(b"m"), "context": b64(b"alice")})
     data = signed.data or {}
     with_context = await call(tv, "keys/ded", {"context": b64(b"alice")}, operation=Operation.READ)

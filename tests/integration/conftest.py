@@ -50,7 +50,7 @@ class OpenBaoServer:
     root_token: str = field(repr=False)
 
 
-def _start_tenantvault(mode: str, directory: Path) -> tuple[subprocess.Popen[bytes], Path, str]:
+def _start_tenantvault(mode: str, directory: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     port = free_port()
     log = directory / "server.log"
     command = [*tenantvault_executable(), "serve", "--listen", f"127.0.0.1:{port}"]

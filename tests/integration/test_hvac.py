@@ -4,6 +4,7 @@ status and mounts; and no token of one tenant ever reaches another."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -660,8 +661,8 @@ def test_foreign_token_ids_and_accessors_reveal_nothing(
         lambda: me.auth.token.lookup(fake_token)
     )
     for call in (me.auth.token.lookup_accessor, me.auth.token.revoke_accessor):
-        assert outcome(lambda call=call: call(victim_accessor)) == outcome(
-            lambda call=call: call(fake_accessor)
+        assert outcome(functools.partial(call, victim_accessor)) == outcome(
+            functools.partial(call, fake_accessor)
         )
     assert outcome(lambda: me.auth.token.renew(victim_token)) == outcome(
         lambda: me.auth.token.renew(fake_token)

@@ -24,6 +24,7 @@ import pytest
 
 import tenantvault
 from tenantvault.crypto import Keyring, KeyType, KeyVersion
+from tenantvault.testing import core_of
 from tests.integration._support import unique_name
 from tests.integration.conftest import OpenBaoServer, TenantVaultServer
 
@@ -572,7 +573,9 @@ async def tv() -> AsyncIterator[tenantvault.TenantVault]:
 
 async def imported(tv: tenantvault.TenantVault, key: Exported) -> tenantvault.Transit:
     """Put the exported material into the tenant's store with the engine's own storage call."""
-    _, created = await tv.core.transit.store_new("acme", key.keyring)
+    _, created = await core_of(tv).transit.store_new(
+        (await core_of(tv).mount_of("acme", "transit/")).storage, key.keyring
+    )
     assert created
     return tv.tenant("acme").transit
 
@@ -644,7 +647,8 @@ async def test_ed25519_signatures_match_openbao(
         theirs = plain.call("sign", {"input": b64(b"m"), "key_version": version})["signature"]
         assert await transit.sign("ed", b"m", key_version=version) == theirs  # deterministic
     theirs_read = plain.read()["keys"]
-    mine_read = (await transit.read_key("ed"))["keys"]
+    mine_read = (await transit.read_key("ed")).keys
+    assert mine_read is not None
     assert {v: k["public_key"] for v, k in mine_read.items()} == {
         v: k["public_key"] for v, k in theirs_read.items()
     }

@@ -4,7 +4,7 @@ build tenants, policies and tokens through the HTTP API itself."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +83,7 @@ async def raw_call(
             }
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         received.append(message)
 
     scope: dict[str, Any] = {

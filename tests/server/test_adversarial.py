@@ -7,7 +7,7 @@ and that no canary (secret value or token) shows up in a response or in the logs
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import httpx
@@ -410,9 +410,9 @@ async def test_content_length_over_the_limit_is_413_before_reading(
         read.append(True)
         raise AssertionError("the body must not be read")
 
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     scope = {

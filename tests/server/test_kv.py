@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import pytest
 
 from tests.conftest import canary
 from tests.server.conftest import MERGE_PATCH, Vault
 
 pytestmark = pytest.mark.usefixtures("app")
+
+
+class _As(TypedDict):
+    """Who a request is sent as: `Vault.request(..., **as_acme)`."""
+
+    token: str
+    namespace: str
 
 
 @pytest.fixture
@@ -195,7 +204,7 @@ async def test_deleted_version_is_404_with_the_metadata_envelope(vault: Vault, a
 async def test_delete_undelete_destroy_versions(vault: Vault, acme: str) -> None:
     await vault.put("acme", "app/db", {"v": "one"}, token=acme)
     await vault.put("acme", "app/db", {"v": "two"}, token=acme)
-    ns = {"token": acme, "namespace": "acme"}
+    ns: _As = {"token": acme, "namespace": "acme"}
     assert (
         await vault.request("POST", "secret/delete/app/db", json={"versions": [1]}, **ns)
     ).status_code == 204
@@ -217,7 +226,7 @@ async def test_delete_undelete_destroy_versions(vault: Vault, acme: str) -> None
 
 
 async def test_metadata_read_write_patch_delete(vault: Vault, acme: str) -> None:
-    ns = {"token": acme, "namespace": "acme"}
+    ns: _As = {"token": acme, "namespace": "acme"}
     await vault.put("acme", "app/db", {"v": "one"}, token=acme)
     written = await vault.request(
         "POST",
@@ -247,7 +256,7 @@ async def test_metadata_read_write_patch_delete(vault: Vault, acme: str) -> None
 async def test_list_with_list_verb_and_query_parameter(vault: Vault, acme: str) -> None:
     for path in ("app/db", "app/api", "app/deep/x", "other"):
         await vault.put("acme", path, {"v": "x"}, token=acme)
-    ns = {"token": acme, "namespace": "acme"}
+    ns: _As = {"token": acme, "namespace": "acme"}
     for response in (
         await vault.request("LIST", "secret/metadata/app", **ns),
         await vault.request("LIST", "secret/metadata/app/", **ns),
@@ -301,7 +310,7 @@ async def test_unknown_kv_section_is_404(vault: Vault, acme: str) -> None:
 
 
 async def test_put_and_post_are_synonyms(vault: Vault, acme: str) -> None:
-    ns = {"token": acme, "namespace": "acme"}
+    ns: _As = {"token": acme, "namespace": "acme"}
     one = await vault.request("PUT", "secret/data/a", json={"data": {"x": "1"}}, **ns)
     two = await vault.request("POST", "secret/data/a", json={"data": {"x": "2"}}, **ns)
     assert [one.json()["data"]["version"], two.json()["data"]["version"]] == [1, 2]
@@ -319,9 +328,15 @@ async def test_root_token_with_namespace_header_and_path_prefix(vault: Vault) ->
         assert response.json()["data"]["data"] == {"v": secret}
 
 
-async def test_root_token_without_namespace_has_no_kv_mount(vault: Vault) -> None:
+async def test_root_token_without_namespace_reads_the_root_namespace_mount(vault: Vault) -> None:
+    """Without a namespace, `secret/` is the root namespace's own mount (--dev), never a
+    tenant's: a tenant's secret is not found there."""
+    await vault.create_tenant("acme")
+    await vault.root("POST", "secret/data/x", json={"data": {"v": "tenant"}}, namespace="acme")
     response = await vault.root("GET", "secret/data/x")
     assert response.status_code == 404
+    nomount = await vault.root("GET", "nomount/x")
+    assert nomount.status_code == 404
 
 
 async def test_root_token_with_unknown_namespace_is_404(vault: Vault) -> None:

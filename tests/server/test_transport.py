@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +91,12 @@ async def test_head_of_the_openapi_document(app: TenantVaultApp) -> None:
 async def test_missing_raw_path_falls_back_without_double_decoding(
     app: TenantVaultApp, root_token: str
 ) -> None:
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b""}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     headers = [(b"x-vault-token", root_token.encode())]
@@ -126,10 +127,10 @@ async def test_requests_before_startup_are_503(settings: ServerSettings) -> None
 async def test_lifespan_protocol_starts_and_stops_the_store(settings: ServerSettings) -> None:
     app = create_app(settings)
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    outbox: list[dict[str, Any]] = []
+    outbox: list[MutableMapping[str, Any]] = []
     answered = asyncio.Event()
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         outbox.append(message)
         answered.set()
 
@@ -153,9 +154,9 @@ async def test_lifespan_startup_failure_is_reported_without_secrets() -> None:
 
     app = create_app(ServerSettings(dev=True, dev_root_token=secret), core_factory=broken)
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    outbox: list[dict[str, Any]] = []
+    outbox: list[MutableMapping[str, Any]] = []
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         outbox.append(message)
 
     await inbox.put({"type": "lifespan.startup"})
@@ -235,12 +236,12 @@ async def test_shutdown_gives_up_on_stuck_requests_after_the_timeout(
 
 
 async def test_websockets_are_refused(app: TenantVaultApp) -> None:
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         return {"type": "websocket.connect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     await app({"type": "websocket", "path": "/v1/sys/health"}, receive, send)
@@ -264,7 +265,7 @@ async def test_unexpected_exceptions_are_500_without_details(
         async def explode(*args: Any, **kwargs: Any) -> None:
             raise RuntimeError(f"exploded near {secret}")
 
-        monkeypatch.setattr(app.core.sys, "_mounts", lambda tenant: explode)
+        monkeypatch.setattr(app.core.mounts, "_list", lambda tenant, uid: explode)
         response = await client.get("/v1/sys/mounts?x=1", headers={"X-Vault-Token": root_token})
     assert response.status_code == 500
     assert response.json() == {"errors": ["internal error"]}
@@ -299,7 +300,7 @@ async def test_backend_timeout_is_504(root_token: str, monkeypatch: pytest.Monke
         async def timeout(*args: Any, **kwargs: Any) -> None:
             raise BackendTimeoutError("upstream timed out")
 
-        monkeypatch.setattr(app.core.sys, "_mounts", lambda tenant: timeout)
+        monkeypatch.setattr(app.core.mounts, "_list", lambda tenant, uid: timeout)
         response = await client.get("/v1/sys/mounts", headers={"X-Vault-Token": root_token})
     assert response.status_code == 504
 
@@ -307,13 +308,13 @@ async def test_backend_timeout_is_504(root_token: str, monkeypatch: pytest.Monke
 async def test_a_slow_body_is_408(root_token: str) -> None:
     settings = ServerSettings(dev=True, dev_root_token=root_token, body_timeout_seconds=0.05)
     async with create_app(settings) as app:
-        sent: list[dict[str, Any]] = []
+        sent: list[MutableMapping[str, Any]] = []
 
         async def receive() -> dict[str, Any]:
             await asyncio.sleep(10)
             raise AssertionError("unreachable")
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             sent.append(message)
 
         scope = {
@@ -331,8 +332,8 @@ async def test_a_slow_body_is_408(root_token: str) -> None:
 async def test_a_client_that_disconnects_mid_body_gets_nothing(
     app: TenantVaultApp, root_token: str, logs: pytest.LogCaptureFixture
 ) -> None:
-    sent: list[dict[str, Any]] = []
-    messages = [
+    sent: list[MutableMapping[str, Any]] = []
+    messages: list[dict[str, Any]] = [
         {"type": "http.request", "body": b'{"da', "more_body": True},
         {"type": "http.disconnect"},
     ]
@@ -340,7 +341,7 @@ async def test_a_client_that_disconnects_mid_body_gets_nothing(
     async def receive() -> dict[str, Any]:
         return messages.pop(0)
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     scope = {

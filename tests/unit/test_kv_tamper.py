@@ -19,7 +19,8 @@ from tests.conftest import canary
 def _rows(db: Path, tenant: str, prefix: str) -> dict[str, bytes]:
     with sqlite3.connect(db) as conn:
         rows = conn.execute(
-            "SELECT key, value FROM records WHERE tenant = ? AND mount = 'secret' AND key LIKE ?",
+            "SELECT key, value FROM records"
+            " WHERE tenant = ? AND mount LIKE 'mount/%' AND key LIKE ?",
             (tenant, prefix + "%"),
         ).fetchall()
     conn.close()
@@ -29,7 +30,7 @@ def _rows(db: Path, tenant: str, prefix: str) -> dict[str, bytes]:
 def _set(db: Path, tenant: str, key: str, value: bytes) -> None:
     with sqlite3.connect(db) as conn:
         conn.execute(
-            "UPDATE records SET value = ? WHERE tenant = ? AND mount = 'secret' AND key = ?",
+            "UPDATE records SET value = ? WHERE tenant = ? AND mount LIKE 'mount/%' AND key = ?",
             (value, tenant, key),
         )
     conn.close()

@@ -6,7 +6,7 @@ import base64
 from pathlib import Path
 
 import tenantvault
-from tenantvault.engines.transit import MOUNT
+from tenantvault.testing import core_of
 
 
 async def test_key_material_is_not_in_the_database_files(tmp_path: Path) -> None:
@@ -17,13 +17,14 @@ async def test_key_material_is_not_in_the_database_files(tmp_path: Path) -> None
         await transit.create_key("pii")
         await transit.rotate_key("pii")
         await transit.create_key("ed", key_type="ed25519")
+        store = (await core_of(tv).mount_of("acme", "transit/")).storage
         secrets: list[bytes] = []
         for name in ("pii", "ed"):
-            keyring = await tv.core.transit.load("acme", name)
+            keyring = await core_of(tv).transit.load(store, name)
             assert keyring is not None
             for version in keyring.versions.values():
                 secrets += [version.key, version.hmac_key]
-        record = await tv.core.backend.read("acme", MOUNT, "policy/pii")
+        record = await store.read("policy/pii")
         assert record is not None  # stored where OpenBao stores it, in the tenant's mount
     stored = b"".join(path.read_bytes() for path in directory.iterdir() if path.is_file())
     assert b"policy/pii" in stored  # the row is there...
@@ -43,7 +44,8 @@ async def test_no_answer_carries_key_material() -> None:
             await transit.read_key("k"),
             await transit.create_key("ed", key_type="ed25519"),
         ]
-        keyring = await tv.core.transit.load("acme", "k")
+        store = (await core_of(tv).mount_of("acme", "transit/")).storage
+        keyring = await core_of(tv).transit.load(store, "k")
         assert keyring is not None
         text = repr(answers) + repr(keyring)
         for version in keyring.versions.values():

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import enum
-import math
 import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
 
+from tenantvault._durations import parse_timedelta
 from tenantvault._paths import validate_name
 from tenantvault._policy._parameters import Parameters, ParameterValue
 from tenantvault._policy._syntax import (
-    MAX_SHOWN,
     Object,
     Value,
     fail,
@@ -184,53 +183,14 @@ def _parameters(value: Value, where: str, key: str) -> Parameters:
     return tuple(sorted(parameters.items()))
 
 
-_DURATION_PART: Final = re.compile(
-    r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)"
-)
-_DURATION_UNITS: Final = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "\u00b5s": 1e-6,
-    "\u03bcs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-
-
-def _duration_seconds(text: str) -> float | None:
-    """Seconds from Vault's ParseDurationSecond forms: "300", "72h", "1h30m", "7d"."""
-    if not text or len(text) > MAX_SHOWN:
-        return None
-    if re.fullmatch(r"[0-9]+", text):
-        return float(text)
-    days = re.fullmatch(r"([0-9]+)d", text)
-    if days:
-        return float(days.group(1)) * 86400
-    total = 0.0
-    position = 0
-    while position < len(text):
-        part = _DURATION_PART.match(text, position)
-        if part is None:
-            return None
-        total += float(part.group(1)) * _DURATION_UNITS[part.group(2)]
-        position = part.end()
-    return total
-
-
 def _ttl(value: Value, where: str, key: str) -> timedelta:
-    seconds: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str):
-        seconds = _duration_seconds(value)
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        fail(f'{where}: {key} must be a duration such as 300, "300s" or "1h"')
     try:
-        return timedelta(seconds=seconds)
+        ttl = parse_timedelta(value)
     except OverflowError:
         fail(f"{where}: {key} is out of range")
+    if ttl is None:
+        fail(f'{where}: {key} must be a duration such as 300, "300s" or "1h"')
+    return ttl
 
 
 def _rule(label: str, body: Object, line: int) -> PathRule:

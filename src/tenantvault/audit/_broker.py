@@ -8,6 +8,16 @@ checkpoint in its log says what it missed meanwhile. Health reports all of it.
 
 Each file sink's chain head (seq and hash of the last durable entry) is kept in the sealed
 store, so that a log cut or replaced while the server was down is found when it opens.
+
+A Core has exactly one broker, whatever audit hook it is given: a custom `AuditHook` is
+attached to the broker (`hook=`), never put beside it, so the devices `sys/audit` manages,
+the store `sys/audit/events` queries and `sys/health` all see the same entries the hook does.
+The sinks record first, then the hook: a sink failure refuses the request before the hook
+hears of it, and a hook that refuses (raises) refuses it too, as any `AuditHook` may.
+
+Requests the HTTP layer refused before a `Request` existed (`refused`) get their request and
+response entry too; nothing ran for them, so nothing fails closed, but a refusal that nothing
+recorded is counted in health (`refusal_failures`).
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tenantvault._audit_hook import RequestContext
+from tenantvault._audit_hook import AuditHook, Refusal, RequestContext
 from tenantvault._clock import Clock, format_time, system_clock
 from tenantvault._exceptions import (
     AuditError,
@@ -32,12 +42,12 @@ from tenantvault._exceptions import (
     TenantVaultError,
 )
 from tenantvault._paths import validate_name
+from tenantvault._records import decode_record, encode_record
 from tenantvault._request import Response
 from tenantvault.audit._chain import ChainHead
 from tenantvault.audit._events import AuditEvent
 from tenantvault.audit._sinks import AuditSink, FileSink, StdoutSink, StoredHead, StoreSink
 from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
-from tenantvault.engines._common import decode_record, encode_record
 
 __all__ = ["AuditBroker", "Incident"]
 
@@ -61,6 +71,18 @@ class Incident:
     error: str
 
 
+@dataclass(slots=True)
+class _Recorded:
+    """The broker's bookkeeping of one request, kept in `RequestContext.audit_state`."""
+
+    # The sinks that recorded the request entry: its response entry goes to exactly these.
+    sinks: frozenset[str] = frozenset()
+    # The attached hook's own `audit_state`, swapped in around each call to it.
+    hook_state: object = None
+    # The hook took the request and is owed its response (as the Core owes one to any hook).
+    hook_owed: bool = False
+
+
 def _reason(error: BaseException) -> str:
     if isinstance(error, TimeoutError):
         return "timed out"
@@ -78,8 +100,12 @@ class AuditBroker:
         timeout_seconds: float = DEFAULT_SINK_TIMEOUT_SECONDS,
         file_dir: Path | None = None,
         probe_seconds: float = DEFAULT_PROBE_SECONDS,
+        hook: AuditHook | None = None,
     ) -> None:
         self._backend = backend
+        # A custom audit hook rides on this broker (see the module docstring); the caller
+        # owns it: the broker calls it and never closes it.
+        self._hook = hook
         self._clock = clock
         self._timeout = timeout_seconds
         # Where devices created through the API may write (files and store databases);
@@ -92,6 +118,9 @@ class AuditBroker:
         # Unhealthy sinks (name → why): entries skip them until their probe restores them.
         self.failing: dict[str, str] = {}
         self.response_failures = 0
+        # HTTP-layer refusals that no sink (or the hook) could record: the refusal stands as
+        # answered, so this is not `response_failures` (a request that ran and answered 500).
+        self.refusal_failures = 0
         # Gaps found when a log opened or after a sink came back: for health, never cleared.
         self.gaps: deque[dict[str, Any]] = deque(maxlen=_INCIDENTS_KEPT)
         self._missed: dict[str, int] = {}
@@ -322,6 +351,7 @@ class AuditBroker:
             "healthy": not self.failing,
             "failing_sinks": sorted(self.failing),
             "response_failures": self.response_failures,
+            "refusal_failures": self.refusal_failures,
             "chain_intact": not self.gaps,
             "gaps": list(self.gaps)[-10:],
             "recent_incidents": [
@@ -520,17 +550,38 @@ class AuditBroker:
         return frozenset(recorded)
 
     async def request(self, context: RequestContext) -> None:
-        if self.sinks:  # no sink enabled: nothing to build, nothing to wait for
-            context.audit_state = await self._fan_out(self._event(context, "request"), "request")
-
-    async def response(
-        self, context: RequestContext, response: Response | None, error: TenantVaultError | None
-    ) -> None:
-        # The response entry goes where the request entry went, so every sink holds complete
-        # pairs (a sink enabled mid-request, or one that missed the request, gets neither).
-        recorded = context.audit_state
-        if not self.sinks or not isinstance(recorded, frozenset) or not recorded:
+        if not self.sinks and self._hook is None:
+            return  # nothing enabled: nothing to build, nothing to wait for
+        recorded = _Recorded()
+        if self.sinks:
+            recorded.sinks = await self._fan_out(self._event(context, "request"), "request")
+        context.audit_state = recorded
+        if self._hook is None:
             return
+        try:
+            await self._hook_request(self._hook, context, recorded)
+        except AuditError as error:
+            # The hook refused after the sinks recorded the request entry; the Core writes no
+            # response entry for a refusal of the audit hook, so close the sinks' pairs here.
+            if recorded.sinks:
+                await self._sink_response(context, None, error, recorded.sinks)
+            raise
+
+    @staticmethod
+    async def _hook_request(hook: AuditHook, context: RequestContext, recorded: _Recorded) -> None:
+        context.audit_state = None  # the hook's own bookkeeping slot, as if it were alone
+        recorded.hook_owed = True
+        try:
+            await hook.request(context)
+        except AuditError:
+            recorded.hook_owed = False  # the Core's rule: a refused request entry, no response
+            raise
+        finally:
+            recorded.hook_state, context.audit_state = context.audit_state, recorded
+
+    def _response_event(
+        self, context: RequestContext, response: Response | None, error: TenantVaultError | None
+    ) -> AuditEvent:
         event = self._event(context, "response")
         if response is not None:
             event.status = response.status
@@ -542,8 +593,91 @@ class AuditBroker:
             body = getattr(error, "body", None)
             event.response_data = body.get("data") if isinstance(body, dict) else None
             event.error = "; ".join(error.errors) or type(error).__name__
+        return event
+
+    async def _sink_response(
+        self,
+        context: RequestContext,
+        response: Response | None,
+        error: TenantVaultError | None,
+        recorded: frozenset[str],
+    ) -> None:
         try:
-            await self._fan_out(event, "response", only=recorded)
+            await self._fan_out(
+                self._response_event(context, response, error), "response", only=recorded
+            )
         except AuditError:
             self.response_failures += 1
             raise
+
+    async def response(
+        self, context: RequestContext, response: Response | None, error: TenantVaultError | None
+    ) -> None:
+        # The response entry goes where the request entry went, so every sink holds complete
+        # pairs (a sink enabled mid-request, or one that missed the request, gets neither).
+        recorded = context.audit_state
+        if not isinstance(recorded, _Recorded):
+            return
+        failure: AuditError | None = None
+        if self.sinks and recorded.sinks:
+            try:
+                await self._sink_response(context, response, error, recorded.sinks)
+            except AuditError as sink_error:
+                failure = sink_error  # the hook still gets its response first
+        if recorded.hook_owed and self._hook is not None:
+            recorded.hook_owed = False
+            context.audit_state = recorded.hook_state
+            try:
+                await self._hook.response(context, response, error)
+            except Exception:
+                self.response_failures += 1
+                raise
+            finally:
+                context.audit_state = recorded
+        if failure is not None:
+            raise failure
+
+    def _refusal_event(self, refusal: Refusal, kind: str) -> AuditEvent:
+        event = AuditEvent(
+            type="request" if kind == "request" else "response",
+            time_ns=self._clock(),
+            request_id=refusal.request_id,
+            operation="",  # not known: the request was refused before it had one
+            # No tenant, ever: nothing was authenticated, so the entry is root's alone and no
+            # stranger can write into a tenant's trail by claiming its namespace.
+            tenant=None,
+            mount="",
+            path="",
+            remote_address=refusal.client_address,
+            token=refusal.token,
+            refused=True,
+            method=refusal.method,
+            raw_path=refusal.raw_path,
+            claimed_namespace=refusal.claimed_namespace,
+        )
+        if kind == "response":
+            event.status = refusal.status
+            event.error = refusal.error
+        return event
+
+    async def refused(self, refusal: Refusal) -> None:
+        """Record a request the HTTP layer refused: a request entry and a response entry in
+        every sink that records, then the hook. `AuditError` (counted) if nothing recorded it."""
+        failed = False
+        if self.sinks:
+            try:
+                recorded = await self._fan_out(self._refusal_event(refusal, "request"), "request")
+                await self._fan_out(
+                    self._refusal_event(refusal, "response"), "response", only=recorded
+                )
+            except AuditError:
+                failed = True
+        if self._hook is not None:
+            try:
+                await self._hook.refused(refusal)
+            except Exception as error:  # noqa: BLE001 -- the refusal stands; counted below
+                logger.warning("audit hook failed to record a refusal (%s)", type(error).__name__)
+                failed = True
+        if failed:
+            self.refusal_failures += 1
+            raise AuditError("audit: no sink could record the refused request")

@@ -51,6 +51,13 @@ class AuditEvent:
     # The tenant's incarnation id: a tenant deleted and created again under the same name is
     # another tenant, and its queries must never reach its predecessor's entries.
     tenant_uid: str = ""
+    # A request the HTTP layer refused before translation (`Refusal`): its method, its raw
+    # path (rendered only as an HMAC: it may hold a secret put in the URL by mistake) and the
+    # namespace it claimed (a claim, never its tenant: the entry belongs to no tenant).
+    refused: bool = False
+    method: str = ""
+    raw_path: bytes = field(default=b"", repr=False)
+    claimed_namespace: str = ""
 
     @property
     def outcome(self) -> Outcome:
@@ -81,6 +88,13 @@ class AuditEvent:
             "remote_address": self.remote_address or "",
             "data": redactor.redact(self.request_data) if self.request_data else None,
         }
+        if self.refused:
+            request["http"] = {
+                "refused": True,
+                "method": self.method,
+                "raw_path": redactor.hash(self.raw_path) if self.raw_path else "",
+                "claimed_namespace": self.claimed_namespace,
+            }
         entry: dict[str, Any] = {
             "time": format_time(self.time_ns),
             "time_ns": self.time_ns,

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from tenantvault._durations import parse_duration
+from tenantvault._durations import duration_seconds, parse_duration
 from tenantvault._exceptions import InvalidRequestError
 from tenantvault.audit._sinks import StoreSink
 
@@ -33,7 +33,6 @@ DEFAULT_PAGE = 100
 _OPERATIONS = frozenset({"read", "list", "create", "update", "patch", "delete"})
 _OUTCOMES = frozenset({"success", "denied", "invalid", "error"})
 # ASCII digits only: str.isdigit and \d also accept '²' and '١٢', which int() refuses or reads.
-_RELATIVE = re.compile(r"[0-9]+[smhd][0-9smhd]*\Z")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Entries are stamped in nanoseconds since the epoch, stored as SQLite's int64: a bound
 # outside that range can match nothing, and binding it would overflow (a 500, not a 400).
@@ -54,7 +53,7 @@ def parse_time(value: Any, *, now_ns: int, field: str) -> int | None:
     if text.isascii() and text.isdigit():
         # More digits than any int64 nanosecond count has seconds: refuse before multiplying.
         moment_ns = int(text) * _NS if len(text.lstrip("0")) <= 19 else _MAX_NS + 1
-    elif _RELATIVE.match(text):
+    elif duration_seconds(text) is not None:  # the one duration grammar (_durations)
         moment_ns = now_ns - parse_duration(text, field=field) * _NS
     else:
         try:

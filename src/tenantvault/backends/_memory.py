@@ -25,7 +25,7 @@ class Faults:
     `latency_seconds` delays every call; `unavailable` makes every call raise
     `BackendUnavailableError` (an outage or a sealed upstream); `fail_next` makes the next N
     calls fail; `timeout_next` makes the next N writes apply and then raise
-    `BackendTimeoutError` — the "request delivered, response lost" case (F-6).
+    `BackendTimeoutError` — the "request delivered, response lost" case.
     """
 
     latency_seconds: float = 0.0

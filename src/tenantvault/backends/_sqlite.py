@@ -19,8 +19,6 @@ serialized, the event loop never blocks on disk, and each check-and-set is one t
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import builtins
 import contextlib
 import os
@@ -46,7 +44,16 @@ from tenantvault._exceptions import (
 )
 from tenantvault.backends._permissions import check_private
 from tenantvault.backends._protocol import SYSTEM_TENANT, Record
-from tenantvault.crypto import KEY_SIZE, AeadKey, encode_aad, random_key, unwrap_key, wrap_key
+from tenantvault.crypto import (
+    KEY_SIZE,
+    AeadKey,
+    decode_master_key,
+    encode_aad,
+    encode_master_key,
+    random_key,
+    unwrap_key,
+    wrap_key,
+)
 
 __all__ = ["DB_FILENAME", "MASTER_KEY_FILENAME", "SqliteBackend"]
 
@@ -656,11 +663,8 @@ def _verify_key_check(master: AeadKey, key_check: bytes) -> None:
 
 def _parse_key_file(content: bytes, path: Path) -> bytes:
     """A key file holds one line: the standard base64 encoding of 32 bytes."""
-    try:
-        key: bytes = base64.b64decode(content.strip(), validate=True)
-    except binascii.Error:
-        key = b""
-    if len(key) != KEY_SIZE:
+    key = decode_master_key(content)
+    if key is None:
         # Never echo the content: it may be a real key in the wrong format.
         raise ConfigurationError(
             f"master key file {path} is malformed: expected one line of base64 of {KEY_SIZE} bytes"
@@ -677,7 +681,7 @@ def _create_key_file(path: Path) -> bytes:
     try:
         fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600)
         try:
-            data = base64.b64encode(key) + b"\n"
+            data = encode_master_key(key)
             while data:
                 data = data[os.write(fd, data) :]
             os.fsync(fd)

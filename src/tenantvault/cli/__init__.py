@@ -32,15 +32,15 @@ _SERVE_MODULE = "tenantvault.cli._serve"
 
 def _load_serve() -> ModuleType:
     """The server's command module, imported only for `serve`: the other commands must not pay
-    for (or fail on) the server's dependencies."""
+    for the server's imports, nor fail on a damaged installation of them."""
     try:
         return import_module(_SERVE_MODULE)
     except ModuleNotFoundError as error:
         if error.name == _SERVE_MODULE:
             raise UsageError("the serve command is not available in this installation") from None
         raise UsageError(
-            f"the serve command needs the module {error.name!r}: "
-            "install it with pip install 'tenantvault[server]'"
+            f"the serve command needs the module {error.name!r}, a dependency of tenantvault: "
+            "reinstall it with pip install --force-reinstall tenantvault"
         ) from None
 
 

@@ -252,7 +252,8 @@ def parse_key_values(items: Sequence[str] | None, *, flag: str) -> dict[str, str
 
 def segment(name: str, *, what: str) -> str:
     """One name as one URL path segment: '/' is encoded and dot segments are refused, so a name
-    can never step into another path (hvac lets '..' through; see adversarial.md)."""
+    can never step into another path (hvac sends '..' as it is, and a server that resolves it
+    would act on the parent)."""
     if name in ("", ".", ".."):
         raise UsageError(f"invalid {what}: {name!r}")
     return quote(name, safe="")

@@ -7,11 +7,10 @@ out of shell history and process listings; decrypt writes the plaintext's raw by
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 from pathlib import Path
 from typing import Any
 
+from tenantvault import _b64
 from tenantvault.cli._args import UsageError, add_flag, segment
 from tenantvault.cli._commands_sys import unwrap
 from tenantvault.cli._context import Context
@@ -142,7 +141,7 @@ def _config(ctx: Context) -> int:
 
 def _context(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
     if ctx.args.context:
-        body["context"] = base64.b64encode(ctx.args.context.encode()).decode()
+        body["context"] = _b64.encode(ctx.args.context.encode())
     return body
 
 
@@ -165,7 +164,7 @@ def _ciphertext(ctx: Context) -> str:
 
 def _encrypt(ctx: Context) -> int:
     plaintext = _read_bytes(ctx, ctx.args.source)
-    body = _context(ctx, {"plaintext": base64.b64encode(plaintext).decode()})
+    body = _context(ctx, {"plaintext": _b64.encode(plaintext)})
     reply = ctx.call(
         "POST",
         f"transit/encrypt/{segment(ctx.args.name, what='key name')}",
@@ -189,8 +188,8 @@ def _decrypt(ctx: Context) -> int:
         _show(ctx, data, reply.body)
         return 0
     try:
-        raw = base64.b64decode(str(data.get("plaintext", "")), validate=True)
-    except (binascii.Error, ValueError):
+        raw = _b64.decode(str(data.get("plaintext", "")))
+    except ValueError:
         raise UsageError("the server returned a plaintext that is not base64") from None
     # The plaintext itself, byte for byte: this command exists to produce it.
     ctx.out.stdout.flush()

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from tenantvault._durations import format_duration
 from tenantvault.cli._text import printable
 
 __all__ = [
@@ -29,24 +30,13 @@ def human_duration(seconds: Any) -> str:
     """Vault's humanDuration: Go's Duration.String() without zero tails (3600 → '1h')."""
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         return go_value(seconds)
-    total = int(seconds)
-    if total == 0:
-        return "0s"
-    sign = "-" if total < 0 else ""
-    hours, rest = divmod(abs(total), 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        text = f"{hours}h{minutes}m{secs}s"
-    elif minutes:
-        text = f"{minutes}m{secs}s"
-    else:
-        text = f"{secs}s"
+    text = format_duration(int(seconds))
     if text.endswith("m0s"):
         text = text[:-2]
     index = text.find("h0m")
     if index > 0:
         text = text[: index + 1] + text[index + 3 :]
-    return sign + text
+    return text
 
 
 def go_value(value: Any) -> str:

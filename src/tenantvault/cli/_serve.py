@@ -28,8 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-# granian is the `server` extra: the CLI imports this module only for `serve`, and turns a
-# missing granian into "install tenantvault[server]".
+# granian is a base dependency (the server is the product); the CLI still imports this module
+# only for `serve`, and turns a missing granian (a damaged install) into a usage error.
 from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
@@ -50,9 +50,9 @@ __all__ = ["add_parser", "run"]
 
 logger = logging.getLogger("tenantvault.serve")
 
-# Slowloris (P-2): a client gets this long to send its request headers.
+# Slowloris: a client gets this long to send its request headers, then the connection closes.
 _HEADER_READ_TIMEOUT_MS = 10_000
-# hyper's read buffer bounds the request head: bigger header blocks get 431 (P-10).
+# hyper's read buffer bounds the request head: bigger header blocks get 431.
 _MAX_HEADER_BUFFER_BYTES = 64 * 1024 + 8192
 # How often the main thread wakes up to run pending signal handlers (see _StopOnSignals).
 _SIGNAL_CHECK_SECONDS = 0.2

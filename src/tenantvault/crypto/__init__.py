@@ -22,6 +22,7 @@ from tenantvault.crypto._keyring import (
     Keyring,
     KeyVersion,
 )
+from tenantvault.crypto._master_key import decode_master_key, encode_master_key
 from tenantvault.crypto._transit_primitives import (
     HMAC_ALGORITHMS,
     KeyType,
@@ -45,7 +46,9 @@ __all__ = [
     "KeyType",
     "KeyVersion",
     "Keyring",
+    "decode_master_key",
     "encode_aad",
+    "encode_master_key",
     "go_atoi",
     "go_b64decode",
     "hash_digest",

@@ -18,14 +18,13 @@ ciphertext all look the same from outside except for Vault's format messages.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from tenantvault import _b64
 from tenantvault._exceptions import DecryptionError, IntegrityError, InvalidRequestError
 from tenantvault.crypto._gobase64 import go_atoi, go_b64decode
 from tenantvault.crypto._transit_primitives import (
@@ -66,10 +65,6 @@ _MISSING_CONTEXT: Final = (
 )
 
 
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
-
 def _canonical_b64decode(text: str) -> bytes | None:
     """Padded standard base64 in the one spelling `b64encode` gives, else None.
 
@@ -77,17 +72,16 @@ def _canonical_b64decode(text: str) -> bytes | None:
     character, so one ciphertext has several spellings there; here it has exactly one.
     """
     try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+        return _b64.decode(text)
+    except ValueError:
         return None
-    return raw if _b64(raw) == text else None
 
 
 def _unb64(text: str) -> bytes:
     # Stored records only; anything else is an integrity failure, never a caller's mistake.
     try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+        return _b64.decode(text)
+    except ValueError:
         raise IntegrityError("stored transit key is not valid") from None
 
 
@@ -236,8 +230,8 @@ class Keyring:
             "key_size": self.key_size,
             "versions": {
                 str(number): {
-                    "key": _b64(version.key),
-                    "hmac_key": _b64(version.hmac_key),
+                    "key": _b64.encode(version.key),
+                    "hmac_key": _b64.encode(version.hmac_key),
                     "created": version.created_ns,
                 }
                 for number, version in self.versions.items()
@@ -365,7 +359,7 @@ class Keyring:
             blob = cipher.seal_convergent(material[size:], plaintext, associated_data)
         else:
             blob = self._cipher(version, context).seal(plaintext, associated_data)
-        return f"{VERSION_PREFIX}{version}:{_b64(blob)}"
+        return f"{VERSION_PREFIX}{version}:{_b64.encode(blob)}"
 
     def decrypt(
         self, ciphertext: str, *, context: bytes = b"", associated_data: bytes | None = None
@@ -397,7 +391,8 @@ class Keyring:
         """Split `vault:v<N>:<body>`. `canonical` admits only the spelling `encrypt` writes.
 
         Vault also reads `v0` as version 1 and `v+1` or `v01` as 1; a ciphertext has exactly
-        one valid spelling here, so any change to its prefix is refused (K-10).
+        one valid spelling here, so any change to its prefix is refused: two spellings of
+        one ciphertext would let a replayed copy pass a check for the other.
         """
         if not text.startswith(VERSION_PREFIX):
             raise DecryptionError(f"invalid {what}: no prefix")
@@ -414,7 +409,7 @@ class Keyring:
     def hmac(self, message: bytes, *, algorithm: str, version: int) -> str:
         """`vault:v<N>:<base64(HMAC)>` with the version's HMAC key (resolve `version` first)."""
         digest = hmac_digest(algorithm, self.hmac_key(version), message)
-        return f"{VERSION_PREFIX}{version}:{_b64(digest)}"
+        return f"{VERSION_PREFIX}{version}:{_b64.encode(digest)}"
 
     def verify_hmac(self, message: bytes, mac: str, *, algorithm: str) -> bool:
         if not mac.startswith(VERSION_PREFIX):
@@ -468,11 +463,7 @@ class Keyring:
         else:
             private = entry.key
         signature = ed25519_sign(private, message)
-        encoded = (
-            base64.urlsafe_b64encode(signature).rstrip(b"=").decode("ascii")
-            if jws
-            else _b64(signature)
-        )
+        encoded = _b64.encode_urlsafe(signature) if jws else _b64.encode(signature)
         return f"{VERSION_PREFIX}{version}:{encoded}", version, public
 
     def _derived_signing_key(self, version: int, context: bytes) -> bytes:
@@ -496,13 +487,10 @@ class Keyring:
         try:
             if jws:
                 # Go's RawURLEncoding: the URL alphabet only, and no padding at all.
-                if not parsed.body.isascii() or any(c in parsed.body for c in "+/="):
-                    raise ValueError("not unpadded URL-safe base64")
-                padding = "=" * (-len(parsed.body) % 4)
-                raw = base64.b64decode(parsed.body + padding, altchars=b"-_", validate=True)
+                raw = _b64.decode_urlsafe(parsed.body)
             else:
                 raw = go_b64decode(parsed.body)
-        except (ValueError, binascii.Error):
+        except ValueError:
             raise InvalidRequestError("invalid base64 signature value") from None
         if self.derived:
             public = self._derived_signing_key(parsed.version, context)[32:]

@@ -1,40 +1,102 @@
-"""What an engine hands the Core for one request: the ACL path, the capability, the handler."""
+"""What an engine hands the Core for one request (`Route`), and what the Core hands back (`Call`).
+
+A route *declares* everything its handler needs — the ACL path and capability, `sudo`, extra
+(path, capability) pairs, root-namespace-only, mount access, whether it mints a token — and
+only the Core checks those declarations, before the request is audited and the handler runs
+("declare, then check in one place"). A handler receives a `Call`: plain data, the Core's
+answers to the optional requirements it declared, and views of the stores already bound to
+the call's tenant incarnation. No ACL, no principal, nothing that could check or widen access.
+"""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from tenantvault._policy import ACL
+    from tenantvault._policy_store import TenantPolicies
     from tenantvault._request import Response
-    from tenantvault._tokens import Principal
+    from tenantvault._tokens import TenantTokens
+    from tenantvault.audit._view import AuditView
 
-__all__ = ["Call", "Route"]
+__all__ = ["Call", "Caller", "Need", "RootOnly", "Route", "TokenGrant"]
+
+# One (ACL path, capability) pair a route needs besides its own.
+Need = tuple[str, str]
+
+
+class RootOnly(enum.Enum):
+    """How a root-namespace-only route answers a tenant (each endpoint keeps OpenBao's answer)."""
+
+    DENY = "deny"  # 403 permission denied: sys/audit devices
+    REFUSE = "refuse"  # 400 "operation only available in root namespace": sys/audit-hash
 
 
 @dataclass(frozen=True, slots=True)
-class Call:
-    """Everything a handler may use: the tenant it runs in, the caller and the request data."""
+class Caller:
+    """The caller's own token, described: for the handlers that act on it (lookup-self,
+    renew-self, revoke-self). Data only; `token` is the plaintext the caller sent, which
+    lookup-self returns as `id` and renew-self as `client_token`, as Vault does."""
 
-    tenant: str
-    principal: Principal
-    data: Mapping[str, Any] = field(repr=False)
-    request_id: str
-    acl: ACL = field(repr=False)
+    accessor: str = field(repr=False)
+    policies: tuple[str, ...]
+    tenant: str | None
     token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
-    """One resolved request.
+class TokenGrant:
+    """What the Core allowed a token-minting route to issue (subset rule and sudo checked)."""
 
-    `acl_path` is the canonical path the policy is checked against (with a trailing '/' for
-    LIST, as Vault does). `capability` is the one needed; when it is None the Core asks
-    `exists()` and needs `update` if the target exists and `create` otherwise. A route with
-    `public=True` needs no capability at all (health probes, a token looking itself up is
-    still checked by policy: only truly public endpoints set it).
+    policies: tuple[str, ...]
+    orphan: bool
+    period_seconds: int
+    meta: Mapping[str, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Everything a handler may use: the tenant it runs in, the request data, and the
+    Core's decisions and tenant-bound views for this one request."""
+
+    tenant: str
+    data: Mapping[str, Any] = field(repr=False)
+    request_id: str
+    # The tenant's incarnation id ('' in the root namespace).
+    tenant_uid: str = ""
+    # None for public probes and for the in-process operator (no token).
+    caller: Caller | None = None
+    # The route's `optional` requirements that the caller's policies grant.
+    granted: frozenset[Need] = frozenset()
+    # Set for routes with `mints_token`: the policies and flags the Core approved.
+    grant: TokenGrant | None = None
+    # Views bound to this call's tenant incarnation (None for public probes).
+    tokens: TenantTokens | None = field(default=None, repr=False)
+    audit: AuditView | None = field(default=None, repr=False)
+    policies: TenantPolicies | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One resolved request and what it needs, checked by the Core before the handler runs.
+
+    - `acl_path` is the canonical path the policy is checked against (with a trailing '/'
+      for LIST, as Vault does). `capability` is the one needed; when it is None the Core asks
+      `exists()` and needs `update` if the target exists and `create` otherwise.
+    - `sudo`: the policy must also grant `sudo` at `acl_path`.
+    - `extra`: more (path, capability) pairs the policy must grant (all of them).
+    - `optional`: pairs the Core evaluates without refusing; the handler learns which were
+      granted from `Call.granted` (transit's create-on-encrypt).
+    - `root_namespace_only`: refused in a tenant, with that endpoint's answer; with
+      `resolve`, the route is a placeholder and `resolve()` parses the real one afterwards.
+    - `mount_access`: instead of a capability, Vault's hasMountAccess on this mount (ending
+      in '/'): the policy grants something at or under it (sys/internal/ui/mounts/<path>).
+    - `mints_token`: the Core applies the token-issuing rules (use-limited parent, the
+      subset rule, sudo for orphans and periodic tokens) and hands over a `TokenGrant`;
+      "orphan" for create-orphan, "child" for create (orphan only with `no_parent`).
+    - `public=True` needs no token and no capability: only the unauthenticated probes.
     """
 
     acl_path: str
@@ -43,3 +105,13 @@ class Route:
     exists: Callable[[str], Awaitable[bool]] | None = None
     public: bool = False
     mount: str = ""
+    sudo: bool = False
+    extra: tuple[Need, ...] = ()
+    optional: tuple[Need, ...] = ()
+    root_namespace_only: RootOnly | None = None
+    mount_access: str | None = None
+    mints_token: Literal["", "child", "orphan"] = ""
+    # A root-namespace-only area's real route, parsed only after the Core checked
+    # `root_namespace_only`: a tenant gets that answer whatever the path or method, as in
+    # OpenBao, and parse errors show only in the root namespace.
+    resolve: Callable[[], Route] | None = None

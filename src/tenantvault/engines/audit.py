@@ -3,74 +3,54 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from tenantvault._clock import Clock, format_time
 from tenantvault._exceptions import (
+    InternalError,
     InvalidRequestError,
-    NotFoundError,
-    PermissionDeniedError,
     UnsupportedOperationError,
 )
-from tenantvault._paths import validate_name, validate_tenant_id
+from tenantvault._paths import validate_name
 from tenantvault._request import Operation, Response
-from tenantvault._tokens import TenantIdLookup, TokenStore
 from tenantvault.audit._broker import AuditBroker
 from tenantvault.audit._query import (
-    ANY_INCARNATION,
     DEFAULT_PAGE,
     MAX_PAGE,
     EventQuery,
-    parse_incarnation,
     parse_time,
     report_csv,
-    run_query,
-    secret_activity,
 )
-from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
+from tenantvault.audit._view import AuditView
 from tenantvault.engines._common import get_int, get_mapping, get_str
-from tenantvault.engines._route import Call, Route
+from tenantvault.engines._route import Call, RootOnly, Route
 
 __all__ = ["AuditEngine"]
 
 Handler = Callable[[Call], Awaitable[Response]]
 # Device names that would shadow our own endpoints under sys/audit/.
 _RESERVED = frozenset({"events", "report"})
-# OpenBao's answer to a namespace calling a root-only endpoint (checked against 2.7.2).
-_ROOT_ONLY = "operation only available in root namespace"
 _REPORT_FORMATS = ("json", "csv")
 
 
 class AuditEngine:
     """`sys/audit*` within one tenant or the root namespace."""
 
-    def __init__(
-        self,
-        broker: AuditBroker,
-        *,
-        tokens: TokenStore,
-        backend: Backend,
-        clock: Clock,
-        tenant_uid: TenantIdLookup,
-    ) -> None:
+    def __init__(self, broker: AuditBroker, *, clock: Clock) -> None:
         self._broker = broker
-        self._tokens = tokens
-        self._backend = backend
         self._clock = clock
-        self._tenant_uid = tenant_uid
 
-    def route(self, op: Operation, rest: str, *, tenant: str | None) -> Route:
+    def route(self, op: Operation, rest: str) -> Route:
         """`rest` is the path after 'sys/'."""
         if rest.startswith("audit-hash/"):
-            # An HMAC oracle over the sinks' salts, which every tenant's entries share: root only.
-            if tenant is not None:
-                raise InvalidRequestError(_ROOT_ONLY)
-            name = validate_name(rest.removeprefix("audit-hash/"), kind="audit device name")
-            if op not in (Operation.UPDATE, Operation.CREATE):
-                raise UnsupportedOperationError()
-            return Route(
-                f"sys/audit-hash/{name}", "update", lambda call: self._hash(call, name), mount="sys"
+            # An HMAC oracle over the sinks' salts, which every tenant's entries share: root
+            # only, with OpenBao's 400 (the Core answers a tenant before the name is parsed).
+            return _root_only(
+                rest,
+                RootOnly.REFUSE,
+                lambda: self._route_hash(op, rest.removeprefix("audit-hash/")),
             )
         sub = rest.removeprefix("audit").lstrip("/")
         if sub in ("events", "report"):
@@ -79,8 +59,17 @@ class AuditEngine:
             handler = self._events if sub == "events" else self._report
             return Route(f"sys/audit/{sub}", "read", handler, mount="sys")
         # Device management is the operator's alone, as in Vault (root namespace, sudo).
-        if tenant is not None:
-            raise PermissionDeniedError()
+        return _root_only(rest, RootOnly.DENY, lambda: self._route_devices(op, sub))
+
+    def _route_hash(self, op: Operation, sub: str) -> Route:
+        name = validate_name(sub, kind="audit device name")
+        if op not in (Operation.UPDATE, Operation.CREATE):
+            raise UnsupportedOperationError()
+        return Route(
+            f"sys/audit-hash/{name}", "update", lambda call: self._hash(call, name), mount="sys"
+        )
+
+    def _route_devices(self, op: Operation, sub: str) -> Route:
         if not sub:
             if op not in (Operation.READ, Operation.LIST):
                 raise UnsupportedOperationError()
@@ -133,53 +122,14 @@ class AuditEngine:
             raise InvalidRequestError("input is required")
         return Response(data={"hash": self._broker.hash(name, value)})
 
-    async def _scope(self, call: Call) -> tuple[str | None, str | None]:
-        """The tenant and incarnation whose entries the caller may see (None: any).
-
-        In a tenant: its own current incarnation, whatever it asks for. In the root namespace:
-        everything, or `tenant` (its current incarnation) and/or `tenant_uid` (one incarnation,
-        also of a deleted tenant; `*` every incarnation of `tenant`, and entries from before
-        incarnation ids).
-        """
-        if call.tenant != SYSTEM_TENANT:
-            record = call.principal.record
-            # The token's uid was checked against the tenant's current one when it logged in.
-            if record is not None and record.tenant == call.tenant:
-                return call.tenant, record.tenant_uid
-            uid = await self._tenant_uid(call.tenant)
-            if uid is None:
-                raise NotFoundError("namespace not found")
-            return call.tenant, uid
-        tenant = get_str(call.data, "tenant") or None
-        if tenant is not None:
-            validate_tenant_id(tenant)
-        requested = parse_incarnation(call.data.get("tenant_uid"))
-        if requested == ANY_INCARNATION:
-            if tenant is None:
-                raise InvalidRequestError("tenant_uid=* needs a tenant")
-            return tenant, None
-        if requested is not None or tenant is None:
-            return tenant, requested
-        uid = await self._tenant_uid(tenant)
-        if uid is None:
-            raise NotFoundError(
-                f"no tenant {tenant!r} exists now; pass tenant_uid to audit a deleted one"
-            )
-        return tenant, uid
-
-    def _store(self) -> Any:
-        store = self._broker.store()
-        if store is None:
-            raise NotFoundError("no queryable audit store is enabled")
-        return store
-
     async def _events(self, call: Call) -> Response:
+        view = _view(call)
         now = self._clock()
         data = call.data
         accessor = get_str(data, "accessor", default="") or ""
         if accessor and not accessor.startswith("hmac-sha256:"):
-            accessor = self._store().redactor.hash(accessor)
-        tenant, tenant_uid = await self._scope(call)
+            accessor = view.hash_accessor(accessor)
+        tenant, tenant_uid = await view.scope(data)
         query = EventQuery(
             tenant=tenant,
             tenant_uid=tenant_uid,
@@ -193,36 +143,28 @@ class AuditEngine:
             after_id=_number(data, "after", default=0, minimum=0),
             limit=_number(data, "limit", default=DEFAULT_PAGE, minimum=1, maximum=MAX_PAGE),
         ).validate()
-        events, cursor = await run_query(self._store(), query)
+        events, cursor = await view.events(query)
         return Response(data={"events": events, "next": cursor})
 
-    async def _kv_keys(self, tenant: str, prefix: str = "meta/") -> list[str]:
-        keys: list[str] = []
-        for child in await self._backend.list(tenant, "secret", prefix):
-            if child.endswith("/"):
-                keys.extend(await self._kv_keys(tenant, prefix + child))
-            else:
-                keys.append((prefix + child).removeprefix("meta/"))
-        return keys
-
     async def _report(self, call: Call) -> Response:
+        view = _view(call)
         output = get_str(call.data, "format", default="json") or "json"
         if output not in _REPORT_FORMATS:
             raise InvalidRequestError("invalid value for format: use json or csv")
-        tenant, tenant_uid = await self._scope(call)
+        tenant, tenant_uid = await view.scope(call.data)
         if tenant is None:
             raise InvalidRequestError("tenant is required in the root namespace")
         if tenant_uid is None:
             raise InvalidRequestError("a report covers one incarnation: tenant_uid cannot be *")
         now = self._clock()
         since = parse_time(call.data.get("since") or "30d", now_ns=now, field="since")
-        activity = await secret_activity(self._store(), tenant, tenant_uid, since)
+        activity = await view.activity(tenant, tenant_uid, since)
         keys: list[str] = []
         tokens: list[dict[str, Any]] = []
         # Secrets and tokens are the current incarnation's: a deleted one's were destroyed.
-        if tenant_uid == await self._tenant_uid(tenant):
-            keys = await self._kv_keys(tenant)
-            redactor = self._store().redactor
+        if await view.is_current(tenant, tenant_uid):
+            keys = await view.secret_keys(tenant, tenant_uid)
+            redactor = view.store().redactor
             tokens = [
                 {
                     "accessor": redactor.hash(record.accessor),
@@ -230,7 +172,7 @@ class AuditEngine:
                     "policies": sorted(record.policies),
                     "created": format_time(record.created_ns),
                 }
-                for record in await self._tokens.tenant_tokens(tenant, tenant_uid)
+                for record in await view.tokens(tenant, tenant_uid)
                 if not record.expire_ns
             ]
         read = {key for key, stats in activity["secrets"].items() if stats["reads"]}
@@ -247,6 +189,29 @@ class AuditEngine:
         if output == "csv":
             return Response(data={"csv": report_csv(report)})
         return Response(data=report)
+
+
+def _root_only(rest: str, answer: RootOnly, build: Callable[[], Route]) -> Route:
+    """A root-namespace-only area: the Core refuses it in a tenant (`answer`) before the path
+    is parsed; in the root namespace, `build()` parses it into the real route."""
+
+    async def unreachable(call: Call) -> Response:
+        raise InternalError()  # the Core runs the resolved route, never this placeholder
+
+    return Route(
+        f"sys/{rest}",
+        "sudo",
+        unreachable,
+        mount="sys",
+        root_namespace_only=answer,
+        resolve=lambda: dataclasses.replace(build(), root_namespace_only=answer),
+    )
+
+
+def _view(call: Call) -> AuditView:
+    if call.audit is None:
+        raise InternalError()
+    return call.audit
 
 
 def _number(

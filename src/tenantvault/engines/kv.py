@@ -1,6 +1,6 @@
 """The KV v2 secrets engine: versions, check-and-set, soft delete, destroy and metadata.
 
-Storage layout inside the tenant's `secret` mount (records of the Backend contract):
+Storage layout inside a kv v2 mount (records of its `MountStorage`):
 
 - `config`                      mount settings (max_versions, cas_required, delete_version_after)
 - `meta/<path>`                 the key's metadata: versions map, current/oldest version, settings
@@ -30,7 +30,7 @@ from tenantvault._exceptions import (
 )
 from tenantvault._paths import SecretPath, parse_path
 from tenantvault._request import Operation, Response
-from tenantvault.backends._protocol import Backend, Record
+from tenantvault.backends._protocol import Record
 from tenantvault.engines._common import (
     backoff,
     decode_record,
@@ -40,11 +40,11 @@ from tenantvault.engines._common import (
     get_mapping,
     get_versions,
 )
+from tenantvault.engines._protocol import Mount, MountStorage
 from tenantvault.engines._route import Call, Route
 
 __all__ = ["DEFAULT_MAX_VERSIONS", "KVEngine"]
 
-MOUNT = "secret"
 DEFAULT_MAX_VERSIONS = 10
 CUSTOM_METADATA_MAX_KEYS = 64
 CUSTOM_METADATA_MAX_KEY_LENGTH = 128
@@ -117,32 +117,41 @@ def _check_custom_metadata(value: Any) -> dict[str, str]:
 
 
 class KVEngine:
-    """KV v2 at `secret/` in every tenant, on any Backend."""
+    """KV v2 on any mount of type kv with `version` 2, on any Backend."""
 
-    def __init__(self, backend: Backend, *, clock: Clock) -> None:
-        self._backend = backend
+    def __init__(self, *, clock: Clock) -> None:
         self._clock = clock
 
     # -- routing ---------------------------------------------------------------------------
 
-    def route(self, operation: Operation, rest: str) -> Route:
-        """Resolve `rest` (the path after 'secret/') for `operation`, validating it once."""
+    def route(self, operation: Operation, rest: str, mount: Mount) -> Route:
+        """Resolve `rest` (the path after the mount) for `operation`, validating it once."""
         section, _, sub = rest.partition("/")
         op = operation
+        store = mount.storage
+        base = mount.path
+
+        def bound(acl: str, capability: str, handler: Any) -> Route:
+            async def run(call: Call) -> Response:
+                response: Response = await handler(call, store)
+                return response
+
+            return Route(acl, capability, run, mount=mount.name)
+
         if section == "config" and not sub:
             if op is Operation.READ:
-                return self._route("secret/config", "read", self._read_config)
+                return bound(f"{base}config", "read", self._read_config)
             if op is Operation.UPDATE:
-                return self._route("secret/config", "update", self._write_config)
+                return bound(f"{base}config", "update", self._write_config)
             raise UnsupportedOperationError()
         if section == "metadata" and op is Operation.LIST:
             directory = parse_path(sub, allow_dir=True, allow_empty=True)
-            acl = f"secret/metadata/{directory.key}/" if directory.key else "secret/metadata/"
-            return self._route(acl, "list", lambda call: self._list(call, directory))
+            acl = f"{base}metadata/{directory.key}/" if directory.key else f"{base}metadata/"
+            return bound(acl, "list", lambda call, store: self._list(call, store, directory))
         if section not in ("data", "metadata", "delete", "undelete", "destroy", "subkeys"):
             raise NotFoundError("unsupported path")
         path = parse_path(sub)
-        acl = f"secret/{section}/{path.key}"
+        acl = f"{base}{section}/{path.key}"
         handlers = {
             ("data", Operation.READ): ("read", self._read),
             ("data", Operation.UPDATE): (None, self._write),
@@ -165,23 +174,37 @@ class KVEngine:
             raise UnsupportedOperationError() from None
 
         async def run(call: Call) -> Response:
-            return await handler(call, path)
+            return await handler(call, store, path)
 
-        async def exists(tenant: str) -> bool:
-            return await self._read_meta(tenant, path) is not None
+        async def exists(_tenant: str) -> bool:
+            return await self._read_meta(store, path) is not None
 
         return Route(
-            acl, capability, run, exists=exists if capability is None else None, mount=MOUNT
+            acl, capability, run, exists=exists if capability is None else None, mount=mount.name
         )
 
-    @staticmethod
-    def _route(acl: str, capability: str, handler: Any) -> Route:
-        return Route(acl, capability, handler, mount=MOUNT)
+    async def import_version(self, store: MountStorage, key: str, body: dict[str, Any]) -> None:
+        """Write `body` as version 1 of `key`, replacing whatever v2 records `key` has (the
+        KV v1 -> v2 upgrade: until the mount says version 2, v2 records are invisible)."""
+        path = parse_path(key)
+        meta = await self._read_meta(store, path)
+        if meta is not None:
+            revision = meta.pop("_revision")
+            await store.delete(f"meta/{path.key}", expected_revision=revision)
+            await self._purge(
+                store,
+                [
+                    _data_key(path.key, int(version), entry["ref"])
+                    for version, entry in meta["versions"].items()
+                    if entry.get("ref")
+                ],
+            )
+        await self._add_version(store, path, 0, lambda _meta: dict(body))
 
     # -- storage helpers -------------------------------------------------------------------
 
-    async def _config(self, tenant: str) -> dict[str, Any]:
-        return self._config_from(await self._backend.read(tenant, MOUNT, "config"))
+    async def _config(self, store: MountStorage) -> dict[str, Any]:
+        return self._config_from(await store.read("config"))
 
     @staticmethod
     def _config_from(record: Record | None) -> dict[str, Any]:
@@ -195,19 +218,17 @@ class KVEngine:
             config.update(decode_record(record.value))
         return config
 
-    async def _read_meta(self, tenant: str, path: SecretPath) -> Meta | None:
-        record = await self._backend.read(tenant, MOUNT, f"meta/{path.key}")
+    async def _read_meta(self, store: MountStorage, path: SecretPath) -> Meta | None:
+        record = await store.read(f"meta/{path.key}")
         if record is None:
             return None
         meta: Meta = decode_record(record.value)
         meta["_revision"] = record.revision
         return meta
 
-    async def _store_meta(self, tenant: str, path: SecretPath, meta: Meta) -> None:
+    async def _store_meta(self, store: MountStorage, path: SecretPath, meta: Meta) -> None:
         revision = meta.pop("_revision", 0)
-        await self._backend.write(
-            tenant, MOUNT, f"meta/{path.key}", encode_record(meta), expected_revision=revision
-        )
+        await store.write(f"meta/{path.key}", encode_record(meta), expected_revision=revision)
 
     def _new_meta(self, now: int) -> Meta:
         return {
@@ -247,14 +268,14 @@ class KVEngine:
         meta["oldest_version"] = last_doomed + 1
         return doomed
 
-    async def _purge(self, tenant: str, keys: list[str]) -> None:
+    async def _purge(self, store: MountStorage, keys: list[str]) -> None:
         for key in keys:
-            await self._backend.delete(tenant, MOUNT, key)
+            await store.delete(key)
 
     # -- config ----------------------------------------------------------------------------
 
-    async def _read_config(self, call: Call) -> Response:
-        config = await self._config(call.tenant)
+    async def _read_config(self, call: Call, store: MountStorage) -> Response:
+        config = await self._config(store)
         return Response(
             data={
                 "cas_required": config["cas_required"],
@@ -264,10 +285,10 @@ class KVEngine:
             }
         )
 
-    async def _write_config(self, call: Call) -> Response:
+    async def _write_config(self, call: Call, store: MountStorage) -> Response:
         data = call.data
         for _ in range(_WRITE_ATTEMPTS):
-            record = await self._backend.read(call.tenant, MOUNT, "config")
+            record = await store.read("config")
             config = self._config_from(record)
             max_versions = get_int(data, "max_versions")
             if max_versions is not None:
@@ -281,9 +302,7 @@ class KVEngine:
                     data["delete_version_after"], field="delete_version_after"
                 )
             try:
-                await self._backend.write(
-                    call.tenant,
-                    MOUNT,
+                await store.write(
                     "config",
                     encode_record(config),
                     expected_revision=record.revision if record else 0,
@@ -300,23 +319,22 @@ class KVEngine:
         cas = get_int(options, "cas", strict=True)
         return options, cas
 
-    async def _write(self, call: Call, path: SecretPath) -> Response:
+    async def _write(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
         body = call.data.get("data")
         if body is None:
             raise InvalidRequestError("no data provided")
         if not isinstance(body, Mapping):
             raise InvalidRequestError("invalid value for data: expected an object")
         _, cas = self._options(call.data)
-        return await self._add_version(call.tenant, path, cas, lambda _meta: dict(body))
+        return await self._add_version(store, path, cas, lambda _meta: dict(body))
 
-    async def _patch(self, call: Call, path: SecretPath) -> Response:
+    async def _patch(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
         patch = call.data.get("data")
         if patch is None:
             raise InvalidRequestError("no data provided")
         if not isinstance(patch, Mapping):
             raise InvalidRequestError("invalid value for data: expected an object")
         _, cas = self._options(call.data)
-        tenant = call.tenant
 
         async def current_data(meta: Meta) -> dict[str, Any]:
             version = meta["current_version"]
@@ -328,21 +346,25 @@ class KVEngine:
             if not self._is_live(entry, self._clock()):
                 # As OpenBao: the 404 carries the latest version's metadata.
                 raise NotFoundError(body={"data": _version_view(meta, version)})
-            record = await self._backend.read(
-                tenant, MOUNT, _data_key(path.key, version, entry["ref"])
-            )
+            record = await store.read(_data_key(path.key, version, entry["ref"]))
             if record is None:
                 raise NotFoundError()
             return dict(_merge_patch(decode_record(record.value), patch))
 
-        return await self._add_version(tenant, path, cas, current_data, patching=True)
+        return await self._add_version(store, path, cas, current_data, patching=True)
 
     async def _add_version(
-        self, tenant: str, path: SecretPath, cas: int | None, make: Any, *, patching: bool = False
+        self,
+        store: MountStorage,
+        path: SecretPath,
+        cas: int | None,
+        make: Any,
+        *,
+        patching: bool = False,
     ) -> Response:
         for attempt in range(_WRITE_ATTEMPTS):
-            config = await self._config(tenant)
-            meta = await self._read_meta(tenant, path)
+            config = await self._config(store)
+            meta = await self._read_meta(store, path)
             now = self._clock()
             if meta is None:
                 if patching:
@@ -357,9 +379,7 @@ class KVEngine:
             version = meta["current_version"] + 1
             ref = secrets.token_hex(8)
             # Data first, metadata second: see the module docstring.
-            await self._backend.write(
-                tenant,
-                MOUNT,
+            await store.write(
                 _data_key(path.key, version, ref),
                 encode_record(body),
                 expected_revision=0,
@@ -378,18 +398,18 @@ class KVEngine:
             meta["updated"] = now
             doomed = self._prune(path, meta, config)
             try:
-                await self._store_meta(tenant, path, meta)
+                await self._store_meta(store, path, meta)
             except ConflictError:
-                await self._backend.delete(tenant, MOUNT, _data_key(path.key, version, ref))
+                await store.delete(_data_key(path.key, version, ref))
                 await backoff(attempt)
                 continue
-            await self._purge(tenant, doomed)
+            await self._purge(store, doomed)
             return Response(data=_version_view(meta, version))
         raise BackendUnavailableError("too much contention on this key; retry")
 
-    async def _read(self, call: Call, path: SecretPath) -> Response:
+    async def _read(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
         version = get_int(call.data, "version", default=0) or 0
-        meta = await self._read_meta(call.tenant, path)
+        meta = await self._read_meta(store, path)
         if meta is None:
             raise NotFoundError()
         version = version or meta["current_version"]
@@ -399,17 +419,15 @@ class KVEngine:
         view = _version_view(meta, version)
         if not self._is_live(entry, self._clock()):
             raise NotFoundError(body={"data": {"data": None, "metadata": view}})
-        record = await self._backend.read(
-            call.tenant, MOUNT, _data_key(path.key, version, entry["ref"])
-        )
+        record = await store.read(_data_key(path.key, version, entry["ref"]))
         if record is None:
             raise NotFoundError()
         return Response(data={"data": decode_record(record.value), "metadata": view})
 
-    async def _subkeys(self, call: Call, path: SecretPath) -> Response:
+    async def _subkeys(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
         depth = get_int(call.data, "depth", default=0) or 0
         try:
-            data = (await self._read(call, path)).data or {}
+            data = (await self._read(call, store, path)).data or {}
         except NotFoundError as missing:
             if missing.body is None:
                 raise
@@ -421,10 +439,10 @@ class KVEngine:
         )
 
     async def _change_versions(
-        self, tenant: str, path: SecretPath, versions: list[int] | None, action: str
+        self, store: MountStorage, path: SecretPath, versions: list[int] | None, action: str
     ) -> None:
         for _ in range(_WRITE_ATTEMPTS):
-            meta = await self._read_meta(tenant, path)
+            meta = await self._read_meta(store, path)
             if meta is None:
                 return
             now = self._clock()
@@ -453,15 +471,15 @@ class KVEngine:
                 return
             meta["updated"] = now
             try:
-                await self._store_meta(tenant, path, meta)
+                await self._store_meta(store, path, meta)
             except ConflictError:
                 continue
-            await self._purge(tenant, doomed)
+            await self._purge(store, doomed)
             return
         raise BackendUnavailableError("too much contention on this key; retry")
 
-    async def _delete_latest(self, call: Call, path: SecretPath) -> Response:
-        await self._change_versions(call.tenant, path, None, "delete")
+    async def _delete_latest(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
+        await self._change_versions(store, path, None, "delete")
         return Response.no_content()
 
     @staticmethod
@@ -472,25 +490,25 @@ class KVEngine:
         return versions
 
     # The three messages differ in case exactly as OpenBao's do (clients may match on them).
-    async def _delete_versions(self, call: Call, path: SecretPath) -> Response:
+    async def _delete_versions(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
         versions = self._required_versions(call, "No version number provided")
-        await self._change_versions(call.tenant, path, versions, "delete")
+        await self._change_versions(store, path, versions, "delete")
         return Response.no_content()
 
-    async def _undelete(self, call: Call, path: SecretPath) -> Response:
+    async def _undelete(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
         versions = self._required_versions(call, "No version number provided")
-        await self._change_versions(call.tenant, path, versions, "undelete")
+        await self._change_versions(store, path, versions, "undelete")
         return Response.no_content()
 
-    async def _destroy(self, call: Call, path: SecretPath) -> Response:
+    async def _destroy(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
         versions = self._required_versions(call, "no version number provided")
-        await self._change_versions(call.tenant, path, versions, "destroy")
+        await self._change_versions(store, path, versions, "destroy")
         return Response.no_content()
 
     # -- metadata --------------------------------------------------------------------------
 
-    async def _read_metadata(self, call: Call, path: SecretPath) -> Response:
-        meta = await self._read_meta(call.tenant, path)
+    async def _read_metadata(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
+        meta = await self._read_meta(store, path)
         if meta is None:
             raise NotFoundError()
         return Response(
@@ -542,13 +560,15 @@ class KVEngine:
                 changes["custom_metadata"] = dict(raw)
         return changes
 
-    async def _update_metadata(self, call: Call, path: SecretPath, *, patch: bool) -> Response:
+    async def _update_metadata(
+        self, call: Call, store: MountStorage, path: SecretPath, *, patch: bool
+    ) -> Response:
         changes = self._metadata_changes(call.data, patch=patch)
         # OpenBao's metadata check-and-set: `metadata_cas` must equal current_metadata_version
         # whenever it is given, and must be given once the mount or the key requires it.
         metadata_cas = get_int(call.data, "metadata_cas", strict=True)
         for _ in range(_WRITE_ATTEMPTS):
-            meta = await self._read_meta(call.tenant, path)
+            meta = await self._read_meta(store, path)
             now = self._clock()
             if meta is None:
                 if patch:
@@ -556,7 +576,7 @@ class KVEngine:
                 meta = self._new_meta(now)
             elif not changes:
                 return Response.no_content()  # nothing to change: no new metadata version
-            config = await self._config(call.tenant)
+            config = await self._config(store)
             if metadata_cas is None:
                 if config["metadata_cas_required"] or meta.get("metadata_cas_required", False):
                     raise CheckAndSetError(
@@ -577,32 +597,30 @@ class KVEngine:
             meta["updated"] = now
             # Like Vault, a lower max_versions takes effect at the next data write, not here.
             try:
-                await self._store_meta(call.tenant, path, meta)
+                await self._store_meta(store, path, meta)
             except ConflictError:
                 continue
             return Response.no_content()
         raise BackendUnavailableError("too much contention on this key; retry")
 
-    async def _write_metadata(self, call: Call, path: SecretPath) -> Response:
-        return await self._update_metadata(call, path, patch=False)
+    async def _write_metadata(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
+        return await self._update_metadata(call, store, path, patch=False)
 
-    async def _patch_metadata(self, call: Call, path: SecretPath) -> Response:
-        return await self._update_metadata(call, path, patch=True)
+    async def _patch_metadata(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
+        return await self._update_metadata(call, store, path, patch=True)
 
-    async def _delete_metadata(self, call: Call, path: SecretPath) -> Response:
+    async def _delete_metadata(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
         for _ in range(_WRITE_ATTEMPTS):
-            meta = await self._read_meta(call.tenant, path)
+            meta = await self._read_meta(store, path)
             if meta is None:
                 return Response.no_content()
             revision = meta.pop("_revision")
             try:
-                await self._backend.delete(
-                    call.tenant, MOUNT, f"meta/{path.key}", expected_revision=revision
-                )
+                await store.delete(f"meta/{path.key}", expected_revision=revision)
             except ConflictError:
                 continue
             await self._purge(
-                call.tenant,
+                store,
                 [
                     _data_key(path.key, int(version), entry["ref"])
                     for version, entry in meta["versions"].items()
@@ -612,9 +630,9 @@ class KVEngine:
             return Response.no_content()
         raise BackendUnavailableError("too much contention on this key; retry")
 
-    async def _list(self, call: Call, directory: SecretPath) -> Response:
+    async def _list(self, call: Call, store: MountStorage, directory: SecretPath) -> Response:
         prefix = f"meta/{directory.key}/" if directory.key else "meta/"
-        keys = await self._backend.list(call.tenant, MOUNT, prefix)
+        keys = await store.list(prefix)
         if not keys:
             raise NotFoundError()
         return Response(data={"keys": keys})

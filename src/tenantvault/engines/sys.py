@@ -1,4 +1,7 @@
-"""The `sys/` endpoints: tenants as namespaces, ACL policies, mounts, capabilities and health."""
+"""The `sys/` endpoints: tenants as namespaces, ACL policies and health (mounts: sys_mounts).
+
+(`sys/capabilities*` are answered by the Core, which alone holds the ACL.)
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,13 @@ from typing import Any
 
 from tenantvault._clock import Clock
 from tenantvault._exceptions import (
+    InternalError,
     InvalidRequestError,
     NotFoundError,
-    PermissionDeniedError,
     UnsupportedOperationError,
 )
 from tenantvault._paths import validate_tenant_id
-from tenantvault._policy_store import PolicyStore
+from tenantvault._policy_store import PolicyStore, TenantPolicies
 from tenantvault._request import Operation, Response
 from tenantvault._tenants import TenantRegistry
 from tenantvault._tokens import TokenStore
@@ -25,38 +28,12 @@ __all__ = ["SysEngine"]
 
 Handler = Callable[[Call], Awaitable[Response]]
 
-_KV_MOUNT = {
-    "type": "kv",
-    "description": "key/value secret storage",
-    "options": {"version": "2"},
-    "config": {"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": False},
-    "local": False,
-    "seal_wrap": False,
-    "external_entropy_access": False,
-    "running_plugin_version": "v0.0.0+builtin",
-}
-_TRANSIT_MOUNT: dict[str, Any] = {
-    "type": "transit",
-    "description": "",
-    "options": None,
-    "config": {"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": False},
-    "local": False,
-    "seal_wrap": False,
-    "external_entropy_access": False,
-    "running_plugin_version": "v0.0.0+builtin",
-}
-# Mounts every tenant has; the root namespace only has sys/ and auth/.
-TENANT_MOUNTS: dict[str, dict[str, Any]] = {"secret/": _KV_MOUNT, "transit/": _TRANSIT_MOUNT}
 
-
-def _mount_entry(path: str, entry: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "accessor": f"{entry['type']}_{path.strip('/')}",
-        "uuid": "",
-        "plugin_version": "",
-        "path": path,
-        **entry,
-    }
+def _policies(call: Call) -> TenantPolicies:
+    """The call's own tenant's policies (the Core binds them; a handler names no tenant)."""
+    if call.policies is None:
+        raise InternalError()
+    return call.policies
 
 
 class SysEngine:
@@ -100,18 +77,6 @@ class SysEngine:
             return self._route_namespaces(op, sub, tenant=tenant)
         if rest.startswith("policies/acl") or section == "policy":
             return self._route_policies(op, rest)
-        if rest == "mounts" and op is Operation.READ:
-            return Route("sys/mounts", "read", self._mounts(tenant), mount="sys")
-        if rest.startswith("internal/ui/mounts/") and op is Operation.READ:
-            return Route(
-                f"sys/{rest}",
-                None,
-                self._ui_mount(rest.removeprefix("internal/ui/mounts/"), tenant),
-                public=True,
-                mount="sys",
-            )
-        if rest == "capabilities-self" and op is Operation.UPDATE:
-            return Route("sys/capabilities-self", "update", self._capabilities_self, mount="sys")
         raise NotFoundError("unsupported path")
 
     # -- namespaces ------------------------------------------------------------------------
@@ -217,13 +182,13 @@ class SysEngine:
         raise UnsupportedOperationError()
 
     async def _list_policies(self, call: Call, *, legacy: bool) -> Response:
-        names = await self._policies.list(call.tenant)
+        names = await _policies(call).list()
         if legacy:
             return Response(data={"keys": names, "policies": names})
         return Response(data={"keys": names})
 
     async def _read_policy(self, call: Call, name: str, legacy: bool) -> Response:
-        policy = await self._policies.require(call.tenant, name)
+        policy = await _policies(call).require(name)
         if legacy:
             return Response(data={"name": name, "rules": policy.raw})
         return Response(data={"name": name, "policy": policy.raw})
@@ -234,54 +199,14 @@ class SysEngine:
             text = get_str(call.data, "rules")
         if text is None:
             raise InvalidRequestError("'policy' parameter not supplied or empty")
-        await self._policies.write(call.tenant, name, text)
+        await _policies(call).write(name, text)
         return Response.no_content()
 
     async def _delete_policy(self, call: Call, name: str) -> Response:
-        await self._policies.delete(call.tenant, name)
+        await _policies(call).delete(name)
         return Response.no_content()
 
-    # -- mounts, capabilities, health ------------------------------------------------------
-
-    def _mounts(self, tenant: str | None) -> Handler:
-        async def handler(call: Call) -> Response:
-            mounts = TENANT_MOUNTS if tenant is not None else {}
-            data = {path: _mount_entry(path, entry) for path, entry in mounts.items()}
-            return Response(data=data, top_level=data)
-
-        return handler
-
-    def _ui_mount(self, path: str, tenant: str | None) -> Handler:
-        async def handler(call: Call) -> Response:
-            mount = path.split("/", 1)[0] + "/"
-            # Like Vault: answer only if the token may do something somewhere under the mount;
-            # otherwise the same 403 as any denial, so nothing is learned about the mount.
-            if not call.acl.has_access_under(mount):
-                raise PermissionDeniedError()
-            entry = TENANT_MOUNTS.get(mount) if tenant is not None else None
-            if entry is None:
-                raise NotFoundError()
-            return Response(data=_mount_entry(mount, entry))
-
-        return handler
-
-    async def _capabilities_self(self, call: Call) -> Response:
-        paths: list[str] = []
-        raw = call.data.get("paths", call.data.get("path"))
-        if isinstance(raw, str):
-            paths = [p for p in raw.split(",") if p]
-        elif isinstance(raw, list) and all(isinstance(p, str) for p in raw):
-            paths = list(raw)
-        if not paths:
-            raise InvalidRequestError("paths must be supplied")
-        if len(paths) > 256:
-            raise InvalidRequestError("too many paths")
-        data: dict[str, Any] = {}
-        for path in paths:
-            data[path] = sorted(call.acl.capabilities(path.lstrip("/"), listing=True))
-        if len(paths) == 1:
-            data["capabilities"] = data[paths[0]]
-        return Response(data=data)
+    # -- health ----------------------------------------------------------------------------
 
     async def _health(self, call: Call) -> Response:
         return Response(

@@ -3,21 +3,33 @@
 A bare ASGI callable (no framework), because per-request overhead is the throughput budget
 (issue 3 measured Starlette at half the requests/s of a bare handler). The hot path for a
 KV read is: headers → path → Core → orjson → two `send` calls.
+
+Every request is audited, also one this layer refuses before it becomes a `Request`
+(malformed JSON, a bad encoding, 404 outside `/v1/`, 408, 413, 414, 415, 431, a token in the
+query string, a bug in translation): it gets a request id (`X-Request-Id`) and goes to
+`Core.refused` with what is known by then — method, client address, the raw path (audited
+only as an HMAC), the status and error as answered, the header token (as its HMAC) and the
+namespace header as a claim. The exceptions, as in Vault: the unauthenticated public
+documents (`sys/health`, the OpenAPI document) and the 503s of a server not yet or no
+longer running, which has no Core to audit through.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Final
 
 import orjson
 
+from tenantvault._audit_hook import Refusal
 from tenantvault._config import ServerSettings
 from tenantvault._core import Core
 from tenantvault._exceptions import (
@@ -26,13 +38,15 @@ from tenantvault._exceptions import (
     PayloadTooLargeError,
     TenantVaultError,
 )
-from tenantvault._request import Operation, Request, Response
+from tenantvault._observe import RequestObserver
+from tenantvault._request import Operation, Request, Response, new_request_id
 from tenantvault.audit import AuditBroker
 from tenantvault.backends import open_backend
 from tenantvault.engines.transit import run_rotation
 from tenantvault.server._json import parse_body
 from tenantvault.server._openapi import OPENAPI_PATH, openapi_document
 from tenantvault.server._translate import (
+    Headers,
     HTTPError,
     api_path,
     check_content_type,
@@ -42,6 +56,7 @@ from tenantvault.server._translate import (
     printable,
     resolve_operation,
 )
+from tenantvault.services import Supervisor
 
 __all__ = ["CoreFactory", "RootTokenHandler", "TenantVaultApp", "create_app"]
 
@@ -110,8 +125,6 @@ async def _open_core(settings: ServerSettings) -> Core:
 async def _enable_audit(core: Core, settings: ServerSettings) -> None:
     """The sinks the settings ask for. Not persisted: the settings say so at every start."""
     broker = core.audit_broker
-    if broker is None:
-        return
     if settings.audit_store:
         options = {} if settings.dev else {"path": str(settings.resolved_data_dir / "audit.db")}
         await broker.enable("store", "store", options, persist=False)
@@ -140,6 +153,7 @@ class TenantVaultApp:
     the CLI, which starts the store before binding the port so that errors surface early);
     both are idempotent. Shutdown lets in-flight requests finish (up to
     `settings.shutdown_timeout_seconds`), answers new ones 503, then closes the store.
+    `observers` subscribe to the Core's request outcomes (see `tenantvault._observe`).
     """
 
     def __init__(
@@ -148,12 +162,16 @@ class TenantVaultApp:
         *,
         core_factory: CoreFactory | None = None,
         on_root_token: RootTokenHandler | None = None,
+        observers: Iterable[RequestObserver] = (),
     ) -> None:
         self.settings = settings if settings is not None else ServerSettings()
         self._core_factory = core_factory
         self._on_root_token = on_root_token
+        self._observers = tuple(observers)
         self._core: Core | None = None
-        self._rotation: asyncio.Task[None] | None = None
+        self._services: Supervisor | None = None
+        # Holds the supervisor's `async with` open from startup() to shutdown().
+        self._background = contextlib.AsyncExitStack()
         self._lock = asyncio.Lock()
         self._draining = False
         self._closed = False
@@ -185,14 +203,23 @@ class TenantVaultApp:
             core = await (factory() if factory is not None else _open_core(self.settings))
             try:
                 token = await core.initialize_root_token(self.settings.dev_root_token)
+                if self.settings.dev:
+                    # As `bao server -dev`: `secret/` (kv v2) in the root namespace.
+                    await core.mount_dev_defaults()
                 if token is not None and self._on_root_token is not None:
                     self._on_root_token(token)
             except BaseException:
                 await _close_core(core)
                 raise
+            for observer in self._observers:
+                core.subscribe(observer)
             self._core = core
-            # Supervised background work, owned by the app: transit key auto-rotation.
-            self._rotation = asyncio.create_task(run_rotation(core), name="transit-rotation")
+            # Background work runs as services of one supervisor that the lifespan owns
+            # (`tenantvault.services`): transit key auto-rotation.
+            services = Supervisor()
+            services.add("transit-rotation", lambda: run_rotation(core))
+            await self._background.enter_async_context(services)
+            self._services = services
 
     async def shutdown(self) -> None:
         """Stop taking requests, let in-flight ones finish, close the store."""
@@ -212,14 +239,19 @@ class TenantVaultApp:
                         self._inflight,
                         self.settings.shutdown_timeout_seconds,
                     )
-            rotation, self._rotation = self._rotation, None
-            if rotation is not None:
-                rotation.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await rotation
+            self._services = None
+            await self._background.aclose()  # cancels and awaits every service
             core, self._core = self._core, None
             if core is not None:
                 await _close_core(core)
+
+    def _with_services(self, health: Response) -> Response:
+        """`sys/health` with the supervisor's report under `services` (ours, beyond Vault's)."""
+        if health.data is None or "services" in health.data:
+            return health
+        services = self._services
+        report = services.report() if services is not None else None
+        return dataclasses.replace(health, data={**health.data, "services": report})
 
     async def __aenter__(self) -> TenantVaultApp:
         await self.startup()
@@ -288,7 +320,7 @@ class TenantVaultApp:
         self._inflight += 1
         status = _DISCONNECTED
         try:
-            status, headers, body = await self._respond(core, scope, receive)
+            status, headers, body = await self._respond(core, scope, receive, started)
             await _send(send, status, headers, body, scope["method"] == "HEAD")
         except _Disconnected:
             pass
@@ -301,7 +333,7 @@ class TenantVaultApp:
 
     def _log(self, scope: Scope, status: int, started: float) -> None:
         # Method, path without the query string, status and duration: never a header, a
-        # body or a query string, which may hold tokens or secrets (A-15).
+        # body or a query string, which may hold tokens or secrets.
         if self.settings.access_log and access_logger.isEnabledFor(logging.INFO):
             access_logger.info(
                 "%s %s %d %.1fms",
@@ -312,41 +344,40 @@ class TenantVaultApp:
             )
 
     async def _respond(
-        self, core: Core, scope: Scope, receive: Receive
+        self, core: Core, scope: Scope, receive: Receive, started: float
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """The whole request: every outcome becomes (status, headers, body)."""
-        request_id = ""
         try:
             request = await self._translate(scope, receive)
-            if request is None:
-                return 404, list(_JSON_HEADERS), _EMPTY_ERRORS
-            if isinstance(request, bytes):
-                return 200, list(_JSON_HEADERS), request
-            request_id = request.request_id
+        except _Disconnected:
+            # Nothing is answered, but a client that sends half a request and leaves is
+            # exactly the probe that must leave a trace.
+            await _refuse(core, scope, started, new_request_id(), _DISCONNECTED, "disconnected")
+            raise
+        except Exception as exc:  # noqa: BLE001 -- each is answered below, and audited
+            return await _refused(core, scope, started, exc)
+        if request is None:
+            request_id = new_request_id()
+            await _refuse(core, scope, started, request_id, 404, "")
+            return 404, _id_headers(list(_JSON_HEADERS), request_id), _EMPTY_ERRORS
+        if isinstance(request, bytes):
+            return 200, list(_JSON_HEADERS), request
+        request_id = request.request_id
+        try:
             response = await core.handle(request)
             status = response.status
             if request.path == _HEALTH_PATH:
                 status = _health_status(response, dict(request.data or {}))
+                response = self._with_services(response)
             if status == 204:
                 return 204, _id_headers([], request_id), b""
             body = orjson.dumps(response.envelope(), option=orjson.OPT_NON_STR_KEYS)
             return status, _id_headers(list(_JSON_HEADERS), request_id), body
         except TenantVaultError as error:
             return _from_error(error, request_id)
-        except HTTPError as error:
-            return error.status, list(_JSON_HEADERS), _error_body(error.errors)
-        except _Disconnected:
-            raise
         except Exception as exc:  # noqa: BLE001 -- the last line of defence: 500, never a trace
-            # No request data in the log line: the traceback's frames say where, the type
-            # says what; the message is left out because it may quote a value.
-            logger.error(
-                "internal error (%s) serving %s request %s\n%s",
-                type(exc).__qualname__,
-                printable(scope.get("method", "-"), limit=16),
-                request_id or "-",
-                "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
-            )
+            # The Core audited it (a 500 response entry); the log says where it happened.
+            _log_internal_error(exc, scope, request_id)
             return 500, _id_headers(list(_JSON_HEADERS), request_id), _INTERNAL_ERROR
 
     async def _translate(self, scope: Scope, receive: Receive) -> Request | bytes | None:
@@ -363,6 +394,8 @@ class TenantVaultApp:
         if method == "HEAD" and path == _HEALTH_PATH:
             method = "GET"  # Vault answers HEAD sys/health with the status only
         operation = resolve_operation(method, path, query)
+        if path == _HEALTH_PATH and query:
+            _check_health_query(query)  # refused here, before the Core, like any bad input
         if headers.wrap_ttl:
             raise HTTPError(400, "response wrapping is not supported")
         data: dict[str, Any] | None = None
@@ -371,7 +404,7 @@ class TenantVaultApp:
             headers.content_length is not None
             and headers.content_length > settings.max_request_bytes
         ):
-            # Before reading a byte of it (P-1).
+            # Before reading a byte of it: a huge body must not be buffered to be refused.
             raise PayloadTooLargeError(_too_large(settings.max_request_bytes))
         if method in _WITH_BODY:
             check_content_type(operation, headers.content_type)
@@ -402,6 +435,7 @@ def create_app(
     *,
     core_factory: CoreFactory | None = None,
     on_root_token: RootTokenHandler | None = None,
+    observers: Iterable[RequestObserver] = (),
 ) -> TenantVaultApp:
     """The ASGI app serving the Vault HTTP API.
 
@@ -409,11 +443,81 @@ def create_app(
     embedded SQLite store in the data directory otherwise). `core_factory` replaces that
     with any coroutine returning a started `Core` (tests: a mock backend with faults or a
     fake clock). `on_root_token` receives the initial root token when startup creates it.
+    `observers` are told every request's outcome (metrics, anomaly detection; never secrets,
+    and they cannot fail a request).
     """
-    return TenantVaultApp(settings, core_factory=core_factory, on_root_token=on_root_token)
+    return TenantVaultApp(
+        settings, core_factory=core_factory, on_root_token=on_root_token, observers=observers
+    )
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _log_internal_error(exc: Exception, scope: Scope, request_id: str) -> None:
+    # No request data in the log line: the traceback's frames say where, the type says
+    # what; the message is left out because it may quote a value.
+    logger.error(
+        "internal error (%s) serving %s request %s\n%s",
+        type(exc).__qualname__,
+        printable(scope.get("method", "-"), limit=16),
+        request_id or "-",
+        "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+    )
+
+
+async def _refused(
+    core: Core, scope: Scope, started: float, exc: Exception
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The answer to a request refused before it became a `Request`, audited as answered."""
+    request_id = new_request_id()
+    answer: tuple[int, list[tuple[bytes, bytes]], bytes]
+    if isinstance(exc, TenantVaultError):
+        answer = _from_error(exc, request_id)
+        errors = exc.errors
+    elif isinstance(exc, HTTPError):
+        headers = _id_headers(list(_JSON_HEADERS), request_id)
+        answer = exc.status, headers, _error_body(exc.errors)
+        errors = exc.errors
+    else:
+        _log_internal_error(exc, scope, request_id)
+        answer = 500, _id_headers(list(_JSON_HEADERS), request_id), _INTERNAL_ERROR
+        errors = ["internal error"]
+    await _refuse(core, scope, started, request_id, answer[0], "; ".join(errors))
+    return answer
+
+
+async def _refuse(
+    core: Core, scope: Scope, started: float, request_id: str, status: int, error: str
+) -> None:
+    """Audit a refusal through the Core with what is known of the request."""
+    headers: Headers | None = None
+    with contextlib.suppress(TenantVaultError, HTTPError):
+        # Read again, only now: a refusal is rare, and the hot path keeps no notes for it. A
+        # header block that was itself the refusal (431, duplicates) yields nothing.
+        headers = parse_headers(scope["headers"])
+    client = scope.get("client")
+    refusal = Refusal(
+        request_id=request_id,
+        status=status,
+        error=error or _phrase(status),
+        method=printable(scope.get("method", "-"), limit=16),
+        raw_path=_raw_path(scope),
+        client_address=client[0] if client else None,
+        claimed_namespace=(headers.namespace or "") if headers is not None else "",
+        token=headers.token if headers is not None else None,
+    )
+    try:
+        await core.refused(refusal, started=started)
+    except Exception as exc:  # noqa: BLE001 -- the refusal is answered whatever audit does
+        _log_internal_error(exc, scope, request_id)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:  # 499, our own
+        return "client disconnected"
 
 
 def _raw_path(scope: Scope) -> bytes:
@@ -488,11 +592,18 @@ def _health_code(name: str, raw: object) -> int:
     return code
 
 
-def _health_status(response: Response, query: dict[str, Any]) -> int:
-    """Vault's sys/health status: 200 active, `sealedcode` (503) when sealed, overridable."""
+def _check_health_query(query: dict[str, str]) -> None:
+    """Refuse bad sys/health parameters before the request reaches the Core (400)."""
     for flag in _HEALTH_FLAGS:
         if query.get(flag):
             parse_bool(str(query[flag]), flag)
+    for name in _HEALTH_CODES:
+        if name in query:
+            _health_code(name, query[name])
+
+
+def _health_status(response: Response, query: dict[str, Any]) -> int:
+    """Vault's sys/health status: 200 active, `sealedcode` (503) when sealed, overridable."""
     codes = {name: _health_code(name, query[name]) for name in _HEALTH_CODES if name in query}
     sealed = bool((response.data or {}).get("sealed"))
     if sealed:

@@ -2,7 +2,8 @@
 
 orjson already refuses invalid UTF-8, a BOM, UTF-16, lone surrogates, NaN/Infinity, numbers
 that overflow a double, trailing garbage and nesting beyond 1024. What it accepts silently
-is checked here, because each is an attack on what the engines see (P-3…P-6):
+is checked here, because each would let a body mean something other than what the
+engines see:
 
 - duplicate keys (`{"cas":1,"cas":0}` would keep the last one and could flip a CAS);
 - integers outside int64, which orjson turns into floats without a word;
@@ -38,7 +39,8 @@ _NINETEEN_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 def _fail(reason: str) -> InvalidRequestError:
-    # The reason names a rule, never a value: the body may be a secret (P-7, CVE-2025-4166).
+    # The reason names a rule, never a value: the body may be a secret, and an error
+    # message reaches logs (Vault's own parse errors once leaked secrets that way).
     return InvalidRequestError(f"failed to parse JSON input: {reason}")
 
 

@@ -133,6 +133,9 @@ _TENANT_NAME: Final = _path_param(
     "namespace", "^[a-z0-9][a-z0-9-]{0,62}$", "Tenant id: lowercase letters, digits and '-'"
 )
 _POLICY_NAME: Final = _path_param("name", "^[A-Za-z0-9][A-Za-z0-9_.@=:~-]{0,127}$", "Policy name")
+_MOUNT_PATH: Final = _path_param(
+    "path", "^[A-Za-z0-9][A-Za-z0-9_.@=:~-]{0,127}$", "The mount path (without the trailing '/')"
+)
 _UI_MOUNT_PATH: Final = _path_param(
     "path", "^[A-Za-z0-9][A-Za-z0-9_.@=:~-]{0,127}$", "A mount, optionally with a path in it"
 )
@@ -352,6 +355,32 @@ def _sys_paths() -> dict[str, Schema]:
     }
     policy_body = _object({"policy": {"type": "string"}}, required=["policy"])
     legacy_body = _object({"policy": {"type": "string"}, "rules": {"type": "string"}})
+    mount_config = _object(
+        {
+            "default_lease_ttl": _DURATION,
+            "max_lease_ttl": _DURATION,
+            "force_no_cache": {"type": "boolean"},
+        }
+    )
+    mount_body = _object(
+        {
+            "type": {"type": "string", "description": "kv, kv-v1, kv-v2, generic or transit"},
+            "description": {"type": "string"},
+            "config": mount_config,
+            "options": _STRING_MAP,
+            "local": {"type": "boolean"},
+            "seal_wrap": {"type": "boolean"},
+        },
+        required=["type"],
+    )
+    tune_body = _object(
+        {
+            "default_lease_ttl": _DURATION,
+            "max_lease_ttl": _DURATION,
+            "description": {"type": "string"},
+            "options": _STRING_MAP,
+        }
+    )
     return {
         "/sys/health": {"get": health, "head": health_head},
         "/sys/leader": {
@@ -425,6 +454,31 @@ def _sys_paths() -> dict[str, Schema]:
         "/sys/mounts": {
             "get": _operation("List the mounts of the tenant", "sys", success=_OK),
         },
+        "/sys/mounts/{path}": {
+            "parameters": [_MOUNT_PATH],
+            "get": _operation("Read a mount", "sys", success=_OK),
+            **_writes(
+                "Enable a secrets engine at a path (`bao secrets enable`)",
+                "sys",
+                mount_body,
+                body_required=True,
+            ),
+            "delete": _operation(
+                "Disable a mount: its data and key are destroyed", "sys", success=_DELETED
+            ),
+        },
+        "/sys/mounts/{path}/tune": {
+            "parameters": [_MOUNT_PATH],
+            "get": _operation("Read a mount's tunable settings", "sys", success=_OK),
+            **_writes(
+                "Tune a mount (TTLs, description; kv `version` 2 upgrades kv v1)",
+                "sys",
+                tune_body,
+            ),
+        },
+        "/sys/internal/ui/mounts": {
+            "get": _operation("The namespace's mounts (secret and auth)", "sys", success=_OK),
+        },
         "/sys/internal/ui/mounts/{path}": {
             "parameters": [_UI_MOUNT_PATH],
             "get": _operation(
@@ -436,6 +490,28 @@ def _sys_paths() -> dict[str, Schema]:
             "sys",
             _object(
                 {
+                    "paths": {"type": "array", "items": {"type": "string"}},
+                    "path": {"type": "string"},
+                }
+            ),
+        ),
+        "/sys/capabilities": _writes(
+            "A token's capabilities on paths (a token of the caller's own tenant)",
+            "sys",
+            _object(
+                {
+                    "token": {"type": "string"},
+                    "paths": {"type": "array", "items": {"type": "string"}},
+                    "path": {"type": "string"},
+                }
+            ),
+        ),
+        "/sys/capabilities-accessor": _writes(
+            "The capabilities on paths of the token with this accessor (caller's own tenant)",
+            "sys",
+            _object(
+                {
+                    "accessor": {"type": "string"},
                     "paths": {"type": "array", "items": {"type": "string"}},
                     "path": {"type": "string"},
                 }

@@ -36,19 +36,20 @@ __all__ = [
 ]
 
 # Far above the longest valid request (a 512-byte mount-relative path, every byte
-# percent-encoded, plus namespace and mount) and far below what makes scanning slow (A-8).
+# percent-encoded, plus namespace and mount) and far below what makes scanning it slow,
+# so an over-long target is refused in bounded time.
 MAX_RAW_PATH_BYTES: Final = 4096
 MAX_QUERY_BYTES: Final = 4096
 MAX_QUERY_FIELDS: Final = 32
 MAX_QUERY_VALUE_CHARS: Final = 1024
 # Vault clients send a handful of headers; granian refuses far bigger header blocks itself,
-# these catch the rest in-process (P-10).
+# these catch the rest in-process, where a test can reach them.
 MAX_HEADER_COUNT: Final = 100
 MAX_HEADER_BYTES: Final = 64 * 1024
 MAX_NAMESPACE_CHARS: Final = 128
 _API_PREFIX: Final = b"/v1/"
 # Query parameter names that carry credentials: refused, so a token never sits in a URL
-# that proxies, browsers and access logs keep (A-15, ASVS 8.3.1). Compared case-folded
+# that proxies, browsers and access logs keep. Compared case-folded
 # with '-' read as '_'.
 _CREDENTIAL_PARAMS: Final = frozenset(
     {
@@ -115,7 +116,8 @@ def api_path(raw_path: bytes) -> str | None:
     (a directory, for LIST).
     """
     if not raw_path.startswith(b"/"):
-        # Asterisk-form ("*") or anything else that is not an origin-form target (A-16).
+        # Asterisk-form ("*"), absolute-form or anything else that is not an origin-form
+        # target: the tenant must never come from a URL's host part.
         raise HTTPError(400, "invalid request target")
     if len(raw_path) > MAX_RAW_PATH_BYTES:
         raise HTTPError(414, "request path too long")
@@ -142,7 +144,8 @@ def api_path(raw_path: bytes) -> str | None:
         segments.pop()  # a trailing '/' marks a directory
     for segment in segments:
         if segment in ("", ".", ".."):
-            # Rejected, never resolved: 'a/../b' is not 'b' (A-1, A-10).
+            # Rejected, never resolved: 'a/../b' is not 'b', and 'a//b' names no key; a
+            # path repaired here would be authorized in one form and stored in another.
             raise InvalidPathError("invalid path: empty, '.' and '..' segments are not allowed")
     return path
 
@@ -213,7 +216,7 @@ class Headers:
 
 def _single(found: dict[bytes, bytes], name: bytes, value: bytes) -> None:
     if name in found:
-        # Two values for one header would give two readings of one request (T-3 as well).
+        # Two values for one header would give two readings of one request.
         raise InvalidRequestError(f"duplicate {name.decode('ascii')} header")
     found[name] = value
 
@@ -233,7 +236,7 @@ _READ_HEADERS: Final = frozenset(
 def parse_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> Headers:
     """Extract token, namespace, content type and length; refuse ambiguity and excess.
 
-    Token precedence (T-3): `X-Vault-Token`, else `Authorization: Bearer <token>`. If both
+    Token precedence: `X-Vault-Token`, else `Authorization: Bearer <token>`. If both
     are present and differ, the request is refused with 400 — they never combine, and no
     silent choice is made between two credentials. Tokens are not trimmed or case-folded.
     """
@@ -258,7 +261,8 @@ def parse_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> Headers:
     token = vault_token if vault_token is not None else bearer
     if token:
         # latin-1 maps every byte to one character: a non-ASCII token reaches the Core as
-        # such and is refused there with the same 403 as any other bad token (T-1).
+        # such and is refused there with the same 403 as any other bad token, so the answer
+        # never tells a malformed token from a wrong one.
         headers.token = token.decode("latin-1")
     namespace = found.get(b"x-vault-namespace")
     if namespace:
@@ -291,7 +295,7 @@ def _media_type(content_type: bytes) -> tuple[str, str | None]:
 
 
 def check_content_type(operation: Operation, content_type: bytes | None) -> None:
-    """JSON only (P-9): absent or application/json; PATCH needs merge-patch+json as in Vault.
+    """JSON only: absent or application/json; PATCH needs merge-patch+json as in Vault.
 
     Form and multipart bodies are refused with 415 and never parsed.
     """

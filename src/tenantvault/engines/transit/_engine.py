@@ -1,11 +1,9 @@
-"""The transit secrets engine: encryption as a service with each tenant's own named keys.
+"""The transit engine type: routes and handlers of encryption as a service, per mount.
 
-Every tenant has `transit/`. A named key lives in one backend record of the tenant's `transit`
-mount, `policy/<name>` (OpenBao's storage name), holding all its versions; on the embedded
-store that record is sealed under the tenant's data key like any other, so key material is
-wrapped by the tenant's key at rest and dies with the tenant. Key changes (rotation,
-configuration) are check-and-set writes on that one record, retried on a lost race, so
-concurrent rotations never lose a version and a reader always sees a whole keyring.
+Every tenant starts with `transit/` and may mount more; a mount's keys live in its own storage
+(`_keys.KeyStore`), sealed under the mount's key (and, on the embedded store, the tenant's data
+key), so key material dies with the mount and with the tenant. `_rotation` rotates keys whose
+`auto_rotate_period` has passed.
 
 Behaviour, messages and status codes are OpenBao's transit (reference/vault-api.md §D.3), with
 these deliberate differences: a caller can never supply a nonce (CVE-2023-4680: `nonce` is
@@ -13,21 +11,15 @@ refused with 400 in every mode; convergent nonces are derived); malformed input 
 answers with 500 (bad batch shapes, undecodable `associated_data`, impossible key type
 combinations, a sign request that fails) is a 400 here; an `hmac` key without `key_size` gets
 32 bytes where OpenBao fails; key material is never exported (no export or backup endpoints).
-
-`rotate_due_keys` rotates keys whose `auto_rotate_period` has passed; `run_rotation` is the
-supervised loop around it that the server's lifespan owns.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final
 
 from tenantvault._clock import Clock
 from tenantvault._durations import parse_duration
@@ -37,12 +29,10 @@ from tenantvault._exceptions import (
     DecryptionError,
     InvalidRequestError,
     NotFoundError,
-    TenantVaultError,
     UnsupportedOperationError,
 )
 from tenantvault._paths import parse_path, validate_name
 from tenantvault._request import Operation, Response
-from tenantvault.backends._protocol import Backend
 from tenantvault.crypto import (
     HMAC_ALGORITHMS,
     HMAC_MAX_KEY_SIZE,
@@ -58,31 +48,21 @@ from tenantvault.crypto import (
 from tenantvault.engines._common import (
     backoff,
     decode_record,
-    encode_record,
     get_bool,
     get_int,
     get_str,
 )
+from tenantvault.engines._protocol import Mount, MountStorage
 from tenantvault.engines._route import Call, Route
+from tenantvault.engines.transit._keys import KEY_PREFIX, WRITE_ATTEMPTS, KeyStore
+from tenantvault.engines.transit._rotation import MountSource, RotationScheduler
 
-if TYPE_CHECKING:
-    from tenantvault._core import Core
+__all__ = ["TransitEngine"]
 
-__all__ = ["MOUNT", "TransitEngine", "run_rotation"]
-
-logger = logging.getLogger("tenantvault.transit")
-
-MOUNT: Final = "transit"
-_KEY_PREFIX: Final = "policy/"
-# A lost race on a key record is retried this many times before giving up with 503.
-_WRITE_ATTEMPTS: Final = 256
-# Parsed keyrings kept so that the hot path skips JSON decoding and cipher setup.
-_CACHE_ENTRIES: Final = 4096
 _MAX_RANDOM_BYTES: Final = 128 * 1024
 _DEFAULT_RANDOM_BYTES: Final = 32
 _DATAKEY_BITS: Final = {128: 16, 256: 32, 512: 64}
 _MIN_AUTO_ROTATE_SECONDS: Final = 3600
-_DEFAULT_ROTATION_INTERVAL_SECONDS: Final = 60.0
 _ENCRYPT_TYPES: Final = frozenset(
     {KeyType.AES128_GCM96, KeyType.AES256_GCM96, KeyType.CHACHA20_POLY1305}
 )
@@ -110,7 +90,6 @@ _TRAILING_SEGMENTS: Final = {
 }
 
 Handler = Callable[[Call], Awaitable[Response]]
-_T = TypeVar("_T")
 
 
 # OpenBao quotes the submitted value in these three messages; we never echo input (P-7).
@@ -267,43 +246,67 @@ def _one(data: Mapping[str, Any], name: str) -> str:
 
 
 class TransitEngine:
-    """Transit at `transit/` in every tenant, on any Backend."""
+    """The transit engine type: serves every transit mount of every tenant."""
 
-    def __init__(self, backend: Backend, *, clock: Clock) -> None:
-        self._backend = backend
+    def __init__(self, *, clock: Clock, mounts: MountSource | None = None) -> None:
         self._clock = clock
-        # Parsed keyrings by (tenant, name), each with the exact stored bytes it came from: a
-        # hit needs byte-equal content, so it is right on any backend, whatever its revisions.
-        self._cache: OrderedDict[tuple[str, str], tuple[bytes, Keyring]] = OrderedDict()
+        # The keys of every mount, with their parsed-keyring cache, and the scheduler that
+        # rotates them: the engine's two other jobs, each in its own module.
+        self.keys = KeyStore()
+        self.rotation = RotationScheduler(self.keys, clock=clock, mounts=mounts)
+        # Shorthands (operator tooling and tests reach the key store through them).
+        self.load = self.keys.load
+        self.store_new = self.keys.store_new
+        self.rotate_due_keys = self.rotation.rotate_due_keys
 
     # -- routing ---------------------------------------------------------------------------
 
-    def route(self, operation: Operation, rest: str) -> Route:
-        """Resolve `rest` (the path after 'transit/') for `operation`, validating it once."""
+    type: Final = "transit"
+
+    def attach(self, mounts: MountSource) -> None:
+        """Where the rotation scheduler finds every transit mount (`Router.mounts_of_type`)."""
+        self.rotation.attach(mounts)
+
+    def check_options(self, options: Mapping[str, str]) -> dict[str, str]:
+        if "version" in options:
+            raise InvalidRequestError('secrets engine "transit" does not allow setting a version')
+        return {k: v for k, v in options.items() if v != ""}
+
+    async def destroy(self, mount: Mount) -> None:
+        self.keys.forget_mount(mount.storage)
+
+    def route(self, operation: Operation, rest: str, mount: Mount) -> Route:
+        """Resolve `rest` (the path after the mount) for `operation`, validating it once."""
         op = operation
+        store = mount.storage
+        base = mount.path
         path = parse_path(rest, allow_dir=op is Operation.LIST)
         section, *args = path.segments
         write = op in (Operation.UPDATE, Operation.CREATE)
-        acl = f"transit/{path.key}"
+        acl = f"{base}{path.key}"
+
+        def bound(acl: str, capability: str, handler: Handler) -> Route:
+            return Route(acl, capability, handler, mount=mount.name)
+
         if section == "keys" and op is Operation.LIST and not args:
-            return self._route("transit/keys/", "list", self._list_keys)
+            return bound(f"{base}keys/", "list", lambda call: self._list_keys(call, store))
         if section in ("random", "hash") and len(args) <= 2:
             if not write:
                 raise UnsupportedOperationError()
             sub = "/".join(args)
             if section == "random":
-                return self._route(acl, "update", lambda call: self._random(call, sub))
-            return self._route(acl, "update", lambda call: self._hash(call, sub))
+                return bound(acl, "update", lambda call: self._random(call, sub))
+            return bound(acl, "update", lambda call: self._hash(call, sub))
         if section == "datakey" and len(args) == 2:
             kind, name = args[0], self._name(args[1])
             if not write:
                 raise UnsupportedOperationError()
-            return self._route(acl, "update", lambda call: self._datakey(call, kind, name))
+            return bound(acl, "update", lambda call: self._datakey(call, store, kind, name))
         if not args:
             raise NotFoundError("unsupported path")
         name, tail = self._name(args[0]), args[1:]
         if section == "keys" and len(tail) <= 1:
-            return self._route_keys(op, acl, name, tail[0] if tail else "")
+            return self._route_keys(op, acl, name, tail[0] if tail else "", mount)
         # hmac/, sign/ and verify/ take an optional algorithm after the key name.
         most = _TRAILING_SEGMENTS.get(section)
         if most is None or len(tail) > most:
@@ -314,127 +317,62 @@ class TransitEngine:
             # The existence check (create or update?) already loads the key: the handler of
             # this one request reuses it instead of reading the store a second time.
             seen: dict[str, Keyring] = {}
+            create_need = (f"{base}encrypt/{name}", "create")
 
-            async def exists(tenant: str) -> bool:
-                keyring = await self.load(tenant, name)
+            async def exists(_tenant: str) -> bool:
+                keyring = await self.load(store, name)
                 if keyring is not None:
-                    seen[tenant] = keyring
+                    seen["key"] = keyring
                 return keyring is not None
 
             return Route(
                 acl,
                 "create" if op is Operation.CREATE else None,
-                lambda call: self._encrypt(call, name, seen.get(call.tenant)),
+                lambda call: self._encrypt(call, store, name, seen.get("key"), create_need),
                 exists=exists if op is Operation.UPDATE else None,
-                mount=MOUNT,
+                mount=mount.name,
+                # Create-on-encrypt: the handler makes a missing key only if this holds.
+                optional=(create_need,),
             )
         algorithm = tail[0] if tail else ""
         handlers: dict[str, Handler] = {
-            "decrypt": lambda call: self._decrypt(call, name),
-            "rewrap": lambda call: self._rewrap(call, name),
-            "hmac": lambda call: self._hmac(call, name, algorithm),
-            "sign": lambda call: self._sign(call, name, algorithm),
-            "verify": lambda call: self._verify(call, name, algorithm),
+            "decrypt": lambda call: self._decrypt(call, store, name),
+            "rewrap": lambda call: self._rewrap(call, store, name),
+            "hmac": lambda call: self._hmac(call, store, name, algorithm),
+            "sign": lambda call: self._sign(call, store, name, algorithm),
+            "verify": lambda call: self._verify(call, store, name, algorithm),
         }
-        return self._route(acl, "update", handlers[section])
+        return bound(acl, "update", handlers[section])
 
-    def _route_keys(self, op: Operation, acl: str, name: str, tail: str) -> Route:
+    def _route_keys(self, op: Operation, acl: str, name: str, tail: str, mount: Mount) -> Route:
         write = op in (Operation.UPDATE, Operation.CREATE)
+        store = mount.storage
+
+        def bound(acl: str, capability: str, handler: Handler) -> Route:
+            return Route(acl, capability, handler, mount=mount.name)
+
         if not tail:
             if op is Operation.READ:
-                return self._route(acl, "read", lambda call: self._read_key(call, name))
+                return bound(acl, "read", lambda call: self._read_key(call, store, name))
             if write:
                 # Like Vault: no existence check on this path, so creating needs `update`.
-                return self._route(acl, "update", lambda call: self._create_key(call, name))
+                return bound(acl, "update", lambda call: self._create_key(call, store, name))
             if op is Operation.DELETE:
-                return self._route(acl, "delete", lambda call: self._delete_key(call, name))
+                return bound(acl, "delete", lambda call: self._delete_key(call, store, name))
             raise UnsupportedOperationError()
         if tail == "config":
             if write:
-                return self._route(acl, "update", lambda call: self._configure_key(call, name))
+                return bound(acl, "update", lambda call: self._configure_key(call, store, name))
             raise UnsupportedOperationError()
         if tail == "rotate":
             if write:
-                return self._route(acl, "update", lambda call: self._rotate_key(call, name))
+                return bound(acl, "update", lambda call: self._rotate_key(call, store, name))
             raise UnsupportedOperationError()
         raise NotFoundError("unsupported path")
 
     @staticmethod
-    def _route(acl: str, capability: str, handler: Handler) -> Route:
-        return Route(acl, capability, handler, mount=MOUNT)
-
-    @staticmethod
     def _name(name: str) -> str:
         return validate_name(name, kind="key name")
-
-    # -- storage ---------------------------------------------------------------------------
-
-    async def load(self, tenant: str, name: str) -> Keyring | None:
-        """The tenant's key `name` as stored now, or None. Shared: do not modify it."""
-        record = await self._backend.read(tenant, MOUNT, _KEY_PREFIX + name)
-        if record is None:
-            return None
-        cached = self._cache.get((tenant, name))
-        if cached is not None and cached[0] == record.value:
-            self._cache.move_to_end((tenant, name))
-            return cached[1]
-        keyring = Keyring.from_record(decode_record(record.value))
-        self._remember(tenant, record.value, keyring)
-        return keyring
-
-    def _remember(self, tenant: str, stored: bytes, keyring: Keyring) -> None:
-        self._cache[(tenant, keyring.name)] = (stored, keyring)
-        self._cache.move_to_end((tenant, keyring.name))
-        if len(self._cache) > _CACHE_ENTRIES:
-            self._cache.popitem(last=False)
-
-    async def store_new(self, tenant: str, keyring: Keyring) -> tuple[Keyring, bool]:
-        """Create the key unless it exists: (the stored keyring, whether this call created it)."""
-        stored = encode_record(keyring.to_record())
-        for _ in range(_WRITE_ATTEMPTS):
-            try:
-                await self._backend.write(
-                    tenant, MOUNT, _KEY_PREFIX + keyring.name, stored, expected_revision=0
-                )
-            except ConflictError:
-                existing = await self.load(tenant, keyring.name)
-                if existing is not None:
-                    return existing, False
-                continue
-            self._remember(tenant, stored, keyring)
-            return keyring, True
-        raise BackendUnavailableError("too much contention on this key; retry")
-
-    async def _change(
-        self, tenant: str, name: str, change: Callable[[Keyring], _T], *, missing: str
-    ) -> tuple[Keyring, _T]:
-        """Apply `change` to a private copy of the key and store it with check-and-set."""
-        key = _KEY_PREFIX + name
-        for attempt in range(_WRITE_ATTEMPTS):
-            record = await self._backend.read(tenant, MOUNT, key)
-            if record is None:
-                raise InvalidRequestError(missing)
-            keyring = Keyring.from_record(decode_record(record.value))
-            result = change(keyring)
-            stored = encode_record(keyring.to_record())
-            if stored == record.value:
-                return keyring, result  # nothing changed: no write (Vault skips it too)
-            try:
-                await self._backend.write(
-                    tenant, MOUNT, key, stored, expected_revision=record.revision
-                )
-            except ConflictError:
-                await backoff(attempt)
-                continue
-            self._remember(tenant, stored, keyring)
-            return keyring, result
-        raise BackendUnavailableError("too much contention on this key; retry")
-
-    async def _require(self, tenant: str, name: str, message: str) -> Keyring:
-        keyring = await self.load(tenant, name)
-        if keyring is None:
-            raise InvalidRequestError(message)
-        return keyring
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -491,14 +429,14 @@ class TransitEngine:
             }
         return data
 
-    async def _list_keys(self, call: Call) -> Response:
-        names = await self._backend.list(call.tenant, MOUNT, _KEY_PREFIX)
+    async def _list_keys(self, call: Call, store: MountStorage) -> Response:
+        names = await store.list(KEY_PREFIX)
         if not names:
             raise NotFoundError()
         return Response(data={"keys": names})
 
-    async def _read_key(self, call: Call, name: str) -> Response:
-        keyring = await self.load(call.tenant, name)
+    async def _read_key(self, call: Call, store: MountStorage, name: str) -> Response:
+        keyring = await self.load(store, name)
         if keyring is None:
             raise NotFoundError()
         context = b""
@@ -510,7 +448,7 @@ class TransitEngine:
                 raise InvalidRequestError("failed to base64-decode context") from None
         return Response(data=self._describe(keyring, context))
 
-    async def _create_key(self, call: Call, name: str) -> Response:
+    async def _create_key(self, call: Call, store: MountStorage, name: str) -> Response:
         data = call.data
         derived = bool(get_bool(data, "derived", default=False))
         convergent = bool(get_bool(data, "convergent_encryption", default=False))
@@ -528,7 +466,7 @@ class TransitEngine:
                 raise InvalidRequestError(f"key_size is not valid for algorithm {key_type}")
             if not HMAC_MIN_KEY_SIZE <= key_size <= HMAC_MAX_KEY_SIZE:
                 raise InvalidRequestError(f"invalid key_size {key_size}")
-        existing = await self.load(call.tenant, name)
+        existing = await self.load(store, name)
         if existing is None:
             keyring = Keyring.generate(
                 name,
@@ -543,14 +481,14 @@ class TransitEngine:
                 auto_rotate_seconds=auto_rotate,
                 key_size=key_size,
             )
-            existing, _ = await self.store_new(call.tenant, keyring)
+            existing, _ = await self.store_new(store, keyring)
         # Like OpenBao 2.x: an existing key is returned as it is, without a warning.
         return Response(data=self._describe(existing))
 
-    async def _delete_key(self, call: Call, name: str) -> Response:
-        key = _KEY_PREFIX + name
-        for attempt in range(_WRITE_ATTEMPTS):
-            record = await self._backend.read(call.tenant, MOUNT, key)
+    async def _delete_key(self, call: Call, store: MountStorage, name: str) -> Response:
+        key = KEY_PREFIX + name
+        for attempt in range(WRITE_ATTEMPTS):
+            record = await store.read(key)
             if record is None:
                 raise InvalidRequestError(
                     f"error deleting policy {name}: could not delete key; not found"
@@ -560,17 +498,15 @@ class TransitEngine:
                     f"error deleting policy {name}: deletion is not allowed for this key"
                 )
             try:
-                await self._backend.delete(
-                    call.tenant, MOUNT, key, expected_revision=record.revision
-                )
+                await store.delete(key, expected_revision=record.revision)
             except ConflictError:
                 await backoff(attempt)
                 continue
-            self._cache.pop((call.tenant, name), None)
+            self.keys.forget(store, name)
             return Response.no_content()
         raise BackendUnavailableError("too much contention on this key; retry")
 
-    async def _configure_key(self, call: Call, name: str) -> Response:
+    async def _configure_key(self, call: Call, store: MountStorage, name: str) -> Response:
         data = call.data
         min_decryption = get_int(data, "min_decryption_version", minimum=-(2**53))
         min_encryption = get_int(data, "min_encryption_version", minimum=-(2**53))
@@ -634,21 +570,28 @@ class TransitEngine:
                     )
                 keyring.auto_rotate_seconds = auto_rotate
 
-        keyring, _ = await self._change(
-            call.tenant, name, change, missing=f"no existing key named {name} could be found"
+        keyring, _ = await self.keys.change(
+            store, name, change, missing=f"no existing key named {name} could be found"
         )
         return Response(data=self._describe(keyring), warnings=warnings or None)
 
-    async def _rotate_key(self, call: Call, name: str) -> Response:
+    async def _rotate_key(self, call: Call, store: MountStorage, name: str) -> Response:
         now = self._clock()
-        keyring, _ = await self._change(
-            call.tenant, name, lambda k: k.rotate(now_ns=now), missing="key not found"
+        keyring, _ = await self.keys.change(
+            store, name, lambda k: k.rotate(now_ns=now), missing="key not found"
         )
         return Response(data=self._describe(keyring))
 
     # -- encrypt, decrypt, rewrap ----------------------------------------------------------
 
-    async def _encrypt(self, call: Call, name: str, loaded: Keyring | None) -> Response:
+    async def _encrypt(
+        self,
+        call: Call,
+        store: MountStorage,
+        name: str,
+        loaded: Keyring | None,
+        create_need: tuple[str, str],
+    ) -> Response:
         data = call.data
         _refuse_nonce(data)
         batch = _batch(
@@ -684,9 +627,9 @@ class TransitEngine:
                     item.fields["_context"] = _decode(item.text("context"))
             except InvalidRequestError as error:
                 item.failure = error
-        keyring = loaded or await self.load(call.tenant, name)
+        keyring = loaded or await self.load(store, name)
         if keyring is None:
-            keyring = await self._upsert(call, name, derived=context_set)
+            keyring = await self._upsert(call, store, name, create_need, derived=context_set)
 
         def encrypt(index: int, item: _Item) -> dict[str, Any]:
             version = item.fields.get("key_version", 0)
@@ -703,9 +646,19 @@ class TransitEngine:
             call.data, batch is not None, items, results, ("ciphertext", "key_version")
         )
 
-    async def _upsert(self, call: Call, name: str, *, derived: bool) -> Keyring:
+    async def _upsert(
+        self,
+        call: Call,
+        store: MountStorage,
+        name: str,
+        create_need: tuple[str, str],
+        *,
+        derived: bool,
+    ) -> Keyring:
         """Create the key on first encrypt — only for callers the ACL grants `create`."""
-        if not call.acl.allows(f"transit/encrypt/{name}", "create"):
+        # The encrypt route declares (<mount>/encrypt/<name>, create) as optional: the Core
+        # evaluated it against the caller's policies and says here whether it holds.
+        if create_need not in call.granted:
             raise InvalidRequestError("encryption key not found")
         convergent = bool(get_bool(call.data, "convergent_encryption", default=False))
         if convergent and not derived:
@@ -722,7 +675,7 @@ class TransitEngine:
         keyring = Keyring.generate(
             name, key_type, now_ns=self._clock(), derived=derived, convergent=convergent
         )
-        stored, _ = await self.store_new(call.tenant, keyring)
+        stored, _ = await self.store_new(store, keyring)
         return stored
 
     @staticmethod
@@ -805,9 +758,9 @@ class TransitEngine:
                     item.failure = error
         return items, batch is not None
 
-    async def _decrypt(self, call: Call, name: str) -> Response:
+    async def _decrypt(self, call: Call, store: MountStorage, name: str) -> Response:
         items, is_batch = self._decrypt_items(call.data, rewrap=False)
-        keyring = await self._require(call.tenant, name, "encryption key not found")
+        keyring = await self.keys.require(store, name, "encryption key not found")
 
         def decrypt(index: int, item: _Item) -> dict[str, Any]:
             plaintext = keyring.decrypt(
@@ -820,9 +773,9 @@ class TransitEngine:
         results = _each(items, decrypt, failed={"plaintext": ""})
         return self._respond(call.data, is_batch, items, results, ("plaintext",))
 
-    async def _rewrap(self, call: Call, name: str) -> Response:
+    async def _rewrap(self, call: Call, store: MountStorage, name: str) -> Response:
         items, is_batch = self._decrypt_items(call.data, rewrap=True)
-        keyring = await self._require(call.tenant, name, "encryption key not found")
+        keyring = await self.keys.require(store, name, "encryption key not found")
 
         def rewrap(index: int, item: _Item) -> dict[str, Any]:
             context = item.fields.get("_context", b"")
@@ -839,7 +792,7 @@ class TransitEngine:
 
     # -- data keys, random bytes, hashes ---------------------------------------------------
 
-    async def _datakey(self, call: Call, kind: str, name: str) -> Response:
+    async def _datakey(self, call: Call, store: MountStorage, kind: str, name: str) -> Response:
         data = call.data
         if kind not in ("plaintext", "wrapped"):
             raise InvalidRequestError("Invalid path, must be 'plaintext' or 'wrapped'")
@@ -852,7 +805,7 @@ class TransitEngine:
             except GoBase64Error:
                 raise InvalidRequestError("failed to base64-decode context") from None
         version = _version_arg(data)
-        keyring = await self._require(call.tenant, name, "encryption key not found")
+        keyring = await self.keys.require(store, name, "encryption key not found")
         size = _DATAKEY_BITS.get(get_int(data, "bits", default=256, minimum=-(2**53)) or 0)
         if size is None:
             raise InvalidRequestError("invalid bit length")
@@ -928,11 +881,13 @@ class TransitEngine:
         """Batches of hmac/sign/verify: maps of strings (OpenBao decodes them so)."""
         return _batch(data, strings=("input", "hmac", "signature", "context"))
 
-    async def _hmac(self, call: Call, name: str, url_algorithm: str) -> Response:
+    async def _hmac(
+        self, call: Call, store: MountStorage, name: str, url_algorithm: str
+    ) -> Response:
         data = call.data
         algorithm = url_algorithm or _one(data, "algorithm") or "sha2-256"
         version = _version_arg(data)
-        keyring = await self._require(call.tenant, name, "encryption key not found")
+        keyring = await self.keys.require(store, name, "encryption key not found")
         if version == 0:
             version = keyring.latest_version
         elif (
@@ -972,11 +927,13 @@ class TransitEngine:
             results.append({"error": item.error})
         return self._respond(data, batch is not None, items, results, ("hmac",), batch_status=False)
 
-    async def _sign(self, call: Call, name: str, url_algorithm: str) -> Response:
+    async def _sign(
+        self, call: Call, store: MountStorage, name: str, url_algorithm: str
+    ) -> Response:
         data = call.data
         version = _version_arg(data)
         jws = self._check_signing_options(data, url_algorithm)
-        keyring = await self._require(call.tenant, name, "signing key not found")
+        keyring = await self.keys.require(store, name, "signing key not found")
         if not keyring.key_type.supports_signing:
             raise InvalidRequestError(f"key type {keyring.key_type} does not support signing")
         batch = self._string_batch(data)
@@ -1046,7 +1003,9 @@ class TransitEngine:
         except GoBase64Error:
             raise InvalidRequestError("failed to base64-decode context") from None
 
-    async def _verify(self, call: Call, name: str, url_algorithm: str) -> Response:
+    async def _verify(
+        self, call: Call, store: MountStorage, name: str, url_algorithm: str
+    ) -> Response:
         data = call.data
         batch = self._string_batch(data)
         if batch is None:
@@ -1073,9 +1032,11 @@ class TransitEngine:
         if incomplete:
             raise InvalidRequestError("no batch_input elements have 'signature' or 'hmac'")
         if has_hmac:
-            return await self._verify_hmac(call, name, url_algorithm, items, batch is not None)
+            return await self._verify_hmac(
+                call, store, name, url_algorithm, items, batch is not None
+            )
         jws = self._check_signing_options(data, url_algorithm)
-        keyring = await self._require(call.tenant, name, "signature verification key not found")
+        keyring = await self.keys.require(store, name, "signature verification key not found")
         if not keyring.key_type.supports_signing:
             raise InvalidRequestError(f"key type {keyring.key_type} does not support verification")
         results: list[dict[str, Any]] = []
@@ -1094,13 +1055,19 @@ class TransitEngine:
         )
 
     async def _verify_hmac(
-        self, call: Call, name: str, url_algorithm: str, items: list[_Item], is_batch: bool
+        self,
+        call: Call,
+        store: MountStorage,
+        name: str,
+        url_algorithm: str,
+        items: list[_Item],
+        is_batch: bool,
     ) -> Response:
         data = call.data
         algorithm = (
             url_algorithm or _one(data, "hash_algorithm") or _one(data, "algorithm") or "sha2-256"
         )
-        keyring = await self._require(call.tenant, name, "encryption key not found")
+        keyring = await self.keys.require(store, name, "encryption key not found")
         if algorithm not in HMAC_ALGORITHMS:
             raise InvalidRequestError(f'invalid hash algorithm "{algorithm}"')
         results: list[dict[str, Any]] = []
@@ -1116,71 +1083,3 @@ class TransitEngine:
                 # OpenBao leaves `valid` out of a batch item when it is false (omitempty).
                 results.append({"valid": valid} if valid or not is_batch else {})
         return self._respond(data, is_batch, items, results, ("valid",), batch_status=False)
-
-    # -- automatic rotation ----------------------------------------------------------------
-
-    async def rotate_due_keys(self, now_ns: int | None = None) -> list[tuple[str, str]]:
-        """Rotate every key of every tenant whose `auto_rotate_period` has passed at `now_ns`.
-
-        Returns the (tenant, key) pairs rotated. The due check is repeated inside the
-        check-and-set write, so two schedulers (or instances) never rotate one key twice for
-        one period. A failure on one key is logged and does not stop the others.
-        """
-        now = self._clock() if now_ns is None else now_ns
-        rotated: list[tuple[str, str]] = []
-        for tenant in await self._backend.list_tenants():
-            try:
-                names = await self._backend.list(tenant, MOUNT, _KEY_PREFIX)
-            except NotFoundError:
-                continue  # the tenant was deleted meanwhile
-            for name in names:
-                try:
-                    if await self._rotate_if_due(tenant, name, now):
-                        rotated.append((tenant, name))
-                except NotFoundError:
-                    break
-                except TenantVaultError as error:
-                    logger.warning(
-                        "automatic rotation of a transit key in tenant %s failed (%s)",
-                        tenant,
-                        type(error).__name__,
-                    )
-        return rotated
-
-    async def _rotate_if_due(self, tenant: str, name: str, now_ns: int) -> bool:
-        keyring = await self.load(tenant, name)
-        if keyring is None or not keyring.is_rotation_due(now_ns):
-            return False
-
-        def change(fresh: Keyring) -> bool:
-            if not fresh.is_rotation_due(now_ns):
-                return False
-            fresh.rotate(now_ns=now_ns)
-            return True
-
-        try:
-            _, done = await self._change(tenant, name, change, missing="key not found")
-        except InvalidRequestError:
-            return False  # deleted meanwhile
-        if done:
-            logger.info("rotated a transit key of tenant %s on schedule", tenant)
-        return done
-
-
-async def run_rotation(
-    core: Core,
-    *,
-    interval_seconds: float = _DEFAULT_ROTATION_INTERVAL_SECONDS,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> None:
-    """Rotate due transit keys every `interval_seconds`, until cancelled.
-
-    Meant to run as one task in the task group the server lifespan owns. A failing pass is
-    logged and retried at the next tick; cancellation is never swallowed.
-    """
-    while True:
-        try:
-            await core.transit.rotate_due_keys(core.clock())
-        except TenantVaultError as error:
-            logger.error("transit key rotation pass failed (%s)", type(error).__name__)
-        await sleep(interval_seconds)

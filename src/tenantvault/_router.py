@@ -1,0 +1,444 @@
+"""Mount tables: one per tenant (and one for the root namespace), longest-prefix routing.
+
+A tenant's mount table is one record, `sys/mounts` of the tenant (the root namespace's lives
+in `SYSTEM_TENANT`), changed only with check-and-set. Each entry is a mount: path, type,
+accessor, uuid, description, options, config, and the mount's own 256-bit key, which seals
+the mount's records (`MountStorage`). The record is itself sealed under the tenant's data key
+on the embedded store, so removing an entry leaves nothing that could open its records.
+
+A tenant created before mount tables existed has no record: it reads as the fixed layout of
+that time — `secret/` (kv v2) over the records of storage mount `secret` and `transit/` over
+`transit`, without a mount key — until its table is first changed, which persists it.
+
+Tables are cached per process with the record's revision: each request re-reads the record
+(one read) and reuses the parsed table while the revision is unchanged, so every instance
+sees a disable at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+from tenantvault._durations import parse_duration
+from tenantvault._exceptions import (
+    BackendUnavailableError,
+    ConflictError,
+    InvalidPathError,
+    InvalidRequestError,
+    NotFoundError,
+)
+from tenantvault._paths import parse_path
+from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
+from tenantvault.crypto import AeadKey, random_key
+from tenantvault.engines._common import decode_record, encode_record
+from tenantvault.engines._protocol import Engine, Mount, MountStorage
+
+__all__ = [
+    "PROTECTED_PREFIXES",
+    "SYSTEM_MAX_LEASE_TTL_SECONDS",
+    "MountEntry",
+    "MountTable",
+    "Router",
+]
+
+_TABLE_MOUNT: Final = "sys"
+_TABLE_KEY: Final = "mounts"
+# Vault's protected prefixes: never mountable, unmountable or (mostly) tunable. sys/ and
+# auth/ are served by the Core itself; the other three are reserved as in Vault.
+PROTECTED_PREFIXES: Final = ("sys/", "auth/", "audit/", "cubbyhole/", "identity/")
+_SINGLETON_TYPES: Final = frozenset({"cubbyhole", "system", "token", "identity"})
+# Vault's type aliases: the stored type stays as given (OpenBao shows 'generic'), the
+# engine is kv, and kv-v1 / kv-v2 fix the version option.
+_ALIASES: Final = {"kv-v1": ("kv", "1"), "kv-v2": ("kv", "2")}
+_ENGINE_OF: Final = {"generic": "kv"}
+# Vault's system default and maximum lease TTL (768h), what "0 = system" means.
+SYSTEM_MAX_LEASE_TTL_SECONDS: Final = 768 * 3600
+_ATTEMPTS: Final = 64
+_LEGACY_NAMESPACE: Final = uuid.UUID("6f1c2a4e-8f0b-4c55-9a57-7e6a1d0c3b21")
+_DESCRIPTIONS: Final = {"kv": "key/value secret storage"}
+
+
+def _accessor(kind: str) -> str:
+    return f"{kind}_{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True, slots=True)
+class MountEntry:
+    """One row of a mount table."""
+
+    path: str
+    type: str
+    uuid: str
+    accessor: str
+    storage: str
+    key: bytes | None = field(repr=False)
+    description: str = ""
+    options: Mapping[str, str] = field(default_factory=dict)
+    default_lease_ttl: int = 0
+    max_lease_ttl: int = 0
+    force_no_cache: bool = False
+    local: bool = False
+    seal_wrap: bool = False
+
+    @property
+    def engine_type(self) -> str:
+        return _ENGINE_OF.get(self.type, self.type)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "type": self.type,
+            "uuid": self.uuid,
+            "accessor": self.accessor,
+            "storage": self.storage,
+            "key": base64.b64encode(self.key).decode() if self.key is not None else None,
+            "description": self.description,
+            "options": dict(self.options),
+            "default_lease_ttl": self.default_lease_ttl,
+            "max_lease_ttl": self.max_lease_ttl,
+            "force_no_cache": self.force_no_cache,
+            "local": self.local,
+            "seal_wrap": self.seal_wrap,
+        }
+
+    @classmethod
+    def from_record(cls, raw: Mapping[str, Any]) -> MountEntry:
+        key = raw.get("key")
+        return cls(
+            path=raw["path"],
+            type=raw["type"],
+            uuid=raw["uuid"],
+            accessor=raw["accessor"],
+            storage=raw["storage"],
+            key=base64.b64decode(key) if key else None,
+            description=raw.get("description", ""),
+            options=dict(raw.get("options") or {}),
+            default_lease_ttl=int(raw.get("default_lease_ttl", 0)),
+            max_lease_ttl=int(raw.get("max_lease_ttl", 0)),
+            force_no_cache=bool(raw.get("force_no_cache", False)),
+            local=bool(raw.get("local", False)),
+            seal_wrap=bool(raw.get("seal_wrap", False)),
+        )
+
+    def info(self) -> dict[str, Any]:
+        """Vault's mountInfo (`sys/mounts`, `sys/internal/ui/mounts/<path>`)."""
+        return {
+            "accessor": self.accessor,
+            "config": {
+                "default_lease_ttl": self.default_lease_ttl,
+                "force_no_cache": self.force_no_cache,
+                "max_lease_ttl": self.max_lease_ttl,
+            },
+            "deprecation_status": "supported",
+            "description": self.description,
+            "external_entropy_access": False,
+            "local": self.local,
+            "options": dict(self.options),
+            "plugin_version": "",
+            "running_plugin_version": "v0.0.0+builtin",
+            "running_sha256": "",
+            "seal_wrap": self.seal_wrap,
+            "type": self.type,
+            "uuid": self.uuid,
+        }
+
+    def tune_info(self) -> dict[str, Any]:
+        """`GET sys/mounts/<path>/tune`: effective TTLs, `options` only when set."""
+        data: dict[str, Any] = {
+            "default_lease_ttl": self.default_lease_ttl or SYSTEM_MAX_LEASE_TTL_SECONDS,
+            "description": self.description,
+            "force_no_cache": self.force_no_cache,
+            "max_lease_ttl": self.max_lease_ttl or SYSTEM_MAX_LEASE_TTL_SECONDS,
+        }
+        if self.options:
+            data["options"] = dict(self.options)
+        return data
+
+
+SYSTEM_MOUNT_INFO: Final = {
+    "accessor": "system_00000000",
+    "config": {
+        "default_lease_ttl": 0,
+        "force_no_cache": False,
+        "max_lease_ttl": 0,
+        "passthrough_request_headers": ["Accept"],
+    },
+    "description": "system endpoints used for control, policy and debugging",
+    "external_entropy_access": False,
+    "local": False,
+    "options": None,
+    "plugin_version": "",
+    "running_plugin_version": "v0.0.0+builtin",
+    "running_sha256": "",
+    "seal_wrap": True,
+    "type": "system",
+    "uuid": "",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MountTable:
+    """A tenant's mounts at one revision of its record (0: no record yet)."""
+
+    entries: Mapping[str, MountEntry]
+    revision: int
+    mounts: Mapping[str, Mount] = field(default_factory=dict, repr=False)
+    # (storage tenant, incarnation) the table belongs to.
+    owner: tuple[str, str] = ("", "")
+
+    def match(self, path: str) -> tuple[MountEntry, str] | None:
+        """The mount serving `path` by longest whole-segment prefix, and the rest of the path.
+
+        As Vault: a path without a trailing '/' that names a mount (`secret`) reaches it.
+        """
+        probe = path if path.endswith("/") else path + "/"
+        best: MountEntry | None = None
+        for mount_path, entry in self.entries.items():
+            if probe.startswith(mount_path) and (best is None or len(mount_path) > len(best.path)):
+                best = entry
+        if best is None:
+            return None
+        return best, path[len(best.path) :] if len(path) >= len(best.path) else ""
+
+    def has_first_segment(self, segment: str) -> bool:
+        return any(p.partition("/")[0] == segment for p in self.entries)
+
+
+def normalize_mount_path(raw: str) -> str:
+    """'team/kv' or 'team/kv/' → 'team/kv/'; refuses anything outside the path grammar."""
+    body = raw[:-1] if raw.endswith("/") else raw
+    if not body:
+        raise InvalidRequestError("missing mount path")
+    try:
+        parse_path(body)
+    except InvalidPathError:
+        raise InvalidRequestError("invalid mount path") from None
+    return body + "/"
+
+
+class Router:
+    """Mount tables over a Backend, and the engines registered by type."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        engines: Mapping[str, Engine],
+        *,
+        tenant_uid: Callable[[str], Awaitable[str | None]],
+    ) -> None:
+        self._backend = backend
+        self._engines = dict(engines)
+        self._tenant_uid = tenant_uid
+        self._cache: dict[tuple[str, str], MountTable] = {}
+
+    def engine(self, entry: MountEntry) -> Engine:
+        return self._engines[entry.engine_type]
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def table(self, storage_tenant: str, uid: str) -> MountTable:
+        """The current mount table of a tenant (`SYSTEM_TENANT`: the root namespace)."""
+        record = await self._backend.read(storage_tenant, _TABLE_MOUNT, _TABLE_KEY)
+        cache_key = (storage_tenant, uid)
+        cached = self._cache.get(cache_key)
+        revision = record.revision if record is not None else 0
+        if cached is not None and cached.revision == revision:
+            return cached
+        if record is None:
+            entries = {} if storage_tenant == SYSTEM_TENANT else self._legacy(uid)
+        else:
+            raw = decode_record(record.value)
+            entries = {path: MountEntry.from_record(item) for path, item in raw["mounts"].items()}
+        table = MountTable(
+            entries, revision, self._mounts(storage_tenant, uid, entries), (storage_tenant, uid)
+        )
+        if len(self._cache) > 4096:
+            self._cache.clear()
+        self._cache[cache_key] = table
+        return table
+
+    def _mounts(
+        self, storage_tenant: str, uid: str, entries: Mapping[str, MountEntry]
+    ) -> dict[str, Mount]:
+        return {
+            path: Mount(
+                path=path,
+                type=entry.engine_type,
+                uuid=entry.uuid,
+                options=entry.options,
+                config={
+                    "default_lease_ttl": entry.default_lease_ttl,
+                    "max_lease_ttl": entry.max_lease_ttl,
+                },
+                storage=MountStorage(
+                    self._backend,
+                    tenant=storage_tenant,
+                    storage_mount=entry.storage,
+                    key=AeadKey(entry.key) if entry.key is not None else None,
+                    binding=(uid or "root", entry.uuid),
+                ),
+            )
+            for path, entry in entries.items()
+        }
+
+    async def mounts_of_type(self, kind: str) -> list[tuple[str, Mount]]:
+        """Every mount of engine type `kind`, with its tenant (`SYSTEM_TENANT`: the root)."""
+        found: list[tuple[str, Mount]] = []
+        for tenant in [SYSTEM_TENANT, *await self._backend.list_tenants()]:
+            uid = "" if tenant == SYSTEM_TENANT else await self._tenant_uid(tenant)
+            if uid is None:
+                continue
+            try:
+                table = await self.table(tenant, uid)
+            except NotFoundError:
+                continue  # deleted meanwhile
+            found += [(tenant, mount) for mount in table.mounts.values() if mount.type == kind]
+        return found
+
+    @staticmethod
+    def _legacy(uid: str) -> dict[str, MountEntry]:
+        """The fixed layout of a store written before mount tables (see the module doc)."""
+
+        def fixed(path: str, kind: str, options: dict[str, str]) -> MountEntry:
+            ident = uuid.uuid5(_LEGACY_NAMESPACE, f"{uid}/{path}")
+            return MountEntry(
+                path=path,
+                type=kind,
+                uuid=str(ident),
+                accessor=f"{kind}_{ident.hex[:8]}",
+                storage=path.rstrip("/"),
+                key=None,
+                description=_DESCRIPTIONS.get(kind, ""),
+                options=options,
+            )
+
+        return {
+            "secret/": fixed("secret/", "kv", {"version": "2"}),
+            "transit/": fixed("transit/", "transit", {}),
+        }
+
+    @staticmethod
+    def new_entry(
+        path: str,
+        kind: str,
+        *,
+        description: str = "",
+        options: Mapping[str, str] | None = None,
+        default_lease_ttl: int = 0,
+        max_lease_ttl: int = 0,
+        local: bool = False,
+        seal_wrap: bool = False,
+    ) -> MountEntry:
+        ident = str(uuid.uuid4())
+        return MountEntry(
+            path=path,
+            type=kind,
+            uuid=ident,
+            accessor=_accessor(_ENGINE_OF.get(kind, kind)),
+            storage=f"mount/{ident}",
+            key=random_key(),
+            description=description,
+            options=dict(options or {}),
+            default_lease_ttl=default_lease_ttl,
+            max_lease_ttl=max_lease_ttl,
+            local=local,
+            seal_wrap=seal_wrap,
+        )
+
+    def defaults(self) -> dict[str, MountEntry]:
+        """The mounts a new tenant starts with: `secret/` (kv v2) and `transit/`."""
+        return {
+            "secret/": self.new_entry(
+                "secret/", "kv", description="key/value secret storage", options={"version": "2"}
+            ),
+            "transit/": self.new_entry("transit/", "transit"),
+        }
+
+    # -- changing --------------------------------------------------------------------------
+
+    async def _store(self, storage_tenant: str, table: MountTable, entries: dict[str, Any]) -> None:
+        value = encode_record(
+            {"mounts": {path: entry.to_record() for path, entry in entries.items()}}
+        )
+        await self._backend.write(
+            storage_tenant, _TABLE_MOUNT, _TABLE_KEY, value, expected_revision=table.revision
+        )
+
+    async def initialize(self, storage_tenant: str, entries: dict[str, MountEntry]) -> bool:
+        """Write the first table of a tenant; False if it already has one."""
+        try:
+            await self._store(storage_tenant, MountTable({}, 0), entries)
+        except ConflictError:
+            return False
+        return True
+
+    async def change(
+        self,
+        storage_tenant: str,
+        uid: str,
+        edit: Any,
+    ) -> tuple[MountTable, Any]:
+        """Apply `edit(table) -> (new entries, result)` with check-and-set, retried on a race.
+
+        Returns the table as it was before the change that was stored, and `edit`'s result.
+        """
+        for _ in range(_ATTEMPTS):
+            table = await self.table(storage_tenant, uid)
+            entries, result = edit(table)
+            try:
+                await self._store(storage_tenant, table, entries)
+            except ConflictError:
+                continue
+            return table, result
+        raise BackendUnavailableError("too much contention on the mount table; retry")
+
+    # -- enable / tune helpers (Vault's rules and texts) -----------------------------------
+
+    @staticmethod
+    def resolve_type(kind: object, options: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+        if not isinstance(kind, str) or not kind:
+            raise InvalidRequestError("backend type must be specified as a string")
+        merged = {str(k): str(v) for k, v in options.items()}
+        alias = _ALIASES.get(kind)
+        if alias is not None:
+            kind, merged["version"] = alias
+        return kind, merged
+
+    def check_type(self, kind: str, options: dict[str, str]) -> dict[str, str]:
+        if kind in _SINGLETON_TYPES:
+            raise InvalidRequestError(f'mount type of "{kind}" is not mountable')
+        engine = self._engines.get(_ENGINE_OF.get(kind, kind))
+        if engine is None:
+            raise InvalidRequestError(f"plugin not found in the catalog: {kind}")
+        return engine.check_options(options)
+
+    @staticmethod
+    def parse_ttls(config: Mapping[str, Any]) -> tuple[int, int]:
+        def ttl(name: str) -> int:
+            value = config.get(name)
+            if value in (None, "", "system"):
+                return 0
+            return parse_duration(value, field=name)
+
+        default, maximum = ttl("default_lease_ttl"), ttl("max_lease_ttl")
+        if default and maximum and default > maximum:
+            raise InvalidRequestError("given default lease TTL greater than given max lease TTL")
+        if default > (maximum or SYSTEM_MAX_LEASE_TTL_SECONDS):
+            if maximum:
+                raise InvalidRequestError(
+                    "given default lease TTL greater than given max lease TTL"
+                )
+            raise InvalidRequestError(
+                "given default lease TTL greater than system max lease TTL of "
+                f"{SYSTEM_MAX_LEASE_TTL_SECONDS}"
+            )
+        return default, maximum
+
+    @staticmethod
+    def with_changes(entry: MountEntry, **changes: Any) -> MountEntry:
+        return replace(entry, **changes)

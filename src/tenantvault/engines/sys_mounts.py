@@ -1,0 +1,352 @@
+"""`sys/mounts` (list, read, enable, disable, tune) and `sys/internal/ui/mounts`, over the
+caller's own mount table, with Vault's shapes, statuses and messages (OpenBao 2.7)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from tenantvault._durations import parse_duration
+from tenantvault._exceptions import InvalidRequestError, NotFoundError, PermissionDeniedError
+from tenantvault._request import Operation, Response
+from tenantvault._router import (
+    PROTECTED_PREFIXES,
+    SYSTEM_MAX_LEASE_TTL_SECONDS,
+    SYSTEM_MOUNT_INFO,
+    MountEntry,
+    MountTable,
+    Router,
+    normalize_mount_path,
+)
+from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
+from tenantvault.engines._common import get_bool, get_mapping, get_str
+from tenantvault.engines._route import Call, Route
+from tenantvault.engines.kv_v1 import KVType
+
+__all__ = ["MountsEngine"]
+
+_UPGRADE_WARNING: Final = (
+    "Upgrading mount from version 1 to version 2. This mount will be unavailable for a "
+    "brief period and will resume service shortly."
+)
+_TOKEN_AUTH_INFO: Final = {
+    "accessor": "auth_token_00000000",
+    "config": {
+        "default_lease_ttl": 0,
+        "force_no_cache": False,
+        "max_lease_ttl": 0,
+        "token_type": "default-service",
+    },
+    "description": "token based credentials",
+    "external_entropy_access": False,
+    "local": False,
+    "options": None,
+    "plugin_version": "",
+    "running_plugin_version": "v0.0.0+builtin",
+    "running_sha256": "",
+    "seal_wrap": False,
+    "type": "token",
+    "uuid": "",
+}
+# Fields tune accepts on sys/ (Vault: only the audit HMAC lists).
+_SYS_TUNABLE: Final = frozenset({"audit_non_hmac_request_keys", "audit_non_hmac_response_keys"})
+
+
+def _protected(path: str) -> bool:
+    return path.startswith(PROTECTED_PREFIXES)
+
+
+def _mount_path(raw: str) -> str:
+    """The mount path a request names, with its trailing '/'."""
+    return normalize_mount_path(raw)
+
+
+class MountsEngine:
+    """The mount endpoints of `sys/`, within one tenant or the root namespace."""
+
+    def __init__(self, router: Router, *, backend: Backend, kv: KVType) -> None:
+        self._router = router
+        self._backend = backend
+        self._kv = kv
+
+    @staticmethod
+    def handles(rest: str) -> bool:
+        return rest == "mounts" or rest.startswith(("mounts/", "internal/ui/mounts"))
+
+    async def route(
+        self, op: Operation, rest: str, *, storage_tenant: str, uid: str, tenant: str | None
+    ) -> Route:
+        if rest == "mounts":
+            if op is not Operation.READ:
+                raise NotFoundError("unsupported path")
+            return Route("sys/mounts", "read", self._list(storage_tenant, uid), mount="sys")
+        if rest in ("internal/ui/mounts", "internal/ui/mounts/"):
+            if op is not Operation.READ:
+                raise NotFoundError("unsupported path")
+            return Route(
+                "sys/internal/ui/mounts", "read", self._ui_list(storage_tenant, uid), mount="sys"
+            )
+        if rest.startswith("internal/ui/mounts/"):
+            if op is not Operation.READ:
+                raise NotFoundError("unsupported path")
+            return await self._ui_mount(
+                rest.removeprefix("internal/ui/mounts/"), storage_tenant, uid
+            )
+        raw = rest.removeprefix("mounts/")
+        if raw.endswith("/tune"):  # as Vault's `mounts/(?P<path>.+?)/tune$`
+            target = raw.removesuffix("/tune").rstrip("/")
+            acl = f"sys/mounts/{target}/tune"
+            if op is Operation.READ:
+                return Route(acl, "read", self._tune_read(target, storage_tenant, uid), mount="sys")
+            if op in (Operation.UPDATE, Operation.CREATE):
+                handler = self._tune_write(target, storage_tenant, uid)
+                return Route(acl, "update", handler, mount="sys")
+            raise NotFoundError("unsupported path")
+        target = raw.rstrip("/")
+        acl = f"sys/mounts/{target}"
+        if op is Operation.READ:
+            return Route(acl, "read", self._read(target, storage_tenant, uid), mount="sys")
+        if op in (Operation.UPDATE, Operation.CREATE):
+            handler = self._enable(target, storage_tenant, uid, tenant)
+            return Route(acl, "update", handler, mount="sys")
+        if op is Operation.DELETE:
+            return Route(acl, "delete", self._disable(target, storage_tenant, uid), mount="sys")
+        raise NotFoundError("unsupported path")
+
+    # -- list and read ---------------------------------------------------------------------
+
+    def _list(self, storage_tenant: str, uid: str) -> Any:
+        async def handler(call: Call) -> Response:
+            table = await self._router.table(storage_tenant, uid)
+            data: dict[str, Any] = {"sys/": dict(SYSTEM_MOUNT_INFO)}
+            data.update({path: entry.info() for path, entry in sorted(table.entries.items())})
+            return Response(data=data, top_level=data)
+
+        return handler
+
+    def _read(self, target: str, storage_tenant: str, uid: str) -> Any:
+        async def handler(call: Call) -> Response:
+            path = target + "/"
+            if path == "sys/":
+                data = dict(SYSTEM_MOUNT_INFO)
+            else:
+                entry = (await self._router.table(storage_tenant, uid)).entries.get(path)
+                if entry is None:
+                    raise InvalidRequestError(f"No secret engine mount at {path}")
+                data = entry.info()
+            return Response(data=data, top_level=data)
+
+        return handler
+
+    # -- enable and disable ----------------------------------------------------------------
+
+    def _enable(self, target: str, storage_tenant: str, uid: str, tenant: str | None) -> Any:
+        async def handler(call: Call) -> Response:
+            data = call.data
+            path = _mount_path(target)
+            if _protected(path):
+                raise InvalidRequestError(f'cannot mount "{path}"')
+            kind, options = self._router.resolve_type(
+                data.get("type"), get_mapping(data, "options") or {}
+            )
+            options = self._router.check_type(kind, options)
+            default_ttl, max_ttl = self._router.parse_ttls(get_mapping(data, "config") or {})
+            entry = self._router.new_entry(
+                path,
+                kind,
+                description=get_str(data, "description") or "",
+                options=options,
+                default_lease_ttl=default_ttl,
+                max_lease_ttl=max_ttl,
+                local=bool(get_bool(data, "local", default=False)),
+                seal_wrap=bool(get_bool(data, "seal_wrap", default=False)),
+            )
+            await self._check_namespace_conflict(path, storage_tenant, tenant)
+
+            def add(table: MountTable) -> tuple[dict[str, MountEntry], None]:
+                for existing in table.entries:
+                    if path.startswith(existing) or existing.startswith(path):
+                        raise InvalidRequestError(f"path is already in use at {existing}")
+                return {**table.entries, path: entry}, None
+
+            await self._router.change(storage_tenant, uid, add)
+            return Response.no_content()
+
+        return handler
+
+    async def _check_namespace_conflict(
+        self, path: str, storage_tenant: str, tenant: str | None
+    ) -> None:
+        """A mount's first segment is never a tenant id: in the root namespace it would hide
+        the tenant's path-prefix form (`/v1/acme/...`), in a tenant it would repeat it."""
+        head = path.partition("/")[0]
+        if storage_tenant == SYSTEM_TENANT:
+            clash = await self._backend.has_tenant(head)
+        else:
+            clash = head == tenant
+        if clash:
+            raise InvalidRequestError(f"existing mount at {head}/")
+
+    def _disable(self, target: str, storage_tenant: str, uid: str) -> Any:
+        async def handler(call: Call) -> Response:
+            path = _mount_path(target)
+            if _protected(path):
+                raise InvalidRequestError(f'cannot unmount "{path}"')
+
+            def remove(table: MountTable) -> tuple[dict[str, MountEntry], bool]:
+                if path not in table.entries:
+                    return dict(table.entries), False
+                return {p: e for p, e in table.entries.items() if p != path}, True
+
+            table = await self._router.table(storage_tenant, uid)
+            if path not in table.entries:
+                return Response.no_content()  # as Vault: not telling whether it existed
+            before, removed = await self._router.change(storage_tenant, uid, remove)
+            mount = before.mounts.get(path)
+            if removed and mount is not None:
+                # The key went with the table entry: the records are unreadable already.
+                await self._router.engine(before.entries[path]).destroy(mount)
+                await mount.storage.clear()
+            return Response.no_content()
+
+        return handler
+
+    # -- tune ------------------------------------------------------------------------------
+
+    def _tune_read(self, target: str, storage_tenant: str, uid: str) -> Any:
+        async def handler(call: Call) -> Response:
+            path = target + "/"
+            if path == "sys/":
+                data: dict[str, Any] = {
+                    "default_lease_ttl": SYSTEM_MAX_LEASE_TTL_SECONDS,
+                    "description": SYSTEM_MOUNT_INFO["description"],
+                    "force_no_cache": False,
+                    "max_lease_ttl": SYSTEM_MAX_LEASE_TTL_SECONDS,
+                }
+            else:
+                entry = (await self._router.table(storage_tenant, uid)).entries.get(path)
+                if entry is None:
+                    raise InvalidRequestError(f'cannot fetch sysview for path "{path}"')
+                data = entry.tune_info()
+            return Response(data=data, top_level=data)
+
+        return handler
+
+    def _tune_write(self, target: str, storage_tenant: str, uid: str) -> Any:
+        async def handler(call: Call) -> Response:
+            data = call.data
+            path = target + "/"
+            if _protected(path):
+                for name in data:
+                    if name not in _SYS_TUNABLE:
+                        raise InvalidRequestError(f"cannot tune parameter {name} of {path}")
+                return Response.no_content()
+            table = await self._router.table(storage_tenant, uid)
+            entry = table.entries.get(path)
+            if entry is None:
+                raise InvalidRequestError(f'tune of path "{path}" failed: no mount entry found')
+            options = get_mapping(data, "options")
+            upgrade = False
+            if options is not None and "version" in options:
+                upgrade = self._version_change(entry, str(options["version"]))
+            changes = self._tune_changes(entry, data)
+            if upgrade:
+                mount = table.mounts[path]
+                keys = await self._kv.copy_to_v2(mount.storage)
+                changes["options"] = {**changes.get("options", entry.options), "version": "2"}
+
+            def apply(current: MountTable) -> tuple[dict[str, MountEntry], None]:
+                now = current.entries.get(path)
+                if now is None or now.uuid != entry.uuid:
+                    raise InvalidRequestError(f'tune of path "{path}" failed: no mount entry found')
+                return {**current.entries, path: self._router.with_changes(now, **changes)}, None
+
+            await self._router.change(storage_tenant, uid, apply)
+            if upgrade:
+                await self._kv.drop_v1(table.mounts[path].storage, keys)
+                return Response(warnings=[_UPGRADE_WARNING])
+            return Response.no_content()
+
+        return handler
+
+    def _version_change(self, entry: MountEntry, version: str) -> bool:
+        """Whether tuning `version` upgrades a kv mount from 1 to 2 (Vault's rules)."""
+        if entry.engine_type != "kv":
+            raise InvalidRequestError(
+                f'secrets engine "{entry.type}" does not allow setting a version'
+            )
+        current = entry.options.get("version") or "1"
+        if version in ("", current):
+            return False
+        if version not in ("1", "2"):
+            raise InvalidRequestError(f"invalid version provided: {version}")
+        if current == "2":
+            raise InvalidRequestError("cannot downgrade mount from version 2")
+        return True
+
+    def _tune_changes(self, entry: MountEntry, data: Mapping[str, Any]) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
+
+        def ttl(name: str, current: int) -> int:
+            value = data.get(name)
+            if value is None or value == "":
+                return current
+            if value == "system":
+                return 0
+            return parse_duration(value, field=name)
+
+        default = ttl("default_lease_ttl", entry.default_lease_ttl)
+        maximum = ttl("max_lease_ttl", entry.max_lease_ttl)
+        # As OpenBao: only two explicit values are compared ("system" is never too long).
+        if default and maximum and maximum < default:
+            raise InvalidRequestError(
+                f"backend max lease TTL of {maximum} would be less than backend default "
+                f"lease TTL of {default}"
+            )
+        changes["default_lease_ttl"] = default
+        changes["max_lease_ttl"] = maximum
+        description = get_str(data, "description")
+        if description is not None:
+            changes["description"] = description
+        options = get_mapping(data, "options")
+        if options is not None:
+            merged = dict(entry.options)
+            for name, value in options.items():
+                if name == "version":
+                    continue
+                if value in ("", None):
+                    merged.pop(str(name), None)
+                else:
+                    merged[str(name)] = str(value)
+            changes["options"] = merged
+        return changes
+
+    # -- sys/internal/ui/mounts ------------------------------------------------------------
+
+    def _ui_list(self, storage_tenant: str, uid: str) -> Any:
+        async def handler(call: Call) -> Response:
+            table = await self._router.table(storage_tenant, uid)
+            secret = {path: entry.info() for path, entry in sorted(table.entries.items())}
+            return Response(data={"auth": {"token/": dict(_TOKEN_AUTH_INFO)}, "secret": secret})
+
+        return handler
+
+    async def _ui_mount(self, raw: str, storage_tenant: str, uid: str) -> Route:
+        table = await self._router.table(storage_tenant, uid)
+        found = table.match(raw)
+        if found is None:
+            probe = raw if raw.endswith("/") else raw + "/"
+            raise PermissionDeniedError(
+                "preflight capability check returned 403, please ensure client's policies "
+                f'grant access to path "{probe}"'
+            )
+        entry, _ = found
+
+        async def handler(call: Call) -> Response:
+            return Response(data={**entry.info(), "path": entry.path})
+
+        # Like Vault: answered only if the token may do something at or under the mount
+        # (hasMountAccess, checked by the Core); otherwise the same 403 as any denial.
+        return Route(
+            f"sys/internal/ui/mounts/{raw}", None, handler, mount="sys", mount_access=entry.path
+        )
