@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from tenantvault import _b64
 from tenantvault._clock import Clock, system_clock
 from tenantvault._core import Core
 from tenantvault._exceptions import ClosedError, NotFoundError
@@ -74,17 +74,28 @@ class _Caller:
         )
 
 
-class KV:
-    """KV v2 at `secret/` in one tenant."""
+def _mount_prefix(mount: str) -> str:
+    return mount.strip("/") + "/"
 
-    def __init__(self, caller: _Caller, tenant: str | None) -> None:
+
+class _AtMount:
+    """A facade over one mount of one tenant: each call goes to `<mount>/<path>` there."""
+
+    def __init__(self, caller: _Caller, tenant: str | None, mount: str) -> None:
         self._caller = caller
         self._tenant = tenant
+        self._mount = _mount_prefix(mount)
 
     async def _call(
         self, operation: Operation, path: str, data: Mapping[str, Any] | None = None
     ) -> Response:
-        return await self._caller.call(operation, f"secret/{path}", data, namespace=self._tenant)
+        return await self._caller.call(
+            operation, f"{self._mount}{path}", data, namespace=self._tenant
+        )
+
+
+class KV(_AtMount):
+    """KV v2 at a mount of one tenant (`secret/` for `tenant.kv`)."""
 
     async def put(
         self,
@@ -354,25 +365,13 @@ class Tokens:
         )
 
 
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
-
-
-class Transit:
-    """Transit (encryption as a service) at `transit/` in one tenant.
+class Transit(_AtMount):
+    """Transit (encryption as a service) at a mount of one tenant (`transit/` for
+    `tenant.transit`).
 
     Bytes in, bytes out: this class does the base64 that Vault's API needs. Ciphertexts are
     Vault's `vault:v<N>:...` strings.
     """
-
-    def __init__(self, caller: _Caller, tenant: str | None) -> None:
-        self._caller = caller
-        self._tenant = tenant
-
-    async def _call(
-        self, operation: Operation, path: str, data: Mapping[str, Any] | None = None
-    ) -> Response:
-        return await self._caller.call(operation, f"transit/{path}", data, namespace=self._tenant)
 
     async def _write(self, path: str, data: Mapping[str, Any]) -> dict[str, Any]:
         return dict((await self._call(Operation.UPDATE, path, data)).data or {})
@@ -454,9 +453,9 @@ class Transit:
     ) -> dict[str, Any]:
         body: dict[str, Any] = {}
         if context is not None:
-            body["context"] = _b64(context)
+            body["context"] = _b64.encode(context)
         if associated_data is not None:
-            body["associated_data"] = _b64(associated_data)
+            body["associated_data"] = _b64.encode(associated_data)
         if key_version is not None:
             body["key_version"] = key_version
         return body
@@ -472,7 +471,7 @@ class Transit:
     ) -> str:
         """`vault:v<N>:...`; creates the key first if it is missing and the caller may."""
         body = {
-            "plaintext": _b64(plaintext),
+            "plaintext": _b64.encode(plaintext),
             **self._options(context, associated_data, key_version),
         }
         return str((await self._write(f"encrypt/{name}", body))["ciphertext"])
@@ -487,7 +486,7 @@ class Transit:
     ) -> bytes:
         """The plaintext; `DecryptionError` (400) for anything that cannot be opened."""
         body = {"ciphertext": ciphertext, **self._options(context, associated_data, None)}
-        return base64.b64decode((await self._write(f"decrypt/{name}", body))["plaintext"])
+        return _b64.decode((await self._write(f"decrypt/{name}", body))["plaintext"])
 
     async def rewrap(
         self,
@@ -510,7 +509,7 @@ class Transit:
             error = item.get("error") or None
             value: str | bytes | None = None
             if error is None:
-                value = base64.b64decode(item["plaintext"]) if decode else item["ciphertext"]
+                value = _b64.decode(item["plaintext"]) if decode else item["ciphertext"]
             results.append(
                 BatchResult(
                     value=value,
@@ -529,10 +528,10 @@ class Transit:
         contexts: Sequence[bytes] | None = None,
     ) -> list[BatchResult]:
         """Encrypt many in one request; results in input order, failures per item."""
-        items: list[dict[str, Any]] = [{"plaintext": _b64(p)} for p in plaintexts]
+        items: list[dict[str, Any]] = [{"plaintext": _b64.encode(p)} for p in plaintexts]
         for item, context in zip(items, contexts or [b""] * len(items), strict=True):
             if contexts is not None:
-                item["context"] = _b64(context)
+                item["context"] = _b64.encode(context)
         return await self._batch(f"encrypt/{name}", items, decode=False)
 
     async def decrypt_batch(
@@ -546,7 +545,7 @@ class Transit:
         items: list[dict[str, Any]] = [{"ciphertext": c} for c in ciphertexts]
         for item, context in zip(items, contexts or [b""] * len(items), strict=True):
             if contexts is not None:
-                item["context"] = _b64(context)
+                item["context"] = _b64.encode(context)
         return await self._batch(f"decrypt/{name}", items, decode=True)
 
     async def datakey(
@@ -560,7 +559,7 @@ class Transit:
         return DataKey(
             ciphertext=data["ciphertext"],
             key_version=data["key_version"],
-            plaintext=base64.b64decode(plaintext) if plaintext is not None else None,
+            plaintext=_b64.decode(plaintext) if plaintext is not None else None,
         )
 
     async def hmac(
@@ -573,7 +572,7 @@ class Transit:
     ) -> str:
         """The HMAC `vault:v<N>:...` of `data` under the key (`algorithm`: sha2-256…)."""
         body = {
-            "input": _b64(data),
+            "input": _b64.encode(data),
             "algorithm": algorithm,
             **self._options(None, None, key_version),
         }
@@ -583,7 +582,7 @@ class Transit:
         self, name: str, data: bytes, hmac: str, *, algorithm: str = "sha2-256"
     ) -> bool:
         """Whether `hmac` is `data`'s HMAC under the key."""
-        body = {"input": _b64(data), "hmac": hmac, "algorithm": algorithm}
+        body = {"input": _b64.encode(data), "hmac": hmac, "algorithm": algorithm}
         return bool((await self._write(f"verify/{name}", body))["valid"])
 
     async def sign(
@@ -595,20 +594,24 @@ class Transit:
         key_version: int | None = None,
     ) -> str:
         """An Ed25519 signature `vault:v<N>:...` of `data`."""
-        body = {"input": _b64(data), **self._options(context, None, key_version)}
+        body = {"input": _b64.encode(data), **self._options(context, None, key_version)}
         return str((await self._write(f"sign/{name}", body))["signature"])
 
     async def verify(
         self, name: str, data: bytes, signature: str, *, context: bytes | None = None
     ) -> bool:
         """Whether `signature` is a valid signature of `data` under the key."""
-        body = {"input": _b64(data), "signature": signature, **self._options(context, None, None)}
+        body = {
+            "input": _b64.encode(data),
+            "signature": signature,
+            **self._options(context, None, None),
+        }
         return bool((await self._write(f"verify/{name}", body))["valid"])
 
     async def random(self, size: int = 32) -> bytes:
         """`size` random bytes from the server's CSPRNG."""
         data = await self._write("random", {"bytes": size})
-        return base64.b64decode(data["random_bytes"])
+        return _b64.decode(data["random_bytes"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -637,10 +640,6 @@ class MountInfo:
             default_lease_ttl=int(config.get("default_lease_ttl", 0)),
             max_lease_ttl=int(config.get("max_lease_ttl", 0)),
         )
-
-
-def _mount_prefix(mount: str) -> str:
-    return mount.strip("/") + "/"
 
 
 class Mounts:
@@ -722,50 +721,8 @@ class Mounts:
         return list(response.warnings or [])
 
 
-class _MountedKV(KV):
-    """KV v2 at any mount path (`Tenant.kv_at`)."""
-
-    def __init__(self, caller: _Caller, tenant: str | None, mount: str) -> None:
-        super().__init__(caller, tenant)
-        self._mount = _mount_prefix(mount)
-
-    async def _call(
-        self, operation: Operation, path: str, data: Mapping[str, Any] | None = None
-    ) -> Response:
-        return await self._caller.call(
-            operation, f"{self._mount}{path}", data, namespace=self._tenant
-        )
-
-
-class _MountedTransit(Transit):
-    """Transit at any mount path (`Tenant.transit_at`)."""
-
-    def __init__(self, caller: _Caller, tenant: str | None, mount: str) -> None:
-        super().__init__(caller, tenant)
-        self._mount = _mount_prefix(mount)
-
-    async def _call(
-        self, operation: Operation, path: str, data: Mapping[str, Any] | None = None
-    ) -> Response:
-        return await self._caller.call(
-            operation, f"{self._mount}{path}", data, namespace=self._tenant
-        )
-
-
-class KVv1:
+class KVv1(_AtMount):
     """KV v1 (one unversioned value per path) at a mount (`Tenant.kv1_at`)."""
-
-    def __init__(self, caller: _Caller, tenant: str | None, mount: str) -> None:
-        self._caller = caller
-        self._tenant = tenant
-        self._mount = _mount_prefix(mount)
-
-    async def _call(
-        self, operation: Operation, path: str, data: Mapping[str, Any] | None = None
-    ) -> Response:
-        return await self._caller.call(
-            operation, f"{self._mount}{path}", data, namespace=self._tenant
-        )
 
     async def put(self, path: str, data: Mapping[str, Any]) -> None:
         await self._call(Operation.UPDATE, path, data)
@@ -790,8 +747,8 @@ class Tenant:
 
     def __init__(self, caller: _Caller, tenant: str | None) -> None:
         self.id = tenant
-        self.kv = KV(caller, tenant)
-        self.transit = Transit(caller, tenant)
+        self.kv = KV(caller, tenant, "secret")
+        self.transit = Transit(caller, tenant, "transit")
         self.policies = Policies(caller, tenant)
         self.tokens = Tokens(caller, tenant)
 
@@ -807,7 +764,7 @@ class Tenant:
 
     def kv_at(self, mount: str) -> KV:
         """KV v2 at `mount` (e.g. 'apps/kv'); `tenant.kv` is `kv_at('secret')`."""
-        return _MountedKV(self.kv._caller, self.id, mount)
+        return KV(self.kv._caller, self.id, mount)
 
     def kv1_at(self, mount: str) -> KVv1:
         """KV v1 at `mount`."""
@@ -815,7 +772,7 @@ class Tenant:
 
     def transit_at(self, mount: str) -> Transit:
         """Transit at `mount`; `tenant.transit` is `transit_at('transit')`."""
-        return _MountedTransit(self.kv._caller, self.id, mount)
+        return Transit(self.kv._caller, self.id, mount)
 
 
 class TenantVault:

@@ -7,35 +7,38 @@ code path reaches an engine or a backend. Tenant isolation is enforced here, onc
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from tenantvault._audit_hook import AuditHook, Refusal, RequestContext
+from tenantvault._authorize import (
+    acl_of,
+    authorize,
+    grant_token,
+    root_namespace_checked,
+    visible_mounts,
+)
+from tenantvault._capabilities import CapabilityEndpoints
 from tenantvault._clock import Clock, system_clock
 from tenantvault._exceptions import (
     AuditError,
     ClosedError,
     InternalError,
-    InvalidPathError,
-    InvalidRequestError,
     NotFoundError,
-    PermissionDeniedError,
     TenantVaultError,
 )
-from tenantvault._grants import token_grant
+from tenantvault._namespaces import Namespaces
 from tenantvault._observe import RequestObserver, handled_outcome, notify, refused_outcome
-from tenantvault._paths import validate_tenant_id
-from tenantvault._policy import ACL
 from tenantvault._policy_store import PolicyStore, TenantPolicies
 from tenantvault._request import Operation, Request, Response
-from tenantvault._router import PROTECTED_PREFIXES, MountTable, Router
+from tenantvault._router import MountTable, Router
 from tenantvault._tenants import TenantRegistry
 from tenantvault._tokens import Principal, TokenStore
 from tenantvault.audit._broker import AuditBroker
 from tenantvault.audit._view import AuditView
 from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
 from tenantvault.engines._protocol import Mount, MountStorage
-from tenantvault.engines._route import Call, Caller, Need, RootOnly, Route, TokenGrant
+from tenantvault.engines._route import Call, Caller, MountView, Need, Route, TokenGrant
 from tenantvault.engines.audit import AuditEngine
 from tenantvault.engines.kv import KVEngine
 from tenantvault.engines.kv_v1 import KVType
@@ -45,15 +48,6 @@ from tenantvault.engines.token import TokenEngine
 from tenantvault.engines.transit import TransitEngine
 
 __all__ = ["AuditHook", "Core", "RequestContext"]
-
-_ROOT_ACL = ACL((), root=True)
-# OpenBao's answer to a namespace calling a root-only endpoint (checked against 2.7.2).
-_ROOT_ONLY = "operation only available in root namespace"
-_CAPABILITIES = frozenset(
-    {"sys/capabilities", "sys/capabilities-self", "sys/capabilities-accessor"}
-)
-_MAX_CAPABILITY_PATHS = 256
-_ORPHAN = "orphan"  # Route.mints_token of create-orphan (a route kind, not a secret)
 
 
 class Core:
@@ -94,7 +88,8 @@ class Core:
         self.transit = transit
         transit.attach(self.router.mounts_of_type)
         self.mounts = MountsEngine(self.router, backend=backend, kv=kv_type)
-        self.tenants.on_create(self._tenant_created)
+        self._namespaces = Namespaces(self.router, self.tenants)
+        self.tenants.on_create(self._namespaces.tenant_created)
         self.sys = SysEngine(
             tenants=self.tenants,
             policies=self.policies,
@@ -108,6 +103,8 @@ class Core:
         self.token_engine = TokenEngine(clock=clock)
         self._audit_queries = self.audit_broker
         self.audit_engine = AuditEngine(self._audit_queries, clock=clock)
+        # The endpoints that evaluate an ACL are the Core's own (`_capabilities`).
+        self._capabilities = CapabilityEndpoints(self.policies)
         self._closed = False
 
     async def start(self) -> None:
@@ -147,6 +144,15 @@ class Core:
         if self.audit_broker is not None:
             await self.audit_broker.aclose()
 
+    @property
+    def services_health(self) -> Callable[[], dict[str, Any]] | None:
+        """The background services' report in `sys/health` (the server sets it at startup)."""
+        return self.sys.services_health
+
+    @services_health.setter
+    def services_health(self, report: Callable[[], dict[str, Any]] | None) -> None:
+        self.sys.services_health = report
+
     # -- the pipeline ----------------------------------------------------------------------
 
     async def handle(self, request: Request) -> Response:
@@ -163,11 +169,9 @@ class Core:
         context = RequestContext(request, None, None, "", request.path, None)
         audited = False
         try:
-            public = self.sys.is_public(request.path) or self.sys.is_public(
-                request.path.partition("/")[2]
-            )
-            # 1. authenticate (public probes excepted, as in Vault)
-            if public:
+            public, anonymous = self._tokenless(request, operator=operator)
+            # 1. authenticate (public probes and anonymous listings excepted, as in Vault)
+            if public or anonymous:
                 principal = None
             elif operator:
                 principal = Principal.operator()
@@ -175,22 +179,33 @@ class Core:
                 principal = await self.tokens.authenticate(request.token)
             context.principal = principal
             # 2. resolve the tenant (the namespace header, or a path prefix that is no mount)
-            namespace, path, seen = await self._split_namespace(request, principal)
-            tenant, context.tenant_uid = await self._resolve_tenant(principal, namespace)
-            context.tenant = tenant
-            # 3. parse the path once
-            route = self._own_route(request.operation, path, principal) or await self._route(
-                request.operation, path, tenant, context.tenant_uid, seen
+            namespace, path, seen = await self._namespaces.split(request, principal)
+            tenant, tenant_uid = await self._namespaces.resolve(
+                principal, namespace, anonymous=anonymous
             )
-            route = _root_namespace_checked(route, tenant)
+            # An anonymous listing runs in the namespace it names but is recorded under no
+            # tenant (root sees it): a stranger without a token must not write into a
+            # tenant's audit trail, nor learn from it which tenants exist.
+            context.tenant, context.tenant_uid = (None, "") if anonymous else (tenant, tenant_uid)
+            # 3. parse the path once
+            route = self._capabilities.route(request.operation, path, principal)
+            if route is None:
+                route = await self._route(request.operation, path, tenant, tenant_uid, seen)
+            route = root_namespace_checked(route, tenant)
             context.mount, context.path = route.mount, route.acl_path
             storage_tenant = tenant if tenant is not None else SYSTEM_TENANT
             # 4. authorize: every declaration of the route, here and only here
-            acl = await self._acl(principal, storage_tenant)
-            context.capability, granted = await self._authorize(
-                route, acl, storage_tenant, principal, request, tenant
+            acl = await acl_of(self.policies, principal, storage_tenant)
+            context.capability, granted = await authorize(
+                route,
+                acl,
+                storage_tenant=storage_tenant,
+                principal=principal,
+                request=request,
+                tenant=tenant,
             )
-            grant = self._token_grant(route, acl, principal, request, tenant)
+            grant = grant_token(route, acl, principal=principal, request=request, tenant=tenant)
+            visible = visible_mounts(route, acl, principal=principal)
             # 5. audit the request — fail closed: if no sink records it, nothing happens.
             # Unauthenticated health probes are not audited, as in Vault.
             if not public:
@@ -198,7 +213,7 @@ class Core:
                 await self.audit.request(context)
             # 6. execute
             response = await route.handler(
-                self._call(request, principal, tenant, context.tenant_uid, granted, grant)
+                self._call(request, principal, tenant, tenant_uid, granted, grant, visible)
             )
             # A use-limited token's last use ends with its request (Vault's "revocation
             # pending"): revoke it now that the request is done, and before answering.
@@ -234,67 +249,20 @@ class Core:
                 notify(self._observers, handled_outcome(context, sys.exception()))
         return response
 
-    async def _split_namespace(
-        self, request: Request, principal: Principal | None
-    ) -> tuple[str | None, str, MountTable | None]:
-        """The namespace (header or path prefix), the namespace-relative path, and the mount
-        table read to decide (the router reuses it instead of reading it again).
+    def _tokenless(self, request: Request, *, operator: bool) -> tuple[bool, bool]:
+        """Whether the request runs as no one: (public, anonymous).
 
-        The first segment stays in the path if it is sys/, auth/ or another protected prefix,
-        or a mount of the table it is routed in (the header's tenant, else the token's, else
-        the root namespace's); otherwise it names a tenant (`/v1/acme/secret/...`), below the
-        header's if there is one. A mount path and a tenant id never share a first segment
-        (mount enable and tenant creation both refuse it), so this reading is unambiguous.
+        Public: the health probes, never authenticated nor audited, as in Vault. Anonymous:
+        Vault's mount listing sent without a token (it reads one if sent), audited like any
+        request and run in the namespace it names; the route says what no one may see.
         """
-        namespace = request.namespace.strip("/") if request.namespace else None
-        path = request.path
-        head, _, rest = path.partition("/")
-        if not head or f"{head}/" in PROTECTED_PREFIXES:
-            return namespace or None, path, None
-        scope = namespace or (principal.tenant if principal is not None else None)
-        if namespace is None and head == scope:
-            return head, rest, None  # the path-prefix form, repeating the token's own tenant
-        is_mount, table = await self._is_mount_head(scope, head)
-        if is_mount is not False:
-            # A mount, or a tenant that does not exist (404 later).
-            return namespace or None, path, table
-        # A namespace below the header's: tenants are flat, so it never exists (a token of
-        # another tenant gets 403 for it, the root token Vault's 404).
-        return (f"{namespace}/{head}" if namespace else head), rest, None
-
-    async def _is_mount_head(
-        self, scope: str | None, head: str
-    ) -> tuple[bool | None, MountTable | None]:
-        """Whether `head` is the first segment of a mount in `scope`'s table (None: root),
-        None if `scope` names no tenant; and the table read."""
-        if scope is None:
-            table = await self.router.table(SYSTEM_TENANT, "")
-            return table.has_first_segment(head), table
-        try:
-            validate_tenant_id(scope)
-        except InvalidPathError:
-            return False, None
-        uid = await self.tenants.uid(scope)
-        if uid is None:
-            return None, None
-        try:
-            table = await self.router.table(scope, uid)
-        except NotFoundError:
-            return None, None  # deleted meanwhile
-        return table.has_first_segment(head), table
-
-    async def _tenant_created(self, tenant: str, uid: str | None) -> None:
-        """Tenant creation: refuse an id that is a root mount's first segment (`uid` None),
-        then give the new tenant its own mounts, `secret/` (kv v2) and `transit/`."""
-        if uid is None:
-            root = await self.router.table(SYSTEM_TENANT, "")
-            if root.has_first_segment(tenant):
-                existing = next(p for p in root.entries if p.partition("/")[0] == tenant)
-                raise InvalidRequestError(
-                    f"new namespace conflicts with existing mount: {existing}"
-                )
-            return
-        await self.router.initialize(tenant, self.router.defaults())
+        # The path may still start with a namespace (`/v1/acme/sys/health`).
+        paths = (request.path, request.path.partition("/")[2])
+        public = any(self.sys.is_public(path) for path in paths)
+        anonymous = not (public or operator or request.token) and any(
+            self.mounts.is_listing(path) for path in paths
+        )
+        return public, anonymous
 
     async def mount_of(self, tenant: str | None, path: str) -> Mount:
         """The mount at `path` ('transit/') of a tenant (None: the root namespace), for
@@ -318,43 +286,7 @@ class Core:
 
     async def mount_dev_defaults(self) -> None:
         """`--dev`: mount `secret/` (kv v2) in the root namespace, as `bao server -dev` does."""
-        await self.router.initialize(
-            SYSTEM_TENANT,
-            {
-                "secret/": self.router.new_entry(
-                    "secret/",
-                    "kv",
-                    description="key/value secret storage",
-                    options={"version": "2"},
-                )
-            },
-        )
-
-    async def _resolve_tenant(
-        self,
-        principal: Principal | None,
-        namespace: str | None,
-    ) -> tuple[str | None, str]:
-        """The tenant the request runs in and its incarnation id ('' in the root namespace)."""
-        if principal is None:
-            return None, ""
-        if principal.tenant is not None:
-            # Only the token's own binding is authoritative; a namespace may only repeat it.
-            if namespace is not None and namespace != principal.tenant:
-                raise PermissionDeniedError()
-            # Authentication checked this uid against the tenant's current incarnation.
-            return principal.tenant, principal.record.tenant_uid if principal.record else ""
-        if namespace is None:
-            return None, ""
-        if not principal.is_root:
-            raise PermissionDeniedError()
-        if "/" in namespace and all(validate_tenant_id(part) for part in namespace.split("/")):
-            raise NotFoundError("namespace not found")  # nested: tenants are flat
-        validate_tenant_id(namespace)
-        uid = await self.tenants.uid(namespace)
-        if uid is None:
-            raise NotFoundError("namespace not found")
-        return namespace, uid
+        await self.router.initialize(SYSTEM_TENANT, {"secret/": self.router.defaults()["secret/"]})
 
     async def _route(
         self,
@@ -386,80 +318,6 @@ class Core:
         entry, rest = found
         return self.router.engine(entry).route(operation, rest, table.mounts[entry.path])
 
-    async def _acl(self, principal: Principal | None, storage_tenant: str) -> ACL:
-        if principal is None:
-            return ACL(())
-        if principal.is_root:
-            return _ROOT_ACL
-        return await self.policies.acl(storage_tenant, principal.policies)
-
-    async def _authorize(
-        self,
-        route: Route,
-        acl: ACL,
-        storage_tenant: str,
-        principal: Principal | None,
-        request: Request,
-        tenant: str | None,
-    ) -> tuple[str | None, frozenset[Need]]:
-        """Check everything `route` declares; returns the capability checked and the optional
-        requirements granted."""
-        if route.root_namespace_only is not None and tenant is not None:
-            raise InternalError()  # _root_namespace_checked refused it already
-        if route.public:
-            # No principal, so nothing is granted: a public route that declares a requirement
-            # fails closed rather than running without it.
-            if route.sudo or route.extra or route.mount_access is not None or route.mints_token:
-                raise PermissionDeniedError()
-            return None, frozenset()
-        if principal is None:
-            # Only public routes run without a principal; a route that says otherwise while
-            # being reached unauthenticated is refused, never run as anyone.
-            raise PermissionDeniedError()
-        capability: str | None = None
-        if route.mount_access is not None:
-            # Vault's hasMountAccess: anything at or under the mount (sys/internal/ui/mounts).
-            if not acl.has_access_under(route.mount_access):
-                raise PermissionDeniedError()
-        else:
-            capability = route.capability
-            if capability is None:
-                if route.exists is None:
-                    raise PermissionDeniedError()
-                capability = "update" if await route.exists(storage_tenant) else "create"
-            # The policy checks the request's parameters too (Vault's allowed, denied and
-            # required parameters).
-            if not acl.permits(
-                route.acl_path, capability, operation=request.operation, data=request.data
-            ):
-                raise PermissionDeniedError()
-        if route.sudo and not acl.allows(route.acl_path, "sudo"):
-            raise PermissionDeniedError()
-        for path, needed in route.extra:
-            if not acl.allows(path, needed):
-                raise PermissionDeniedError()
-        granted = frozenset(need for need in route.optional if acl.allows(*need))
-        return capability, granted
-
-    @staticmethod
-    def _token_grant(
-        route: Route,
-        acl: ACL,
-        principal: Principal | None,
-        request: Request,
-        tenant: str | None,
-    ) -> TokenGrant | None:
-        """For a token-minting route, the issuing rules (Vault's statuses and messages)."""
-        if not route.mints_token or principal is None:
-            return None
-        return token_grant(
-            request.data or {},
-            principal=principal,
-            namespace=tenant,
-            orphan_route=route.mints_token == _ORPHAN,
-            sudo=acl.allows(route.acl_path, "sudo"),
-        )
-
     def _call(
         self,
         request: Request,
@@ -468,13 +326,19 @@ class Core:
         tenant_uid: str,
         granted: frozenset[Need],
         grant: TokenGrant | None,
+        visible: MountView | None,
     ) -> Call:
         """What the handler gets: data, the Core's decisions and views bound to the tenant."""
         storage_tenant = tenant if tenant is not None else SYSTEM_TENANT
         data = request.data or {}
         if principal is None:
             # A public probe: no principal, no views, nothing to act for.
-            return Call(tenant=storage_tenant, data=data, request_id=request.request_id)
+            return Call(
+                tenant=storage_tenant,
+                data=data,
+                request_id=request.request_id,
+                visible_mounts=visible,
+            )
         caller = None
         if principal.record is not None:
             caller = Caller(
@@ -491,6 +355,7 @@ class Core:
             caller=caller,
             granted=granted,
             grant=grant,
+            visible_mounts=visible,
             tokens=self.tokens.bound(tenant=tenant, tenant_uid=tenant_uid, caller=principal),
             audit=AuditView(
                 self._audit_queries,
@@ -503,45 +368,6 @@ class Core:
             ),
             policies=TenantPolicies(self.policies, storage_tenant),
         )
-
-    # -- answered by the Core itself: it alone holds the ACL ------------------------------
-
-    def _own_route(
-        self, operation: Operation, path: str, principal: Principal | None
-    ) -> Route | None:
-        """`sys/capabilities`, `-self` and `-accessor`: the Core's own routes."""
-        if path not in _CAPABILITIES or operation not in (Operation.UPDATE, Operation.CREATE):
-            return None
-
-        async def handler(call: Call) -> Response:
-            if path == "sys/capabilities-self":
-                # Authentication made this very principal; the operator is root.
-                acl = await self._acl(principal, call.tenant)
-            else:
-                acl = await self._token_acl(call, by_accessor=path.endswith("-accessor"))
-            return _capabilities(acl, call.data)
-
-        return Route(path, "update", handler, mount="sys")
-
-    async def _token_acl(self, call: Call, *, by_accessor: bool) -> ACL:
-        """The ACL of the token named in the request, looked up in the call's own tenant."""
-        if call.tokens is None:
-            raise InternalError()
-        if by_accessor:
-            accessor = call.data.get("accessor")
-            found = (
-                await call.tokens.lookup_accessor(accessor) if isinstance(accessor, str) else None
-            )
-            if found is None:
-                raise InvalidRequestError("invalid accessor")
-        else:
-            token = call.data.get("token")
-            found = await call.tokens.lookup(token) if isinstance(token, str) else None
-            if found is None:
-                raise InvalidRequestError("invalid token")
-        if "root" in found.policies:
-            return _ROOT_ACL
-        return await self.policies.acl(call.tenant, tuple(found.policies))
 
     # -- requests the HTTP layer refused; request observers -------------------------------
 
@@ -567,34 +393,3 @@ class Core:
     def subscribe(self, observer: RequestObserver) -> None:
         """Tell `observer` the outcome of every request from now on (see `_observe.py`)."""
         self._observers = (*self._observers, observer)
-
-
-def _root_namespace_checked(route: Route, tenant: str | None) -> Route:
-    """Refuse a root-namespace-only route in a tenant (with its endpoint's answer), before
-    its path is parsed any further; then the real route."""
-    if route.root_namespace_only is not None and tenant is not None:
-        if route.root_namespace_only is RootOnly.REFUSE:
-            raise InvalidRequestError(_ROOT_ONLY)
-        raise PermissionDeniedError()
-    return route.resolve() if route.resolve is not None else route
-
-
-def _capabilities(acl: ACL, data: Mapping[str, Any]) -> Response:
-    """Vault's sys/capabilities answer: each path's capabilities, sorted ('deny' if none)."""
-    paths: list[str] = []
-    raw = data.get("paths", data.get("path"))
-    if isinstance(raw, str):
-        paths = [p for p in raw.split(",") if p]
-    elif isinstance(raw, list) and all(isinstance(p, str) for p in raw):
-        paths = list(raw)
-    if not paths:
-        raise InvalidRequestError("paths must be supplied")
-    if len(paths) > _MAX_CAPABILITY_PATHS:
-        raise InvalidRequestError("too many paths")
-    answer: dict[str, Any] = {
-        path: sorted(acl.capabilities(path.lstrip("/"), listing=True)) for path in paths
-    }
-    if len(paths) == 1:
-        answer["capabilities"] = answer[paths[0]]
-    # Vault repeats the answer at the top level of the envelope.
-    return Response(data=answer, top_level=dict(answer))

@@ -13,9 +13,9 @@ from typing import Any
 
 from tenantvault._durations import parse_duration
 from tenantvault._exceptions import InvalidRequestError, PermissionDeniedError
+from tenantvault._fields import get_bool, get_mapping
 from tenantvault._paths import validate_name
 from tenantvault._tokens import Principal, refuse_restricted_parent
-from tenantvault.engines._common import get_bool, get_mapping
 from tenantvault.engines._route import TokenGrant
 
 __all__ = ["MAX_META_KEYS", "token_grant"]

@@ -17,28 +17,30 @@ sees a disable at once.
 
 from __future__ import annotations
 
-import base64
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from tenantvault import _b64
+from tenantvault._cas import retry_on_conflict
 from tenantvault._durations import parse_duration
 from tenantvault._exceptions import (
-    BackendUnavailableError,
     ConflictError,
+    IntegrityError,
     InvalidPathError,
     InvalidRequestError,
     NotFoundError,
 )
 from tenantvault._paths import parse_path
+from tenantvault._records import decode_record, encode_record
 from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
 from tenantvault.crypto import AeadKey, random_key
-from tenantvault.engines._common import decode_record, encode_record
 from tenantvault.engines._protocol import Engine, Mount, MountStorage
 
 __all__ = [
+    "BUILTIN_MOUNTS",
     "PROTECTED_PREFIXES",
     "SYSTEM_MAX_LEASE_TTL_SECONDS",
     "MountEntry",
@@ -60,11 +62,28 @@ _ENGINE_OF: Final = {"generic": "kv"}
 SYSTEM_MAX_LEASE_TTL_SECONDS: Final = 768 * 3600
 _ATTEMPTS: Final = 64
 _LEGACY_NAMESPACE: Final = uuid.UUID("6f1c2a4e-8f0b-4c55-9a57-7e6a1d0c3b21")
-_DESCRIPTIONS: Final = {"kv": "key/value secret storage"}
+# The mounts a namespace starts with, which are also the fixed layout of a store written
+# before mount tables: (path, type, description, options). The one list of them.
+_DEFAULT_MOUNTS: Final[tuple[tuple[str, str, str, Mapping[str, str]], ...]] = (
+    ("secret/", "kv", "key/value secret storage", {"version": "2"}),
+    ("transit/", "transit", "", {}),
+)
 
 
 def _accessor(kind: str) -> str:
     return f"{kind}_{secrets.token_hex(4)}"
+
+
+def _mount_key(stored: str | None) -> bytes | None:
+    """The mount key a table record holds; `IntegrityError` unless `_b64.encode` wrote it."""
+    if not stored:
+        return None
+    try:
+        return _b64.decode(stored)
+    except ValueError:
+        # A lenient decoder would drop junk and hand back a different key: a table that was
+        # edited behind our back must fail closed, like any other record that is not ours.
+        raise IntegrityError("stored mount table is not valid") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +103,8 @@ class MountEntry:
     force_no_cache: bool = False
     local: bool = False
     seal_wrap: bool = False
+    # "" (default), "hidden" or "unauth" (listed in sys/internal/ui/mounts without a token).
+    listing_visibility: str = ""
 
     @property
     def engine_type(self) -> str:
@@ -96,7 +117,7 @@ class MountEntry:
             "uuid": self.uuid,
             "accessor": self.accessor,
             "storage": self.storage,
-            "key": base64.b64encode(self.key).decode() if self.key is not None else None,
+            "key": _b64.encode(self.key) if self.key is not None else None,
             "description": self.description,
             "options": dict(self.options),
             "default_lease_ttl": self.default_lease_ttl,
@@ -104,6 +125,7 @@ class MountEntry:
             "force_no_cache": self.force_no_cache,
             "local": self.local,
             "seal_wrap": self.seal_wrap,
+            "listing_visibility": self.listing_visibility,
         }
 
     @classmethod
@@ -115,7 +137,7 @@ class MountEntry:
             uuid=raw["uuid"],
             accessor=raw["accessor"],
             storage=raw["storage"],
-            key=base64.b64decode(key) if key else None,
+            key=_mount_key(key),
             description=raw.get("description", ""),
             options=dict(raw.get("options") or {}),
             default_lease_ttl=int(raw.get("default_lease_ttl", 0)),
@@ -123,17 +145,21 @@ class MountEntry:
             force_no_cache=bool(raw.get("force_no_cache", False)),
             local=bool(raw.get("local", False)),
             seal_wrap=bool(raw.get("seal_wrap", False)),
+            listing_visibility=str(raw.get("listing_visibility", "")),
         )
 
     def info(self) -> dict[str, Any]:
         """Vault's mountInfo (`sys/mounts`, `sys/internal/ui/mounts/<path>`)."""
+        config: dict[str, Any] = {
+            "default_lease_ttl": self.default_lease_ttl,
+            "force_no_cache": self.force_no_cache,
+            "max_lease_ttl": self.max_lease_ttl,
+        }
+        if self.listing_visibility:
+            config["listing_visibility"] = self.listing_visibility
         return {
             "accessor": self.accessor,
-            "config": {
-                "default_lease_ttl": self.default_lease_ttl,
-                "force_no_cache": self.force_no_cache,
-                "max_lease_ttl": self.max_lease_ttl,
-            },
+            "config": config,
             "deprecation_status": "supported",
             "description": self.description,
             "external_entropy_access": False,
@@ -157,27 +183,47 @@ class MountEntry:
         }
         if self.options:
             data["options"] = dict(self.options)
+        if self.listing_visibility:
+            data["listing_visibility"] = self.listing_visibility
         return data
 
 
-SYSTEM_MOUNT_INFO: Final = {
-    "accessor": "system_00000000",
-    "config": {
-        "default_lease_ttl": 0,
-        "force_no_cache": False,
-        "max_lease_ttl": 0,
-        "passthrough_request_headers": ["Accept"],
-    },
-    "description": "system endpoints used for control, policy and debugging",
-    "external_entropy_access": False,
-    "local": False,
-    "options": None,
-    "plugin_version": "",
-    "running_plugin_version": "v0.0.0+builtin",
-    "running_sha256": "",
-    "seal_wrap": True,
-    "type": "system",
-    "uuid": "",
+def _builtin_info(
+    type_: str, *, accessor: str, description: str, seal_wrap: bool, config: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Vault's mountInfo of a built-in mount: fixed, in no mount table, never tuned here."""
+    return {
+        "accessor": accessor,
+        "config": {"default_lease_ttl": 0, "force_no_cache": False, "max_lease_ttl": 0, **config},
+        "description": description,
+        "external_entropy_access": False,
+        "local": False,
+        "options": None,
+        "plugin_version": "",
+        "running_plugin_version": "v0.0.0+builtin",
+        "running_sha256": "",
+        "seal_wrap": seal_wrap,
+        "type": type_,
+        "uuid": "",
+    }
+
+
+# The mounts every namespace has outside its mount table, by path: the one list of them.
+BUILTIN_MOUNTS: Final[Mapping[str, Mapping[str, Any]]] = {
+    "sys/": _builtin_info(
+        "system",
+        accessor="system_00000000",
+        description="system endpoints used for control, policy and debugging",
+        seal_wrap=True,
+        config={"passthrough_request_headers": ["Accept"]},
+    ),
+    "auth/token/": _builtin_info(
+        "token",
+        accessor="auth_token_00000000",
+        description="token based credentials",
+        seal_wrap=False,
+        config={"token_type": "default-service"},
+    ),
 }
 
 
@@ -304,7 +350,7 @@ class Router:
     def _legacy(uid: str) -> dict[str, MountEntry]:
         """The fixed layout of a store written before mount tables (see the module doc)."""
 
-        def fixed(path: str, kind: str, options: dict[str, str]) -> MountEntry:
+        def fixed(path: str, kind: str, description: str, options: Mapping[str, str]) -> MountEntry:
             ident = uuid.uuid5(_LEGACY_NAMESPACE, f"{uid}/{path}")
             return MountEntry(
                 path=path,
@@ -313,14 +359,11 @@ class Router:
                 accessor=f"{kind}_{ident.hex[:8]}",
                 storage=path.rstrip("/"),
                 key=None,
-                description=_DESCRIPTIONS.get(kind, ""),
-                options=options,
+                description=description,
+                options=dict(options),
             )
 
-        return {
-            "secret/": fixed("secret/", "kv", {"version": "2"}),
-            "transit/": fixed("transit/", "transit", {}),
-        }
+        return {row[0]: fixed(*row) for row in _DEFAULT_MOUNTS}
 
     @staticmethod
     def new_entry(
@@ -353,10 +396,8 @@ class Router:
     def defaults(self) -> dict[str, MountEntry]:
         """The mounts a new tenant starts with: `secret/` (kv v2) and `transit/`."""
         return {
-            "secret/": self.new_entry(
-                "secret/", "kv", description="key/value secret storage", options={"version": "2"}
-            ),
-            "transit/": self.new_entry("transit/", "transit"),
+            path: self.new_entry(path, kind, description=description, options=options)
+            for path, kind, description, options in _DEFAULT_MOUNTS
         }
 
     # -- changing --------------------------------------------------------------------------
@@ -387,15 +428,14 @@ class Router:
 
         Returns the table as it was before the change that was stored, and `edit`'s result.
         """
-        for _ in range(_ATTEMPTS):
+
+        async def attempt() -> tuple[MountTable, Any]:
             table = await self.table(storage_tenant, uid)
             entries, result = edit(table)
-            try:
-                await self._store(storage_tenant, table, entries)
-            except ConflictError:
-                continue
+            await self._store(storage_tenant, table, entries)
             return table, result
-        raise BackendUnavailableError("too much contention on the mount table; retry")
+
+        return await retry_on_conflict(attempt, what="the mount table", attempts=_ATTEMPTS)
 
     # -- enable / tune helpers (Vault's rules and texts) -----------------------------------
 

@@ -31,16 +31,16 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tenantvault._cas import retry_on_conflict
 from tenantvault._clock import Clock, format_time
 from tenantvault._exceptions import (
-    BackendUnavailableError,
     ConflictError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
 )
+from tenantvault._records import decode_record, encode_record
 from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
-from tenantvault.engines._common import backoff, decode_record, encode_record
 
 __all__ = [
     "DEFAULT_TOKEN_TTL_SECONDS",
@@ -276,7 +276,8 @@ class TokenStore:
 
     @staticmethod
     def _is_well_formed(token: str) -> bool:
-        # No trimming or case folding: the token must already be exactly a token (T-1).
+        # No trimming or case folding: the token must already be exactly a token, so that one
+        # token has one spelling and a mangled header never authenticates as someone.
         return (
             0 < len(token) <= _MAX_TOKEN_LENGTH
             and token.isascii()
@@ -299,7 +300,8 @@ class TokenStore:
             return None
         if record.tenant is not None:
             uid = await self._tenant_uid(record.tenant)
-            # A tenant deleted and created again gets a new uid: old tokens stay dead (K-7).
+            # A tenant deleted and created again gets a new uid: old tokens stay dead, so that
+            # whoever gets the reused name never inherits the old tenant's tokens.
             if uid is None or not hmac.compare_digest(uid, record.tenant_uid):
                 return None
         return record
@@ -352,20 +354,23 @@ class TokenStore:
         `change` edits the record it is given and returns whether to write it (it may raise to
         give up); after a conflict it runs again on a fresh read. Returns the stored record.
         """
-        for attempt in range(_CAS_ATTEMPTS):
-            if not change(record):
-                return record
-            try:
-                await self._save(record)
-            except ConflictError:
-                await backoff(attempt)
+        current: TokenRecord | None = None  # None: the first attempt uses `record` as given
+
+        async def attempt() -> TokenRecord | None:
+            nonlocal current
+            if current is None:
+                current = record
+            else:
                 fresh = await self._load(record.token_hash)
                 if fresh is None:
                     return None
-                record = fresh
-            else:
-                return record
-        raise BackendUnavailableError("too much contention on this token; retry")
+                current = fresh
+            if not change(current):
+                return current
+            await self._save(current)
+            return current
+
+        return await retry_on_conflict(attempt, what="this token", attempts=_CAS_ATTEMPTS)
 
     # -- creation --------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ OpenBao's build version are compared by shape only."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -260,3 +261,77 @@ def test_the_list_matches_mount_for_mount(pair: Pair) -> None:
     )
     ours = pair.ours.send(Step("GET", "sys/mounts")).body
     assert json.dumps(ours).count("l/one/") == 2  # under data and at the top level
+
+
+def _as(pair: Pair, ours: str, theirs: str) -> Pair:
+    """The same pair and transcript, speaking with other tokens ("" sends none)."""
+    return dataclasses.replace(
+        pair,
+        ours=dataclasses.replace(pair.ours, token=ours),
+        bao=dataclasses.replace(pair.bao, token=theirs),
+    )
+
+
+def _token(target: Target, policies: list[str]) -> str:
+    created = target.send(
+        Step("POST", "auth/token/create", {"policies": policies, "no_default_policy": True})
+    )
+    assert created.status == 200, f"{target.name}: {created}"
+    token = created.body["auth"]["client_token"]
+    assert isinstance(token, str)
+    return token
+
+
+def test_the_ui_listing_shows_what_the_caller_may_see(pair: Pair) -> None:
+    """`sys/internal/ui/mounts` needs no token: with one it lists (in full) the mounts the
+    token can do anything under, or that are listed unauthenticated; without one only the
+    latter, in brief. `/<path>` without a token is refused like any unauthenticated call."""
+    _run(
+        pair,
+        [
+            enable("v/kv", {"type": "kv", "options": {"version": "2"}}),
+            enable("v/pub", {"type": "kv"}),
+            enable("v/hidden", {"type": "kv", "description": "not for you"}),
+            Step("WAIT", "v/kv/config"),
+            Step("POST", "sys/mounts/v/pub/tune", {"listing_visibility": "unauth"}),
+            Step("POST", "sys/mounts/v/hidden/tune", {"listing_visibility": "hidden"}),
+            Step("POST", "sys/mounts/v/hidden/tune", {"listing_visibility": "bogus"}),
+            Step("GET", "sys/mounts/v/pub/tune"),
+            Step("GET", "sys/mounts/v/pub"),
+            Step("GET", "sys/mounts/v/hidden/tune"),
+            Step(
+                "POST",
+                "sys/policies/acl/lim",
+                {"policy": 'path "v/kv/data/a" { capabilities = ["read"] }'},
+            ),
+        ],
+    )
+    limited = _as(pair, _token(pair.ours, ["lim"]), _token(pair.bao, ["lim"]))
+    _run(
+        limited,
+        [
+            Step("GET", "sys/internal/ui/mounts"),
+            Step("GET", "sys/internal/ui/mounts/v/kv/data/a"),
+            Step("GET", "sys/internal/ui/mounts/v/pub/x"),
+            Step("GET", "sys/internal/ui/mounts/v/hidden/x"),
+        ],
+    )
+    anonymous = _as(pair, "", "")
+    _run(
+        anonymous,
+        [
+            Step("GET", "sys/internal/ui/mounts"),
+            Step("GET", "sys/internal/ui/mounts/v/pub/x"),
+            Step("GET", "sys/internal/ui/mounts/v/kv/x"),
+            Step("GET", "sys/internal/ui/mounts/nomount/x"),
+        ],
+    )
+    _run(_as(pair, "hvs.bogus", "hvs.bogus"), [Step("GET", "sys/internal/ui/mounts")])
+    _run(
+        pair,
+        [
+            Step("POST", "sys/mounts/v/pub/tune", {"listing_visibility": ""}),
+            Step("GET", "sys/mounts/v/pub/tune"),
+        ],
+    )
+    _run(anonymous, [Step("GET", "sys/internal/ui/mounts")])

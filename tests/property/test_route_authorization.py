@@ -54,6 +54,7 @@ SAMPLES: list[tuple[Operation, str]] = [
     (L, "sys/policies/acl"),
     (R, "sys/mounts"),
     (R, "sys/internal/ui/mounts/secret/app"),
+    (R, "sys/internal/ui/mounts"),
     (R, "sys/namespaces/other"),
     (R, "sys/health"),
     # answered by the Core itself
@@ -154,10 +155,11 @@ def _instrumented(
 
         return routed
 
-    routed, owned = spied(core._route), spied(core._own_route)
+    routed, owned = spied(core._route), spied(core._capabilities.route)
 
     # Instance attributes shadow the methods: the Core's pipeline itself is untouched.
-    vars(core).update(_route=routed, _own_route=owned)
+    vars(core).update(_route=routed)
+    vars(core._capabilities).update(route=owned)
 
 
 def _holds(rules: dict[str, frozenset[str]], path: str, capability: str) -> bool:
@@ -179,7 +181,9 @@ def _expected(route: Route, rules: dict[str, frozenset[str]], *, exists: bool) -
     if route.public:
         # Run with no principal: nothing is granted, so any other declaration refuses.
         return not (route.sudo or route.extra or route.mount_access or route.mints_token)
-    if route.mount_access is not None:
+    if route.lists_mounts is not None:
+        pass  # no capability: the Core filters the listing instead (Call.visible_mounts)
+    elif route.mount_access is not None:
         if not any(
             path.startswith(route.mount_access) and "deny" not in caps and caps
             for path, caps in rules.items()
@@ -266,7 +270,16 @@ async def _scenario(data: st.DataObject) -> None:
         spy.active = True
         expected = not root_only and _expected(route, rules, exists=exists)
         event("handler runs" if expected else "refused")
-        for name in ("sudo", "extra", "optional", "mount_access", "mints_token", "public"):
+        names = (
+            "sudo",
+            "extra",
+            "optional",
+            "mount_access",
+            "lists_mounts",
+            "mints_token",
+            "public",
+        )
+        for name in names:
             if getattr(route, name):
                 event(f"declares {name}")
         if root_only:

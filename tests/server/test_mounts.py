@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
+from tenantvault._config import ServerSettings
+from tenantvault.server import create_app
 from tests.conftest import canary
-from tests.server.conftest import Vault
+from tests.server.conftest import BASE_URL, Vault
 
 MOUNT_ADMIN = """
 path "sys/mounts" { capabilities = ["read"] }
@@ -346,6 +349,86 @@ async def test_ui_mounts_reads_the_real_table(vault: Vault) -> None:
     assert set(listing.json()["data"]["auth"]) == {"token/"}
 
 
+async def test_ui_mounts_without_a_token_lists_only_unauth_mounts_in_brief(vault: Vault) -> None:
+    """As OpenBao: the listing needs no token, and then shows only mounts tuned
+    `listing_visibility: "unauth"`, as type, description and options; `/<path>` does not."""
+    await vault.create_tenant("acme")
+    assert await enable(vault, "acme", "pub", {"type": "kv", "description": "open"}) == 204
+    tuned = await vault.root(
+        "POST", "sys/mounts/pub/tune", namespace="acme", json={"listing_visibility": "unauth"}
+    )
+    assert tuned.status_code == 204
+    brief = {"pub/": {"type": "kv", "description": "open", "options": {}}}
+    for listing in (
+        await vault.request("GET", "sys/internal/ui/mounts", namespace="acme"),
+        await vault.request("GET", "acme/sys/internal/ui/mounts"),
+    ):
+        assert listing.status_code == 200
+        assert listing.json()["data"] == {"auth": {}, "secret": brief}
+    # The root namespace's own table: its secret/ is not listed unauthenticated.
+    root = await vault.request("GET", "sys/internal/ui/mounts")
+    assert root.json()["data"] == {"auth": {}, "secret": {}}
+    # Stricter than OpenBao (which answers 404 here): without a token, a tenant that does not
+    # exist answers exactly like one that lists nothing, so tenant names cannot be probed.
+    await vault.create_tenant("quiet")
+    quiet = await vault.request("GET", "sys/internal/ui/mounts", namespace="quiet")
+    for name in ("nope", "nope2"):
+        missing = await vault.request("GET", "sys/internal/ui/mounts", namespace=name)
+        assert (missing.status_code, missing.json()["data"]) == (200, quiet.json()["data"])
+        assert missing.json()["data"] == {"auth": {}, "secret": {}}
+    one = await vault.request("GET", "sys/internal/ui/mounts/pub/x", namespace="acme")
+    assert (one.status_code, one.json()["errors"]) == (403, ["permission denied"])
+    bad = await vault.request("GET", "sys/internal/ui/mounts", token=canary("no-"))
+    assert bad.status_code == 403
+
+
+async def test_ui_mounts_with_a_token_lists_the_mounts_it_can_reach(vault: Vault) -> None:
+    """Vault's hasMountAccess, decided by the Core: anything granted under a mount shows it
+    in full, unauth-listed mounts show too, and `/<path>` of an unreachable one is refused
+    with the preflight text."""
+    await vault.create_tenant("acme")
+    for path in ("reach", "pub", "dark"):
+        assert await enable(vault, "acme", path, {"type": "kv"}) == 204
+    tuned = await vault.root(
+        "POST", "sys/mounts/pub/tune", namespace="acme", json={"listing_visibility": "unauth"}
+    )
+    assert tuned.status_code == 204
+    await vault.write_policy("acme", "r", 'path "reach/deep/x" { capabilities = ["read"] }')
+    token = (await vault.create_token("acme", ["r"], no_default_policy=True))["client_token"]
+    listing = await vault.request("GET", "sys/internal/ui/mounts", token=token)
+    assert listing.status_code == 200
+    data = listing.json()["data"]
+    assert (set(data["secret"]), data["auth"]) == ({"reach/", "pub/"}, {})
+    assert data["secret"]["pub/"]["config"]["listing_visibility"] == "unauth"
+    assert "accessor" in data["secret"]["reach/"]
+    dark = await vault.request("GET", "sys/internal/ui/mounts/dark/x", token=token)
+    assert dark.status_code == 403
+    assert dark.json()["errors"] == [
+        "preflight capability check returned 403, please ensure client's policies grant "
+        'access to path "dark/x/"'
+    ]
+    # The root token reaches everything, the token auth method included.
+    full = (await vault.root("GET", "sys/internal/ui/mounts", namespace="acme")).json()["data"]
+    assert set(full["secret"]) == {"secret/", "transit/", "reach/", "pub/", "dark/"}
+    assert set(full["auth"]) == {"token/"}
+
+
+async def test_listing_visibility_is_a_tune_field(vault: Vault) -> None:
+    await vault.create_tenant("acme")
+    assert await enable(vault, "acme", "kv", {"type": "kv"}) == 204
+    bad = await errors(
+        vault, "POST", "sys/mounts/kv/tune", {"listing_visibility": "bogus"}, namespace="acme"
+    )
+    assert bad == ["invalid listing_visibility bogus"]
+    for value in ("hidden", ""):
+        tuned = await vault.root(
+            "POST", "sys/mounts/kv/tune", namespace="acme", json={"listing_visibility": value}
+        )
+        assert tuned.status_code == 204
+        read = (await vault.root("GET", "sys/mounts/kv/tune", namespace="acme")).json()
+        assert read["data"].get("listing_visibility") == (value or None)
+
+
 async def test_the_dev_tutorial_path_in_the_root_namespace(vault: Vault) -> None:
     """`bao kv put secret/hello foo=bar` with the root token, as in Vault's first tutorial."""
     put = await vault.root("POST", "secret/data/hello", json={"data": {"foo": "bar"}})
@@ -354,3 +437,29 @@ async def test_the_dev_tutorial_path_in_the_root_namespace(vault: Vault) -> None
     assert got.json()["data"]["data"] == {"foo": "bar"}
     mounts = (await vault.root("GET", "sys/mounts")).json()["data"]
     assert mounts["secret/"]["options"] == {"version": "2"}
+
+
+async def test_a_tokenless_listing_is_recorded_under_no_tenant() -> None:
+    """A stranger without a token cannot write into a tenant's audit trail by naming it: the
+    anonymous listing is audited (root sees it), but no tenant's query shows it."""
+    settings = ServerSettings(dev=True, dev_root_token=canary("root-"), access_log=False)
+    async with create_app(settings) as app:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+            vault = Vault(client, settings.dev_root_token or "")
+            admin = await vault.tenant_admin("acme")
+            await vault.write_policy(
+                "acme", "auditor", 'path "sys/audit/events" { capabilities = ["read"] }'
+            )
+            auditor = str((await vault.create_token("acme", ["auditor"]))["client_token"])
+            assert admin
+            listing = await vault.request("GET", "sys/internal/ui/mounts", namespace="acme")
+            assert listing.status_code == 200
+            request_id = listing.headers["x-request-id"]
+            own = await vault.request(
+                "GET", "sys/audit/events", token=auditor, namespace="acme", params={"limit": "1000"}
+            )
+            assert own.status_code == 200, own.text
+            assert request_id not in own.text
+            everything = await vault.root("GET", "sys/audit/events", params={"limit": "1000"})
+            assert request_id in everything.text

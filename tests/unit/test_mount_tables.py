@@ -11,6 +11,7 @@ import tenantvault
 from tenantvault import IntegrityError
 from tenantvault._clock import system_clock
 from tenantvault._request import Operation
+from tenantvault._router import MountEntry
 from tenantvault.backends import Backend, MemoryBackend
 from tenantvault.crypto import Keyring, KeyType
 from tenantvault.engines._protocol import MountStorage
@@ -98,3 +99,15 @@ async def test_disable_deletes_the_key_and_the_records() -> None:
         assert await core.backend.list("acme", storage_mount, "") == []
         with pytest.raises(tenantvault.NotFoundError):
             await core.mount_of("acme", "gone/")
+
+
+@pytest.mark.parametrize("junk", ["\n", " ", "!", "=="])
+def test_a_mount_key_edited_at_rest_fails_closed(junk: str) -> None:
+    """A lenient decoder would skip the junk and unseal with another key; the table is refused."""
+    entry = MountEntry(
+        path="secret/", type="kv", uuid="u", accessor="a", storage="s", key=bytes(range(32))
+    )
+    record = entry.to_record()
+    assert MountEntry.from_record(record) == entry
+    with pytest.raises(IntegrityError, match="stored mount table is not valid"):
+        MountEntry.from_record({**record, "key": record["key"] + junk})

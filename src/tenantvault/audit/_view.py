@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from tenantvault._exceptions import InvalidRequestError, NotFoundError
+from tenantvault._fields import get_str
 from tenantvault._paths import validate_tenant_id
 from tenantvault._tokens import TenantIdLookup, TokenRecord, TokenStore
 from tenantvault.audit._broker import AuditBroker
@@ -26,7 +27,6 @@ from tenantvault.audit._query import (
 )
 from tenantvault.audit._sinks import StoreSink
 from tenantvault.backends._protocol import Backend
-from tenantvault.engines._common import get_str
 
 if TYPE_CHECKING:
     from tenantvault.engines._protocol import MountStorage

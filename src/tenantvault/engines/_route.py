@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from tenantvault._tokens import TenantTokens
     from tenantvault.audit._view import AuditView
 
-__all__ = ["Call", "Caller", "Need", "RootOnly", "Route", "TokenGrant"]
+__all__ = ["Call", "Caller", "MountView", "Need", "RootOnly", "Route", "TokenGrant"]
 
 # One (ACL path, capability) pair a route needs besides its own.
 Need = tuple[str, str]
@@ -57,6 +57,15 @@ class TokenGrant:
 
 
 @dataclass(frozen=True, slots=True)
+class MountView:
+    """The mounts a caller may see, as the Core decided them (sys/internal/ui/mounts)."""
+
+    paths: frozenset[str]
+    # False when no token was sent: Vault then shows only type, description and options.
+    detailed: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Call:
     """Everything a handler may use: the tenant it runs in, the request data, and the
     Core's decisions and tenant-bound views for this one request."""
@@ -72,6 +81,8 @@ class Call:
     granted: frozenset[Need] = frozenset()
     # Set for routes with `mints_token`: the policies and flags the Core approved.
     grant: TokenGrant | None = None
+    # Set for routes with `lists_mounts`: which of the declared mounts the caller may see.
+    visible_mounts: MountView | None = None
     # Views bound to this call's tenant incarnation (None for public probes).
     tokens: TenantTokens | None = field(default=None, repr=False)
     audit: AuditView | None = field(default=None, repr=False)
@@ -93,6 +104,14 @@ class Route:
       `resolve`, the route is a placeholder and `resolve()` parses the real one afterwards.
     - `mount_access`: instead of a capability, Vault's hasMountAccess on this mount (ending
       in '/'): the policy grants something at or under it (sys/internal/ui/mounts/<path>).
+    - `lists_mounts`: instead of a capability, the handler shows only the mounts the caller
+      may see. Keys are mount paths as the ACL sees them ('kv/', 'auth/token/'), values
+      whether the mount is listed unauthenticated (`listing_visibility: "unauth"`). The Core
+      hands the visible ones in `Call.visible_mounts`: with a token those it has any
+      capability under (Vault's hasMountAccess) or listed unauthenticated; without one (the
+      only route that runs so, sys/internal/ui/mounts) just the latter.
+    - `refusal`: the text of the 403 when the Core refuses a caller's token this route
+      (Vault words sys/internal/ui/mounts/<path>'s); "permission denied" if empty.
     - `mints_token`: the Core applies the token-issuing rules (use-limited parent, the
       subset rule, sudo for orphans and periodic tokens) and hands over a `TokenGrant`;
       "orphan" for create-orphan, "child" for create (orphan only with `no_parent`).
@@ -111,6 +130,8 @@ class Route:
     root_namespace_only: RootOnly | None = None
     mount_access: str | None = None
     mints_token: Literal["", "child", "orphan"] = ""
+    lists_mounts: Mapping[str, bool] | None = None
+    refusal: str = ""
     # A root-namespace-only area's real route, parsed only after the Core checked
     # `root_namespace_only`: a tenant gets that answer whatever the path or method, as in
     # OpenBao, and parse errors show only in the root namespace.

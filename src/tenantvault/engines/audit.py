@@ -13,6 +13,7 @@ from tenantvault._exceptions import (
     InvalidRequestError,
     UnsupportedOperationError,
 )
+from tenantvault._fields import get_int, get_mapping, get_str
 from tenantvault._paths import validate_name
 from tenantvault._request import Operation, Response
 from tenantvault.audit._broker import AuditBroker
@@ -24,7 +25,6 @@ from tenantvault.audit._query import (
     report_csv,
 )
 from tenantvault.audit._view import AuditView
-from tenantvault.engines._common import get_int, get_mapping, get_str
 from tenantvault.engines._route import Call, RootOnly, Route
 
 __all__ = ["AuditEngine"]

@@ -18,28 +18,21 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from tenantvault._cas import retry_on_conflict
 from tenantvault._clock import Clock, format_time
 from tenantvault._durations import format_duration, parse_duration
 from tenantvault._exceptions import (
-    BackendUnavailableError,
     CheckAndSetError,
     ConflictError,
     InvalidRequestError,
     NotFoundError,
     UnsupportedOperationError,
 )
+from tenantvault._fields import get_bool, get_int, get_mapping, get_versions
 from tenantvault._paths import SecretPath, parse_path
+from tenantvault._records import decode_record, encode_record
 from tenantvault._request import Operation, Response
 from tenantvault.backends._protocol import Record
-from tenantvault.engines._common import (
-    backoff,
-    decode_record,
-    encode_record,
-    get_bool,
-    get_int,
-    get_mapping,
-    get_versions,
-)
 from tenantvault.engines._protocol import Mount, MountStorage
 from tenantvault.engines._route import Call, Route
 
@@ -54,6 +47,34 @@ CUSTOM_METADATA_MAX_VALUE_LENGTH = 512
 _WRITE_ATTEMPTS = 256
 
 Meta = dict[str, Any]
+
+
+def _data_from(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The `data` object of a write or patch; 400 if it is missing or not an object."""
+    body = get_mapping(data, "data")
+    if body is None:
+        raise InvalidRequestError("no data provided")
+    return body
+
+
+def _settings_from(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The version settings `data` gives (mount config and key metadata take the same ones).
+
+    Only the fields present, so that a write changes what it names and nothing else.
+    """
+    settings: dict[str, Any] = {}
+    max_versions = get_int(data, "max_versions")
+    if max_versions is not None:
+        settings["max_versions"] = max_versions
+    for flag in ("cas_required", "metadata_cas_required"):
+        value = get_bool(data, flag)
+        if value is not None:
+            settings[flag] = value
+    if data.get("delete_version_after") is not None:
+        settings["delete_version_after"] = parse_duration(
+            data["delete_version_after"], field="delete_version_after"
+        )
+    return settings
 
 
 def _data_key(path: str, version: int, ref: str) -> str:
@@ -189,16 +210,7 @@ class KVEngine:
         path = parse_path(key)
         meta = await self._read_meta(store, path)
         if meta is not None:
-            revision = meta.pop("_revision")
-            await store.delete(f"meta/{path.key}", expected_revision=revision)
-            await self._purge(
-                store,
-                [
-                    _data_key(path.key, int(version), entry["ref"])
-                    for version, entry in meta["versions"].items()
-                    if entry.get("ref")
-                ],
-            )
+            await self._erase(store, path, meta)
         await self._add_version(store, path, 0, lambda _meta: dict(body))
 
     # -- storage helpers -------------------------------------------------------------------
@@ -268,6 +280,22 @@ class KVEngine:
         meta["oldest_version"] = last_doomed + 1
         return doomed
 
+    async def _erase(self, store: MountStorage, path: SecretPath, meta: Meta) -> None:
+        """Delete `path` whole: its metadata as read (check-and-set), then every version's data.
+
+        Metadata first, so that a lost race leaves everything as it was; a crash after it
+        leaves only unreachable data records, never metadata pointing at destroyed data.
+        """
+        await store.delete(f"meta/{path.key}", expected_revision=meta.pop("_revision"))
+        await self._purge(
+            store,
+            [
+                _data_key(path.key, int(version), entry["ref"])
+                for version, entry in meta["versions"].items()
+                if entry.get("ref")
+            ],
+        )
+
     async def _purge(self, store: MountStorage, keys: list[str]) -> None:
         for key in keys:
             await store.delete(key)
@@ -286,31 +314,22 @@ class KVEngine:
         )
 
     async def _write_config(self, call: Call, store: MountStorage) -> Response:
-        data = call.data
-        for _ in range(_WRITE_ATTEMPTS):
+        settings = _settings_from(call.data)
+
+        async def attempt() -> Response:
             record = await store.read("config")
             config = self._config_from(record)
-            max_versions = get_int(data, "max_versions")
-            if max_versions is not None:
-                config["max_versions"] = max_versions
-            for flag in ("cas_required", "metadata_cas_required"):
-                value = get_bool(data, flag)
-                if value is not None:
-                    config[flag] = value
-            if data.get("delete_version_after") is not None:
-                config["delete_version_after"] = parse_duration(
-                    data["delete_version_after"], field="delete_version_after"
-                )
-            try:
-                await store.write(
-                    "config",
-                    encode_record(config),
-                    expected_revision=record.revision if record else 0,
-                )
-            except ConflictError:
-                continue
+            config.update(settings)
+            await store.write(
+                "config",
+                encode_record(config),
+                expected_revision=record.revision if record else 0,
+            )
             return Response.no_content()
-        raise BackendUnavailableError("too much contention on the mount configuration; retry")
+
+        return await retry_on_conflict(
+            attempt, what="the mount configuration", attempts=_WRITE_ATTEMPTS
+        )
 
     # -- data ------------------------------------------------------------------------------
 
@@ -320,20 +339,12 @@ class KVEngine:
         return options, cas
 
     async def _write(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
-        body = call.data.get("data")
-        if body is None:
-            raise InvalidRequestError("no data provided")
-        if not isinstance(body, Mapping):
-            raise InvalidRequestError("invalid value for data: expected an object")
+        body = _data_from(call.data)
         _, cas = self._options(call.data)
         return await self._add_version(store, path, cas, lambda _meta: dict(body))
 
     async def _patch(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
-        patch = call.data.get("data")
-        if patch is None:
-            raise InvalidRequestError("no data provided")
-        if not isinstance(patch, Mapping):
-            raise InvalidRequestError("invalid value for data: expected an object")
+        patch = _data_from(call.data)
         _, cas = self._options(call.data)
 
         async def current_data(meta: Meta) -> dict[str, Any]:
@@ -362,7 +373,7 @@ class KVEngine:
         *,
         patching: bool = False,
     ) -> Response:
-        for attempt in range(_WRITE_ATTEMPTS):
+        async def attempt() -> Response:
             config = await self._config(store)
             meta = await self._read_meta(store, path)
             now = self._clock()
@@ -401,11 +412,11 @@ class KVEngine:
                 await self._store_meta(store, path, meta)
             except ConflictError:
                 await store.delete(_data_key(path.key, version, ref))
-                await backoff(attempt)
-                continue
+                raise
             await self._purge(store, doomed)
             return Response(data=_version_view(meta, version))
-        raise BackendUnavailableError("too much contention on this key; retry")
+
+        return await retry_on_conflict(attempt, what="this key", attempts=_WRITE_ATTEMPTS)
 
     async def _read(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
         version = get_int(call.data, "version", default=0) or 0
@@ -441,7 +452,7 @@ class KVEngine:
     async def _change_versions(
         self, store: MountStorage, path: SecretPath, versions: list[int] | None, action: str
     ) -> None:
-        for _ in range(_WRITE_ATTEMPTS):
+        async def attempt() -> None:
             meta = await self._read_meta(store, path)
             if meta is None:
                 return
@@ -470,13 +481,11 @@ class KVEngine:
             if not changed:
                 return
             meta["updated"] = now
-            try:
-                await self._store_meta(store, path, meta)
-            except ConflictError:
-                continue
+            await self._store_meta(store, path, meta)
             await self._purge(store, doomed)
             return
-        raise BackendUnavailableError("too much contention on this key; retry")
+
+        return await retry_on_conflict(attempt, what="this key", attempts=_WRITE_ATTEMPTS)
 
     async def _delete_latest(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
         await self._change_versions(store, path, None, "delete")
@@ -535,18 +544,7 @@ class KVEngine:
         )
 
     def _metadata_changes(self, data: Mapping[str, Any], *, patch: bool) -> dict[str, Any]:
-        changes: dict[str, Any] = {}
-        max_versions = get_int(data, "max_versions")
-        if max_versions is not None:
-            changes["max_versions"] = max_versions
-        for flag in ("cas_required", "metadata_cas_required"):
-            value = get_bool(data, flag)
-            if value is not None:
-                changes[flag] = value
-        if data.get("delete_version_after") is not None:
-            changes["delete_version_after"] = parse_duration(
-                data["delete_version_after"], field="delete_version_after"
-            )
+        changes = _settings_from(data)
         if "custom_metadata" in data:
             raw = data["custom_metadata"]
             if raw is None and not patch:
@@ -567,7 +565,8 @@ class KVEngine:
         # OpenBao's metadata check-and-set: `metadata_cas` must equal current_metadata_version
         # whenever it is given, and must be given once the mount or the key requires it.
         metadata_cas = get_int(call.data, "metadata_cas", strict=True)
-        for _ in range(_WRITE_ATTEMPTS):
+
+        async def attempt() -> Response:
             meta = await self._read_meta(store, path)
             now = self._clock()
             if meta is None:
@@ -596,12 +595,10 @@ class KVEngine:
             meta["metadata_version"] = meta.get("metadata_version", 0) + 1
             meta["updated"] = now
             # Like Vault, a lower max_versions takes effect at the next data write, not here.
-            try:
-                await self._store_meta(store, path, meta)
-            except ConflictError:
-                continue
+            await self._store_meta(store, path, meta)
             return Response.no_content()
-        raise BackendUnavailableError("too much contention on this key; retry")
+
+        return await retry_on_conflict(attempt, what="this key", attempts=_WRITE_ATTEMPTS)
 
     async def _write_metadata(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
         return await self._update_metadata(call, store, path, patch=False)
@@ -610,25 +607,14 @@ class KVEngine:
         return await self._update_metadata(call, store, path, patch=True)
 
     async def _delete_metadata(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
-        for _ in range(_WRITE_ATTEMPTS):
+        async def attempt() -> Response:
             meta = await self._read_meta(store, path)
             if meta is None:
                 return Response.no_content()
-            revision = meta.pop("_revision")
-            try:
-                await store.delete(f"meta/{path.key}", expected_revision=revision)
-            except ConflictError:
-                continue
-            await self._purge(
-                store,
-                [
-                    _data_key(path.key, int(version), entry["ref"])
-                    for version, entry in meta["versions"].items()
-                    if entry.get("ref")
-                ],
-            )
+            await self._erase(store, path, meta)
             return Response.no_content()
-        raise BackendUnavailableError("too much contention on this key; retry")
+
+        return await retry_on_conflict(attempt, what="this key", attempts=_WRITE_ATTEMPTS)
 
     async def _list(self, call: Call, store: MountStorage, directory: SecretPath) -> Response:
         prefix = f"meta/{directory.key}/" if directory.key else "meta/"

@@ -19,8 +19,8 @@ from tenantvault._exceptions import (
     UnsupportedOperationError,
 )
 from tenantvault._paths import SecretPath, parse_path
+from tenantvault._records import decode_record, encode_record
 from tenantvault._request import Operation, Response
-from tenantvault.engines._common import decode_record, encode_record
 from tenantvault.engines._protocol import Mount, MountStorage
 from tenantvault.engines._route import Call, Route
 from tenantvault.engines.kv import KVEngine

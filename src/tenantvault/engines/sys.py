@@ -15,13 +15,13 @@ from tenantvault._exceptions import (
     NotFoundError,
     UnsupportedOperationError,
 )
+from tenantvault._fields import get_mapping, get_str
 from tenantvault._paths import validate_tenant_id
 from tenantvault._policy_store import PolicyStore, TenantPolicies
 from tenantvault._request import Operation, Response
 from tenantvault._tenants import TenantRegistry
 from tenantvault._tokens import TokenStore
 from tenantvault._version import __version__
-from tenantvault.engines._common import get_mapping, get_str
 from tenantvault.engines._route import Call, Route
 
 __all__ = ["SysEngine"]
@@ -48,9 +48,12 @@ class SysEngine:
         sealed: Callable[[], bool],
         clock: Clock,
         audit_health: Callable[[], dict[str, Any]] | None = None,
+        services_health: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._clock = clock
         self._audit_health = audit_health
+        # Settable: the server's supervisor starts after the Core (see `Core.services_health`).
+        self.services_health = services_health
         self._tenants = tenants
         self._policies = policies
         self._tokens = tokens
@@ -224,6 +227,8 @@ class SysEngine:
                 # Ours, beyond Vault's fields: failing sinks and responses that could not be
                 # audited (a client got 500 after the engine ran) show up here.
                 "audit": self._audit_health() if self._audit_health else None,
+                # Ours too: the background services and their restarts (`tenantvault.services`).
+                "services": self.services_health() if self.services_health else None,
             },
             raw=True,
         )

@@ -7,19 +7,24 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from tenantvault._durations import parse_duration
-from tenantvault._exceptions import InvalidRequestError, NotFoundError, PermissionDeniedError
+from tenantvault._exceptions import (
+    InternalError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from tenantvault._fields import get_bool, get_mapping, get_str
 from tenantvault._request import Operation, Response
 from tenantvault._router import (
+    BUILTIN_MOUNTS,
     PROTECTED_PREFIXES,
     SYSTEM_MAX_LEASE_TTL_SECONDS,
-    SYSTEM_MOUNT_INFO,
     MountEntry,
     MountTable,
     Router,
     normalize_mount_path,
 )
 from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
-from tenantvault.engines._common import get_bool, get_mapping, get_str
 from tenantvault.engines._route import Call, Route
 from tenantvault.engines.kv_v1 import KVType
 
@@ -29,31 +34,21 @@ _UPGRADE_WARNING: Final = (
     "Upgrading mount from version 1 to version 2. This mount will be unavailable for a "
     "brief period and will resume service shortly."
 )
-_TOKEN_AUTH_INFO: Final = {
-    "accessor": "auth_token_00000000",
-    "config": {
-        "default_lease_ttl": 0,
-        "force_no_cache": False,
-        "max_lease_ttl": 0,
-        "token_type": "default-service",
-    },
-    "description": "token based credentials",
-    "external_entropy_access": False,
-    "local": False,
-    "options": None,
-    "plugin_version": "",
-    "running_plugin_version": "v0.0.0+builtin",
-    "running_sha256": "",
-    "seal_wrap": False,
-    "type": "token",
-    "uuid": "",
-}
+# The token auth method, as the ACL sees it (every namespace has exactly this one).
+_TOKEN_AUTH_MOUNT: Final = "auth/token/"  # noqa: S105 -- a mount path, not a secret
+# Vault's listing_visibility values ("" resets to the default).
+_LISTING_VISIBILITY: Final = frozenset({"", "hidden", "unauth"})
 # Fields tune accepts on sys/ (Vault: only the audit HMAC lists).
 _SYS_TUNABLE: Final = frozenset({"audit_non_hmac_request_keys", "audit_non_hmac_response_keys"})
 
 
 def _protected(path: str) -> bool:
     return path.startswith(PROTECTED_PREFIXES)
+
+
+def _summary(entry: MountEntry) -> dict[str, Any]:
+    """What Vault shows of an unauthenticated-listed mount to a caller without a token."""
+    return {"type": entry.type, "description": entry.description, "options": dict(entry.options)}
 
 
 def _mount_path(raw: str) -> str:
@@ -70,6 +65,12 @@ class MountsEngine:
         self._kv = kv
 
     @staticmethod
+    def is_listing(path: str) -> bool:
+        """`sys/internal/ui/mounts`, the one path Vault serves without a token that still
+        reads a token when one is sent."""
+        return path in ("sys/internal/ui/mounts", "sys/internal/ui/mounts/")
+
+    @staticmethod
     def handles(rest: str) -> bool:
         return rest == "mounts" or rest.startswith(("mounts/", "internal/ui/mounts"))
 
@@ -83,9 +84,7 @@ class MountsEngine:
         if rest in ("internal/ui/mounts", "internal/ui/mounts/"):
             if op is not Operation.READ:
                 raise NotFoundError("unsupported path")
-            return Route(
-                "sys/internal/ui/mounts", "read", self._ui_list(storage_tenant, uid), mount="sys"
-            )
+            return await self._ui_list(storage_tenant, uid)
         if rest.startswith("internal/ui/mounts/"):
             if op is not Operation.READ:
                 raise NotFoundError("unsupported path")
@@ -118,7 +117,7 @@ class MountsEngine:
     def _list(self, storage_tenant: str, uid: str) -> Any:
         async def handler(call: Call) -> Response:
             table = await self._router.table(storage_tenant, uid)
-            data: dict[str, Any] = {"sys/": dict(SYSTEM_MOUNT_INFO)}
+            data: dict[str, Any] = {"sys/": dict(BUILTIN_MOUNTS["sys/"])}
             data.update({path: entry.info() for path, entry in sorted(table.entries.items())})
             return Response(data=data, top_level=data)
 
@@ -128,7 +127,7 @@ class MountsEngine:
         async def handler(call: Call) -> Response:
             path = target + "/"
             if path == "sys/":
-                data = dict(SYSTEM_MOUNT_INFO)
+                data = dict(BUILTIN_MOUNTS["sys/"])
             else:
                 entry = (await self._router.table(storage_tenant, uid)).entries.get(path)
                 if entry is None:
@@ -219,7 +218,7 @@ class MountsEngine:
             if path == "sys/":
                 data: dict[str, Any] = {
                     "default_lease_ttl": SYSTEM_MAX_LEASE_TTL_SECONDS,
-                    "description": SYSTEM_MOUNT_INFO["description"],
+                    "description": BUILTIN_MOUNTS["sys/"]["description"],
                     "force_no_cache": False,
                     "max_lease_ttl": SYSTEM_MAX_LEASE_TTL_SECONDS,
                 }
@@ -308,6 +307,11 @@ class MountsEngine:
         description = get_str(data, "description")
         if description is not None:
             changes["description"] = description
+        visibility = data.get("listing_visibility")
+        if visibility is not None:
+            if not isinstance(visibility, str) or visibility not in _LISTING_VISIBILITY:
+                raise InvalidRequestError(f"invalid listing_visibility {visibility}")
+            changes["listing_visibility"] = visibility
         options = get_mapping(data, "options")
         if options is not None:
             merged = dict(entry.options)
@@ -323,30 +327,59 @@ class MountsEngine:
 
     # -- sys/internal/ui/mounts ------------------------------------------------------------
 
-    def _ui_list(self, storage_tenant: str, uid: str) -> Any:
-        async def handler(call: Call) -> Response:
-            table = await self._router.table(storage_tenant, uid)
-            secret = {path: entry.info() for path, entry in sorted(table.entries.items())}
-            return Response(data={"auth": {"token/": dict(_TOKEN_AUTH_INFO)}, "secret": secret})
+    async def _ui_list(self, storage_tenant: str, uid: str) -> Route:
+        # A tenant with no incarnation id here is one that does not exist, named by a caller
+        # without a token: it answers like a tenant that lists nothing unauthenticated, so no
+        # stranger can tell which tenant names exist (`Namespaces.resolve`).
+        entries = (
+            {}
+            if storage_tenant != SYSTEM_TENANT and not uid
+            else (await self._router.table(storage_tenant, uid)).entries
+        )
+        # Declared, not checked here: the Core decides which of these the caller may see.
+        listed = {path: entry.listing_visibility == "unauth" for path, entry in entries.items()}
+        listed[_TOKEN_AUTH_MOUNT] = False
 
-        return handler
+        async def handler(call: Call) -> Response:
+            view = call.visible_mounts
+            if view is None:
+                raise InternalError()  # the Core hands a view to every route that lists mounts
+            secret = {
+                path: entry.info() if view.detailed else _summary(entry)
+                for path, entry in sorted(entries.items())
+                if path in view.paths
+            }
+            auth = (
+                {"token/": dict(BUILTIN_MOUNTS[_TOKEN_AUTH_MOUNT])}
+                if _TOKEN_AUTH_MOUNT in view.paths
+                else {}
+            )
+            return Response(data={"auth": auth, "secret": secret})
+
+        return Route("sys/internal/ui/mounts", None, handler, mount="sys", lists_mounts=listed)
 
     async def _ui_mount(self, raw: str, storage_tenant: str, uid: str) -> Route:
         table = await self._router.table(storage_tenant, uid)
+        probe = raw if raw.endswith("/") else raw + "/"
+        refusal = (
+            "preflight capability check returned 403, please ensure client's policies "
+            f'grant access to path "{probe}"'
+        )
         found = table.match(raw)
         if found is None:
-            probe = raw if raw.endswith("/") else raw + "/"
-            raise PermissionDeniedError(
-                "preflight capability check returned 403, please ensure client's policies "
-                f'grant access to path "{probe}"'
-            )
+            raise PermissionDeniedError(refusal)
         entry, _ = found
 
         async def handler(call: Call) -> Response:
             return Response(data={**entry.info(), "path": entry.path})
 
         # Like Vault: answered only if the token may do something at or under the mount
-        # (hasMountAccess, checked by the Core); otherwise the same 403 as any denial.
+        # (hasMountAccess, checked by the Core); otherwise the same 403 as a missing mount.
         return Route(
-            f"sys/internal/ui/mounts/{raw}", None, handler, mount="sys", mount_access=entry.path
+            f"sys/internal/ui/mounts/{raw}",
+            None,
+            handler,
+            mount="sys",
+            mount_access=entry.path,
+            refusal=refusal,
         )

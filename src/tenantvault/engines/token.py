@@ -14,10 +14,10 @@ from tenantvault._exceptions import (
     PermissionDeniedError,
     UnsupportedOperationError,
 )
+from tenantvault._fields import get_bool, get_int, get_str
 from tenantvault._policy_store import TenantPolicies
 from tenantvault._request import Operation, Response
 from tenantvault._tokens import TenantTokens, TokenRecord
-from tenantvault.engines._common import get_bool, get_int, get_str
 from tenantvault.engines._route import Call, Route
 
 __all__ = ["TokenEngine"]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 import traceback
@@ -169,7 +168,6 @@ class TenantVaultApp:
         self._on_root_token = on_root_token
         self._observers = tuple(observers)
         self._core: Core | None = None
-        self._services: Supervisor | None = None
         # Holds the supervisor's `async with` open from startup() to shutdown().
         self._background = contextlib.AsyncExitStack()
         self._lock = asyncio.Lock()
@@ -219,7 +217,7 @@ class TenantVaultApp:
             services = Supervisor()
             services.add("transit-rotation", lambda: run_rotation(core))
             await self._background.enter_async_context(services)
-            self._services = services
+            core.services_health = services.report
 
     async def shutdown(self) -> None:
         """Stop taking requests, let in-flight ones finish, close the store."""
@@ -239,19 +237,10 @@ class TenantVaultApp:
                         self._inflight,
                         self.settings.shutdown_timeout_seconds,
                     )
-            self._services = None
             await self._background.aclose()  # cancels and awaits every service
             core, self._core = self._core, None
             if core is not None:
                 await _close_core(core)
-
-    def _with_services(self, health: Response) -> Response:
-        """`sys/health` with the supervisor's report under `services` (ours, beyond Vault's)."""
-        if health.data is None or "services" in health.data:
-            return health
-        services = self._services
-        report = services.report() if services is not None else None
-        return dataclasses.replace(health, data={**health.data, "services": report})
 
     async def __aenter__(self) -> TenantVaultApp:
         await self.startup()
@@ -368,7 +357,6 @@ class TenantVaultApp:
             status = response.status
             if request.path == _HEALTH_PATH:
                 status = _health_status(response, dict(request.data or {}))
-                response = self._with_services(response)
             if status == 204:
                 return 204, _id_headers([], request_id), b""
             body = orjson.dumps(response.envelope(), option=orjson.OPT_NON_STR_KEYS)

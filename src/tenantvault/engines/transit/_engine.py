@@ -15,23 +15,24 @@ combinations, a sign request that fails) is a 400 here; an `hmac` key without `k
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from tenantvault import _b64
+from tenantvault._cas import retry_on_conflict
 from tenantvault._clock import Clock
 from tenantvault._durations import parse_duration
 from tenantvault._exceptions import (
-    BackendUnavailableError,
-    ConflictError,
     DecryptionError,
     InvalidRequestError,
     NotFoundError,
     UnsupportedOperationError,
 )
+from tenantvault._fields import get_bool, get_int, get_str
 from tenantvault._paths import parse_path, validate_name
+from tenantvault._records import decode_record
 from tenantvault._request import Operation, Response
 from tenantvault.crypto import (
     HMAC_ALGORITHMS,
@@ -44,13 +45,6 @@ from tenantvault.crypto import (
     go_b64decode,
     hash_digest,
     random_bytes,
-)
-from tenantvault.engines._common import (
-    backoff,
-    decode_record,
-    get_bool,
-    get_int,
-    get_str,
 )
 from tenantvault.engines._protocol import Mount, MountStorage
 from tenantvault.engines._route import Call, Route
@@ -92,14 +86,11 @@ _TRAILING_SEGMENTS: Final = {
 Handler = Callable[[Call], Awaitable[Response]]
 
 
-# OpenBao quotes the submitted value in these three messages; we never echo input (P-7).
+# OpenBao quotes the submitted value in these three messages; we never echo input, which
+# may be secret material sent to the wrong field and would then reach logs and audit.
 _UNKNOWN_TYPE = "unknown key type"
 _BAD_FORMAT = 'unsupported encoding format; must be "hex" or "base64"'
 _BAD_ALGORITHM = "unsupported algorithm"
-
-
-def _b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
 
 
 def _decode(text: str) -> bytes:
@@ -220,6 +211,51 @@ def _batch(
     return items
 
 
+def _crypt_items(
+    data: Mapping[str, Any],
+    field: str,
+    *,
+    missing: str,
+    empty_ok: bool = False,
+    rewrap: bool = False,
+) -> tuple[list[_Item], bool, bool]:
+    """The items of an encrypt, decrypt or rewrap request: its `batch_input`, or the request
+    itself as one item. Returns them, whether it was a batch, and whether a context is set.
+
+    `field` ("plaintext" or "ciphertext") is required, `missing` is Vault's 400 without it;
+    `empty_ok`: an empty value counts as given (an empty plaintext is encrypted). A single
+    rewrap carries no associated data. A context is set in every item or in none (Vault's
+    rule): a batch mixing derived and non-derived use of a key is refused whole.
+    """
+    batch = _batch(
+        data,
+        strings=(field, "context", "associated_data"),
+        required=None if rewrap else field,
+        missing=missing,
+    )
+    items = batch
+    if items is None:
+        value = get_str(data, field)
+        if value is None or not (value or empty_ok):
+            raise InvalidRequestError(missing)
+        items = [
+            _Item(
+                {
+                    field: value,
+                    "context": _one(data, "context"),
+                    "associated_data": "" if rewrap else _one(data, "associated_data"),
+                    "key_version": _version_arg(data),
+                }
+            )
+        ]
+    context_set = bool(items[0].text("context"))
+    if any(bool(item.text("context")) != context_set for item in items):
+        raise InvalidRequestError(
+            "context should be set either in all the request blocks or in none"
+        )
+    return items, batch is not None, context_set
+
+
 def _batch_status(
     data: Mapping[str, Any], *, failed: bool, succeeded: bool, warnings: list[str]
 ) -> int:
@@ -238,6 +274,21 @@ def _batch_status(
                 f"reverting to {status}"
             )
     return status
+
+
+def _min_version(which: str, wanted: int, current: int, latest: int) -> int:
+    """The new minimum `which` ("decryption", "encryption") version of a key; Vault's 400s.
+
+    Raising it past the latest version would leave the key unable to decrypt (or encrypt)
+    anything; an unchanged value is accepted as it is, as in Vault.
+    """
+    if wanted < 0:
+        raise InvalidRequestError(f"min {which} version cannot be negative")
+    if wanted != current and wanted > latest:
+        raise InvalidRequestError(
+            f"cannot set min {which} version of {wanted}, latest key version is {latest}"
+        )
+    return wanted
 
 
 def _one(data: Mapping[str, Any], name: str) -> str:
@@ -420,7 +471,7 @@ class TransitEngine:
                     "creation_time": _go_time(version.created_ns),
                     "name": "ed25519",
                     "public_key": (
-                        _b64(keyring.public_key(number, context))
+                        _b64.encode(keyring.public_key(number, context))
                         if context or not keyring.derived
                         else ""
                     ),
@@ -487,7 +538,8 @@ class TransitEngine:
 
     async def _delete_key(self, call: Call, store: MountStorage, name: str) -> Response:
         key = KEY_PREFIX + name
-        for attempt in range(WRITE_ATTEMPTS):
+
+        async def attempt() -> Response:
             record = await store.read(key)
             if record is None:
                 raise InvalidRequestError(
@@ -497,14 +549,11 @@ class TransitEngine:
                 raise InvalidRequestError(
                     f"error deleting policy {name}: deletion is not allowed for this key"
                 )
-            try:
-                await store.delete(key, expected_revision=record.revision)
-            except ConflictError:
-                await backoff(attempt)
-                continue
+            await store.delete(key, expected_revision=record.revision)
             self.keys.forget(store, name)
             return Response.no_content()
-        raise BackendUnavailableError("too much contention on this key; retry")
+
+        return await retry_on_conflict(attempt, what="this key", attempts=WRITE_ATTEMPTS)
 
     async def _configure_key(self, call: Call, store: MountStorage, name: str) -> Response:
         data = call.data
@@ -522,31 +571,22 @@ class TransitEngine:
             warnings.clear()
             if min_decryption is not None:
                 wanted = min_decryption
-                if wanted < 0:
-                    raise InvalidRequestError("min decryption version cannot be negative")
                 if wanted == 0:
                     wanted = 1
                     warnings.append(
                         "since Vault 0.3 (prior to the OpenBao fork), transit key numbering "
                         "starts at 1; forcing minimum to 1"
                     )
-                if wanted != keyring.min_decryption_version:
-                    if wanted > keyring.latest_version:
-                        raise InvalidRequestError(
-                            f"cannot set min decryption version of {wanted}, latest key "
-                            f"version is {keyring.latest_version}"
-                        )
-                    keyring.min_decryption_version = wanted
+                keyring.min_decryption_version = _min_version(
+                    "decryption", wanted, keyring.min_decryption_version, keyring.latest_version
+                )
             if min_encryption is not None:
-                if min_encryption < 0:
-                    raise InvalidRequestError("min encryption version cannot be negative")
-                if min_encryption != keyring.min_encryption_version:
-                    if min_encryption > keyring.latest_version:
-                        raise InvalidRequestError(
-                            f"cannot set min encryption version of {min_encryption}, latest "
-                            f"key version is {keyring.latest_version}"
-                        )
-                    keyring.min_encryption_version = min_encryption
+                keyring.min_encryption_version = _min_version(
+                    "encryption",
+                    min_encryption,
+                    keyring.min_encryption_version,
+                    keyring.latest_version,
+                )
             if (
                 keyring.min_encryption_version > 0
                 and keyring.min_encryption_version < keyring.min_decryption_version
@@ -594,33 +634,10 @@ class TransitEngine:
     ) -> Response:
         data = call.data
         _refuse_nonce(data)
-        batch = _batch(
-            data,
-            strings=("plaintext", "context", "associated_data"),
-            required="plaintext",
-            missing="missing plaintext to encrypt",
+        items, is_batch, context_set = _crypt_items(
+            data, "plaintext", missing="missing plaintext to encrypt", empty_ok=True
         )
-        items = batch
-        if items is None:
-            text = get_str(data, "plaintext")
-            if text is None:
-                raise InvalidRequestError("missing plaintext to encrypt")
-            items = [
-                _Item(
-                    {
-                        "plaintext": text,
-                        "context": _one(data, "context"),
-                        "associated_data": _one(data, "associated_data"),
-                        "key_version": _version_arg(data),
-                    }
-                )
-            ]
-        context_set = bool(items[0].text("context"))
         for item in items:
-            if bool(item.text("context")) != context_set:
-                raise InvalidRequestError(
-                    "context should be set either in all the request blocks or in none"
-                )
             try:
                 item.fields["_plaintext"] = _decode(item.text("plaintext"))
                 if context_set:
@@ -642,9 +659,7 @@ class TransitEngine:
             return {"ciphertext": ciphertext, "key_version": keyring.encryption_version(version)}
 
         results = _each(items, encrypt, failed={})
-        return self._respond(
-            call.data, batch is not None, items, results, ("ciphertext", "key_version")
-        )
+        return self._respond(call.data, is_batch, items, results, ("ciphertext", "key_version"))
 
     async def _upsert(
         self,
@@ -721,34 +736,10 @@ class TransitEngine:
         return Response(data={"batch_results": results}, warnings=warnings or None, status=status)
 
     def _decrypt_items(self, data: Mapping[str, Any], *, rewrap: bool) -> tuple[list[_Item], bool]:
-        batch = _batch(
-            data,
-            strings=("ciphertext", "context", "associated_data"),
-            required=None if rewrap else "ciphertext",
-            missing="missing ciphertext to decrypt",
+        items, is_batch, _ = _crypt_items(
+            data, "ciphertext", missing="missing ciphertext to decrypt", rewrap=rewrap
         )
-        if batch is not None:
-            items = batch
-        else:
-            ciphertext = _one(data, "ciphertext")
-            if not ciphertext:
-                raise InvalidRequestError("missing ciphertext to decrypt")
-            items = [
-                _Item(
-                    {
-                        "ciphertext": ciphertext,
-                        "context": _one(data, "context"),
-                        "associated_data": "" if rewrap else _one(data, "associated_data"),
-                        "key_version": _version_arg(data),
-                    }
-                )
-            ]
-        context_set = bool(items[0].text("context"))
         for item in items:
-            if bool(item.text("context")) != context_set:
-                raise InvalidRequestError(
-                    "context should be set either in all the request blocks or in none"
-                )
             if not item.text("ciphertext"):
                 item.failure = InvalidRequestError("missing ciphertext to decrypt")
             elif item.text("context"):
@@ -756,7 +747,7 @@ class TransitEngine:
                     item.fields["_context"] = _decode(item.text("context"))
                 except InvalidRequestError as error:
                     item.failure = error
-        return items, batch is not None
+        return items, is_batch
 
     async def _decrypt(self, call: Call, store: MountStorage, name: str) -> Response:
         items, is_batch = self._decrypt_items(call.data, rewrap=False)
@@ -768,7 +759,7 @@ class TransitEngine:
                 context=item.fields.get("_context", b""),
                 associated_data=self._associated_data(keyring, item, index),
             )
-            return {"plaintext": _b64(plaintext)}
+            return {"plaintext": _b64.encode(plaintext)}
 
         results = _each(items, decrypt, failed={"plaintext": ""})
         return self._respond(call.data, is_batch, items, results, ("plaintext",))
@@ -820,7 +811,7 @@ class TransitEngine:
             "key_version": keyring.encryption_version(version),
         }
         if kind == "plaintext":
-            result["plaintext"] = _b64(new_key)
+            result["plaintext"] = _b64.encode(new_key)
         return Response(data=result)
 
     async def _random(self, call: Call, sub: str) -> Response:
@@ -853,7 +844,7 @@ class TransitEngine:
             if source == "seal"
             else None
         )
-        text = raw.hex() if output == "hex" else _b64(raw)
+        text = raw.hex() if output == "hex" else _b64.encode(raw)
         return Response(data={"random_bytes": text}, warnings=warnings)
 
     async def _hash(self, call: Call, url_algorithm: str) -> Response:
@@ -872,7 +863,7 @@ class TransitEngine:
         if algorithm not in HMAC_ALGORITHMS or algorithm == "sha1":
             raise InvalidRequestError(_BAD_ALGORITHM)
         digest = hash_digest(algorithm, message)
-        return Response(data={"sum": digest.hex() if output == "hex" else _b64(digest)})
+        return Response(data={"sum": digest.hex() if output == "hex" else _b64.encode(digest)})
 
     # -- HMAC, sign, verify ----------------------------------------------------------------
 
@@ -953,7 +944,7 @@ class TransitEngine:
             else:
                 result = {"signature": signature, "key_version": used}
                 if public is not None:
-                    result["publickey" if batch is not None else "public_key"] = _b64(public)
+                    result["publickey" if batch is not None else "public_key"] = _b64.encode(public)
             results.append(result)
         if batch is None:
             if items[0].failure is not None:

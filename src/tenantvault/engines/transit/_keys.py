@@ -12,9 +12,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Final, TypeVar
 
-from tenantvault._exceptions import BackendUnavailableError, ConflictError, InvalidRequestError
+from tenantvault._cas import retry_on_conflict
+from tenantvault._exceptions import ConflictError, InvalidRequestError
+from tenantvault._records import decode_record, encode_record
 from tenantvault.crypto import Keyring
-from tenantvault.engines._common import backoff, decode_record, encode_record
 from tenantvault.engines._protocol import MountStorage
 
 __all__ = ["KEY_PREFIX", "WRITE_ATTEMPTS", "KeyStore"]
@@ -73,24 +74,27 @@ class KeyStore:
     async def store_new(self, store: MountStorage, keyring: Keyring) -> tuple[Keyring, bool]:
         """Create the key unless it exists: (the stored keyring, whether this call created it)."""
         stored = encode_record(keyring.to_record())
-        for _ in range(WRITE_ATTEMPTS):
+
+        async def attempt() -> tuple[Keyring, bool]:
             try:
                 await store.write(KEY_PREFIX + keyring.name, stored, expected_revision=0)
             except ConflictError:
                 existing = await self.load(store, keyring.name)
                 if existing is not None:
                     return existing, False
-                continue
+                raise
             self._remember(store, stored, keyring)
             return keyring, True
-        raise BackendUnavailableError("too much contention on this key; retry")
+
+        return await retry_on_conflict(attempt, what="this key", attempts=WRITE_ATTEMPTS)
 
     async def change(
         self, store: MountStorage, name: str, change: Callable[[Keyring], _T], *, missing: str
     ) -> tuple[Keyring, _T]:
         """Apply `change` to a private copy of the key and store it with check-and-set."""
         key = KEY_PREFIX + name
-        for attempt in range(WRITE_ATTEMPTS):
+
+        async def attempt() -> tuple[Keyring, _T]:
             record = await store.read(key)
             if record is None:
                 raise InvalidRequestError(missing)
@@ -99,11 +103,8 @@ class KeyStore:
             stored = encode_record(keyring.to_record())
             if stored == record.value:
                 return keyring, result  # nothing changed: no write (Vault skips it too)
-            try:
-                await store.write(key, stored, expected_revision=record.revision)
-            except ConflictError:
-                await backoff(attempt)
-                continue
+            await store.write(key, stored, expected_revision=record.revision)
             self._remember(store, stored, keyring)
             return keyring, result
-        raise BackendUnavailableError("too much contention on this key; retry")
+
+        return await retry_on_conflict(attempt, what="this key", attempts=WRITE_ATTEMPTS)

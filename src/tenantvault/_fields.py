@@ -1,48 +1,22 @@
-"""Helpers shared by engines: strict field readers and the JSON codec for stored records."""
+"""Strict readers for request fields: one type check and one error message per kind of field.
+
+Engines, the Core's token-issuing rules and the audit views read client-supplied fields
+through these, so that "1" and true and 2**60 mean the same thing (or are refused the same
+way) wherever they arrive. They live at the top of the package so that modules outside
+`engines/` need not import it.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
+from tenantvault._exceptions import InvalidRequestError
 
-from tenantvault._exceptions import IntegrityError, InvalidRequestError
-
-__all__ = [
-    "backoff",
-    "decode_record",
-    "encode_record",
-    "get_bool",
-    "get_int",
-    "get_mapping",
-    "get_str",
-    "get_versions",
-]
+__all__ = ["get_bool", "get_int", "get_mapping", "get_str", "get_versions"]
 
 # Bigger integers lose precision in JSON clients and in Go (int64): refuse them as input.
 _MAX_INT = 2**53
-
-
-async def backoff(attempt: int) -> None:
-    """Spread out writers that lost a race on the same key, so one of them wins soon."""
-    # Jitter, not cryptography: the standard PRNG is right here.
-    await asyncio.sleep(random.random() * min(0.001 * (attempt + 1), 0.05))  # noqa: S311
-
-
-def encode_record(value: Any) -> bytes:
-    return orjson.dumps(value)
-
-
-def decode_record(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        # Only reachable if storage was altered behind our back: decryption succeeded but the
-        # plaintext is not ours. Say so without echoing it.
-        raise IntegrityError("stored record is not valid") from None
 
 
 def get_int(
@@ -55,7 +29,8 @@ def get_int(
 ) -> int | None:
     """A non-negative integer field; accepts digit strings (query parameters arrive as text),
     refuses bools, floats with fractions and values outside [minimum, 2**53]. `strict` accepts
-    JSON integers only: for check-and-set numbers, where "1" or 1.0 is a client bug (P-5)."""
+    JSON integers only: for check-and-set numbers, where "1" or 1.0 is a client bug; refusing
+    it shows the bug at once rather than guess which version the client meant."""
     value = data.get(name)
     if value is None:
         return default
