@@ -26,6 +26,15 @@ def backend_url(kind: str, tmp_path: Path) -> str:
     return f"sqlite://{tmp_path / 'data'}"
 
 
+@pytest.fixture(autouse=True)
+def _strict_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every suite runs with the Core's handler check: a handler that asks its data for a
+    parameter its route did not declare fails the test (`UndeclaredParameterError`)."""
+    from tenantvault._core import Core
+
+    monkeypatch.setattr(Core, "strict_parameters", True)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)

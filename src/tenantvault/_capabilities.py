@@ -16,6 +16,13 @@ from tenantvault.engines._route import Call, Route
 __all__ = ["CapabilityEndpoints"]
 
 _PATHS = frozenset({"sys/capabilities", "sys/capabilities-self", "sys/capabilities-accessor"})
+# Each endpoint's parameters (`Route.parameters`): the paths asked about (`path` is Vault's
+# older name), and the token or accessor whose capabilities they are.
+_PARAMETERS = {
+    "sys/capabilities": frozenset({"paths", "path", "token"}),
+    "sys/capabilities-self": frozenset({"paths", "path"}),
+    "sys/capabilities-accessor": frozenset({"paths", "path", "accessor"}),
+}
 _MAX_PATHS = 256
 
 
@@ -38,7 +45,7 @@ class CapabilityEndpoints:
                 acl = await self._token_acl(call, by_accessor=path.endswith("-accessor"))
             return _capabilities(acl, call.data)
 
-        return Route(path, "update", handler, mount="sys")
+        return Route(path, "update", handler, mount="sys", parameters=_PARAMETERS[path])
 
     async def _token_acl(self, call: Call, *, by_accessor: bool) -> ACL:
         """The ACL of the token named in the request, looked up in the call's own tenant."""

@@ -7,7 +7,7 @@ code path reaches an engine or a backend. Tenant isolation is enforced here, onc
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from tenantvault._audit_hook import AuditHook, Refusal, RequestContext
@@ -29,6 +29,7 @@ from tenantvault._exceptions import (
 )
 from tenantvault._namespaces import Namespaces
 from tenantvault._observe import RequestObserver, handled_outcome, notify, refused_outcome
+from tenantvault._paths import check_request_path
 from tenantvault._policy_store import PolicyStore, TenantPolicies
 from tenantvault._request import Operation, Request, Response
 from tenantvault._router import MountTable, Router
@@ -38,7 +39,15 @@ from tenantvault.audit._broker import AuditBroker
 from tenantvault.audit._view import AuditView
 from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
 from tenantvault.engines._protocol import Mount, MountStorage
-from tenantvault.engines._route import Call, Caller, MountView, Need, Route, TokenGrant
+from tenantvault.engines._route import (
+    Call,
+    Caller,
+    MountView,
+    Need,
+    Parameters,
+    Route,
+    TokenGrant,
+)
 from tenantvault.engines.audit import AuditEngine
 from tenantvault.engines.kv import KVEngine
 from tenantvault.engines.kv_v1 import KVType
@@ -52,6 +61,10 @@ __all__ = ["AuditHook", "Core", "RequestContext"]
 
 class Core:
     """Owns the engines and stores over one Backend, and serves `Request`s."""
+
+    # When set (the test suites do), a handler that asks its data for a parameter its route
+    # did not declare fails (`UndeclaredParameterError`) instead of seeing it absent.
+    strict_parameters: bool = False
 
     def __init__(
         self,
@@ -169,6 +182,9 @@ class Core:
         context = RequestContext(request, None, None, "", request.path, None)
         audited = False
         try:
+            # 0. the request path's form, for every surface alike, before anything reads it
+            # (so a malformed path costs no token use and reaches no engine).
+            check_request_path(request.path)
             public, anonymous = self._tokenless(request, operator=operator)
             # 1. authenticate (public probes and anonymous listings excepted, as in Vault)
             if public or anonymous:
@@ -212,9 +228,11 @@ class Core:
                 audited = True
                 await self.audit.request(context)
             # 6. execute
+            data = _declared(route, request)
             response = await route.handler(
-                self._call(request, principal, tenant, tenant_uid, granted, grant, visible)
+                self._call(request, data, principal, tenant, tenant_uid, granted, grant, visible)
             )
+            _warn_ignored(response, route, request)
             # A use-limited token's last use ends with its request (Vault's "revocation
             # pending"): revoke it now that the request is done, and before answering.
             await self.tokens.revoke_if_used_up(principal)
@@ -321,6 +339,7 @@ class Core:
     def _call(
         self,
         request: Request,
+        data: Mapping[str, Any],
         principal: Principal | None,
         tenant: str | None,
         tenant_uid: str,
@@ -330,7 +349,6 @@ class Core:
     ) -> Call:
         """What the handler gets: data, the Core's decisions and views bound to the tenant."""
         storage_tenant = tenant if tenant is not None else SYSTEM_TENANT
-        data = request.data or {}
         if principal is None:
             # A public probe: no principal, no views, nothing to act for.
             return Call(
@@ -393,3 +411,25 @@ class Core:
     def subscribe(self, observer: RequestObserver) -> None:
         """Tell `observer` the outcome of every request from now on (see `_observe.py`)."""
         self._observers = (*self._observers, observer)
+
+
+def _declared(route: Route, request: Request) -> Mapping[str, Any]:
+    """The request data the handler gets: only the parameters `route` declared (all of it
+    for a free-form route)."""
+    data = request.data or {}
+    if route.parameters is None:
+        return data
+    return Parameters(data, route.parameters, strict=Core.strict_parameters)
+
+
+def _warn_ignored(response: Response, route: Route, request: Request) -> None:
+    """Vault's warning for the request keys (body or query) a route ignored, on any answer
+    with a body, as OpenBao (a 204 carries no warning, a raw answer has no envelope)."""
+    if route.parameters is None or not request.data:
+        return
+    if response.raw or (response.data is None and response.auth is None):
+        return
+    ignored = sorted(key for key in request.data if key not in route.parameters)
+    if ignored:
+        warning = f"Endpoint ignored these unrecognized parameters: [{' '.join(ignored)}]"
+        response.warnings = [*(response.warnings or []), warning]

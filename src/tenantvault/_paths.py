@@ -19,6 +19,7 @@ __all__ = [
     "MAX_SEGMENT_BYTES",
     "RESERVED_TENANT_IDS",
     "SecretPath",
+    "check_request_path",
     "decode_raw_path",
     "parse_path",
     "validate_name",
@@ -152,6 +153,40 @@ def parse_path(path: str, *, allow_dir: bool = False, allow_empty: bool = False)
     for segment in segments:
         _check_segment(segment)
     return SecretPath(tuple(segments), is_dir=is_dir)
+
+
+# Characters a request path may never hold, whatever an engine's grammar for the route says:
+# escape syntax that would mean a second decoding, and separators of other systems.
+_FORBIDDEN_IN_REQUEST_PATH = frozenset("\\%?#")
+# The common case, checked in one pass: segments of plain ASCII name characters, none of
+# them '.' or '..', no empty one, an optional trailing '/'. Anything else takes the slow path.
+_PLAIN_REQUEST_PATH = re.compile(
+    r"(?:(?!\.\.?(?:/|\Z))[A-Za-z0-9_.@=:~-]+/)*(?:(?!\.\.?\Z)[A-Za-z0-9_.@=:~-]+)?\Z"
+)
+
+
+def check_request_path(path: str) -> str:
+    """Return a whole request path ('acme/secret/data/app', decoded) unchanged if no route
+    could misread it, else raise `InvalidPathError`.
+
+    The Core checks every request with it before anything else (every surface alike); each
+    engine then parses its mount-relative part with `parse_path`. Refused: control and
+    format characters, whitespace, `\\ % ? #`, '.' or '..' segments and empty segments; a
+    trailing '/' is kept (a directory, for LIST).
+    """
+    if _PLAIN_REQUEST_PATH.match(path):
+        return path
+    if not path.isprintable() or " " in path or not _FORBIDDEN_IN_REQUEST_PATH.isdisjoint(path):
+        raise InvalidPathError("invalid path: character not allowed in a path")
+    segments = path.split("/")
+    if segments[-1] == "":
+        segments.pop()  # a trailing '/' marks a directory
+    for segment in segments:
+        if segment in ("", ".", ".."):
+            # Rejected, never resolved: 'a/../b' is not 'b', and 'a//b' names no key; a
+            # path repaired here would be authorized in one form and stored in another.
+            raise InvalidPathError("invalid path: empty, '.' and '..' segments are not allowed")
+    return path
 
 
 _HEX = frozenset("0123456789abcdefABCDEF")

@@ -618,6 +618,37 @@ def test_metadata_check_and_set(pair: Pair) -> None:
     )
 
 
+def test_unknown_parameters_are_ignored_with_a_warning(pair: Pair) -> None:
+    """A key the endpoint does not declare, in the body or the query: OpenBao's warning
+    (sorted names) on an answer with a body, none on a 204 or an error; the rest of the
+    request takes effect unchanged."""
+    pair.strict = True
+    c1, c2 = canary(), canary()
+    pair.run(
+        [
+            Step("POST", "secret/data/app", {"data": {"password": c1}, "bogus": 1}),
+            Step("POST", "secret/data/app", {"data": {"password": c2}, "zeta": 1, "alpha": 2}),
+            Step("POST", "secret/data/app", {"data": {"password": c2}, "version": 9}),
+            Step(
+                "PATCH",
+                "secret/data/app",
+                {"data": {"user": "svc"}, "bogus": 1},
+                content_type=MERGE_PATCH,
+            ),
+            Step("GET", "secret/data/app", params={"bogus": "1"}),
+            Step("GET", "secret/subkeys/app", params={"bogus": "1"}),
+            metadata("app", "POST", {"max_versions": 4, "bogus": 1}),
+            metadata("app"),
+            config({"max_versions": 7, "bogus": 1}),
+            config(),
+            Step("POST", "secret/delete/app", {"versions": [1], "bogus": 1}),
+            read("app", version=1),
+            Step("POST", "secret/undelete/app", {"versions": [1], "bogus": 1}),
+            read("app", version=1),
+        ]
+    )
+
+
 def test_metadata_write_without_fields_is_a_no_op(pair: Pair) -> None:
     """A metadata POST or PATCH that names no known field changes nothing in OpenBao, not even
     `current_metadata_version`; tenantvault counts it as a metadata update."""

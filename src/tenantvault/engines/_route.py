@@ -1,9 +1,10 @@
 """What an engine hands the Core for one request (`Route`), and what the Core hands back (`Call`).
 
 A route *declares* everything its handler needs — the ACL path and capability, `sudo`, extra
-(path, capability) pairs, root-namespace-only, mount access, whether it mints a token — and
-only the Core checks those declarations, before the request is audited and the handler runs
-("declare, then check in one place"). A handler receives a `Call`: plain data, the Core's
+(path, capability) pairs, root-namespace-only, mount access, whether it mints a token, the
+request parameters it reads — and only the Core checks those declarations, before the request
+is audited and the handler runs ("declare, then check in one place"). A handler receives a
+`Call`: plain data (only the parameters its route declared), the Core's
 answers to the optional requirements it declared, and views of the stores already bound to
 the call's tenant incarnation. No ACL, no principal, nothing that could check or widen access.
 """
@@ -11,9 +12,9 @@ the call's tenant incarnation. No ACL, no principal, nothing that could check or
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, final
 
 if TYPE_CHECKING:
     from tenantvault._policy_store import TenantPolicies
@@ -21,7 +22,17 @@ if TYPE_CHECKING:
     from tenantvault._tokens import TenantTokens
     from tenantvault.audit._view import AuditView
 
-__all__ = ["Call", "Caller", "MountView", "Need", "RootOnly", "Route", "TokenGrant"]
+__all__ = [
+    "Call",
+    "Caller",
+    "MountView",
+    "Need",
+    "Parameters",
+    "RootOnly",
+    "Route",
+    "TokenGrant",
+    "UndeclaredParameterError",
+]
 
 # One (ACL path, capability) pair a route needs besides its own.
 Need = tuple[str, str]
@@ -32,6 +43,48 @@ class RootOnly(enum.Enum):
 
     DENY = "deny"  # 403 permission denied: sys/audit devices
     REFUSE = "refuse"  # 400 "operation only available in root namespace": sys/audit-hash
+
+
+class UndeclaredParameterError(LookupError):
+    """A handler asked its call's data for a parameter its route did not declare: a bug in
+    the route's declaration (raised only when the Core checks handlers, i.e. in tests)."""
+
+
+@final
+class Parameters(Mapping[str, Any]):
+    """The request data a handler gets: only the top-level keys its route declared.
+
+    Read-only. With `strict` (the Core's `strict_parameters`, set by the test suites), asking
+    for a key the route did not declare raises `UndeclaredParameterError` instead of answering
+    "absent", so the suites prove every handler reads only what its route declares.
+    """
+
+    __slots__ = ("_data", "_declared", "_strict")
+
+    def __init__(
+        self, data: Mapping[str, Any], declared: frozenset[str], *, strict: bool = False
+    ) -> None:
+        self._data = {key: value for key, value in data.items() if key in declared}
+        self._declared = declared
+        self._strict = strict
+
+    def _check(self, key: object) -> None:
+        if self._strict and key not in self._declared:
+            raise UndeclaredParameterError(f"parameter {key!r} is not declared by the route")
+
+    def __getitem__(self, key: str) -> Any:
+        self._check(key)
+        return self._data[key]
+
+    def __contains__(self, key: object) -> bool:
+        self._check(key)
+        return key in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +169,10 @@ class Route:
       subset rule, sudo for orphans and periodic tokens) and hands over a `TokenGrant`;
       "orphan" for create-orphan, "child" for create (orphan only with `no_parent`).
     - `public=True` needs no token and no capability: only the unauthenticated probes.
+    - `parameters`: the top-level request keys the handler may use. The Core hands it only
+      those (`Parameters`) and answers any other with Vault's warning "Endpoint ignored these
+      unrecognized parameters: [...]". Policy parameter constraints are still checked on the
+      full request data. None: free-form data (a KV v1 write, whose keys are the secret).
     """
 
     acl_path: str
@@ -132,6 +189,7 @@ class Route:
     mints_token: Literal["", "child", "orphan"] = ""
     lists_mounts: Mapping[str, bool] | None = None
     refusal: str = ""
+    parameters: frozenset[str] | None = None
     # A root-namespace-only area's real route, parsed only after the Core checked
     # `root_namespace_only`: a tenant gets that answer whatever the path or method, as in
     # OpenBao, and parse errors show only in the root namespace.

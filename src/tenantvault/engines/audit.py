@@ -32,6 +32,23 @@ __all__ = ["AuditEngine"]
 Handler = Callable[[Call], Awaitable[Response]]
 # Device names that would shadow our own endpoints under sys/audit/.
 _RESERVED = frozenset({"events", "report"})
+
+# The parameters of each audit endpoint (`Route.parameters`): a device's (as OpenBao's
+# sys/audit/<name>) and the query parameters of our own events and report.
+_NONE: frozenset[str] = frozenset()
+_ENABLE = frozenset({"type", "description", "options", "local"})
+_SCOPE = frozenset({"tenant", "tenant_uid", "since"})
+_EVENTS = _SCOPE | {
+    "until",
+    "path_prefix",
+    "operation",
+    "outcome",
+    "accessor",
+    "type",
+    "after",
+    "limit",
+}
+_REPORT = _SCOPE | {"format"}
 _REPORT_FORMATS = ("json", "csv")
 
 
@@ -57,7 +74,8 @@ class AuditEngine:
             if op is not Operation.READ:
                 raise UnsupportedOperationError()
             handler = self._events if sub == "events" else self._report
-            return Route(f"sys/audit/{sub}", "read", handler, mount="sys")
+            parameters = _EVENTS if sub == "events" else _REPORT
+            return Route(f"sys/audit/{sub}", "read", handler, mount="sys", parameters=parameters)
         # Device management is the operator's alone, as in Vault (root namespace, sudo).
         return _root_only(rest, RootOnly.DENY, lambda: self._route_devices(op, sub))
 
@@ -66,23 +84,37 @@ class AuditEngine:
         if op not in (Operation.UPDATE, Operation.CREATE):
             raise UnsupportedOperationError()
         return Route(
-            f"sys/audit-hash/{name}", "update", lambda call: self._hash(call, name), mount="sys"
+            f"sys/audit-hash/{name}",
+            "update",
+            lambda call: self._hash(call, name),
+            mount="sys",
+            parameters=frozenset({"input"}),
         )
 
     def _route_devices(self, op: Operation, sub: str) -> Route:
         if not sub:
             if op not in (Operation.READ, Operation.LIST):
                 raise UnsupportedOperationError()
-            return Route("sys/audit", "sudo", self._list, mount="sys")
+            return Route("sys/audit", "sudo", self._list, mount="sys", parameters=_NONE)
         name = validate_name(sub.rstrip("/"), kind="audit device name")
         if name in _RESERVED:
             raise InvalidRequestError("that audit device name is reserved")
         if op in (Operation.UPDATE, Operation.CREATE):
             return Route(
-                f"sys/audit/{name}", "sudo", lambda call: self._enable(call, name), mount="sys"
+                f"sys/audit/{name}",
+                "sudo",
+                lambda call: self._enable(call, name),
+                mount="sys",
+                parameters=_ENABLE,
             )
         if op is Operation.DELETE:
-            return Route(f"sys/audit/{name}", "sudo", lambda call: self._disable(name), mount="sys")
+            return Route(
+                f"sys/audit/{name}",
+                "sudo",
+                lambda call: self._disable(name),
+                mount="sys",
+                parameters=_NONE,
+            )
         if op is Operation.READ:
             # Ours (Vault has no read here): the device and its chain head, the anchor that
             # `audit verify --device` checks a log against.
@@ -91,6 +123,7 @@ class AuditEngine:
                 "sudo",
                 lambda call: self._read(name),
                 mount="sys",
+                parameters=_NONE,
             )
         raise UnsupportedOperationError()
 
@@ -203,6 +236,7 @@ def _root_only(rest: str, answer: RootOnly, build: Callable[[], Route]) -> Route
         "sudo",
         unreachable,
         mount="sys",
+        parameters=frozenset(),  # a placeholder: the resolved route declares the real ones
         root_namespace_only=answer,
         resolve=lambda: dataclasses.replace(build(), root_namespace_only=answer),
     )

@@ -137,6 +137,19 @@ def _check_custom_metadata(value: Any) -> dict[str, str]:
     return checked
 
 
+# The parameters of each KV v2 endpoint (`Route.parameters`), as OpenBao's kv plugin
+# declares them; an undeclared key is ignored with Vault's warning.
+_NONE: frozenset[str] = frozenset()
+_VERSION = frozenset({"version"})
+_VERSIONS = frozenset({"versions"})
+# OpenBao accepts `version` on a write and ignores it (without a warning).
+_WRITE = frozenset({"data", "options", "version"})
+_SETTINGS = frozenset(
+    {"max_versions", "cas_required", "metadata_cas_required", "delete_version_after"}
+)
+_METADATA = _SETTINGS | {"custom_metadata", "metadata_cas"}
+
+
 class KVEngine:
     """KV v2 on any mount of type kv with `version` 2, on any Backend."""
 
@@ -152,18 +165,20 @@ class KVEngine:
         store = mount.storage
         base = mount.path
 
-        def bound(acl: str, capability: str, handler: Any) -> Route:
+        def bound(
+            acl: str, capability: str, handler: Any, parameters: frozenset[str] = _NONE
+        ) -> Route:
             async def run(call: Call) -> Response:
                 response: Response = await handler(call, store)
                 return response
 
-            return Route(acl, capability, run, mount=mount.name)
+            return Route(acl, capability, run, mount=mount.name, parameters=parameters)
 
         if section == "config" and not sub:
             if op is Operation.READ:
                 return bound(f"{base}config", "read", self._read_config)
             if op is Operation.UPDATE:
-                return bound(f"{base}config", "update", self._write_config)
+                return bound(f"{base}config", "update", self._write_config, _SETTINGS)
             raise UnsupportedOperationError()
         if section == "metadata" and op is Operation.LIST:
             directory = parse_path(sub, allow_dir=True, allow_empty=True)
@@ -174,23 +189,23 @@ class KVEngine:
         path = parse_path(sub)
         acl = f"{base}{section}/{path.key}"
         handlers = {
-            ("data", Operation.READ): ("read", self._read),
-            ("data", Operation.UPDATE): (None, self._write),
-            ("data", Operation.CREATE): ("create", self._write),
-            ("data", Operation.PATCH): ("patch", self._patch),
-            ("data", Operation.DELETE): ("delete", self._delete_latest),
-            ("metadata", Operation.READ): ("read", self._read_metadata),
-            ("metadata", Operation.UPDATE): (None, self._write_metadata),
-            ("metadata", Operation.CREATE): ("create", self._write_metadata),
-            ("metadata", Operation.PATCH): ("patch", self._patch_metadata),
-            ("metadata", Operation.DELETE): ("delete", self._delete_metadata),
-            ("delete", Operation.UPDATE): ("update", self._delete_versions),
-            ("undelete", Operation.UPDATE): ("update", self._undelete),
-            ("destroy", Operation.UPDATE): ("update", self._destroy),
-            ("subkeys", Operation.READ): ("read", self._subkeys),
+            ("data", Operation.READ): ("read", self._read, _VERSION),
+            ("data", Operation.UPDATE): (None, self._write, _WRITE),
+            ("data", Operation.CREATE): ("create", self._write, _WRITE),
+            ("data", Operation.PATCH): ("patch", self._patch, _WRITE),
+            ("data", Operation.DELETE): ("delete", self._delete_latest, _NONE),
+            ("metadata", Operation.READ): ("read", self._read_metadata, _NONE),
+            ("metadata", Operation.UPDATE): (None, self._write_metadata, _METADATA),
+            ("metadata", Operation.CREATE): ("create", self._write_metadata, _METADATA),
+            ("metadata", Operation.PATCH): ("patch", self._patch_metadata, _METADATA),
+            ("metadata", Operation.DELETE): ("delete", self._delete_metadata, _NONE),
+            ("delete", Operation.UPDATE): ("update", self._delete_versions, _VERSIONS),
+            ("undelete", Operation.UPDATE): ("update", self._undelete, _VERSIONS),
+            ("destroy", Operation.UPDATE): ("update", self._destroy, _VERSIONS),
+            ("subkeys", Operation.READ): ("read", self._subkeys, _VERSION | {"depth"}),
         }
         try:
-            capability, handler = handlers[(section, op)]
+            capability, handler, parameters = handlers[(section, op)]
         except KeyError:
             raise UnsupportedOperationError() from None
 
@@ -201,7 +216,12 @@ class KVEngine:
             return await self._read_meta(store, path) is not None
 
         return Route(
-            acl, capability, run, exists=exists if capability is None else None, mount=mount.name
+            acl,
+            capability,
+            run,
+            exists=exists if capability is None else None,
+            mount=mount.name,
+            parameters=parameters,
         )
 
     async def import_version(self, store: MountStorage, key: str, body: dict[str, Any]) -> None:

@@ -73,7 +73,7 @@ class KVType:
             async def run_list(call: Call) -> Response:
                 return await self._list(store, directory)
 
-            return Route(acl, "list", run_list, mount=mount.name)
+            return Route(acl, "list", run_list, mount=mount.name, parameters=frozenset())
         if op in (Operation.UPDATE, Operation.CREATE):
             if not rest:
                 raise InvalidRequestError("missing path")
@@ -90,14 +90,14 @@ class KVType:
             async def run_read(call: Call) -> Response:
                 return await self._read(store, mount, path)
 
-            return Route(acl, "read", run_read, mount=mount.name)
+            return Route(acl, "read", run_read, mount=mount.name, parameters=frozenset())
         if op is Operation.DELETE:
 
             async def run_delete(call: Call) -> Response:
                 await store.delete(_key(path))
                 return Response.no_content()
 
-            return Route(acl, "delete", run_delete, mount=mount.name)
+            return Route(acl, "delete", run_delete, mount=mount.name, parameters=frozenset())
         if op in (Operation.UPDATE, Operation.CREATE):
 
             async def run_write(call: Call) -> Response:
@@ -112,6 +112,9 @@ class KVType:
                 run_write,
                 exists=exists if op is Operation.UPDATE else None,
                 mount=mount.name,
+                # Free-form: the keys of a KV v1 write are the secret itself (as in OpenBao,
+                # which declares no fields here and so never warns).
+                parameters=None,
             )
         raise UnsupportedOperationError()
 

@@ -36,6 +36,13 @@ def _policies(call: Call) -> TenantPolicies:
     return call.policies
 
 
+# The parameters of each sys endpoint here (`Route.parameters`), as OpenBao declares them.
+_NONE: frozenset[str] = frozenset()
+_NAMESPACE = frozenset({"custom_metadata"})
+_POLICY = frozenset({"policy"})
+_LEGACY_POLICY = frozenset({"policy", "rules"})
+
+
 class SysEngine:
     """Endpoints under `sys/`, within one tenant or the root namespace (tenant None)."""
 
@@ -75,7 +82,8 @@ class SysEngine:
                 "seal-status": self._seal_status,
                 "leader": self._leader,
             }[rest]
-            return Route(f"sys/{rest}", None, handler, public=True, mount="sys")
+            # Health's status-code query parameters are the HTTP layer's (`server._app`).
+            return Route(f"sys/{rest}", None, handler, public=True, mount="sys", parameters=_NONE)
         if section == "namespaces":
             return self._route_namespaces(op, sub, tenant=tenant)
         if rest.startswith("policies/acl") or section == "policy":
@@ -87,25 +95,47 @@ class SysEngine:
     def _route_namespaces(self, op: Operation, sub: str, *, tenant: str | None) -> Route:
         if tenant is not None:
             if op is Operation.LIST:
-                return Route("sys/namespaces/", "list", self._empty_list, mount="sys")
+                return Route(
+                    "sys/namespaces/", "list", self._empty_list, mount="sys", parameters=_NONE
+                )
             # Parsed and authorized like any path (400, then 403 without a grant), then refused:
             # tenants are flat.
             validate_tenant_id(sub)
             capability = {Operation.READ: "read", Operation.DELETE: "delete"}.get(op, "create")
-            return Route(f"sys/namespaces/{sub}", capability, self._nested, mount="sys")
+            return Route(
+                f"sys/namespaces/{sub}",
+                capability,
+                self._nested,
+                mount="sys",
+                parameters=_NAMESPACE,
+            )
         name = sub.rstrip("/") if op is Operation.LIST else sub
         if op is Operation.LIST and not name:
-            return Route("sys/namespaces/", "list", self._list_namespaces, mount="sys")
+            return Route(
+                "sys/namespaces/", "list", self._list_namespaces, mount="sys", parameters=_NONE
+            )
         validate_tenant_id(name)
         acl = f"sys/namespaces/{name}"
         if op is Operation.READ:
-            return Route(acl, "read", lambda call: self._read_namespace(name), mount="sys")
+            return Route(
+                acl, "read", lambda call: self._read_namespace(name), mount="sys", parameters=_NONE
+            )
         if op in (Operation.UPDATE, Operation.CREATE):
             return Route(
-                acl, "create", lambda call: self._create_namespace(name, call), mount="sys"
+                acl,
+                "create",
+                lambda call: self._create_namespace(name, call),
+                mount="sys",
+                parameters=_NAMESPACE,
             )
         if op is Operation.DELETE:
-            return Route(acl, "delete", lambda call: self._delete_namespace(name), mount="sys")
+            return Route(
+                acl,
+                "delete",
+                lambda call: self._delete_namespace(name),
+                mount="sys",
+                parameters=_NONE,
+            )
         raise UnsupportedOperationError()
 
     async def _nested(self, call: Call) -> Response:
@@ -163,6 +193,7 @@ class SysEngine:
                 "list" if op is Operation.LIST else "read",
                 lambda call: self._list_policies(call, legacy=legacy),
                 mount="sys",
+                parameters=_NONE,
             )
         if not name or rest == base:
             raise UnsupportedOperationError()
@@ -170,7 +201,11 @@ class SysEngine:
         acl = f"sys/{base}/{name}"
         if op is Operation.READ:
             return Route(
-                acl, "read", lambda call: self._read_policy(call, name, legacy), mount="sys"
+                acl,
+                "read",
+                lambda call: self._read_policy(call, name, legacy),
+                mount="sys",
+                parameters=_NONE,
             )
         if op in (Operation.UPDATE, Operation.CREATE):
 
@@ -178,10 +213,22 @@ class SysEngine:
                 return await self._policies.read(tenant, name) is not None
 
             return Route(
-                acl, None, lambda call: self._write_policy(call, name), exists=exists, mount="sys"
+                acl,
+                None,
+                lambda call: self._write_policy(call, name, legacy),
+                exists=exists,
+                mount="sys",
+                # The legacy sys/policy also takes Vault's older name for the text, `rules`.
+                parameters=_LEGACY_POLICY if legacy else _POLICY,
             )
         if op is Operation.DELETE:
-            return Route(acl, "delete", lambda call: self._delete_policy(call, name), mount="sys")
+            return Route(
+                acl,
+                "delete",
+                lambda call: self._delete_policy(call, name),
+                mount="sys",
+                parameters=_NONE,
+            )
         raise UnsupportedOperationError()
 
     async def _list_policies(self, call: Call, *, legacy: bool) -> Response:
@@ -196,9 +243,9 @@ class SysEngine:
             return Response(data={"name": name, "rules": policy.raw})
         return Response(data={"name": name, "policy": policy.raw})
 
-    async def _write_policy(self, call: Call, name: str) -> Response:
+    async def _write_policy(self, call: Call, name: str, legacy: bool) -> Response:
         text = get_str(call.data, "policy")
-        if text is None:
+        if text is None and legacy:
             text = get_str(call.data, "rules")
         if text is None:
             raise InvalidRequestError("'policy' parameter not supplied or empty")

@@ -42,6 +42,20 @@ _LISTING_VISIBILITY: Final = frozenset({"", "hidden", "unauth"})
 _SYS_TUNABLE: Final = frozenset({"audit_non_hmac_request_keys", "audit_non_hmac_response_keys"})
 
 
+# The parameters of each sys/mounts endpoint (`Route.parameters`). OpenBao's others
+# (plugin_name, external_entropy_access, token_type, passthrough_request_headers, ...)
+# are not supported here: they are ignored with Vault's warning.
+_NONE: frozenset[str] = frozenset()
+_ENABLE = frozenset({"type", "description", "config", "options", "local", "seal_wrap"})
+_TUNE = _SYS_TUNABLE | {
+    "default_lease_ttl",
+    "max_lease_ttl",
+    "description",
+    "listing_visibility",
+    "options",
+}
+
+
 def _protected(path: str) -> bool:
     return path.startswith(PROTECTED_PREFIXES)
 
@@ -80,7 +94,9 @@ class MountsEngine:
         if rest == "mounts":
             if op is not Operation.READ:
                 raise NotFoundError("unsupported path")
-            return Route("sys/mounts", "read", self._list(storage_tenant, uid), mount="sys")
+            return Route(
+                "sys/mounts", "read", self._list(storage_tenant, uid), mount="sys", parameters=_NONE
+            )
         if rest in ("internal/ui/mounts", "internal/ui/mounts/"):
             if op is not Operation.READ:
                 raise NotFoundError("unsupported path")
@@ -96,20 +112,34 @@ class MountsEngine:
             target = raw.removesuffix("/tune").rstrip("/")
             acl = f"sys/mounts/{target}/tune"
             if op is Operation.READ:
-                return Route(acl, "read", self._tune_read(target, storage_tenant, uid), mount="sys")
+                return Route(
+                    acl,
+                    "read",
+                    self._tune_read(target, storage_tenant, uid),
+                    mount="sys",
+                    parameters=_NONE,
+                )
             if op in (Operation.UPDATE, Operation.CREATE):
                 handler = self._tune_write(target, storage_tenant, uid)
-                return Route(acl, "update", handler, mount="sys")
+                return Route(acl, "update", handler, mount="sys", parameters=_TUNE)
             raise NotFoundError("unsupported path")
         target = raw.rstrip("/")
         acl = f"sys/mounts/{target}"
         if op is Operation.READ:
-            return Route(acl, "read", self._read(target, storage_tenant, uid), mount="sys")
+            return Route(
+                acl, "read", self._read(target, storage_tenant, uid), mount="sys", parameters=_NONE
+            )
         if op in (Operation.UPDATE, Operation.CREATE):
             handler = self._enable(target, storage_tenant, uid, tenant)
-            return Route(acl, "update", handler, mount="sys")
+            return Route(acl, "update", handler, mount="sys", parameters=_ENABLE)
         if op is Operation.DELETE:
-            return Route(acl, "delete", self._disable(target, storage_tenant, uid), mount="sys")
+            return Route(
+                acl,
+                "delete",
+                self._disable(target, storage_tenant, uid),
+                mount="sys",
+                parameters=_NONE,
+            )
         raise NotFoundError("unsupported path")
 
     # -- list and read ---------------------------------------------------------------------
@@ -356,7 +386,14 @@ class MountsEngine:
             )
             return Response(data={"auth": auth, "secret": secret})
 
-        return Route("sys/internal/ui/mounts", None, handler, mount="sys", lists_mounts=listed)
+        return Route(
+            "sys/internal/ui/mounts",
+            None,
+            handler,
+            mount="sys",
+            lists_mounts=listed,
+            parameters=_NONE,
+        )
 
     async def _ui_mount(self, raw: str, storage_tenant: str, uid: str) -> Route:
         table = await self._router.table(storage_tenant, uid)
@@ -382,4 +419,5 @@ class MountsEngine:
             mount="sys",
             mount_access=entry.path,
             refusal=refusal,
+            parameters=_NONE,
         )

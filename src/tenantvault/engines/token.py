@@ -57,6 +57,29 @@ def _policies(call: Call) -> TenantPolicies:
     return call.policies
 
 
+# The parameters of each token endpoint (`Route.parameters`). Token creation's are those the
+# Core's grant rules (`_grants`) and the handler read; OpenBao's `id`, `role_name`, `type` and
+# `entity_alias` are not supported here, so they are ignored with Vault's warning.
+_NONE: frozenset[str] = frozenset()
+_TOKEN = frozenset({"token"})
+_ACCESSOR = frozenset({"accessor"})
+_CREATE = frozenset(
+    {
+        "policies",
+        "meta",
+        "no_parent",
+        "no_default_policy",
+        "ttl",
+        "lease",
+        "explicit_max_ttl",
+        "display_name",
+        "num_uses",
+        "period",
+        "renewable",
+    }
+)
+
+
 class TokenEngine:
     """Token endpoints. Every target token is looked up through the call's tenant-bound view
     of the token store, so only the caller's own tenant's tokens can be named at all."""
@@ -70,23 +93,23 @@ class TokenEngine:
         action = rest.removeprefix("token/")
         op = operation
         write = op in (Operation.UPDATE, Operation.CREATE)
-        table: dict[str, tuple[bool, Handler]] = {
-            "create": (write, self._create),
-            "create-orphan": (write, self._create_orphan),
-            "lookup": (write, self._lookup),
-            "lookup-self": (write or op is Operation.READ, self._lookup_self),
-            "lookup-accessor": (write, self._lookup_accessor),
-            "renew": (write, self._renew),
-            "renew-self": (write, self._renew_self),
-            "revoke": (write, self._revoke),
-            "revoke-self": (write, self._revoke_self),
-            "revoke-accessor": (write, self._revoke_accessor),
-            "revoke-orphan": (write, self._revoke_orphan),
+        table: dict[str, tuple[bool, Handler, frozenset[str]]] = {
+            "create": (write, self._create, _CREATE),
+            "create-orphan": (write, self._create_orphan, _CREATE),
+            "lookup": (write, self._lookup, _TOKEN),
+            "lookup-self": (write or op is Operation.READ, self._lookup_self, _NONE),
+            "lookup-accessor": (write, self._lookup_accessor, _ACCESSOR),
+            "renew": (write, self._renew, _TOKEN | {"increment"}),
+            "renew-self": (write, self._renew_self, frozenset({"increment"})),
+            "revoke": (write, self._revoke, _TOKEN),
+            "revoke-self": (write, self._revoke_self, _NONE),
+            "revoke-accessor": (write, self._revoke_accessor, _ACCESSOR),
+            "revoke-orphan": (write, self._revoke_orphan, _TOKEN),
         }
         entry = table.get(action)
         if entry is None:
             raise NotFoundError("unsupported path")
-        allowed, handler = entry
+        allowed, handler, parameters = entry
         if not allowed:
             raise UnsupportedOperationError()
         capability = "read" if op is Operation.READ else "update"
@@ -98,6 +121,7 @@ class TokenEngine:
             # Vault's revoke-orphan is for root and sudo alone.
             sudo=action == "revoke-orphan",
             mints_token=_MINTS.get(action, ""),
+            parameters=parameters,
         )
 
     # -- helpers ---------------------------------------------------------------------------

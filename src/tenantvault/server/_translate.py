@@ -16,7 +16,7 @@ from typing import Final
 from urllib.parse import parse_qsl
 
 from tenantvault._exceptions import InvalidPathError, InvalidRequestError
-from tenantvault._paths import decode_raw_path
+from tenantvault._paths import check_request_path, decode_raw_path
 from tenantvault._request import Operation
 
 __all__ = [
@@ -67,14 +67,6 @@ _CREDENTIAL_PARAMS: Final = frozenset(
 _PARAM_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 _BOOL_TRUE: Final = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _BOOL_FALSE: Final = frozenset({"0", "f", "F", "FALSE", "false", "False"})
-# Characters the decoded path may never hold, whatever the Core's grammar for the route
-# says: escape syntax that would mean a second decoding, and separators of other systems.
-_FORBIDDEN_IN_PATH: Final = frozenset("\\%?#")
-# The common case, checked in one pass: segments of plain ASCII name characters, none of
-# them '.' or '..', no empty one, an optional trailing '/'. Anything else takes the slow path.
-_PLAIN_PATH = re.compile(
-    r"(?:(?!\.\.?(?:/|\Z))[A-Za-z0-9_.@=:~-]+/)*(?:(?!\.\.?\Z)[A-Za-z0-9_.@=:~-]+)?\Z"
-)
 _METHODS: Final = {
     "GET": Operation.READ,
     "LIST": Operation.LIST,
@@ -111,9 +103,7 @@ def api_path(raw_path: bytes) -> str | None:
     """The decoded API path after `/v1/` ('secret/data/app'), or None if not under `/v1/`.
 
     Decodes once (through `decode_raw_path`, which refuses `%2F`, `%5C` and malformed
-    escapes), then refuses what no route may contain: control and format characters,
-    whitespace, `\\ % ? #`, '.' or '..' segments and empty segments; a trailing '/' is kept
-    (a directory, for LIST).
+    escapes), then applies the request-path grammar of `_paths.check_request_path`.
     """
     if not raw_path.startswith(b"/"):
         # Asterisk-form ("*"), absolute-form or anything else that is not an origin-form
@@ -124,10 +114,6 @@ def api_path(raw_path: bytes) -> str | None:
     if not raw_path.startswith(_API_PREFIX):
         return None
     raw = raw_path[len(_API_PREFIX) :]
-    if raw.isascii():
-        text = raw.decode("ascii")
-        if _PLAIN_PATH.match(text):
-            return text
     if b"%" in raw or b"#" in raw:
         path = decode_raw_path(raw)
     else:
@@ -137,17 +123,9 @@ def api_path(raw_path: bytes) -> str | None:
             path = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidPathError("invalid path: not valid UTF-8") from None
-    if not path.isprintable() or " " in path or not _FORBIDDEN_IN_PATH.isdisjoint(path):
-        raise InvalidPathError("invalid path: character not allowed in a path")
-    segments = path.split("/")
-    if segments[-1] == "":
-        segments.pop()  # a trailing '/' marks a directory
-    for segment in segments:
-        if segment in ("", ".", ".."):
-            # Rejected, never resolved: 'a/../b' is not 'b', and 'a//b' names no key; a
-            # path repaired here would be authorized in one form and stored in another.
-            raise InvalidPathError("invalid path: empty, '.' and '..' segments are not allowed")
-    return path
+    # The one grammar of request paths (`_paths`); the Core applies it again to every
+    # request from every surface, this early check only keeps a refusal out of the Core.
+    return check_request_path(path)
 
 
 def parse_bool(value: str, name: str) -> bool:
