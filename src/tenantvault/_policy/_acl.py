@@ -62,37 +62,28 @@ class _SegmentRule:
     rank: _Rank
     grant: _Grant
 
+    def _part_matches(self, index: int, segment: str) -> bool:
+        # As vault/acl.go: a '+' matches one segment, even an empty one; the last part of a
+        # trailing-glob pattern matches by prefix within its segment.
+        part = self.parts[index]
+        if part == "+" or part == segment:
+            return True
+        return self.is_prefix and index == len(self.parts) - 1 and segment.startswith(part)
+
     def matches(self, path_parts: list[str]) -> bool:
-        # As vault/acl.go: a '+' matches one segment, even an empty one; a trailing glob
-        # matches by prefix within the last segment and anything after it.
+        """Whether the pattern matches the path (a trailing glob: also anything after it)."""
         count = len(self.parts)
         if len(path_parts) < count or (not self.is_prefix and len(path_parts) != count):
             return False
-        last = count - 1
-        for index, part in enumerate(self.parts):
-            segment = path_parts[index]
-            if part == "+" or part == segment:
-                continue
-            if self.is_prefix and index == last and segment.startswith(part):
-                continue
-            return False
-        return True
+        return all(self._part_matches(index, path_parts[index]) for index in range(count))
 
     def reaches(self, mount_parts: list[str]) -> bool:
-        # vault/acl.go's "bareMount" walk: every segment of the mount (the parts before
-        # its trailing '/') must be matched by this pattern's part at the same position.
+        """vault/acl.go's "bareMount" walk: every segment of the mount (the parts before its
+        trailing '/') is matched by this pattern's part at the same position."""
         count = len(mount_parts) - 1
         if count < 1 or len(self.parts) < count:
             return False
-        last = len(self.parts) - 1
-        for index in range(count):
-            part, segment = self.parts[index], mount_parts[index]
-            if part == "+" or part == segment:
-                continue
-            if self.is_prefix and index == last and segment.startswith(part):
-                continue
-            return False
-        return True
+        return all(self._part_matches(index, mount_parts[index]) for index in range(count))
 
 
 def _grants(bits: int) -> bool:

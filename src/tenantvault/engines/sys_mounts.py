@@ -153,15 +153,22 @@ class MountsEngine:
 
         return handler
 
+    async def _entry(self, storage_tenant: str, uid: str, path: str, *, missing: str) -> MountEntry:
+        """The table entry at `path`, or 400 with Vault's text for that endpoint (`missing`)."""
+        entry = (await self._router.table(storage_tenant, uid)).entries.get(path)
+        if entry is None:
+            raise InvalidRequestError(missing)
+        return entry
+
     def _read(self, target: str, storage_tenant: str, uid: str) -> Any:
         async def handler(call: Call) -> Response:
             path = target + "/"
             if path == "sys/":
                 data = dict(BUILTIN_MOUNTS["sys/"])
             else:
-                entry = (await self._router.table(storage_tenant, uid)).entries.get(path)
-                if entry is None:
-                    raise InvalidRequestError(f"No secret engine mount at {path}")
+                entry = await self._entry(
+                    storage_tenant, uid, path, missing=f"No secret engine mount at {path}"
+                )
                 data = entry.info()
             return Response(data=data, top_level=data)
 
@@ -253,9 +260,9 @@ class MountsEngine:
                     "max_lease_ttl": SYSTEM_MAX_LEASE_TTL_SECONDS,
                 }
             else:
-                entry = (await self._router.table(storage_tenant, uid)).entries.get(path)
-                if entry is None:
-                    raise InvalidRequestError(f'cannot fetch sysview for path "{path}"')
+                entry = await self._entry(
+                    storage_tenant, uid, path, missing=f'cannot fetch sysview for path "{path}"'
+                )
                 data = entry.tune_info()
             return Response(data=data, top_level=data)
 
