@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration._support import (
@@ -147,3 +148,15 @@ def _scan_server_logs_after_module() -> Iterator[None]:
     """After each module: no canary and no issued token in any tenantvault log so far."""
     yield
     assert_no_secret(read_log(_SERVER_LOGS), "a tenantvault server log")
+
+
+@pytest.fixture(scope="module")
+def clients(
+    tenantvault_server: TenantVaultServer, openbao_server: OpenBaoServer
+) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    """HTTP clients of the two servers a differential test compares (ours, OpenBao's)."""
+    with (
+        httpx.Client(base_url=tenantvault_server.addr, timeout=30) as ours,
+        httpx.Client(base_url=openbao_server.addr, timeout=30) as bao,
+    ):
+        yield ours, bao

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -203,17 +203,6 @@ def _open_namespace(client: httpx.Client, token: str, namespace: str, *, mount: 
     while client.get("/v1/secret/config", headers=headers).status_code != 200:
         assert time.monotonic() < deadline, "the OpenBao kv-v2 mount did not come up"
         time.sleep(0.05)
-
-
-@pytest.fixture(scope="module")
-def clients(
-    tenantvault_server: TenantVaultServer, openbao_server: OpenBaoServer
-) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    with (
-        httpx.Client(base_url=tenantvault_server.addr, timeout=30) as ours,
-        httpx.Client(base_url=openbao_server.addr, timeout=30) as bao,
-    ):
-        yield ours, bao
 
 
 def new_pair(

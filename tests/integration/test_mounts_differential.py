@@ -99,15 +99,6 @@ def _wait(target: Target, path: str) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="module")
-def clients(tenantvault_server: TenantVaultServer, openbao_server: OpenBaoServer) -> Any:
-    with (
-        httpx.Client(base_url=tenantvault_server.addr, timeout=30) as ours,
-        httpx.Client(base_url=openbao_server.addr, timeout=30) as bao,
-    ):
-        yield ours, bao
-
-
 @pytest.fixture
 def pair(
     clients: tuple[httpx.Client, httpx.Client],

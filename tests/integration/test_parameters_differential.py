@@ -6,7 +6,6 @@ answers in test_differential.py::test_unknown_parameters_are_ignored_with_a_warn
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,17 +18,6 @@ pytestmark = pytest.mark.integration
 
 PLAINTEXT = base64.b64encode(b"hello").decode()
 POLICY = 'path "secret/*" { capabilities = ["read"] }'
-
-
-@pytest.fixture(scope="module")
-def clients(
-    tenantvault_server: TenantVaultServer, openbao_server: OpenBaoServer
-) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    with (
-        httpx.Client(base_url=tenantvault_server.addr, timeout=30) as ours,
-        httpx.Client(base_url=openbao_server.addr, timeout=30) as bao,
-    ):
-        yield ours, bao
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ test_policy_parameters.py holds the same semantics at unit level)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -211,17 +210,6 @@ CASES = {
         ),
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def clients(
-    tenantvault_server: TenantVaultServer, openbao_server: OpenBaoServer
-) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    with (
-        httpx.Client(base_url=tenantvault_server.addr, timeout=30) as ours,
-        httpx.Client(base_url=openbao_server.addr, timeout=30) as bao,
-    ):
-        yield ours, bao
 
 
 def _token_with(client: httpx.Client, root: str, namespace: str, policies: tuple[str, ...]) -> str:

@@ -17,9 +17,31 @@ import tenantvault
 from tenantvault import ConfigurationError
 from tenantvault.backends._sqlite import DB_FILENAME, MASTER_KEY_FILENAME
 
-IS_ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not IS_ROOT, reason="only root can give a file another owner")
 SOMEONE_ELSE = 4242
+
+
+def owned_by_someone_else(path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Make `path` (not followed) belong to another user; returns that owner's uid.
+
+    As root the file really changes owner. Otherwise (only root may chown) the owner the
+    store reads for exactly this path is replaced: either way the check sees a file that
+    neither this user nor root owns, and no test depends on who runs the suite.
+    """
+    if os.geteuid() == 0:
+        os.lchown(path, SOMEONE_ELSE, SOMEONE_ELSE)
+        return SOMEONE_ELSE
+    real_lstat = Path.lstat
+
+    def lstat(self: Path) -> os.stat_result:
+        found = real_lstat(self)
+        if self != path:
+            return found
+        fields = list(found)
+        fields[4] = SOMEONE_ELSE  # st_uid
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(Path, "lstat", lstat)
+    return SOMEONE_ELSE
 
 
 def url(data_dir: Path) -> str:
@@ -143,21 +165,23 @@ async def test_a_symlink_is_judged_by_its_target(tmp_path: Path, data_dir: Path)
     assert f"master key file {link} has mode 0644" in await refusal(data_dir, master_key_file=link)
 
 
-@needs_root
-async def test_a_symlink_owned_by_someone_else_is_refused(tmp_path: Path, data_dir: Path) -> None:
+async def test_a_symlink_owned_by_someone_else_is_refused(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     link = tmp_path / "link.key"
     link.symlink_to(key_file(tmp_path, 0o600))
-    os.lchown(link, SOMEONE_ELSE, SOMEONE_ELSE)
+    owner = owned_by_someone_else(link, monkeypatch)
     message = await refusal(data_dir, master_key_file=link)
-    assert f"master key file {link} is a symlink owned by uid {SOMEONE_ELSE}" in message
+    assert f"master key file {link} is a symlink owned by uid {owner}" in message
 
 
-@needs_root
-async def test_a_data_directory_owned_by_someone_else_is_refused(data_dir: Path) -> None:
+async def test_a_data_directory_owned_by_someone_else_is_refused(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await make_store(data_dir)
-    os.chown(data_dir, SOMEONE_ELSE, SOMEONE_ELSE)
+    owner = owned_by_someone_else(data_dir, monkeypatch)
     message = await refusal(data_dir)
-    assert f"data directory {data_dir} is owned by uid {SOMEONE_ELSE}" in message
+    assert f"data directory {data_dir} is owned by uid {owner}" in message
     assert f"chown {os.geteuid()} {data_dir}" in message
 
 
