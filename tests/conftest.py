@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import tenantvault
+from tests._openbao import OpenBaoDev, running_openbao
 
 BACKENDS = ["memory", "sqlite"]
 
@@ -33,6 +34,13 @@ def _strict_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
     from tenantvault._core import Core
 
     monkeypatch.setattr(Core, "strict_parameters", True)
+
+
+@pytest.fixture(scope="session")
+def openbao_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBaoDev]:
+    """One real `bao server -dev` for the session (gateway mode tests; see tests/_openbao)."""
+    with running_openbao(tmp_path_factory.mktemp("openbao-dev")) as server:
+        yield server
 
 
 @pytest.fixture(params=BACKENDS)

@@ -5,7 +5,7 @@ Python API, the HTTP API and the CLI all pass one choke point (`Core`).
 """
 
 from tenantvault._audit_hook import AuditHook, RequestContext
-from tenantvault._client import KV, Policies, Tenant, TenantVault, Tokens, Transit, open
+from tenantvault._client import KV, Policies, Tenant, TenantVault, Tokens, Transit, Wrapping, open
 from tenantvault._clock import Clock
 from tenantvault._core import Core
 from tenantvault._exceptions import (
@@ -13,6 +13,7 @@ from tenantvault._exceptions import (
     BackendError,
     BackendTimeoutError,
     BackendUnavailableError,
+    BadGatewayError,
     CheckAndSetError,
     ClosedError,
     ConfigurationError,
@@ -43,8 +44,11 @@ from tenantvault._models import (
     VersionInfo,
     VersionState,
 )
+from tenantvault._refs import InvalidReferenceError, Reference, parse_reference
 from tenantvault._request import Operation, Request, Response
+from tenantvault._resolve import aresolve, resolve
 from tenantvault._version import __version__
+from tenantvault._wrapping import WrapInfo
 
 __all__ = [
     "KV",
@@ -53,6 +57,7 @@ __all__ = [
     "BackendError",
     "BackendTimeoutError",
     "BackendUnavailableError",
+    "BadGatewayError",
     "BatchResult",
     "CheckAndSetError",
     "Clock",
@@ -65,6 +70,7 @@ __all__ = [
     "IntegrityError",
     "InternalError",
     "InvalidPathError",
+    "InvalidReferenceError",
     "InvalidRequestError",
     "KVConfig",
     "KeyInfo",
@@ -74,6 +80,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "Policies",
+    "Reference",
     "Request",
     "RequestContext",
     "RequestError",
@@ -91,6 +98,11 @@ __all__ = [
     "UnsupportedOperationError",
     "VersionInfo",
     "VersionState",
+    "WrapInfo",
+    "Wrapping",
     "__version__",
+    "aresolve",
     "open",
+    "parse_reference",
+    "resolve",
 ]

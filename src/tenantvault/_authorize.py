@@ -12,6 +12,7 @@ from tenantvault._policy import ACL
 from tenantvault._policy_store import PolicyStore
 from tenantvault._request import Request
 from tenantvault._tokens import Principal
+from tenantvault.backends._protocol import SYSTEM_TENANT
 from tenantvault.engines._route import MountView, Need, RootOnly, Route, TokenGrant
 
 __all__ = [
@@ -27,6 +28,7 @@ ROOT_ACL = ACL((), root=True)
 # OpenBao's answer to a namespace calling a root-only endpoint (checked against 2.7.2).
 _ROOT_ONLY = "operation only available in root namespace"
 _ORPHAN = "orphan"  # Route.mints_token of create-orphan (a route kind, not a secret)
+_LOGIN = "login"  # Route.mints_token of an auth method's login (engines/auth)
 
 
 async def acl_of(policies: PolicyStore, principal: Principal | None, storage_tenant: str) -> ACL:
@@ -62,6 +64,13 @@ async def authorize(
     if route.root_namespace_only is not None and tenant is not None:
         raise InternalError()  # root_namespace_checked refused it already
     declares = route.sudo or route.extra or route.mount_access is not None or route.mints_token
+    if route.mints_token == _LOGIN:
+        # A login runs as no one (the Core routed it without authenticating) and may declare
+        # nothing else: with a principal, or with any other requirement, it fails closed.
+        other = route.sudo or route.extra or route.mount_access is not None
+        if principal is not None or other or route.public or route.lists_mounts is not None:
+            raise PermissionDeniedError()
+        return None, frozenset()
     if route.public:
         # No principal, so nothing is granted: a public route that declares a requirement
         # fails closed rather than running without it.
@@ -115,7 +124,7 @@ async def _check(
     return capability, granted
 
 
-def grant_token(
+async def grant_token(
     route: Route,
     acl: ACL,
     *,
@@ -123,15 +132,23 @@ def grant_token(
     request: Request,
     tenant: str | None,
 ) -> TokenGrant | None:
-    """For a token-minting route, the issuing rules (Vault's statuses and messages)."""
-    if not route.mints_token or principal is None:
-        return None
+    """For a token-minting route, the issuing rules (Vault's statuses and messages), with
+    the constraints of the token role the route names, if any."""
+    if not route.mints_token or route.mints_token == _LOGIN or principal is None:
+        return None  # a login's token is minted by the Core from the handler's LoginResult
+    role = None
+    if route.token_role is not None:
+        # The role of the tenant the request runs in (the Core's, never the caller's pick).
+        role = await route.token_role(tenant if tenant is not None else SYSTEM_TENANT)
+        if role is None:
+            raise InvalidRequestError(f"unknown role {route.acl_path.rsplit('/', 1)[-1]}")
     return token_grant(
         request.data or {},
         principal=principal,
         namespace=tenant,
         orphan_route=route.mints_token == _ORPHAN,
         sudo=acl.allows(route.acl_path, "sudo"),
+        role=role,
     )
 
 

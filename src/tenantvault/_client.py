@@ -11,7 +11,7 @@ from typing import Any
 from tenantvault import _b64
 from tenantvault._clock import Clock, system_clock
 from tenantvault._core import Core
-from tenantvault._exceptions import ClosedError, NotFoundError
+from tenantvault._exceptions import ClosedError, ConfigurationError, NotFoundError
 from tenantvault._models import (
     BatchResult,
     DataKey,
@@ -24,11 +24,13 @@ from tenantvault._models import (
     TokenLookup,
     VersionInfo,
 )
+from tenantvault._remote import RemoteTransport, is_remote_url
 from tenantvault._request import Operation, Request, Response
+from tenantvault._wrapping import WrapInfo, parse_wrap_ttl
 from tenantvault.audit import AuditBroker
 from tenantvault.backends import Backend, open_backend
 
-__all__ = ["KV", "Policies", "Tenant", "TenantVault", "Tokens", "Transit", "open"]
+__all__ = ["KV", "Policies", "Tenant", "TenantVault", "Tokens", "Transit", "Wrapping", "open"]
 
 
 _Send = Callable[[Request], Awaitable[Response]]
@@ -60,8 +62,10 @@ class _Caller:
         data: Mapping[str, Any] | None = None,
         *,
         namespace: str | None = None,
+        wrap_ttl: str | int | None = None,
     ) -> Response:
-        """Send one request as this caller's principal."""
+        """Send one request as this caller's principal; `wrap_ttl` asks for its response
+        wrapped ("5m" or seconds, as X-Vault-Wrap-TTL)."""
         return await self._send(
             Request(
                 operation=operation,
@@ -70,6 +74,7 @@ class _Caller:
                 token=self._token,
                 namespace=namespace,
                 client_address="python",
+                wrap_ttl_seconds=parse_wrap_ttl(wrap_ttl),
             )
         )
 
@@ -742,6 +747,52 @@ class KVv1(_AtMount):
         return list((response.data or {}).get("keys", []))
 
 
+class Wrapping:
+    """Response wrapping in one tenant: wrap data, look up, unwrap and rewrap tokens.
+
+    Any other call can be wrapped too: `TenantVault.request(..., wrap_ttl="5m")`.
+    """
+
+    def __init__(self, caller: _Caller, tenant: str | None) -> None:
+        self._caller = caller
+        self._tenant = tenant
+
+    async def wrap(self, data: Mapping[str, Any], *, ttl: str | int) -> WrapInfo:
+        """Wrap `data` in a single-use token that lives `ttl` ("5m", or seconds)."""
+        response = await self._caller.call(
+            Operation.UPDATE, "sys/wrapping/wrap", data, namespace=self._tenant, wrap_ttl=ttl
+        )
+        return WrapInfo.from_data(response.wrap_info or {})
+
+    async def lookup(self, token: str) -> dict[str, Any]:
+        """A wrapping token's creation_path, creation_time and creation_ttl (not its use)."""
+        response = await self._caller.call(
+            Operation.UPDATE, "sys/wrapping/lookup", {"token": token}, namespace=self._tenant
+        )
+        return dict(response.data or {})
+
+    async def unwrap(self, token: str | None = None) -> Response:
+        """The response wrapped in `token`, once; the token is used up. Without `token` (or
+        with the handle's own token) the handle's token is the wrapping token: the tool
+        server's `tv.with_token(wrapping_token)`."""
+        # Vault's rule: never the same token as credential and in the body (the credential's
+        # use would leave the body's lookup nothing), so the handle's own goes only once.
+        own = token is None or token == self._caller._token
+        return await self._caller.call(
+            Operation.UPDATE,
+            "sys/wrapping/unwrap",
+            None if own else {"token": token},
+            namespace=self._tenant,
+        )
+
+    async def rewrap(self, token: str) -> WrapInfo:
+        """The same wrapped response under a new token; `token` is used up."""
+        response = await self._caller.call(
+            Operation.UPDATE, "sys/wrapping/rewrap", {"token": token}, namespace=self._tenant
+        )
+        return WrapInfo.from_data(response.wrap_info or {})
+
+
 class Tenant:
     """One tenant's secrets space, seen by one principal."""
 
@@ -751,6 +802,7 @@ class Tenant:
         self.transit = Transit(caller, tenant, "transit")
         self.policies = Policies(caller, tenant)
         self.tokens = Tokens(caller, tenant)
+        self.wrapping = Wrapping(caller, tenant)
 
     def __repr__(self) -> str:
         return f"<Tenant {self.id!r}>"
@@ -791,10 +843,20 @@ class TenantVault:
         self._caller = _Caller(core.handle_as_operator, None, operator=True)
         self._owns_core = owns_core
         self._closed = False
+        self._on_close: Callable[[], Awaitable[None]] | None = None
 
     @classmethod
-    def _scoped(cls, handle: _Send, token: str, backend_name: str) -> TenantVault:
-        """A handle acting as the holder of `token` that holds no Core (see `with_token`)."""
+    def _scoped(
+        cls,
+        handle: _Send,
+        token: str,
+        backend_name: str,
+        *,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> TenantVault:
+        """A handle acting as the holder of `token` that holds no Core (see `with_token`);
+        `on_close` is what its `aclose()` releases (the remote transport of `open("https://…")`).
+        """
         scoped = cls.__new__(cls)
         scoped._core = None
         scoped._backend_name = backend_name
@@ -802,6 +864,7 @@ class TenantVault:
         scoped._caller = _Caller(handle, token, operator=False)
         scoped._owns_core = False
         scoped._closed = False
+        scoped._on_close = on_close
         return scoped
 
     def __repr__(self) -> str:
@@ -823,6 +886,8 @@ class TenantVault:
         if self._closed:
             return
         self._closed = True
+        if self._on_close is not None:
+            await self._on_close()
         if self._owns_core and self._core is not None:
             await self._core.aclose()
             await self._core.backend.aclose()
@@ -878,10 +943,25 @@ class TenantVault:
         data: Mapping[str, Any] | None = None,
         *,
         namespace: str | None = None,
+        wrap_ttl: str | int | None = None,
     ) -> Response:
-        """Any Vault API request by path, e.g. `request("read", "secret/config", namespace=t)`."""
+        """Any Vault API request by path, e.g. `request("read", "secret/config", namespace=t)`.
+
+        With `wrap_ttl` ("5m", or seconds) the response comes back wrapped: its `wrap_info`
+        holds a single-use token that `Tenant.wrapping.unwrap` turns back into it.
+        """
         self._check()
-        return await self._caller.call(Operation(operation), path, data, namespace=namespace)
+        return await self._caller.call(
+            Operation(operation), path, data, namespace=namespace, wrap_ttl=wrap_ttl
+        )
+
+
+def _open_remote(url: str, token: str | None) -> TenantVault:
+    """A handle on a server: every call goes over HTTP as the holder of `token`."""
+    if not token:
+        raise ConfigurationError("a server URL needs token= (the token to act as)")
+    transport = RemoteTransport(url)
+    return TenantVault._scoped(transport.send, token, "http", on_close=transport.aclose)
 
 
 class _Opening:
@@ -897,8 +977,10 @@ class _Opening:
         clock: Clock,
         audit: AuditBroker | None,
         audit_dir: Path | None,
+        token: str | None = None,
     ) -> None:
         self._url = url
+        self._token = token
         self._audit_dir = audit_dir
         self._master_key = master_key
         self._master_key_file = master_key_file
@@ -911,6 +993,10 @@ class _Opening:
         return f"<tenantvault.open {self._url.split(':', 1)[0]}://…>"
 
     async def _open(self) -> TenantVault:
+        if is_remote_url(self._url):
+            return _open_remote(self._url, self._token)
+        if self._token is not None:
+            raise ConfigurationError("token= is for a server (http:// or https://) only")
         backend: Backend = await open_backend(
             self._url,
             master_key=self._master_key,
@@ -920,7 +1006,13 @@ class _Opening:
         audit = self._audit
         if audit is None:
             audit = AuditBroker(backend, clock=self._clock, file_dir=self._audit_dir)
-        core = Core(backend, clock=self._clock, audit=audit)
+        gateway = None
+        if self._url.startswith("vault+"):
+            # Imported only for a vault backend: the embedded ones load no upstream code.
+            from tenantvault.upstream.engines import gateway_for
+
+            gateway = gateway_for(backend)
+        core = Core(backend, clock=self._clock, audit=audit, gateway=gateway)
         try:
             await core.start()
         except BaseException:
@@ -954,8 +1046,11 @@ def open(
     clock: Clock = system_clock,
     audit: AuditBroker | None = None,
     audit_dir: Path | None = None,
+    token: str | None = None,
 ) -> _Opening:
-    """Open a tenantvault on `url` (`memory://`, `sqlite:///data/dir`).
+    """Open a tenantvault on `url` (`memory://`, `sqlite:///data/dir`), or connect to a server
+    (`https://tv.example:8200`, `http://` for loopback only) as the holder of `token`: the same
+    API over the Vault HTTP protocol.
 
     Use `async with tenantvault.open(url) as tv:` (closed on exit) or `tv = await open(url)`.
     The embedded store refuses to open if group or others can use its data directory, master
@@ -970,4 +1065,5 @@ def open(
         clock=clock,
         audit=audit,
         audit_dir=audit_dir,
+        token=token,
     )

@@ -6,9 +6,10 @@ code path reaches an engine or a backend. Tenant isolation is enforced here, onc
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenantvault._audit_hook import AuditHook, Refusal, RequestContext
 from tenantvault._authorize import (
@@ -32,13 +33,15 @@ from tenantvault._observe import RequestObserver, handled_outcome, notify, refus
 from tenantvault._paths import check_request_path
 from tenantvault._policy_store import PolicyStore, TenantPolicies
 from tenantvault._request import Operation, Request, Response
-from tenantvault._router import MountTable, Router
+from tenantvault._router import FallbackEngine, MountTable, Router
 from tenantvault._tenants import TenantRegistry
+from tenantvault._token_roles import TokenRoleStore
 from tenantvault._tokens import Principal, TokenStore
+from tenantvault._wrapping import ResponseWrapping
 from tenantvault.audit._broker import AuditBroker
-from tenantvault.audit._view import AuditView
+from tenantvault.audit._view import open_view
 from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
-from tenantvault.engines._protocol import Mount, MountStorage
+from tenantvault.engines._protocol import Engine, Mount, MountStorage
 from tenantvault.engines._route import (
     Call,
     Caller,
@@ -48,15 +51,57 @@ from tenantvault.engines._route import (
     Route,
     TokenGrant,
 )
-from tenantvault.engines.audit import AuditEngine
+from tenantvault.engines.audit import STORE_ROUTES, AuditEngine
+from tenantvault.engines.auth._logins import Logins
+from tenantvault.engines.auth._registry import auth_engines
+from tenantvault.engines.auth._renew import Renewals
+from tenantvault.engines.auth._settings import AuthSettings
+from tenantvault.engines.auth._sys_auth import AuthMountsEngine
+from tenantvault.engines.database import DatabaseEngine
 from tenantvault.engines.kv import KVEngine
 from tenantvault.engines.kv_v1 import KVType
+from tenantvault.engines.pki import PKIEngine, PkiExpiry
 from tenantvault.engines.sys import SysEngine
 from tenantvault.engines.sys_mounts import MountsEngine
 from tenantvault.engines.token import TokenEngine
 from tenantvault.engines.transit import TransitEngine
+from tenantvault.engines.wrapping import WrappingEngine
+from tenantvault.leases import LeaseManager, LeasesEngine, LeasingEngine
+from tenantvault.observability import Observability
+from tenantvault.observability._events import EventCounters
+from tenantvault.rotation import RotationEngine, RotationSettings
+from tenantvault.seal import FileSeal, Seal, seal_gate
+from tenantvault.seal._terms import KeyRotation
+
+if TYPE_CHECKING:
+    from tenantvault.upstream.engines import Gateway
 
 __all__ = ["AuditHook", "Core", "RequestContext"]
+
+
+def _engine_types(
+    kv: KVType, transit: TransitEngine, database: DatabaseEngine, gateway: Gateway | None
+) -> dict[str, Engine]:
+    """The engine types by name: embedded, or with a gateway its upstream-backed variants.
+
+    The database engine is the same in both: its records are mount records on any backend.
+    """
+    if gateway is None:
+        return {kv.type: kv, transit.type: transit, database.type: database}
+    # Imported only in gateway mode: the embedded modes need no upstream client.
+    from tenantvault.upstream.engines import engine_types
+
+    return {**engine_types(gateway, kv, transit), database.type: database}
+
+
+def _upstream_engines(gateway: Gateway | None) -> FallbackEngine | None:
+    """With a gateway, the engine of every mount type tenantvault does not implement: the
+    upstream's own engines, per tenant (`upstream/engines/_passthrough`)."""
+    if gateway is None:
+        return None
+    from tenantvault.upstream.engines import PassthroughEngine
+
+    return PassthroughEngine(gateway)
 
 
 class Core:
@@ -73,8 +118,18 @@ class Core:
         clock: Clock = system_clock,
         audit: AuditHook | None = None,
         observers: Iterable[RequestObserver] = (),
+        auth_settings: AuthSettings | None = None,
+        gateway: Gateway | None = None,
+        lease_quota: int = 0,
+        rotation: RotationSettings | None = None,
+        seal: Seal | None = None,
     ) -> None:
+        """`auth_settings` sets the auth methods' failed-login limit (`engines/auth`);
+        `gateway` (vault backend) serves tenants' `secret/` and `transit/` upstream;
+        `lease_quota` caps the leases one tenant may hold (0: no limit); `seal` (default the
+        file seal, never sealed) gates every request (`tenantvault.seal`)."""
         self.backend = backend
+        self.seal: Seal = seal if seal is not None else FileSeal(gateway=gateway is not None)
         self.clock = clock
         # Always one broker: with no sink enabled it records nothing and costs nothing; enabling
         # a sink (settings, `sys/audit/<name>`) makes every request fail closed on it. A custom
@@ -95,33 +150,95 @@ class Core:
         kv_type = KVType(self.kv)
         self.router = Router(
             backend,
-            {kv_type.type: kv_type, TransitEngine.type: (transit := TransitEngine(clock=clock))},
+            _engine_types(
+                kv_type,
+                transit := TransitEngine(clock=clock),
+                database := DatabaseEngine(clock=clock),
+                gateway,
+            )
+            | {PKIEngine.type: PKIEngine(clock=clock)},  # embedded in every mode (records)
             tenant_uid=self.tenants.uid,
+            auth_engines=auth_engines(auth_settings or AuthSettings(clock=clock)),
+            fallback=_upstream_engines(gateway),
         )
         self.transit = transit
         transit.attach(self.router.mounts_of_type)
+        # sys/pki/expiring: what expires soon across the namespace's own pki mounts.
+        self.pki_expiry = PkiExpiry(self.router, clock=clock)
+        # Metrics, anomaly alerts and the dashboard's numbers; its sys/metrics, sys/alerts and
+        # sys/dashboard routes are declared like any other. The server subscribes it as a
+        # request observer (its on/off switch, `--no-observability`). Made first: the event
+        # producers below count into it, through callbacks that never lead to the Core.
+        self.observability = Observability(clock=clock)
+        counters = EventCounters(self.observability.hooks)
+        # Leases of dynamic secrets: the Core registers them (`_attach_lease`), serves
+        # sys/leases, and revokes them with the token that created them or the mount.
+        # A lease also dies with its token's expiry (`token_expiry`: renewed since?).
+        self.leases = LeaseManager(
+            backend,
+            self.router,
+            tenant_uid=self.tenants.uid,
+            clock=clock,
+            quota=lease_quota,
+            token_expiry=self.tokens.expiry,
+            events=counters.lease,
+        )
+        self.database = database
+        database.attach(self.router.mounts_of_type, on_destroy=self.leases.mount_destroyed)
+        self.tokens.on_revoke.append(self.leases.token_revoked)
+        self.leases_engine = LeasesEngine(self.leases)
         self.mounts = MountsEngine(self.router, backend=backend, kv=kv_type)
+        # sys/auth, and the login pipeline of auth mounts (the Core mints their tokens).
+        self.auth_mounts = AuthMountsEngine(self.router, tokens=self.tokens)
         self._namespaces = Namespaces(self.router, self.tenants)
-        self.tenants.on_create(self._namespaces.tenant_created)
+        self._logins = Logins(self.router, self._namespaces, self.tokens)
+        # Renewing a login's token asks its auth mount again (role deleted, TTLs lowered).
+        self.tokens.renewal = Renewals(self.router).grant
+        if gateway is None:
+            self.tenants.on_create(self._namespaces.tenant_created)
+        else:
+            # The tenant's place upstream is made with it and removed before it is forgotten.
+            self.tenants.on_create(gateway.on_create(self._namespaces.tenant_created))
+            self.tenants.on_delete(gateway.tenant_deleted)
         self.sys = SysEngine(
             tenants=self.tenants,
             policies=self.policies,
             tokens=self.tokens,
             sealed=lambda: self._closed,
+            seal=self.seal,
+            key_rotation=backend if isinstance(backend, KeyRotation) else None,
+            gateway=gateway is not None,
             clock=clock,
             audit_health=self.audit_broker.health if self.audit_broker is not None else None,
         )
+        self.observability.attach(audit_health=self.audit_broker.health)
+        self.tokens.on_create.append(counters.token_created)
+        self.audit_broker.on_entry = counters.audit
+        self.tokens.on_revoke.append(counters.token_revoked)
+        self.sys.observability = self.observability.routes
         # Engines get no token store and no audit store: the Core hands each call views of
         # them bound to the call's tenant incarnation (`_call`).
-        self.token_engine = TokenEngine(clock=clock)
+        self.token_engine = TokenEngine(clock=clock, roles=TokenRoleStore(backend))
         self._audit_queries = self.audit_broker
         self.audit_engine = AuditEngine(self._audit_queries, clock=clock)
         # The endpoints that evaluate an ACL are the Core's own (`_capabilities`).
         self._capabilities = CapabilityEndpoints(self.policies)
+        # Response wrapping: the step after the handler, and the sys/wrapping endpoints.
+        self.wrapping = ResponseWrapping(backend, self.tokens, clock=clock)
+        self.wrapping_engine = WrappingEngine(self.wrapping)
+        # sys/rotation: its KV reads and writes come back through this pipeline as the operator.
+        self.rotation = RotationEngine(
+            router=self.router,
+            submit=self.handle_as_operator,
+            clock=clock,
+            settings=rotation,
+            events=counters.rotation,
+        )
         self._closed = False
 
     async def start(self) -> None:
         await self.tokens.start()
+        await self.leases.start()
         if self.audit_broker is not None:
             await self.audit_broker.load()
 
@@ -154,6 +271,7 @@ class Core:
 
     async def aclose(self) -> None:
         self._closed = True
+        await self.database.aclose()  # its connection pools
         if self.audit_broker is not None:
             await self.audit_broker.aclose()
 
@@ -179,34 +297,63 @@ class Core:
     async def _handle(self, request: Request, *, operator: bool) -> Response:
         if self._closed:
             raise ClosedError("tenantvault is closed")
+        # The seal gate: sealed, nothing but the seal endpoints, unauthenticated and unaudited
+        # as in Vault (no store to check a token against, no audit device loaded).
+        sealed = await seal_gate(self.seal, request, now_seconds=self.clock() // 10**9)
+        if sealed is not None:
+            return sealed
         context = RequestContext(request, None, None, "", request.path, None)
         audited = False
         try:
             # 0. the request path's form, for every surface alike, before anything reads it
             # (so a malformed path costs no token use and reaches no engine).
             check_request_path(request.path)
+            # sys/wrapping/lookup never uses a token; unwrap refuses a non-wrapping one.
+            request = context.request = await self.wrapping.presented(request)
             public, anonymous = self._tokenless(request, operator=operator)
-            # 1. authenticate (public probes and anonymous listings excepted, as in Vault)
-            if public or anonymous:
+            # An auth method's login runs as no one, in the namespace it names (a token sent
+            # is ignored, as in Vault): steps 1-3 are `login_route`'s.
+            login = None if public or anonymous else await self._logins.login_route(request)
+            if login is not None:
                 principal = None
-            elif operator:
-                principal = Principal.operator()
+                tenant, tenant_uid, route = login.tenant, login.tenant_uid, login.route
+                context.tenant, context.tenant_uid = tenant, tenant_uid
             else:
-                principal = await self.tokens.authenticate(request.token)
-            context.principal = principal
-            # 2. resolve the tenant (the namespace header, or a path prefix that is no mount)
-            namespace, path, seen = await self._namespaces.split(request, principal)
-            tenant, tenant_uid = await self._namespaces.resolve(
-                principal, namespace, anonymous=anonymous
-            )
-            # An anonymous listing runs in the namespace it names but is recorded under no
-            # tenant (root sees it): a stranger without a token must not write into a
-            # tenant's audit trail, nor learn from it which tenants exist.
-            context.tenant, context.tenant_uid = (None, "") if anonymous else (tenant, tenant_uid)
-            # 3. parse the path once
-            route = self._capabilities.route(request.operation, path, principal)
-            if route is None:
-                route = await self._route(request.operation, path, tenant, tenant_uid, seen)
+                # 1. authenticate (public probes and anonymous listings excepted, as in Vault)
+                if public or anonymous:
+                    principal = None
+                elif operator:
+                    principal = Principal.operator()
+                else:
+                    principal = await self.tokens.authenticate(
+                        request.token, client_address=request.client_address
+                    )
+                context.principal = principal
+                # 2. resolve the tenant (the namespace header, or a path prefix that is no
+                # mount)
+                namespace, path, seen = await self._namespaces.split(request, principal)
+                tenant, tenant_uid = await self._namespaces.resolve(
+                    principal, namespace, anonymous=anonymous
+                )
+                # An anonymous listing runs in the namespace it names but is recorded under no
+                # tenant (root sees it): a stranger without a token must not write into a
+                # tenant's audit trail, nor learn from it which tenants exist.
+                context.tenant, context.tenant_uid = (
+                    (None, "") if anonymous else (tenant, tenant_uid)
+                )
+                # 3. parse the path once
+                capabilities = self._capabilities.route(request.operation, path, principal)
+                if capabilities is not None:
+                    route = capabilities
+                else:
+                    route = await self._route(
+                        request.operation,
+                        path,
+                        tenant,
+                        tenant_uid,
+                        seen,
+                        wrapped=request.wrap_ttl_seconds is not None,
+                    )
             route = root_namespace_checked(route, tenant)
             context.mount, context.path = route.mount, route.acl_path
             storage_tenant = tenant if tenant is not None else SYSTEM_TENANT
@@ -220,7 +367,9 @@ class Core:
                 request=request,
                 tenant=tenant,
             )
-            grant = grant_token(route, acl, principal=principal, request=request, tenant=tenant)
+            grant = await grant_token(
+                route, acl, principal=principal, request=request, tenant=tenant
+            )
             visible = visible_mounts(route, acl, principal=principal)
             # 5. audit the request — fail closed: if no sink records it, nothing happens.
             # Unauthenticated health probes are not audited, as in Vault.
@@ -228,11 +377,43 @@ class Core:
                 audited = True
                 await self.audit.request(context)
             # 6. execute
+            if request.wrap_ttl_seconds is not None and request.operation is Operation.LIST:
+                route = self.wrapping.listing(route)
             data = _declared(route, request)
-            response = await route.handler(
-                self._call(request, data, principal, tenant, tenant_uid, granted, grant, visible)
-            )
+            call = self._call(request, data, principal, tenant, tenant_uid, granted, grant, visible)
+            if principal is not None and route.acl_path in STORE_ROUTES:
+                # Only the audit store's own routes get a view of it, opened on the partition
+                # of the call's tenant incarnation and closed when the handler is done.
+                audit = await open_view(
+                    self._audit_queries,
+                    tenant=tenant,
+                    tenant_uid=tenant_uid,
+                    tokens=self.tokens,
+                    tenant_uid_lookup=self.tenants.uid,
+                    kv_mount=self._secret_storage,
+                )
+                call = dataclasses.replace(call, audit=audit)
+            try:
+                response = await route.handler(call)
+            finally:
+                if call.audit is not None:
+                    call.audit.close()
+            # Only a login route may ask for a token, and the Core mints it (`engines/auth`).
+            await self._logins.issue(response, login, route)
+            # A dynamic secret gets its lease here, in the call's tenant, tied to its token.
+            if response.secret is not None:
+                await self._attach_lease(response, route, storage_tenant, tenant_uid, principal)
             _warn_ignored(response, route, request)
+            # Response wrapping: the answer is stored and the caller gets a wrapping token.
+            if request.wrap_ttl_seconds is not None:
+                response = await self.wrapping.wrap(
+                    response,
+                    ttl_seconds=request.wrap_ttl_seconds,
+                    tenant=tenant,
+                    tenant_uid=tenant_uid,
+                    creation_path=route.acl_path,
+                    operation=request.operation,
+                )
             # A use-limited token's last use ends with its request (Vault's "revocation
             # pending"): revoke it now that the request is done, and before answering.
             await self.tokens.revoke_if_used_up(principal)
@@ -267,6 +448,30 @@ class Core:
                 notify(self._observers, handled_outcome(context, sys.exception()))
         return response
 
+    async def _attach_lease(
+        self,
+        response: Response,
+        route: Route,
+        storage_tenant: str,
+        tenant_uid: str,
+        principal: Principal | None,
+    ) -> None:
+        """Register the lease of the dynamic secret a mount's route answered with."""
+        table = await self.router.table(storage_tenant, tenant_uid)
+        path = f"{route.mount}/"
+        mount = table.mounts.get(path)
+        engine = self.router.engine(table.entries[path]) if mount is not None else None
+        if mount is None or not isinstance(engine, LeasingEngine):
+            raise InternalError()  # only a mount's leasing engine issues secrets
+        await self.leases.attach(
+            response,
+            tenant=storage_tenant,
+            mount=mount,
+            path=route.acl_path,
+            token=principal.record if principal is not None else None,
+            engine=engine,
+        )
+
     def _tokenless(self, request: Request, *, operator: bool) -> tuple[bool, bool]:
         """Whether the request runs as no one: (public, anonymous).
 
@@ -277,8 +482,9 @@ class Core:
         # The path may still start with a namespace (`/v1/acme/sys/health`).
         paths = (request.path, request.path.partition("/")[2])
         public = any(self.sys.is_public(path) for path in paths)
-        anonymous = not (public or operator or request.token) and any(
-            self.mounts.is_listing(path) for path in paths
+        anonymous = not (public or operator) and (
+            any(self.wrapping.is_unauthenticated(path) for path in paths)
+            or (not request.token and any(self.mounts.is_listing(path) for path in paths))
         )
         return public, anonymous
 
@@ -313,19 +519,37 @@ class Core:
         tenant: str | None,
         uid: str,
         seen: MountTable | None = None,
+        *,
+        wrapped: bool = False,
     ) -> Route:
         head, _, rest = path.partition("/")
         storage_tenant = tenant if tenant is not None else SYSTEM_TENANT
         if head == "sys":
             if rest.startswith(("audit/", "audit-hash/")) or rest == "audit":
                 return self.audit_engine.route(operation, rest)
+            # Before sys/mounts: its `mounts/auth/<path>/tune` is an auth mount's tune.
+            if self.auth_mounts.handles(rest):
+                return await self.auth_mounts.route(
+                    operation, rest, storage_tenant=storage_tenant, uid=uid
+                )
             if self.mounts.handles(rest):
                 return await self.mounts.route(
                     operation, rest, storage_tenant=storage_tenant, uid=uid, tenant=tenant
                 )
+            if self.leases_engine.handles(rest):
+                return self.leases_engine.route(operation, rest)
+            if self.rotation.handles(rest):
+                return self.rotation.route(operation, rest, storage_tenant=storage_tenant, uid=uid)
+            if self.wrapping_engine.handles(rest):
+                return self.wrapping_engine.route(operation, rest, wrapped=wrapped)
+            if self.pki_expiry.handles(rest):
+                return self.pki_expiry.route(
+                    operation, rest, storage_tenant=storage_tenant, uid=uid
+                )
             return self.sys.route(operation, rest, tenant=tenant)
-        if head == "auth":
+        if head == "auth" and (rest == "token" or rest.startswith("token/")):
             return self.token_engine.route(operation, rest)
+        # Other auth methods (`auth/<path>/`) are rows of the same table as secrets engines.
         # Everything else is a mount of the namespace's own table, by longest prefix.
         table = seen if seen is not None and seen.owner == (storage_tenant, uid) else None
         if table is None:
@@ -355,7 +579,9 @@ class Core:
                 tenant=storage_tenant,
                 data=data,
                 request_id=request.request_id,
+                tenant_uid=tenant_uid,
                 visible_mounts=visible,
+                client_address=request.client_address,
             )
         caller = None
         if principal.record is not None:
@@ -374,16 +600,8 @@ class Core:
             granted=granted,
             grant=grant,
             visible_mounts=visible,
+            client_address=request.client_address,
             tokens=self.tokens.bound(tenant=tenant, tenant_uid=tenant_uid, caller=principal),
-            audit=AuditView(
-                self._audit_queries,
-                tokens=self.tokens,
-                backend=self.backend,
-                tenant_uid_lookup=self.tenants.uid,
-                tenant=tenant,
-                tenant_uid=tenant_uid,
-                kv_mount=self._secret_storage,
-            ),
             policies=TenantPolicies(self.policies, storage_tenant),
         )
 

@@ -15,7 +15,8 @@ TenantVaultError
 ├── BackendError                 storage side (5xx)
 │   ├── ConflictError            a per-key revision check failed (internal; engines retry or map it)
 │   ├── BackendUnavailableError  transient: retry may help (503)
-│   └── BackendTimeoutError      the outcome is unknown (504)
+│   ├── BackendTimeoutError      the outcome is unknown (504)
+│   └── BadGatewayError          the upstream Vault answered garbage or failed (502)
 ├── IntegrityError               stored data failed authentication: tampered or misplaced (500)
 ├── AuditError                   no sink could record: the request fails closed (500)
 ├── InternalError                a bug, not a refusal (500): how the audit trail records one
@@ -36,6 +37,7 @@ __all__ = [
     "BackendError",
     "BackendTimeoutError",
     "BackendUnavailableError",
+    "BadGatewayError",
     "CheckAndSetError",
     "ClosedError",
     "ConfigurationError",
@@ -158,6 +160,13 @@ class BackendTimeoutError(BackendError):
     """The backend did not answer in time; the outcome of a write is unknown."""
 
     status = 504
+
+
+class BadGatewayError(BackendError):
+    """The upstream Vault/OpenBao answered something unusable (not JSON, wrong shape) or failed
+    with a 5xx of its own; as a gateway we answer 502."""
+
+    status = 502
 
 
 class IntegrityError(TenantVaultError):

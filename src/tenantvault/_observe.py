@@ -13,13 +13,18 @@ fail-closed audit hook [STYLE: "Observers are Protocols"; stamina's instrumentat
   ignored; the request, its answer and its audit entries are already settled. `observe` runs
   on the event loop, synchronously: it must be quick and must not block — an observer with
   slow work (exporting, scoring) queues the outcome for a task of its own.
-- No secret in what it receives: a `RequestOutcome` holds no token, path, body or tenant
-  name — only the operation, the mount, the tenant's incarnation id, the status and the time.
+- No secret in what it receives: a `RequestOutcome` holds no token, path or body — only
+  the operation, the mount, the tenant (name and incarnation id), the status and the time,
+  and for the anomaly detector who asked (the token's accessor and display name, never the
+  token), from where, and an opaque digest of the path (`target`: equal paths give equal
+  digests within one process; the key is random per process, so it names no path).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -51,6 +56,28 @@ class RequestOutcome:
     denied: bool
     # Refused by the HTTP layer before it reached the Core's pipeline (malformed JSON, 413...).
     refused: bool = False
+    # The tenant's name (None: the root namespace, or not known yet).
+    tenant: str | None = None
+    # The caller's token accessor and display name ('' without a token, or not known yet).
+    accessor: str = ""
+    display_name: str = ""
+    client_address: str | None = None
+    # A keyed digest of (tenant incarnation, ACL path): counts distinct paths, names none.
+    target: str = ""
+    # A tenant's token used outside its tenant (another namespace named): the outcome is
+    # then that token's tenant's, so its admin sees the attempt (the target is not named).
+    cross_tenant: bool = False
+
+
+# Random per process: a `target` digest cannot be matched against a guessed path offline.
+_TARGET_KEY = secrets.token_bytes(32)
+
+
+def _target(tenant_uid: str, path: str) -> str:
+    if not path:
+        return ""
+    digest = hashlib.blake2b(f"{tenant_uid}\0{path}".encode(), key=_TARGET_KEY, digest_size=12)
+    return digest.hexdigest()
 
 
 class RequestObserver(Protocol):
@@ -74,14 +101,25 @@ def handled_outcome(
         status = 500  # a bug: HTTP answers 500, and so does the audit trail
     else:
         return None
+    tenant, tenant_uid = context.tenant, context.tenant_uid
+    record = context.principal.record if context.principal is not None else None
+    cross_tenant = tenant is None and record is not None and record.tenant is not None
+    if cross_tenant and record is not None:
+        tenant, tenant_uid = record.tenant, record.tenant_uid
     return RequestOutcome(
         request_id=context.request.request_id,
         operation=str(context.request.operation),
         mount=context.mount,
-        tenant_uid=context.tenant_uid,
+        tenant_uid=tenant_uid,
         status=status,
         duration_seconds=time.perf_counter() - context.started,
         denied=status == 403,
+        tenant=tenant,
+        accessor=record.accessor if record is not None else "",
+        display_name=record.display_name if record is not None else "",
+        client_address=context.request.client_address,
+        target=_target(tenant_uid, context.path),
+        cross_tenant=cross_tenant,
     )
 
 
@@ -96,6 +134,7 @@ def refused_outcome(refusal: Refusal, *, started: float) -> RequestOutcome:
         duration_seconds=time.perf_counter() - started,
         denied=refusal.status == 403,
         refused=True,
+        client_address=refusal.client_address,
     )
 
 

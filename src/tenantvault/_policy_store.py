@@ -42,11 +42,49 @@ path "sys/capabilities-self" {
 path "sys/internal/ui/resultant-acl" {
     capabilities = ["read"]
 }
+
+# Allow a token to wrap arbitrary values in a response-wrapping token
+path "sys/wrapping/wrap" {
+    capabilities = ["update"]
+}
+
+# Allow a token to look up the creation time and TTL of a given
+# response-wrapping token
+path "sys/wrapping/lookup" {
+    capabilities = ["update"]
+}
+
+# Allow a token to unwrap a response-wrapping token. This is a convenience to
+# avoid client token swapping since this is also part of the response wrapping
+# policy.
+path "sys/wrapping/unwrap" {
+    capabilities = ["update"]
+}
 """
+
+# Vault's built-in `response-wrapping` policy, the only one a wrapping token has
+# (`_wrapping`): it may unwrap (its one use) and revoke itself, nothing else. Built in and
+# unchangeable in every namespace, readable but not listed, as in OpenBao, word for word
+# (tenantvault serves no cubbyhole, so that rule grants nothing here).
+RESPONSE_WRAPPING_POLICY = """
+path "cubbyhole/response" {
+    capabilities = ["create", "read"]
+}
+
+path "sys/wrapping/unwrap" {
+    capabilities = ["update"]
+}
+
+path "auth/token/revoke-self" {
+    capabilities = ["update"]
+}
+"""
+_RESPONSE_WRAPPING = "response-wrapping"
 
 _CACHE_SIZE = 4096
 _ROOT = Policy.parse("root", "")
 _DEFAULT = Policy.parse("default", DEFAULT_POLICY)
+_WRAPPING = Policy.parse(_RESPONSE_WRAPPING, RESPONSE_WRAPPING_POLICY)
 
 
 class PolicyStore:
@@ -74,6 +112,8 @@ class PolicyStore:
         self.check_name(name)
         if name == "root":
             raise InvalidRequestError("cannot update root policy")
+        if name == _RESPONSE_WRAPPING:
+            raise InvalidRequestError(f'cannot update "{name}" policy')
         Policy.parse(name, text)  # refuse what does not parse, before storing
         await self._backend.write(
             tenant, MOUNT, self._key(name), encode_record({"policy": text}), expected_revision=None
@@ -86,6 +126,8 @@ class PolicyStore:
         """The policy and the revision it was read at (0 for built-ins, -1 for absent)."""
         if name == "root":
             return _ROOT, 0
+        if name == _RESPONSE_WRAPPING:
+            return _WRAPPING, 0
         record = await self._backend.read(tenant, MOUNT, self._key(name))
         if record is None:
             if name == "default":
@@ -108,10 +150,21 @@ class PolicyStore:
             names.add("root")
         return sorted(names)
 
+    @classmethod
+    def is_valid_name(cls, name: str) -> bool:
+        """Whether `name` could name a policy (`check_name` would accept it)."""
+        try:
+            cls.check_name(name)
+        except InvalidRequestError:
+            return False
+        return True
+
     async def delete(self, tenant: str, name: str) -> None:
         self.check_name(name)
         if name in ("root", "default"):
             raise InvalidRequestError(f"cannot delete {name} policy")
+        if name == _RESPONSE_WRAPPING:
+            raise InvalidRequestError(f'cannot delete "{name}" policy')
         await self._backend.delete(tenant, MOUNT, self._key(name))
 
     async def acl(self, tenant: str, names: Iterable[str]) -> ACL:

@@ -6,9 +6,12 @@ import enum
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Operation", "Request", "Response"]
+if TYPE_CHECKING:
+    from tenantvault.engines.auth._login import LoginResult
+
+__all__ = ["LeasedSecret", "Operation", "Request", "Response"]
 
 
 class Operation(enum.StrEnum):
@@ -44,6 +47,23 @@ class Request:
     namespace: str | None = None
     client_address: str | None = None
     request_id: str = field(default_factory=new_request_id)
+    # Response wrapping (X-Vault-Wrap-TTL, `_wrapping`): the Core stores the response and
+    # answers a single-use wrapping token that lives this many seconds. None: not wrapped.
+    wrap_ttl_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeasedSecret:
+    """A dynamic secret an engine issued: the Core registers a lease for it (`leases`).
+
+    `internal` is what the engine needs to renew or revoke it later (a database user's name
+    and statements, never its password); it is stored with the lease and never returned.
+    """
+
+    internal: Mapping[str, Any] = field(repr=False)
+    ttl_seconds: int = 0
+    max_ttl_seconds: int = 0
+    renewable: bool = True
 
 
 @dataclass(slots=True)
@@ -64,6 +84,20 @@ class Response:
     top_level: dict[str, Any] | None = field(default=None, repr=False)
     # KV v1 reads carry a lease duration (the `ttl` in the data or the mount's), no lease.
     lease_duration: int = 0
+    # A login route's answer: what the Core is asked to issue (it mints the token and sets
+    # `auth`); refused on any other route (`engines/auth`).
+    login: LoginResult | None = field(default=None, repr=False)
+    # A wrapped response (`_wrapping`): the wrapping token's `wrap_info`, and nothing else.
+    wrap_info: dict[str, Any] | None = field(default=None, repr=False)
+    # A dynamic secret (database creds): the Core turns it into a lease and fills the
+    # envelope's `lease_id`, `renewable` and `lease_duration`; never seen by a client.
+    secret: LeasedSecret | None = field(default=None, repr=False)
+    lease_id: str = ""
+    renewable: bool = False
+    # A raw body (PKI `ca`, `crl`: DER or PEM files), sent as is with `content_type` and no
+    # envelope. Certificates and CRLs only: public material, nothing to redact.
+    body: bytes | None = field(default=None, repr=False)
+    content_type: str = ""
 
     @classmethod
     def no_content(cls) -> Response:
@@ -76,12 +110,14 @@ class Response:
             return dict(self.data or {})
         return {
             **(self.top_level or {}),
-            "request_id": self.request_id,
-            "lease_id": "",
-            "renewable": False,
+            # OpenBao answers a wrapped response with an empty request id (the id belongs to
+            # the response inside, which unwrap returns).
+            "request_id": "" if self.wrap_info else self.request_id,
+            "lease_id": self.lease_id,
+            "renewable": self.renewable,
             "lease_duration": self.lease_duration,
             "data": self.data,
-            "wrap_info": None,
+            "wrap_info": self.wrap_info,
             "warnings": self.warnings,
             "auth": self.auth,
         }

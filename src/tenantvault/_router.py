@@ -21,7 +21,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from tenantvault import _b64
 from tenantvault._cas import retry_on_conflict
@@ -40,7 +40,9 @@ from tenantvault.crypto import AeadKey, random_key
 from tenantvault.engines._protocol import Engine, Mount, MountStorage
 
 __all__ = [
+    "AUTH_PREFIX",
     "BUILTIN_MOUNTS",
+    "DEFAULT_AUTH_TOKEN_TYPE",
     "PROTECTED_PREFIXES",
     "SYSTEM_MAX_LEASE_TTL_SECONDS",
     "MountEntry",
@@ -49,6 +51,9 @@ __all__ = [
 ]
 
 _TABLE_MOUNT: Final = "sys"
+# Auth mounts are rows of the same table, at `auth/<path>/` (as Vault's router keys them).
+AUTH_PREFIX: Final = "auth/"
+DEFAULT_AUTH_TOKEN_TYPE: Final = "default-service"  # noqa: S105 -- a token type, not a secret
 _TABLE_KEY: Final = "mounts"
 # Vault's protected prefixes: never mountable, unmountable or (mostly) tunable. sys/ and
 # auth/ are served by the Core itself; the other three are reserved as in Vault.
@@ -105,10 +110,17 @@ class MountEntry:
     seal_wrap: bool = False
     # "" (default), "hidden" or "unauth" (listed in sys/internal/ui/mounts without a token).
     listing_visibility: str = ""
+    # Auth mounts only (`auth/<path>/`): the mount's token type as `sys/auth` tunes it.
+    token_type: str = ""
 
     @property
     def engine_type(self) -> str:
         return _ENGINE_OF.get(self.type, self.type)
+
+    @property
+    def is_auth(self) -> bool:
+        """An auth method's mount (`auth/<path>/`, `sys/auth`), not a secrets engine's."""
+        return self.path.startswith(AUTH_PREFIX)
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -126,6 +138,7 @@ class MountEntry:
             "local": self.local,
             "seal_wrap": self.seal_wrap,
             "listing_visibility": self.listing_visibility,
+            "token_type": self.token_type,
         }
 
     @classmethod
@@ -146,6 +159,7 @@ class MountEntry:
             local=bool(raw.get("local", False)),
             seal_wrap=bool(raw.get("seal_wrap", False)),
             listing_visibility=str(raw.get("listing_visibility", "")),
+            token_type=str(raw.get("token_type", "")),
         )
 
     def info(self) -> dict[str, Any]:
@@ -157,6 +171,8 @@ class MountEntry:
         }
         if self.listing_visibility:
             config["listing_visibility"] = self.listing_visibility
+        if self.is_auth:
+            config["token_type"] = self.token_type or DEFAULT_AUTH_TOKEN_TYPE
         return {
             "accessor": self.accessor,
             "config": config,
@@ -185,6 +201,8 @@ class MountEntry:
             data["options"] = dict(self.options)
         if self.listing_visibility:
             data["listing_visibility"] = self.listing_visibility
+        if self.is_auth:
+            data["token_type"] = self.token_type or DEFAULT_AUTH_TOKEN_TYPE
         return data
 
 
@@ -267,6 +285,14 @@ def normalize_mount_path(raw: str) -> str:
     return body + "/"
 
 
+class FallbackEngine(Engine, Protocol):
+    """The engine of the types no registered engine has (gateway mode: the upstream's)."""
+
+    def accepts(self, kind: str) -> None:
+        """Raise `InvalidRequestError` (with the reason) unless `kind` can be mounted."""
+        ...
+
+
 class Router:
     """Mount tables over a Backend, and the engines registered by type."""
 
@@ -276,14 +302,27 @@ class Router:
         engines: Mapping[str, Engine],
         *,
         tenant_uid: Callable[[str], Awaitable[str | None]],
+        auth_engines: Mapping[str, Engine] | None = None,
+        fallback: FallbackEngine | None = None,
     ) -> None:
+        """`fallback` (gateway mode) serves every secrets engine type not in `engines`."""
         self._backend = backend
         self._engines = dict(engines)
+        self._fallback = fallback
+        # Auth method types have their own catalog: `sys/mounts` cannot mount approle, nor
+        # `sys/auth` a kv engine (as Vault's separate credential and logical registries).
+        self._auth_engines = dict(auth_engines or {})
         self._tenant_uid = tenant_uid
         self._cache: dict[tuple[str, str], MountTable] = {}
 
     def engine(self, entry: MountEntry) -> Engine:
-        return self._engines[entry.engine_type]
+        catalog = self._auth_engines if entry.is_auth else self._engines
+        engine = catalog.get(entry.engine_type)
+        if engine is None and self._fallback is not None and not entry.is_auth:
+            return self._fallback
+        if engine is None:
+            raise KeyError(entry.engine_type)
+        return engine
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -376,13 +415,17 @@ class Router:
         max_lease_ttl: int = 0,
         local: bool = False,
         seal_wrap: bool = False,
+        token_type: str = "",
     ) -> MountEntry:
         ident = str(uuid.uuid4())
+        auth = path.startswith(AUTH_PREFIX)
         return MountEntry(
             path=path,
             type=kind,
             uuid=ident,
-            accessor=_accessor(_ENGINE_OF.get(kind, kind)),
+            # Vault's auth accessors read `auth_<type>_<hex>`.
+            accessor=_accessor(("auth_" if auth else "") + _ENGINE_OF.get(kind, kind)),
+            token_type=token_type,
             storage=f"mount/{ident}",
             key=random_key(),
             description=description,
@@ -449,13 +492,37 @@ class Router:
             kind, merged["version"] = alias
         return kind, merged
 
+    def check_auth_type(self, kind: str, options: dict[str, str]) -> dict[str, str]:
+        """`sys/auth` enable: the auth method type is registered; its options, normalized."""
+        if kind == "token":
+            raise InvalidRequestError("token credential backend cannot be instantiated")
+        engine = self._auth_engines.get(kind)
+        if engine is None and self._fallback is not None:
+            # Gateway mode: an upstream auth method's login would yield an upstream token;
+            # every token a client holds is tenantvault's (`engines/_passthrough`).
+            raise InvalidRequestError(
+                f'auth method "{kind}" is not available: in gateway mode logins are '
+                f"tenantvault's own auth methods ({', '.join(sorted(self._auth_engines))}), "
+                "never the upstream's"
+            )
+        if engine is None:
+            raise InvalidRequestError(f"plugin not found in the catalog: {kind}")
+        return engine.check_options(options)
+
     def check_type(self, kind: str, options: dict[str, str]) -> dict[str, str]:
         if kind in _SINGLETON_TYPES:
             raise InvalidRequestError(f'mount type of "{kind}" is not mountable')
         engine = self._engines.get(_ENGINE_OF.get(kind, kind))
+        if engine is None and self._fallback is not None:
+            self._fallback.accepts(kind)
+            return self._fallback.check_options(options)
         if engine is None:
             raise InvalidRequestError(f"plugin not found in the catalog: {kind}")
         return engine.check_options(options)
+
+    def serves_upstream(self, entry: MountEntry) -> bool:
+        """Whether the fallback (the upstream, gateway mode) serves `entry`."""
+        return self._fallback is not None and self.engine(entry) is self._fallback
 
     @staticmethod
     def parse_ttls(config: Mapping[str, Any]) -> tuple[int, int]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 from tenantvault._clock import Clock, format_time
 from tenantvault._exceptions import ConflictError, NotFoundError
@@ -16,6 +17,10 @@ __all__ = ["TenantRegistry"]
 
 MOUNT = "sys"
 _INFO_KEY = "tenant"
+# How long a process trusts its cached name -> uid mapping. Instances that share one store
+# (gateway mode) learn of a tenant deleted, or deleted and created again, by another
+# instance within this bound; one read per tenant per second is all it costs.
+UID_CACHE_SECONDS: Final = 1.0
 
 
 class TenantRegistry:
@@ -25,13 +30,20 @@ class TenantRegistry:
     def __init__(self, backend: Backend, *, clock: Clock) -> None:
         self._backend = backend
         self._clock = clock
-        self._uids: dict[str, str] = {}
+        # tenant -> (uid, monotonic time it was read); see UID_CACHE_SECONDS.
+        self._uids: dict[str, tuple[str, float]] = {}
         self._created: Callable[[str, str | None], Awaitable[None]] | None = None
+        self._deleting: Callable[[str], Awaitable[None]] | None = None
 
     def on_create(self, hook: Callable[[str, str | None], Awaitable[None]]) -> None:
         """Call `hook(tenant, None)` before creating a tenant (it may refuse the id) and
         `hook(tenant, uid)` once it exists (the Core writes its mount table then)."""
         self._created = hook
+
+    def on_delete(self, hook: Callable[[str], Awaitable[None]]) -> None:
+        """Call `hook(tenant)` before deleting an existing tenant (the gateway removes the
+        tenant's upstream data then); if it fails, the tenant stays and can be deleted again."""
+        self._deleting = hook
 
     async def create(
         self, tenant: str, *, metadata: dict[str, str] | None = None
@@ -49,7 +61,7 @@ class TenantRegistry:
         await self._backend.write(
             tenant, MOUNT, _INFO_KEY, encode_record(info), expected_revision=0
         )
-        self._uids[tenant] = uid
+        self._uids[tenant] = (uid, time.monotonic())
         if self._created is not None:
             await self._created(tenant, uid)
         return self._describe(tenant, info)
@@ -65,15 +77,17 @@ class TenantRegistry:
         return info
 
     async def uid(self, tenant: str) -> str | None:
-        """The tenant's incarnation id, or None if it does not exist (cached per process)."""
+        """The tenant's incarnation id, or None if it does not exist (cached for at most
+        `UID_CACHE_SECONDS` per process)."""
         cached = self._uids.get(tenant)
-        if cached is not None:
-            return cached
+        if cached is not None and time.monotonic() - cached[1] < UID_CACHE_SECONDS:
+            return cached[0]
         info = await self._info(tenant)
         if info is None:
+            self._uids.pop(tenant, None)
             return None
         uid = str(info["id"])
-        self._uids[tenant] = uid
+        self._uids[tenant] = (uid, time.monotonic())
         return uid
 
     async def read(self, tenant: str) -> dict[str, Any]:
@@ -88,6 +102,8 @@ class TenantRegistry:
 
     async def delete(self, tenant: str) -> None:
         validate_tenant_id(tenant)
+        if self._deleting is not None and await self._backend.has_tenant(tenant):
+            await self._deleting(tenant)
         # Forget the uid first: from here on no token of this tenant authenticates here.
         self._uids.pop(tenant, None)
         await self._backend.delete_tenant(tenant)

@@ -26,6 +26,7 @@ from tenantvault.engines._route import Call
 from tenantvault.engines.kv import KVEngine
 from tenantvault.server import TenantVaultApp, create_app
 from tenantvault.server._json import parse_body
+from tests.audit._layouts import store_rows
 from tests.conftest import canary
 from tests.server.conftest import raw_call
 
@@ -88,7 +89,7 @@ async def _status_of(
 def _store_rows(app: TenantVaultApp) -> list[tuple[str, str, str]]:
     store = app.core.audit_broker.store()
     assert isinstance(store, StoreSink)
-    rows = store.query("SELECT type, request_id, entry FROM events", ())
+    rows = [row[1:] for row in store_rows(store, "id, type, request_id, entry")]
     return [(str(kind), str(request_id), str(entry)) for kind, request_id, entry in rows]
 
 

@@ -3,7 +3,6 @@ deleted and created again under the same name never sees its predecessor's trail
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,9 @@ import pytest
 
 import tenantvault
 from tenantvault import Operation
+from tenantvault.audit import StoreSink
 from tenantvault.testing import core_of
+from tests.audit._layouts import catalog, store_rows, to_single_table
 
 AUDITOR = (
     'path "sys/audit/events" { capabilities = ["read"] }\n'
@@ -127,11 +128,12 @@ async def test_root_naming_a_deleted_tenant_must_pick_an_incarnation(
         await _report(tv, tenant="temp", tenant_uid="*")
 
 
-async def test_an_audit_store_from_before_incarnation_ids_is_migrated(
-    tv: tenantvault.TenantVault, tmp_path: Path
+@pytest.mark.parametrize("with_uid", [True, False], ids=["single-table", "before-uids"])
+async def test_an_audit_store_of_the_single_table_layout_is_migrated(
+    tv: tenantvault.TenantVault, tmp_path: Path, with_uid: bool
 ) -> None:
-    """An audit.db written before the column existed opens; its rows, which no incarnation
-    can be proven to own, are visible to root only."""
+    """An audit.db of the single-table layout opens, partitioned; rows from before
+    incarnation ids, which no incarnation can be proven to own, are visible to root only."""
     db = tmp_path / "audit.db"
     broker = core_of(tv).audit_broker
     assert broker is not None
@@ -140,26 +142,23 @@ async def test_an_audit_store_from_before_incarnation_ids_is_migrated(
     auditor = await _auditor(tv, "acme")
     await tv.tenant("acme").kv.put("legacy-secret", {"v": 1})
     await broker.disable("store")
-    with sqlite3.connect(db) as conn:
-        conn.execute("DROP INDEX events_tenant_uid_time")
-        conn.execute("ALTER TABLE events DROP COLUMN tenant_uid")
-    conn.close()
+    old_rows = to_single_table(db, with_uid=with_uid)
 
     await broker.enable("store", "store", {"path": str(db)}, persist=False)
     await tv.tenant("acme").kv.put("new-secret", {"v": 2})
     seen = str(await _events(tv.with_token(auditor)))
     assert "new-secret" in seen
-    assert "legacy-secret" not in seen
-    assert "legacy-secret" not in str(await _events(tv, tenant="acme"))
+    # With incarnation ids the old rows are still the tenant's; without, root's alone.
+    assert ("legacy-secret" in seen) is with_uid
+    assert ("legacy-secret" in str(await _events(tv, tenant="acme"))) is with_uid
     assert "legacy-secret" in str(await _events(tv))
     assert "legacy-secret" in str(await _events(tv, tenant="acme", tenant_uid="*"))
+    store = broker.store()
+    assert isinstance(store, StoreSink)
+    if not with_uid:
+        assert ("acme", "") in catalog(store)
+    sequence = [int(seq) for _, seq in store_rows(store, "id, seq")]
     await broker.disable("store")
-    with sqlite3.connect(db) as conn:
-        legacy = conn.execute(
-            "SELECT count(*) FROM events WHERE tenant_uid = '' AND tenant = 'acme'"
-        ).fetchone()[0]
-        sequence = [row[0] for row in conn.execute("SELECT seq FROM events ORDER BY id")]
-    conn.close()
-    assert legacy > 0
+    assert len(sequence) > old_rows
     # The chain went on across the migration: one unbroken run of sequence numbers.
     assert sequence == list(range(sequence[0], sequence[0] + len(sequence)))

@@ -12,7 +12,6 @@ import pytest
 
 import tenantvault
 from tenantvault import InvalidRequestError, Operation, PermissionDeniedError, TokenInfo
-from tenantvault.backends._protocol import SYSTEM_TENANT
 from tenantvault.testing import core_of
 
 # Mints tokens (`sudo` also allows orphans) and writes one secret folder.
@@ -42,10 +41,9 @@ async def _works(tv: tenantvault.TenantVault, token: str) -> bool:
 
 
 async def _stored_tokens(tv: tenantvault.TenantVault, tenant: str) -> list[str]:
-    """The tenant's token index as stored: used-up tokens must leave it, not just stop working."""
-    uid = await core_of(tv).tenants.uid(tenant)
-    assert uid is not None
-    return await core_of(tv).backend.list(SYSTEM_TENANT, "auth", f"incarnation/{uid}/")
+    """The tenant's tokens as stored (its space's `token/`): used-up tokens must leave it,
+    not just stop working."""
+    return await core_of(tv).backend.list(tenant, "auth", "token/")
 
 
 # -- item 1: a use-limited token mints nothing ---------------------------------------------

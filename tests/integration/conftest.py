@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tenantvault.crypto import random_key
+from tests._openbao import OpenBaoDev, unique_root
 from tests.integration._support import (
     BaoCLI,
     assert_no_secret,
@@ -26,6 +29,12 @@ from tests.integration._support import (
 )
 
 MODES = ["dev", "embedded"]
+# `tenantvault serve --backend vault+http://…` on a real OpenBao (the session's `openbao_dev`),
+# with each tenancy strategy: the modules that claim gateway parity parametrize with
+# `ALL_MODES` (`pytest.mark.parametrize("tenantvault_server", ALL_MODES, indirect=True,
+# scope="session")`).
+GATEWAY_MODES = ["vault-namespace", "vault-prefix"]
+ALL_MODES = [*MODES, *GATEWAY_MODES]
 
 # The log of every tenantvault process this session started, for the leak scans.
 _SERVER_LOGS: list[Path] = []
@@ -51,7 +60,31 @@ class OpenBaoServer:
     root_token: str = field(repr=False)
 
 
-def _start_tenantvault(mode: str, directory: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+def _gateway_flags(mode: str, directory: Path, upstream: OpenBaoDev) -> list[str]:
+    """`serve` flags for gateway mode on `upstream`, under a root of this server's own."""
+    upstream_token = directory / "upstream-token"
+    upstream_token.write_text(upstream.root_token + "\n")
+    upstream_token.chmod(0o600)
+    master_key = directory / "master.key"
+    master_key.write_text(base64.b64encode(random_key()).decode() + "\n")
+    master_key.chmod(0o600)
+    return [
+        *("--backend", upstream.backend_url, "--upstream-token-file", str(upstream_token)),
+        *("--upstream-root", unique_root("it"), "--master-key-file", str(master_key)),
+        *("--upstream-tenancy", mode.removeprefix("vault-")),
+    ]
+
+
+# The jwt tests' JWKS endpoint listens on this port: the server may fetch keys from it (and
+# from the closed port 9 the tests also name) because the operator allows it; any other
+# loopback URL is refused (`serve --jwt-jwks-allow`, engines/auth/jwt/_egress.py).
+JWKS_PORT = free_port()
+JWKS_ALLOW = (f"http://127.0.0.1:{JWKS_PORT}/", "http://127.0.0.1:9/")
+
+
+def _start_tenantvault(
+    mode: str, directory: Path, upstream: OpenBaoDev | None = None
+) -> tuple[subprocess.Popen[bytes], str, str]:
     port = free_port()
     log = directory / "server.log"
     command = [*tenantvault_executable(), "serve", "--listen", f"127.0.0.1:{port}"]
@@ -62,6 +95,10 @@ def _start_tenantvault(mode: str, directory: Path) -> tuple[subprocess.Popen[byt
         command += ["--dev", "--dev-root-token", root_token]
     else:
         command += ["--data-dir", str(directory / "data"), "--root-token-file", str(token_file)]
+    if upstream is not None:
+        command += _gateway_flags(mode, directory, upstream)
+    for prefix in JWKS_ALLOW:
+        command += ["--jwt-jwks-allow", prefix]
     # Debug logging: the level where a careless log line would show a secret.
     command += ["--log-level", "debug"]
     with log.open("wb") as sink:
@@ -71,7 +108,7 @@ def _start_tenantvault(mode: str, directory: Path) -> tuple[subprocess.Popen[byt
     _SERVER_LOGS.append(log)
     addr = f"http://127.0.0.1:{port}"
     wait_healthy(process, addr, log, f"tenantvault serve ({mode})")
-    if mode == "embedded":
+    if mode != "dev":
         assert token_file.stat().st_mode & 0o777 == 0o600, "root token file must be 0600"
         root_token = remember_secret(token_file.read_text().strip())
         assert root_token, "the root token file is empty"
@@ -89,7 +126,10 @@ def tenantvault_server(
     """
     mode = str(request.param)
     directory = tmp_path_factory.mktemp(f"tenantvault-{mode}")
-    process, addr, root_token = _start_tenantvault(mode, directory)
+    upstream: OpenBaoDev | None = None
+    if mode in GATEWAY_MODES:
+        upstream = request.getfixturevalue("openbao_dev")
+    process, addr, root_token = _start_tenantvault(mode, directory, upstream)
     server = TenantVaultServer(mode, addr, root_token, directory / "server.log")
     try:
         yield server

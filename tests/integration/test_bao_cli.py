@@ -23,9 +23,13 @@ from tests.integration._support import (
     remember_secret,
     unique_name,
 )
-from tests.integration.conftest import TenantVaultServer
+from tests.integration.conftest import ALL_MODES, TenantVaultServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # Also in gateway mode: tenant data served by a real OpenBao, both tenancy strategies.
+    pytest.mark.parametrize("tenantvault_server", ALL_MODES, indirect=True, scope="session"),
+]
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 ADMIN_POLICY = """

@@ -17,9 +17,13 @@ import pytest
 import requests
 
 from tests.integration._support import assert_no_secret, canary, remember_secret, unique_name
-from tests.integration.conftest import TenantVaultServer
+from tests.integration.conftest import ALL_MODES, TenantVaultServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # Also in gateway mode: tenant data served by a real OpenBao, both tenancy strategies.
+    pytest.mark.parametrize("tenantvault_server", ALL_MODES, indirect=True, scope="session"),
+]
 
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 # Everything inside one tenant: the policy of a tenant's application administrator.
@@ -263,7 +267,9 @@ def test_kv_delete_undelete_destroy(ns: hvac.Client) -> None:
     assert versions["3"]["deletion_time"] == ""
 
 
-def test_kv_list_metadata_and_config(ns: hvac.Client) -> None:
+def test_kv_list_metadata_and_config(
+    ns: hvac.Client, tenantvault_server: TenantVaultServer
+) -> None:
     kv = ns.secrets.kv.v2
     for path in ("app/a", "app/b/c", "app/b/d", "other"):
         kv.create_or_update_secret(path, {"v": canary()})
@@ -293,11 +299,20 @@ def test_kv_list_metadata_and_config(ns: hvac.Client) -> None:
     assert metadata["versions"]["4"]["deletion_time"] != ""
     assert read(ns, "app/a")["data"]["metadata"]["version"] == 4
 
-    kv.configure(max_versions=5, cas_required=False, delete_version_after="2h")
-    config = kv.read_configuration()["data"]
-    assert config["max_versions"] == 5
-    assert config["cas_required"] is False
-    assert config["delete_version_after"] == "2h0m0s"
+    if tenantvault_server.mode == "vault-prefix":
+        # The documented difference of the prefix strategy: every tenant's KV shares one
+        # upstream mount, so its mount-level limits are per secret only (README).
+        with pytest.raises(hvac.exceptions.InvalidRequest, match="cannot be set on the kv mount"):
+            kv.configure(max_versions=5)
+        # (hvac's configure() always sends max_versions, so the raw call sets only cas.)
+        ns.adapter.post("/v1/secret/config", json={"cas_required": False})
+        assert kv.read_configuration()["data"]["cas_required"] is False
+    else:
+        kv.configure(max_versions=5, cas_required=False, delete_version_after="2h")
+        config = kv.read_configuration()["data"]
+        assert config["max_versions"] == 5
+        assert config["cas_required"] is False
+        assert config["delete_version_after"] == "2h0m0s"
 
     kv.delete_metadata_and_all_versions("app/a")
     with pytest.raises(hvac.exceptions.InvalidPath):

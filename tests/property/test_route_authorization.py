@@ -1,12 +1,16 @@
 """Property: the Core checks every requirement a route declares, before its handler runs.
 
-Routes come from the real route tables (kv, transit, sys, token, audit and the Core's own
-sys/capabilities*), with their real declarations; hypothesis may declare more on top (`sudo`,
-extra (path, capability) pairs) and picks whether the target exists. Policies are random
+Routes come from the real route tables (kv, transit, sys, token, audit, the Core's own
+sys/capabilities*, and auth methods' management and login routes), with their real
+declarations; hypothesis may declare more on top (`sudo`, extra (path, capability) pairs) and
+picks whether the target exists. Policies are random
 exact-path rules over the paths the route names, so which requirements they meet is plain
 set arithmetic. Whenever the policy lacks one declared requirement (capability, `sudo`, an
 extra pair, mount access, root namespace), the request is refused and the handler never runs;
 when it meets all of them the handler runs, and learns exactly which optional pairs hold.
+A login route runs without a principal (the token the request carries is ignored), whatever
+the policy, and only while it declares nothing else: with anything declared on top it is
+refused and its handler never runs.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from tenantvault._exceptions import (
 from tenantvault._request import Operation, Request, Response
 from tenantvault.backends._memory import MemoryBackend
 from tenantvault.engines._route import Call, Need, RootOnly, Route
+from tenantvault.engines.auth import LoginResult
+from tenantvault.engines.auth._logins import LoginRoute
 
 R, U, L, D = Operation.READ, Operation.UPDATE, Operation.LIST, Operation.DELETE
 # (operation, path) pairs across every route table.
@@ -68,6 +74,7 @@ SAMPLES: list[tuple[Operation, str]] = [
     (R, "auth/token/lookup-self"),
     (U, "auth/token/lookup"),
     (U, "auth/token/revoke-accessor"),
+    (U, "auth/token/renew-accessor"),
     # audit
     (R, "sys/audit"),
     (U, "sys/audit/dev"),
@@ -75,12 +82,24 @@ SAMPLES: list[tuple[Operation, str]] = [
     (U, "sys/audit-hash/dev"),
     (R, "sys/audit/events"),
     (R, "sys/audit/report"),
+    # auth methods: management routes (ordinary ACL) and logins (run as no one)
+    (R, "auth/approle/role/app"),
+    (U, "auth/approle/role/app/secret-id"),
+    (L, "auth/approle/role"),
+    (R, "auth/jwt/config"),
+    (U, "auth/jwt/role/tools"),
+    (U, "auth/approle/login"),
+    (U, "auth/jwt/login"),
 ]
+AUTH_METHODS = ("approle", "jwt")
+_LOGIN = "login"  # Route.mints_token of a login route (a route kind, not a credential)
 TABLES: dict[str, list[tuple[Operation, str]]] = {}
 for _operation, _path in SAMPLES:
     _table = "core" if _path.startswith("sys/capabilities") else _path.split("/")[0]
     if _path.startswith("sys/audit"):
         _table = "audit"
+    if _path.split("/")[1:2] in (["approle"], ["jwt"]):
+        _table = "login" if _path.endswith("/login") else "auth methods"
     TABLES.setdefault(_table, []).append((_operation, _path))
 CAPABILITIES = ["create", "read", "update", "delete", "list", "patch", "sudo", "deny"]
 EXTRA_PATHS = ["secret/data/other", "transit/keys/other", "sys/policies/acl/other", "auth/x"]
@@ -97,6 +116,11 @@ class Spy:
     async def __call__(self, call: Call) -> Response:
         self.calls.append(call)
         return Response(data={})
+
+    async def login(self, call: Call) -> Response:
+        """A login route's stand-in: what any login handler answers, for the Core to mint."""
+        self.calls.append(call)
+        return Response(login=LoginResult(policies=("p",), display_name=""))
 
 
 def _instrumented(
@@ -132,7 +156,7 @@ def _instrumented(
             return route
         route = dataclasses.replace(
             route,
-            handler=spy,
+            handler=spy.login if route.mints_token == _LOGIN else spy,
             sudo=route.sudo or sudo,
             extra=route.extra + extra,
             optional=route.optional + optional,
@@ -156,10 +180,21 @@ def _instrumented(
         return routed
 
     routed, owned = spied(core._route), spied(core._capabilities.route)
+    find_login = core._logins.login_route
+
+    async def login_route(request: Request) -> LoginRoute | None:
+        # Logins are routed before authentication, by the Core's login pipeline.
+        found = await find_login(request)
+        if found is None:
+            return None
+        route = wrap(found.route)
+        assert route is not None
+        return dataclasses.replace(found, route=route)
 
     # Instance attributes shadow the methods: the Core's pipeline itself is untouched.
     vars(core).update(_route=routed)
     vars(core._capabilities).update(route=owned)
+    vars(core._logins).update(login_route=login_route)
 
 
 def _holds(rules: dict[str, frozenset[str]], path: str, capability: str) -> bool:
@@ -178,6 +213,15 @@ def _hcl(rules: dict[str, frozenset[str]]) -> str:
 
 def _expected(route: Route, rules: dict[str, frozenset[str]], *, exists: bool) -> bool:
     """Whether every declared requirement holds under `rules` (exact-path rules only)."""
+    if route.mints_token == _LOGIN:
+        # No principal and no policy: a login runs only while it declares nothing else.
+        return not (
+            route.sudo
+            or route.extra
+            or route.mount_access is not None
+            or route.public
+            or route.lists_mounts is not None
+        )
     if route.public:
         # Run with no principal: nothing is granted, so any other declaration refuses.
         return not (route.sudo or route.extra or route.mount_access or route.mints_token)
@@ -221,6 +265,16 @@ async def _scenario(data: st.DataObject) -> None:
         namespace = "acme" if in_tenant else None
         if in_tenant:
             await core.handle_as_operator(Request(Operation.UPDATE, "sys/namespaces/acme"))
+        if table in ("login", "auth methods"):
+            for kind in AUTH_METHODS:
+                await core.handle_as_operator(
+                    Request(
+                        Operation.UPDATE,
+                        f"sys/auth/{kind}",
+                        data={"type": kind},
+                        namespace=namespace,
+                    )
+                )
         spy, seen = Spy(), list[Route]()
         _instrumented(core, spy, seen, sudo=sudo, extra=extra, optional=optional, exists=exists)
         # Resolve the route once as the operator (root passes everything) to learn its paths.
@@ -284,8 +338,15 @@ async def _scenario(data: st.DataObject) -> None:
                 event(f"declares {name}")
         if root_only:
             event("root-only route in a tenant")
+        login = route.mints_token == _LOGIN
+        if login:
+            event("login runs" if expected else "login refused")
+        # A login names its namespace itself (the token it carries is ignored).
+        sent = Request(
+            operation, path, data={}, token=token, namespace=namespace if login else None
+        )
         try:
-            await core.handle(Request(operation, path, data={}, token=token))
+            await core.handle(sent)
         except PermissionDeniedError:
             assert not expected, (route, rules)
             assert spy.calls == [], "the handler ran although the request was refused"
@@ -299,6 +360,13 @@ async def _scenario(data: st.DataObject) -> None:
         assert expected, (route, rules)
         assert len(spy.calls) == 1
         call = spy.calls[0]
+        if login:
+            # Run as no one: no caller, no token or policy views, nothing granted.
+            assert call.caller is None
+            assert call.tokens is None
+            assert call.policies is None
+            assert call.granted == frozenset()
+            return
         held = {need for need in route.optional if _holds(rules, *need) and not route.public}
         assert call.granted == held
     finally:

@@ -631,25 +631,24 @@ async def test_secret_values_round_trip_byte_exactly(
     assert orjson.dumps(response.json()["data"]["data"]) == orjson.dumps(data)
 
 
-# -- P-9: content types -----------------------------------------------------------------------
+# -- P-9: content types (corrected: a JSON body is JSON whatever its label, as in Vault) ---------
+
+ANY_LABEL = [
+    "text/plain",
+    "multipart/form-data; boundary=x",
+    "application/x-www-form-urlencoded",
+    "application/xml",
+    "application/json; charset=utf-16",
+    "application/jsonx",
+    "application/merge-patch+json",
+]
 
 
-@pytest.mark.parametrize(
-    "content_type",
-    [
-        "text/plain",
-        "multipart/form-data; boundary=x",
-        "application/x-www-form-urlencoded",
-        "application/xml",
-        "application/json; charset=utf-16",
-        "application/jsonx",
-        "application/merge-patch+json",
-    ],
-)
-async def test_non_json_content_types_are_415_and_never_parsed(
+@pytest.mark.parametrize("content_type", ANY_LABEL)
+async def test_form_and_multipart_bodies_are_415_and_never_parsed(
     vault: Vault, acme: str, content_type: str
 ) -> None:
-    for body in (b'{"data":{"a":"b"}}', b"data=x&options=y", b"--x\r\n\r\nbody\r\n--x--"):
+    for body in (b"data=x&options=y", b"--x\r\n\r\nbody\r\n--x--", b"data[a]=b"):
         response = await vault.request(
             "POST",
             "secret/data/x",
@@ -660,6 +659,57 @@ async def test_non_json_content_types_are_415_and_never_parsed(
         assert response.status_code == 415
         assert _is_vault_error(response.content)
     await _nothing_stored(vault, acme)
+
+
+@pytest.mark.parametrize("content_type", ANY_LABEL)
+async def test_a_json_body_is_read_as_json_whatever_its_content_type(
+    vault: Vault, acme: str, content_type: str
+) -> None:
+    """What `curl -d '{…}'` sends (labelled a form): Vault reads the JSON, so do we."""
+    response = await vault.request(
+        "POST",
+        "secret/data/x",
+        token=acme,
+        content=b' \n{"data":{"a":"b"}}',
+        headers={"Content-Type": content_type},
+    )
+    assert response.status_code == 200, response.text
+    read = await vault.request("GET", "secret/data/x", token=acme, namespace="acme")
+    assert read.json()["data"]["data"] == {"a": "b"}
+
+
+@pytest.mark.parametrize("content_type", ANY_LABEL)
+async def test_a_json_body_under_any_label_is_still_parsed_strictly(
+    vault: Vault, acme: str, content_type: str
+) -> None:
+    """The label never loosens the parser: duplicate keys and bad JSON stay 400."""
+    for body in (b'{"data":{"a":"b"},"data":{}}', b'{"data":{"a":"b"}', b"{data=x}"):
+        response = await vault.request(
+            "POST",
+            "secret/data/x",
+            token=acme,
+            content=body,
+            headers={"Content-Type": content_type},
+        )
+        assert response.status_code == 400
+        assert _is_vault_error(response.content)
+    await _nothing_stored(vault, acme)
+
+
+@pytest.mark.parametrize("content_type", [*ANY_LABEL, "application/json"])
+async def test_an_empty_body_under_any_label_is_an_empty_request(
+    vault: Vault, acme: str, content_type: str
+) -> None:
+    """node-vault's `tokenRenewSelf()` sends an empty body labelled as a form."""
+    response = await vault.request(
+        "POST",
+        "auth/token/renew-self",
+        token=acme,
+        namespace="acme",
+        content=b"",
+        headers={"Content-Type": content_type},
+    )
+    assert response.status_code == 200, response.text
 
 
 @pytest.mark.parametrize(
@@ -792,8 +842,8 @@ async def test_no_canary_in_any_response_or_log_of_a_mixed_session(
         (
             "POST",
             "secret/data/k",
-            b'{"data":{"v":"' + secret.encode() + b'"}}',
-            {"Content-Type": "text/plain"},
+            b"data[v]=" + secret.encode(),
+            {"Content-Type": "application/x-www-form-urlencoded"},
         ),
         ("PATCH", "secret/data/k", b'{"data":{"v":"' + secret.encode() + b'"}}', JSON),
         ("PATCH", "secret/data/k", b'{"data":' + secret.encode() + b"}", MERGE_PATCH),

@@ -14,9 +14,15 @@ async def test_transit_rotation_runs_as_a_supervised_service_in_health(
 ) -> None:
     response = await client.get("/v1/sys/health")
     assert response.status_code == 200
-    assert response.json()["services"] == {
-        "transit-rotation": {"state": "running", "restarts": 0, "last_error": None}
-    }
+    services = response.json()["services"]
+    # Every background service of the server, each running and never restarted.
+    assert {"transit-rotation", "lease-expiration", "database-rotation", "kv-rotation"} <= set(
+        services
+    )
+    for name, report in services.items():
+        assert report["state"] == "running", name
+        assert report["restarts"] == 0, name
+        assert report["last_error"] is None, name
 
 
 async def test_shutdown_leaves_no_service_task_behind(app: TenantVaultApp) -> None:

@@ -58,12 +58,6 @@ async def test_unknown_mounts_are_404_for_the_authenticated_and_403_for_others(
     assert (await vault.request("GET", "transit/keys/x", namespace="acme")).status_code == 403
 
 
-async def test_response_wrapping_is_refused(vault: Vault) -> None:
-    response = await vault.root("GET", "sys/mounts", headers={"X-Vault-Wrap-TTL": "5m"})
-    assert response.status_code == 400
-    assert response.json() == {"errors": ["response wrapping is not supported"]}
-
-
 async def test_204_has_no_body_and_no_length(app: TenantVaultApp, root_token: str) -> None:
     token = (b"x-vault-token", root_token.encode())
     reply = await raw_call(app, "POST", b"/v1/sys/namespaces/acme", headers=[token])

@@ -73,8 +73,9 @@ async def test_a_revocation_cut_short_is_finished_by_revoking_again(
 
 
 async def test_the_tenant_index_is_keyed_by_incarnation_not_name() -> None:
-    """Issue 8.2: a re-created tenant's token index holds none of its predecessor's tokens,
-    and entries of the name-keyed index of older stores are still revoked with the tenant."""
+    """Issue 8.2: a re-created tenant's token index (its space's `token/`) holds none of its
+    predecessor's tokens, and the predecessor's space no longer resolves; entries of the
+    name-keyed index of older stores are still swept with the tenant."""
     backend = MemoryBackend()
     core = Core(backend)  # kept here: the test inspects the index the token store keeps
     await core.start()
@@ -89,16 +90,17 @@ async def test_the_tenant_index_is_keyed_by_incarnation_not_name() -> None:
     assert old_uid is not None
     assert uid is not None
     assert old_uid != uid
-    assert await backend.list(SYSTEM_TENANT, "auth", "tenant/") == []
-    assert await backend.list(SYSTEM_TENANT, "auth", f"incarnation/{old_uid}/") == []
+    assert await backend.list(SYSTEM_TENANT, "auth", "space/") == [uid]
+    assert len(await backend.list("temp", "auth", "token/")) == 1
     listed = await core.tokens.tenant_tokens("temp", uid)
     assert [record.accessor for record in listed] == [fresh.accessor]
-    # A store from before the incarnation index: an entry under the tenant's name.
+    # A store from before tenant spaces: an entry under the tenant's name.
     record = listed[0]
     await backend.write(
         SYSTEM_TENANT, "auth", f"tenant/temp/{record.token_hash}", b"{}", expected_revision=None
     )
     assert await core.tokens.revoke_tenant("temp", uid) == 1
     assert await backend.list(SYSTEM_TENANT, "auth", "tenant/") == []
+    assert await backend.list("temp", "auth", "token/") == []
     assert not await _works(tv, fresh.token)
     await tv.aclose()

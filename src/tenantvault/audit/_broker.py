@@ -28,6 +28,7 @@ import logging
 import os
 import secrets
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,9 @@ class AuditBroker:
         self._heads: dict[str, StoredHead] = {}
         self._dirty: set[str] = set()
         self._persister: asyncio.Task[None] | None = None
+        # Told after each fan-out how many sinks recorded the entry and how many failed
+        # (the Core's metrics counters); it must not raise.
+        self.on_entry: Callable[[int, int], None] | None = None
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -505,6 +509,7 @@ class AuditBroker:
             else ("operator" if context.principal else ""),
             token_meta=record.meta if record else None,
             request_data=request.data,
+            wrap_ttl=request.wrap_ttl_seconds or 0,
         )
 
     async def _fan_out(
@@ -541,6 +546,8 @@ class AuditBroker:
                     self._mark_failed(name, phase, result)
             else:
                 recorded.add(name)
+        if self.on_entry is not None:
+            self.on_entry(len(recorded), len(names) - len(recorded))
         if not recorded:
             raise AuditError("audit: no sink could record the request")
         for name in targets:
@@ -588,6 +595,7 @@ class AuditBroker:
             event.response_data = response.data
             event.response_auth = response.auth
             event.warnings = response.warnings
+            event.wrap_info = response.wrap_info
         elif error is not None:
             event.status = error.status
             body = getattr(error, "body", None)

@@ -46,6 +46,10 @@ class AuditEvent:
     status: int = 0
     response_data: Mapping[str, Any] | None = field(default=None, repr=False)
     response_auth: Mapping[str, Any] | None = field(default=None, repr=False)
+    # A wrapped response (`_wrapping`): only its wrap_info is recorded, never what it wraps.
+    wrap_info: Mapping[str, Any] | None = field(default=None, repr=False)
+    # The wrap TTL the request asked for (X-Vault-Wrap-TTL), 0 if it asked for none.
+    wrap_ttl: int = 0
     warnings: list[str] | None = None
     error: str = ""
     # The tenant's incarnation id: a tenant deleted and created again under the same name is
@@ -88,6 +92,8 @@ class AuditEvent:
             "remote_address": self.remote_address or "",
             "data": redactor.redact(self.request_data) if self.request_data else None,
         }
+        if self.wrap_ttl:
+            request["wrap_ttl"] = self.wrap_ttl  # as OpenBao records it
         if self.refused:
             request["http"] = {
                 "refused": True,
@@ -118,5 +124,13 @@ class AuditEvent:
                 "auth": response_auth,
                 "warnings": self.warnings,
             }
+            if self.wrap_info is not None:
+                # As OpenBao: the wrapping token, its accessor and the wrapped token's
+                # accessor as HMACs; TTL, time and path as they are.
+                wrap_info = dict(self.wrap_info)
+                for name in ("token", "accessor", "wrapped_accessor"):
+                    if wrap_info.get(name):
+                        wrap_info[name] = redactor.hash(str(wrap_info[name]))
+                entry["response"]["wrap_info"] = wrap_info
             entry["error"] = self.error
         return entry

@@ -1,12 +1,18 @@
-"""Queries and compliance reports over the audit store, always scoped to one tenant or root."""
+"""Queries and compliance reports over partitions of the audit store (`Partition`).
+
+A query names no tenant: it runs over the partitions it is given, and the view that gave
+them decides which (a tenant's view has its own one; root's picks any).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import heapq
 import io
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +21,7 @@ import orjson
 
 from tenantvault._durations import duration_seconds, parse_duration
 from tenantvault._exceptions import InvalidRequestError
-from tenantvault.audit._sinks import StoreSink
+from tenantvault.audit._partitions import Partition
 
 __all__ = [
     "ANY_INCARNATION",
@@ -88,11 +94,8 @@ def parse_incarnation(value: Any) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class EventQuery:
-    """Filters for `sys/audit/events`. `tenant` None means every tenant, `tenant_uid` None every
-    incarnation (both root only); a tenant's own queries always set both."""
+    """Filters for `sys/audit/events`, within whatever partitions the query runs over."""
 
-    tenant: str | None
-    tenant_uid: str | None = None
     since_ns: int | None = None
     until_ns: int | None = None
     path_prefix: str = ""
@@ -124,16 +127,9 @@ def _like_prefix(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-async def run_query(store: StoreSink, query: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
-    """One page of entries (oldest first) and the cursor for the next page, if any."""
+def _filters(query: EventQuery) -> tuple[str, list[Any]]:
     where = ["id > ?"]
     params: list[Any] = [query.after_id]
-    if query.tenant is not None:
-        where.append("tenant = ?")
-        params.append(query.tenant)
-    if query.tenant_uid is not None:
-        where.append("tenant_uid = ?")
-        params.append(query.tenant_uid)
     if query.since_ns is not None:
         where.append("time_ns >= ?")
         params.append(query.since_ns)
@@ -147,8 +143,9 @@ async def run_query(store: StoreSink, query: EventQuery) -> tuple[list[dict[str,
         where.append("operation = ?")
         params.append(query.operation)
     if query.outcome:
-        # The outcome is known on response entries; their request entries share the id.
-        where.append("request_id IN (SELECT request_id FROM events WHERE outcome = ?)")
+        # The outcome is known on response entries; their request entries share the id (and
+        # the partition: both entries of a request are the same tenant's).
+        where.append("request_id IN (SELECT request_id FROM {events} WHERE outcome = ?)")
         params.append(query.outcome)
     if query.accessor_hmac:
         where.append("accessor = ?")
@@ -156,29 +153,59 @@ async def run_query(store: StoreSink, query: EventQuery) -> tuple[list[dict[str,
     if query.type:
         where.append("type = ?")
         params.append(query.type)
-    sql = (
-        f"SELECT id, entry FROM events WHERE {' AND '.join(where)} "  # noqa: S608 -- only fixed fragments; values are bound parameters
-        "ORDER BY id LIMIT ?"
-    )
-    rows = await asyncio.to_thread(store.query, sql, (*params, query.limit + 1))
+    return " AND ".join(where), params
+
+
+def _page(
+    partitions: Sequence[Partition], sql: str, params: list[Any], after: int, limit: int
+) -> list[tuple[Any, ...]]:
+    """The first `limit` rows (by id) of the partitions' merged pages, blocking.
+
+    Row ids are global (one counter across partitions), so a page is the smallest ids of
+    the partitions' own pages. Partitions are read in the order of the least id they can
+    hold past `after`, and the reading stops once none left can beat the page: a page over
+    thousands of tenants reads the few partitions its ids are in.
+    """
+    known = [p for p in partitions if p.ids is None or p.ids[1] > after]
+    known.sort(key=lambda p: max(p.ids[0], after + 1) if p.ids is not None else after + 1)
+    rows: list[tuple[Any, ...]] = []
+    for partition in known:
+        floor = max(partition.ids[0], after + 1) if partition.ids is not None else after + 1
+        if len(rows) >= limit and floor > int(rows[-1][0]):
+            break
+        rows = heapq.nsmallest(
+            limit, [*rows, *partition.read(sql, params)], key=lambda row: int(row[0])
+        )
+    return rows
+
+
+async def run_query(
+    partitions: Sequence[Partition], query: EventQuery
+) -> tuple[list[dict[str, Any]], int | None]:
+    """One page of entries (oldest first) and the cursor for the next page, if any."""
+    where, params = _filters(query)
+    sql = f"SELECT id, entry FROM {{events}} WHERE {where} ORDER BY id LIMIT ?"  # noqa: S608 -- only fixed fragments; values are bound parameters
+    params.append(query.limit + 1)
+    rows = await asyncio.to_thread(_page, partitions, sql, params, query.after_id, query.limit + 1)
     events = [orjson.loads(entry) for _, entry in rows[: query.limit]]
     cursor = int(rows[query.limit - 1][0]) if len(rows) > query.limit else None
     return events, cursor
 
 
-async def secret_activity(
-    store: StoreSink,
-    tenant: str,
-    tenant_uid: str,
-    since_ns: int | None,
-) -> dict[str, Any]:
-    """Per-secret reads, writes, denials and readers for one incarnation of a tenant's KV mount."""
-    sql = (
-        "SELECT path, operation, outcome, accessor, entry FROM events "
-        "WHERE tenant_uid = ? AND tenant = ? AND type = 'response' AND mount = 'secret'"
-        " AND time_ns >= ?"
-    )
-    rows = await asyncio.to_thread(store.query, sql, (tenant_uid, tenant, since_ns or 0))
+_ACTIVITY = (
+    "SELECT path, operation, outcome, accessor, entry FROM {events} "
+    "WHERE type = 'response' AND mount = 'secret' AND time_ns >= ?"
+)
+
+
+async def secret_activity(partitions: Sequence[Partition], since_ns: int | None) -> dict[str, Any]:
+    """Per-secret reads, writes, denials and readers in the KV mount of one incarnation's
+    partitions (one, or none if it has no entries)."""
+
+    def read() -> list[tuple[Any, ...]]:
+        return [row for p in partitions for row in p.read(_ACTIVITY, (since_ns or 0,))]
+
+    rows = await asyncio.to_thread(read)
     secrets: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"reads": 0, "writes": 0, "denied": 0, "readers": set()}
     )

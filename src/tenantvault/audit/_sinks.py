@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sqlite3
 import stat
 import sys
 import threading
@@ -20,6 +19,7 @@ from tenantvault._clock import format_time, system_clock
 from tenantvault._exceptions import ConfigurationError
 from tenantvault.audit._chain import ChainHead, ChainState
 from tenantvault.audit._events import AuditEvent
+from tenantvault.audit._partitions import AuditDatabase, Partition
 from tenantvault.audit._redact import Redactor
 from tenantvault.audit._writer import BatchWriter, OnWritten
 
@@ -392,48 +392,13 @@ class StdoutSink:
         await asyncio.to_thread(self._writer.close)
 
 
-# `tenant_uid` comes last so that a store created now and one migrated by ALTER TABLE (which
-# appends) have the same layout.
-_STORE_TABLE = (
-    "CREATE TABLE IF NOT EXISTS events ("
-    " id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, time_ns INTEGER NOT NULL,"
-    " type TEXT NOT NULL, request_id TEXT NOT NULL, tenant TEXT NOT NULL,"
-    " operation TEXT NOT NULL, mount TEXT NOT NULL, path TEXT NOT NULL,"
-    " outcome TEXT NOT NULL, status INTEGER NOT NULL, accessor TEXT NOT NULL,"
-    " entry BLOB NOT NULL, tenant_uid TEXT NOT NULL DEFAULT '')"
-)
-_STORE_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS events_tenant_time ON events (tenant, time_ns)",
-    "CREATE INDEX IF NOT EXISTS events_tenant_uid_time ON events (tenant_uid, time_ns)",
-    "CREATE INDEX IF NOT EXISTS events_request ON events (request_id)",
-)
-
-
-def _create_schema(conn: sqlite3.Connection) -> None:
-    """Create the events table, or bring one from an older release up to date, atomically."""
-    # IMMEDIATE: two processes opening the same old store must not both add the column.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(_STORE_TABLE)
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
-        if "tenant_uid" not in columns:
-            # Rows from before incarnation ids cannot be attributed to one: they get '', which
-            # no tenant's scope matches, so only root queries see them.
-            conn.execute("ALTER TABLE events ADD COLUMN tenant_uid TEXT NOT NULL DEFAULT ''")
-        for statement in _STORE_INDEXES:
-            conn.execute(statement)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 class StoreSink:
     """A queryable SQLite store of audit entries (a file in embedded mode, memory in dev mode).
 
-    Rows keep the sealed entry plus indexed columns for queries: tenant and its incarnation
-    id, time, operation, path, outcome and the accessor's HMAC. Queries never see anything
-    the entry did not hold.
+    Partitioned by tenant incarnation (`_partitions`): each incarnation's entries in a table
+    of their own, entries of no tenant in the root partition. Rows keep the sealed entry plus
+    indexed columns for queries: time, operation, path, outcome and the accessor's HMAC.
+    Queries never see anything the entry did not hold.
     """
 
     type = "store"
@@ -442,80 +407,22 @@ class StoreSink:
         self.name = name
         self.path = path
         self.redactor = Redactor(salt)
-        target = str(path) if path is not None else ":memory:"
-        if path is not None:
-            # Owner-only, like the store: SQLite's -wal and -shm files inherit this mode.
-            with contextlib.suppress(FileExistsError):
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        self._conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        # WAL + FULL, like the data store: an acknowledged request's entries survive power
-        # loss as its data does. The cost is one WAL fsync per batch, not per request: the
-        # writer thread commits every queued entry in one transaction (group commit).
-        self._conn.execute("PRAGMA synchronous=FULL")
-        _create_schema(self._conn)
-        self._lock = threading.Lock()
-        row = self._conn.execute(
-            "SELECT seq, entry FROM events ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-        state = None
-        if row is not None:
-            state = ChainState(int(row[0]), str(orjson.loads(row[1])["hash"]))
+        self._db = AuditDatabase(path)
         self._writer = BatchWriter(
             name,
-            self._write_batch,
-            state=state,
+            self._db.append,
+            state=self._db.chain,
             clock=time.monotonic,
             checkpoint_every=10**9,
             checkpoint_seconds=float("inf"),
         )
 
+    def __repr__(self) -> str:
+        return f"StoreSink(name={self.name!r})"
+
     @property
     def options(self) -> dict[str, str]:
         return {"path": str(self.path) if self.path else ":memory:"}
-
-    def _write_batch(self, lines: list[bytes]) -> None:
-        rows = []
-        for line in lines:
-            entry = orjson.loads(line)
-            request = entry.get("request") or {}
-            response = entry.get("response") or {}
-            auth = entry.get("auth") or {}
-            namespace = request.get("namespace") or {}
-            rows.append(
-                (
-                    entry["seq"],
-                    self._time_ns(entry),
-                    entry["type"],
-                    request.get("id", ""),
-                    request.get("tenant", ""),
-                    request.get("operation", ""),
-                    request.get("mount", ""),
-                    request.get("path", ""),
-                    response.get("outcome", ""),
-                    response.get("status", 0),
-                    auth.get("accessor", ""),
-                    line.rstrip(b"\n"),
-                    namespace.get("id", ""),
-                )
-            )
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany(
-                    "INSERT INTO events (seq, time_ns, type, request_id, tenant, operation,"
-                    " mount, path, outcome, status, accessor, entry, tenant_uid)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    @staticmethod
-    def _time_ns(entry: dict[str, Any]) -> int:
-        return int(entry.get("time_ns", 0))
 
     async def write(self, event: AuditEvent) -> None:
         await self._writer.write(event.render(self.redactor))
@@ -523,14 +430,24 @@ class StoreSink:
     async def checkpoint(self, reason: str, **fields: Any) -> None:
         await self._writer.write(_checkpoint(reason=reason, **fields))
 
+    async def open_partition(self, tenant: str, tenant_uid: str) -> Partition:
+        """A tenant incarnation's partition, confined to it; the caller closes it."""
+        return await asyncio.to_thread(
+            self._db.open_partition, tenant, tenant_uid, redactor=self.redactor
+        )
+
+    async def select(self, tenant: str | None, tenant_uid: str | None) -> list[Partition]:
+        """Root's partitions of `tenant` and `tenant_uid` (None: any), also deleted ones'."""
+        # Off the loop: the catalog's lock is the writer's, held through a batch's fsync.
+        return await asyncio.to_thread(self._db.select, tenant, tenant_uid, redactor=self.redactor)
+
     def query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return list(self._conn.execute(sql, params).fetchall())
+        """Any SQL over the whole store (operator inspection; never a tenant's path)."""
+        return self._db.query(sql, params)
 
     def reopen(self) -> None:
         """A database is not rotated by logrotate; nothing to do."""
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._writer.close)
-        with self._lock:
-            self._conn.close()
+        self._db.close()

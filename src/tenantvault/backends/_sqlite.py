@@ -7,6 +7,10 @@ Layout of the data directory (mode 0700; opening refuses looser modes, see `_per
 - `master.key` (mode 0600), unless a key or key file is supplied: one line holding the
   standard base64 encoding of 32 random bytes, created on first start only.
 
+Tenant data keys are wrapped by the store's key terms (`seal._terms`: `meta.keyring`, sealed
+under the master key; `tenants.key_term` says which), rotated by `sys/rotate` and re-wrapped
+to the newest term by `rewrap_keys`, which destroys older terms once unused and retained.
+
 Each value is sealed with AES-256-GCM under its tenant's data key, with associated data
 binding it to (tenant, tenant key id, mount, key): a blob copied to any other row fails to
 open. Each incarnation of a tenant gets a fresh key id and data key, so deleting a tenant
@@ -25,6 +29,7 @@ import os
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -54,6 +59,8 @@ from tenantvault.crypto import (
     unwrap_key,
     wrap_key,
 )
+from tenantvault.crypto._master_key import rewrap_key
+from tenantvault.seal._terms import KeyTerms, RewrapReport, install_time
 
 __all__ = ["DB_FILENAME", "MASTER_KEY_FILENAME", "SqliteBackend"]
 
@@ -107,6 +114,10 @@ class SqliteBackend:
         self._conn: sqlite3.Connection | None = None
         self._master: AeadKey | None = None
         self._data_keys: dict[str, tuple[str, AeadKey]] = {}
+        self._terms: KeyTerms | None = None
+        # The key file this store created and may replace (`DATA_DIR/master.key`); None for
+        # a key the operator supplies (a variable or their own file): never ours to rewrite.
+        self._own_key_file: Path | None = None
 
     @classmethod
     async def open(
@@ -216,6 +227,22 @@ class SqliteBackend:
             raise InvalidPathError("a list prefix is '' or ends with '/'")
         return await self._call(lambda conn: self._list_sync(conn, tenant, mount, prefix))
 
+    # -- key terms (`seal._terms.KeyRotation`) ----------------------------------------------
+
+    async def key_status(self) -> dict[str, Any]:
+        """Vault's `sys/key-status`: the newest term, when it was installed, and how many
+        tenant keys it wraps (`encryptions`)."""
+        return await self._call(self._key_status_sync)
+
+    async def rotate_key(self) -> int:
+        """Add a key term: new tenant keys are wrapped under it from now on."""
+        return await self._call(self._rotate_key_sync)
+
+    async def rewrap_keys(self, *, retention_seconds: float) -> RewrapReport:
+        """Move every tenant key to the newest term; then destroy the older terms if the
+        newest was installed `retention_seconds` ago or more."""
+        return await self._call(lambda conn: self._rewrap_sync(conn, retention_seconds))
+
     async def aclose(self) -> None:
         """Close the database and stop the worker thread; idempotent."""
         if self._closed:
@@ -320,6 +347,7 @@ class SqliteBackend:
     def _close_sync(self) -> None:
         conn, self._conn = self._conn, None
         self._master = None
+        self._terms = None
         self._data_keys.clear()
         if conn is not None:
             conn.close()
@@ -352,12 +380,16 @@ class SqliteBackend:
             raise ConfigurationError(
                 "the data directory holds tenants but no master key check; refusing to open it"
             )
+        own_key = master_key is None and master_key_file is None
+        if own_key and key_check is not None:
+            _finish_key_replacement(self._key_path, key_check)
         raw_key = self._resolve_master_key(
             master_key, master_key_file, store_exists=key_check is not None
         )
         master = AeadKey(raw_key)
         if key_check is not None:
             _verify_key_check(master, key_check)
+        self._own_key_file = self._key_path if own_key else None
 
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
@@ -386,6 +418,7 @@ class SqliteBackend:
             if row is None or bytes(row[0]) != _SCHEMA_VERSION:
                 raise ConfigurationError("the database has an unsupported schema version")
             self._master = master
+            self._terms = _load_terms(conn, master)
             if _tenant_row(conn, SYSTEM_TENANT) is None:
                 self._insert_tenant(conn, SYSTEM_TENANT)
         # The database file may be new: make its directory entry durable too.
@@ -435,13 +468,16 @@ class SqliteBackend:
     def _insert_tenant(self, conn: sqlite3.Connection, tenant: str) -> AeadKey:
         key_id = secrets.token_hex(16)
         data_key = random_key()
+        term = self._key_terms().active
         conn.execute(
-            "INSERT INTO tenants (tenant, key_id, wrapped_key, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO tenants (tenant, key_id, wrapped_key, created_at, key_term)"
+            " VALUES (?, ?, ?, ?, ?)",
             (
                 tenant,
                 key_id,
-                wrap_key(self._master_key(), data_key, tenant=tenant, key_id=key_id),
+                wrap_key(self._term_key(term), data_key, tenant=tenant, key_id=key_id),
                 datetime.now(UTC).isoformat(),
+                term,
             ),
         )
         sealing_key = AeadKey(data_key)
@@ -472,12 +508,21 @@ class SqliteBackend:
         ).fetchall()
         return sorted(row[0] for row in rows)
 
-    def _data_key(self, tenant: str, key_id: str, wrapped: bytes) -> AeadKey:
+    def _key_terms(self) -> KeyTerms:
+        if self._terms is None:
+            raise ClosedError("the sqlite backend is closed")
+        return self._terms
+
+    def _term_key(self, term: int) -> AeadKey:
+        """The key that wraps tenant keys of `term` (0: the master key, before terms)."""
+        return self._master_key() if term == 0 else self._key_terms().cipher(term)
+
+    def _data_key(self, tenant: str, key_id: str, wrapped: bytes, term: int) -> AeadKey:
         cached = self._data_keys.get(tenant)
         if cached is not None and cached[0] == key_id:
             return cached[1]
         try:
-            sealing_key = unwrap_key(self._master_key(), wrapped, tenant=tenant, key_id=key_id)
+            sealing_key = unwrap_key(self._term_key(term), wrapped, tenant=tenant, key_id=key_id)
         except IntegrityError:
             raise IntegrityError(
                 f"the data key of tenant {tenant!r} failed authentication"
@@ -489,25 +534,25 @@ class SqliteBackend:
         row = _tenant_row(conn, tenant)
         if row is None:
             raise _tenant_not_found(tenant)
-        key_id, wrapped = row
-        return key_id, self._data_key(tenant, key_id, wrapped)
+        key_id, wrapped, term = row
+        return key_id, self._data_key(tenant, key_id, wrapped, term)
 
     def _read_sync(
         self, conn: sqlite3.Connection, tenant: str, mount: str, key: str
     ) -> Record | None:
         # One statement: tenant existence, its key and the record, from one snapshot.
         row = conn.execute(
-            "SELECT t.key_id, t.wrapped_key, r.revision, r.value FROM tenants AS t"
+            "SELECT t.key_id, t.wrapped_key, t.key_term, r.revision, r.value FROM tenants AS t"
             " LEFT JOIN records AS r ON r.tenant = t.tenant AND r.mount = ? AND r.key = ?"
             " WHERE t.tenant = ?",
             (mount, key, tenant),
         ).fetchone()
         if row is None:
             raise _tenant_not_found(tenant)
-        key_id, wrapped, revision, sealed = row
+        key_id, wrapped, term, revision, sealed = row
         if revision is None:
             return None
-        sealing_key = self._data_key(tenant, key_id, wrapped)
+        sealing_key = self._data_key(tenant, key_id, wrapped, term)
         try:
             value = sealing_key.open(sealed, _record_aad(tenant, key_id, mount, key))
         except IntegrityError:
@@ -601,8 +646,145 @@ class SqliteBackend:
                         break
         return sorted(children)
 
+    # -- key terms, on the worker thread ---------------------------------------------------
+
+    def _key_status_sync(self, conn: sqlite3.Connection) -> dict[str, Any]:
+        terms = self._key_terms()
+        active = terms.active
+        (count,) = conn.execute(
+            "SELECT count(*) FROM tenants WHERE key_term = ?", (active,)
+        ).fetchone()
+        return {
+            "term": active,
+            "install_time": install_time(terms.installed_ns(active)),
+            "encryptions": int(count),
+        }
+
+    def _rotate_key_sync(self, conn: sqlite3.Connection) -> int:
+        terms = self._key_terms()
+        # A copy first: memory changes only once the new keyring is committed.
+        rotated = KeyTerms.open(self._master_key(), terms.seal(self._master_key()))
+        term = rotated.rotate(time.time_ns())
+        with _transaction(conn):
+            self._store_terms(conn, rotated)
+        self._terms = rotated
+        return term
+
+    def _store_terms(self, conn: sqlite3.Connection, terms: KeyTerms) -> None:
+        conn.execute(
+            "UPDATE meta SET value = ? WHERE name = 'keyring'", (terms.seal(self._master_key()),)
+        )
+
+    def _rewrap_sync(self, conn: sqlite3.Connection, retention_seconds: float) -> RewrapReport:
+        terms = self._key_terms()
+        active = terms.active
+        moved = 0
+        with _transaction(conn):
+            rows = conn.execute(
+                "SELECT tenant, key_id, wrapped_key, key_term FROM tenants WHERE key_term <> ?",
+                (active,),
+            ).fetchall()
+            for tenant, key_id, wrapped, term in rows:
+                rewrapped = rewrap_key(
+                    self._term_key(int(term)),
+                    terms.cipher(active),
+                    bytes(wrapped),
+                    tenant=tenant,
+                    key_id=key_id,
+                )
+                conn.execute(
+                    "UPDATE tenants SET wrapped_key = ?, key_term = ? WHERE tenant = ?",
+                    (rewrapped, active, tenant),
+                )
+                moved += 1
+        destroyed: tuple[int, ...] = ()
+        age_seconds = (time.time_ns() - terms.installed_ns(active)) / 1e9
+        if len(terms.terms) > 1 and age_seconds >= retention_seconds:
+            kept = KeyTerms.open(self._master_key(), terms.seal(self._master_key()))
+            destroyed = kept.destroy_below(active)
+            with _transaction(conn):
+                self._store_terms(conn, kept)
+            self._terms = kept
+        if destroyed and self._own_key_file is not None:
+            # The keyring itself is sealed by the master key: replace that too, so a copy of
+            # the data directory from before the rotation no longer opens with the key file.
+            self._replace_master_key(conn, self._own_key_file)
+        if moved or destroyed:
+            # Overwrite the old wrapped keys and keyring on disk now, not at a later checkpoint.
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        return RewrapReport(moved, destroyed)
+
+    def _replace_master_key(self, conn: sqlite3.Connection, path: Path) -> None:
+        """A new master key for the key check and the keyring, in two durable steps: the
+        new key file beside the old one (`.next`), then the database, then the rename. A crash
+        in between leaves a `.next` file that the next open adopts or discards
+        (`_finish_key_replacement`), by which key the committed key check opens with."""
+        terms = self._key_terms()
+        if conn.execute("SELECT 1 FROM tenants WHERE key_term = 0 LIMIT 1").fetchone():
+            return  # a tenant key still wrapped by the master key itself: not yet
+        new_key = random_key()
+        upcoming = _next_key_path(path)
+        _write_key_file(upcoming, new_key)
+        new_master = AeadKey(new_key)
+        with _transaction(conn):
+            conn.execute(
+                "UPDATE meta SET value = ? WHERE name = 'key_check'",
+                (new_master.seal(_KEY_CHECK_PLAINTEXT, _KEY_CHECK_AAD),),
+            )
+            conn.execute(
+                "UPDATE meta SET value = ? WHERE name = 'keyring'", (terms.seal(new_master),)
+            )
+        self._master = new_master
+        os.replace(upcoming, path)
+        _fsync_dir(path.parent)
+
 
 # -- helpers -----------------------------------------------------------------------------------
+
+
+def _next_key_path(path: Path) -> Path:
+    return path.with_name(path.name + ".next")
+
+
+def _write_key_file(path: Path, key: bytes) -> None:
+    """Create `path` (0600) holding `key`, durably; replaces a leftover from a crash."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+    try:
+        data = encode_master_key(key)
+        while data:
+            data = data[os.write(fd, data) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _fsync_dir(path.parent)
+
+
+def _finish_key_replacement(path: Path, key_check: bytes) -> None:
+    """After a crash in `_replace_master_key`: adopt `.next` if the database was committed
+    under it, else discard it (the old key file still matches)."""
+    upcoming = _next_key_path(path)
+    try:
+        content = upcoming.read_bytes()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read master key file {upcoming}") from exc
+    key = decode_master_key(content)
+    committed = False
+    if key is not None:
+        try:
+            _verify_key_check(AeadKey(key), key_check)
+            committed = True
+        except ConfigurationError:
+            committed = False
+    if committed:
+        os.replace(upcoming, path)
+    else:
+        upcoming.unlink()
+    _fsync_dir(path.parent)
 
 
 @contextlib.contextmanager
@@ -709,11 +891,30 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _tenant_row(conn: sqlite3.Connection, tenant: str) -> tuple[str, bytes] | None:
+def _tenant_row(conn: sqlite3.Connection, tenant: str) -> tuple[str, bytes, int] | None:
     row = conn.execute(
-        "SELECT key_id, wrapped_key FROM tenants WHERE tenant = ?", (tenant,)
+        "SELECT key_id, wrapped_key, key_term FROM tenants WHERE tenant = ?", (tenant,)
     ).fetchone()
-    return None if row is None else (str(row[0]), bytes(row[1]))
+    return None if row is None else (str(row[0]), bytes(row[1]), int(row[2]))
+
+
+def _load_terms(conn: sqlite3.Connection, master: AeadKey) -> KeyTerms:
+    """The key terms (created with term 1 on first open); inside the opening transaction.
+
+    Stores from before key terms get the `key_term` column (0: wrapped by the master key).
+    """
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(tenants)")}
+    if "key_term" not in columns:
+        conn.execute("ALTER TABLE tenants ADD COLUMN key_term INTEGER NOT NULL DEFAULT 0")
+    row = conn.execute("SELECT value FROM meta WHERE name = 'keyring'").fetchone()
+    if row is not None:
+        try:
+            return KeyTerms.open(master, bytes(row[0]))
+        except IntegrityError:
+            raise ConfigurationError("the stored keyring failed authentication") from None
+    terms = KeyTerms.new(time.time_ns())
+    conn.execute("INSERT INTO meta (name, value) VALUES ('keyring', ?)", (terms.seal(master),))
+    return terms
 
 
 def _revision(conn: sqlite3.Connection, tenant: str, mount: str, key: str) -> int | None:

@@ -14,16 +14,22 @@ from tenantvault.cli import (
     _commands_audit,
     _commands_kv,
     _commands_kv_metadata,
+    _commands_mcp,
+    _commands_observe,
+    _commands_operator,
     _commands_policy,
+    _commands_run,
     _commands_sys,
     _commands_token,
     _commands_transit,
+    _commands_wrapping,
 )
 from tenantvault.cli._args import Parser, UsageError, common_options, normalize_bool_flags
 from tenantvault.cli._context import Context, Failure
 from tenantvault.cli._http import SettingsError
 from tenantvault.cli._output import FieldMissingError
 from tenantvault.cli._text import Redactor, printable
+from tenantvault.cli._wrapped import Wrapped
 
 __all__ = ["main"]
 
@@ -65,12 +71,17 @@ def build_parser(*, serve: ModuleType | None = None) -> Parser:
         )
     common = common_options()
     _commands_sys.register(subparsers, common)
+    _commands_operator.register(subparsers, common)
     _commands_policy.register(subparsers, common)
     _commands_token.register(subparsers, common)
     kv_commands = _commands_kv.register(subparsers, common)
     _commands_kv_metadata.register(kv_commands, common)
     _commands_audit.register(subparsers, common)
+    _commands_observe.register(subparsers, common)
     _commands_transit.register(subparsers, common)
+    _commands_wrapping.register(subparsers, common)
+    _commands_run.register(subparsers, common)
+    _commands_mcp.register(subparsers, common)
     return parser
 
 
@@ -102,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     except FieldMissingError as error:
         stderr.write(printable(f'Field "{error}" not present in secret') + "\n")
         return 1
+    except Wrapped:
+        return 0  # -wrap-ttl: the wrapping token was shown instead of the answer
     except Failure as error:
         stderr.write(printable(redact(error.message)) + "\n")
         return error.exit_code

@@ -127,6 +127,14 @@ def common_options() -> argparse.ArgumentParser:
     add_flag(
         group, "ca-path", metavar="DIR", help="directory of CA certificates (default $VAULT_CAPATH)"
     )
+    add_flag(
+        group,
+        "wrap-ttl",
+        metavar="DURATION",
+        default=None,
+        help="wrap the response in a single-use token living this long, e.g. 5m "
+        "(default $VAULT_WRAP_TTL); `tenantvault unwrap` opens it",
+    )
     output = common.add_argument_group("output")
     add_flag(
         output,

@@ -11,6 +11,7 @@ from tenantvault.cli._args import UsageError, add_flag, segment
 from tenantvault.cli._commands_sys import unwrap
 from tenantvault.cli._context import Context, Failure
 from tenantvault.cli._output import Section, View
+from tenantvault.cli._progress import progress_lines, working
 
 __all__ = ["register"]
 
@@ -109,8 +110,16 @@ def _verify(ctx: Context) -> int:
     path: Path = ctx.args.file
     anchor = _anchor(ctx)
     try:
-        with path.open("rb") as handle:
-            report = verify_lines(handle, anchor=anchor)
+        with (
+            path.open("rb") as handle,
+            progress_lines(
+                handle,
+                total_bytes=path.stat().st_size,
+                label=f"verifying {path.name}",
+                stream=ctx.out.stderr,
+            ) as lines,
+        ):
+            report = verify_lines(lines, anchor=anchor)
     except OSError as error:
         raise Failure(f"Error reading {path}: {error.strerror}", exit_code=2) from None
     ctx.out.line(f"{path}: {report.describe()}")
@@ -174,7 +183,8 @@ def _report(ctx: Context) -> int:
         params["tenant_uid"] = str(ctx.args.tenant_uid)
     if ctx.args.csv:
         params["format"] = "csv"
-    reply = ctx.call("GET", "sys/audit/report", params=params, doing="building the report")
+    with working("building the report", stream=ctx.out.stderr):
+        reply = ctx.call("GET", "sys/audit/report", params=params, doing="building the report")
     data = unwrap(reply.body)
     if ctx.args.csv:
         ctx.out.stdout.write(str(data.get("csv", "")))

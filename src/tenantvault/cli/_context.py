@@ -11,6 +11,7 @@ from tenantvault.cli._args import check_format
 from tenantvault.cli._http import MERGE_PATCH, APIError, Client, ConnectError, Reply, Settings
 from tenantvault.cli._output import Output
 from tenantvault.cli._text import Redactor
+from tenantvault.cli._wrapped import Wrapped, wrap_view
 
 __all__ = ["MERGE_PATCH", "Context", "Failure", "RequestFailed"]
 
@@ -89,14 +90,16 @@ class Context:
     ) -> Reply:
         """Send one request; any failure becomes `RequestFailed` with Vault's error text."""
         client = self.client
+        wrap_ttl = getattr(self.args, "wrap_ttl", None) or self.env.get("VAULT_WRAP_TTL")
         try:
-            return client.request(
+            reply = client.request(
                 method,
                 path,
                 body=body,
                 params=params,
                 content_type=content_type,
                 authenticated=authenticated,
+                wrap_ttl=wrap_ttl or None,
             )
         except APIError as error:
             hint = ""
@@ -105,3 +108,8 @@ class Context:
             raise RequestFailed(doing, error, hint=hint) from None
         except ConnectError as error:
             raise RequestFailed(doing, error) from None
+        if isinstance(reply.body, dict) and reply.body.get("wrap_info"):
+            # Wrapped (-wrap-ttl): the wrapping token is the answer, whatever the command.
+            self.out.show(wrap_view(reply.body))
+            raise Wrapped()
+        return reply

@@ -211,10 +211,12 @@ class Client:
         params: Mapping[str, str] | None = None,
         content_type: str = "application/json",
         authenticated: bool = True,
+        wrap_ttl: str | None = None,
     ) -> Reply:
         """Send `method /v1/<path>`; return the reply, or raise APIError / ConnectError.
 
-        `path` must already be encoded (see `join_path`).
+        `path` must already be encoded (see `join_path`). `wrap_ttl` asks for the response
+        wrapped (X-Vault-Wrap-TTL).
         """
         target = f"{self._prefix}/v1/{path}"
         if params:
@@ -226,6 +228,10 @@ class Client:
             headers["X-Vault-Token"] = settings.token
         if settings.namespace:
             headers["X-Vault-Namespace"] = settings.namespace
+        if wrap_ttl:
+            if not set(wrap_ttl) <= _HEADER_SAFE:
+                raise SettingsError("the wrap TTL contains characters not allowed in a header")
+            headers["X-Vault-Wrap-TTL"] = wrap_ttl
         payload: bytes | None = None
         if body is not None:
             payload = json.dumps(body, ensure_ascii=False).encode("utf-8")

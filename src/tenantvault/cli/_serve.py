@@ -7,6 +7,14 @@ store is opened *before* the port is bound: a wrong master key or an unreadable 
 directory fails fast with a clear message, and the initial root token is reported before
 anyone can connect.
 
+Settings come from three layers: a TOML config file (`--config tenantvault.toml`), then
+`TENANTVAULT_*` environment variables, then flags — each layer overrides the one before.
+Every flag has a config file key of the same name without the dashes in front
+(`listen = "0.0.0.0:8200"`, `backend = "vault+https://vault.internal:8200"`,
+`upstream-token-file = "/run/secrets/upstream-token"`, `dev = true`); a key the parser does
+not know is refused. Secrets have no key: the master key and the upstream token come from
+files or the environment only.
+
 Exit codes: 0 after a clean shutdown (SIGTERM/SIGINT), 1 if the store or the listener could
 not start, 2 for bad flags or settings.
 """
@@ -24,6 +32,7 @@ import secrets
 import signal
 import sys
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
@@ -39,11 +48,16 @@ from tenantvault._config import (
     DEFAULT_LISTEN_HOST,
     DEFAULT_LISTEN_PORT,
     ENV_PREFIX,
+    SEAL_TYPES,
+    TENANCY_STRATEGIES,
+    UPSTREAM_ENGINES,
     ServerSettings,
     is_loopback,
     parse_listen,
 )
-from tenantvault._exceptions import ConfigurationError, TenantVaultError
+from tenantvault._durations import parse_duration
+from tenantvault._exceptions import ConfigurationError, InvalidRequestError, TenantVaultError
+from tenantvault.engines.auth import DEFAULT_LOGIN_FAILURES, DEFAULT_LOGIN_WINDOW_SECONDS
 from tenantvault.server import TenantVaultApp, create_app
 
 __all__ = ["add_parser", "run"]
@@ -164,17 +178,202 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         choices=("always", "never"),
         help="fsync the audit file after each group of entries (default always)",
     )
-    flag("log-level", choices=_LOG_LEVELS, default="info", help="log level (default info)")
+    flag(
+        "config",
+        metavar="PATH",
+        type=Path,
+        help="read settings from this TOML file first (keys: the flag names, e.g. "
+        'listen = "127.0.0.1:8200"); environment variables and flags override it',
+    )
+    flag(
+        "seal",
+        choices=SEAL_TYPES,
+        help="how the master key is kept: file (DATA_DIR/master.key or --master-key-file; "
+        "the default and the weakest: a copy of the data directory with its key file opens "
+        "it), shamir (in memory only, after a quorum of unseal key shares: `tenantvault "
+        "operator init`, then `operator unseal`) or pkcs11 (wrapped by an HSM key, "
+        f"unsealed by the HSM at every start: see --pkcs11-*); or {ENV_PREFIX}SEAL",
+    )
+    _add_pkcs11_flags(flag)
+    flag(
+        "key-retention",
+        metavar="SECONDS",
+        type=float,
+        help="after `sys/rotate`, keep the old key terms this long, then destroy them: a "
+        "backup from before the rotation stops opening with the current keys (default "
+        f"604800, a week); or {ENV_PREFIX}KEY_RETENTION_SECONDS",
+    )
+    _add_upstream_flags(flag)
+    flag(
+        "rotation-webhook-allow",
+        metavar="PREFIX",
+        action="append",
+        help="let webhook rotators (sys/rotation) call URLs under PREFIX, e.g. "
+        "https://hooks.example.com/rotate/ (repeatable; default: no webhook rotator)",
+    )
+    flag(
+        "login-failures",
+        metavar="N",
+        type=int,
+        help="answer 429 to logins (approle, jwt) after N failures per role and client "
+        f"address within the login window (default {DEFAULT_LOGIN_FAILURES}; counted per "
+        f"server process); or {ENV_PREFIX}LOGIN_FAILURES",
+    )
+    flag(
+        "lease-quota",
+        metavar="N",
+        type=int,
+        help="refuse a tenant's new dynamic secrets (429) while it holds N leases "
+        f"(default: no limit); or {ENV_PREFIX}LEASE_QUOTA",
+    )
+    flag(
+        "login-window",
+        metavar="DURATION",
+        help="the window failed logins are counted in, e.g. 15m (default "
+        f"{DEFAULT_LOGIN_WINDOW_SECONDS // 60}m); or {ENV_PREFIX}LOGIN_WINDOW",
+    )
+    flag(
+        "jwt-jwks-allow",
+        metavar="PREFIX",
+        action="append",
+        help="let jwt auth mounts fetch keys (jwks_url) only from URLs under PREFIX, e.g. "
+        "https://idp.example.com/ (repeatable; hosts under a prefix may be internal). "
+        "Default: any URL, but only public addresses are connected to (no loopback, "
+        f"private or link-local: no SSRF); or {ENV_PREFIX}JWT_JWKS_ALLOW (space-separated)",
+    )
+    flag(
+        "no-observability",
+        action="store_true",
+        default=None,
+        help="do not count requests for sys/metrics, the dashboard and anomaly alerts "
+        "(the bench measures their cost with and without)",
+    )
+    flag(
+        "no-dashboard",
+        action="store_true",
+        default=None,
+        help="do not serve the dashboard at /ui/",
+    )
+    flag(
+        "metrics-unauthenticated",
+        action="store_true",
+        default=None,
+        help="answer GET /v1/sys/metrics without a token (Vault's "
+        "unauthenticated_metrics_access; not audited)",
+    )
+    flag(
+        "metrics-top-tenants",
+        metavar="N",
+        type=int,
+        help="name the N busiest tenants in the server's metrics, the rest as `other` (default 20)",
+    )
+    flag(
+        "alert-webhook",
+        metavar="URL",
+        help="POST each anomaly alert as JSON to URL (https, or http to loopback)",
+    )
+    flag("log-level", choices=_LOG_LEVELS, default=None, help="log level (default info)")
     flag("no-access-log", action="store_true", default=None, help="do not log one line per request")
     return parser
 
 
-def _settings(args: argparse.Namespace, environ: dict[str, str]) -> ServerSettings:
+def _add_pkcs11_flags(flag: Callable[..., None]) -> None:
+    """`--seal pkcs11`: the PKCS#11 module, token, PIN and wrapping key."""
+    flag("pkcs11-library", metavar="PATH", type=Path, help="PKCS#11 module (.so) of the HSM")
+    flag("pkcs11-token-label", metavar="LABEL", help="the HSM token, by label")
+    flag("pkcs11-slot", metavar="N", type=int, help="the HSM token, by slot number")
+    flag(
+        "pkcs11-pin-file",
+        metavar="PATH",
+        type=Path,
+        help=f"file holding the token's user PIN; or {ENV_PREFIX}PKCS11_PIN",
+    )
+    flag("pkcs11-key-label", metavar="LABEL", help="label of the wrapping key on the token")
+    flag(
+        "pkcs11-mechanism",
+        choices=("CKM_AES_GCM", "CKM_RSA_PKCS_OAEP"),
+        help="how the HSM key wraps the master key (default CKM_AES_GCM)",
+    )
+
+
+def _add_upstream_flags(flag: Callable[..., None]) -> None:
+    """Gateway mode: `--backend vault+https://...` and how to reach and log in upstream."""
+    flag(
+        "backend",
+        metavar="URL",
+        help="where the data lives: vault+https://HOST:PORT (an upstream Vault/OpenBao; "
+        "vault+http:// for loopback only), sqlite:///DIR or memory://; default the embedded "
+        f"store in the data directory; or {ENV_PREFIX}BACKEND",
+    )
+    flag(
+        "upstream-token-file",
+        metavar="PATH",
+        type=Path,
+        help="file holding tenantvault's upstream token (read again when renewal fails); "
+        f"or {ENV_PREFIX}UPSTREAM_TOKEN",
+    )
+    flag("upstream-role-id-file", metavar="PATH", type=Path, help="AppRole role_id file")
+    flag("upstream-secret-id-file", metavar="PATH", type=Path, help="AppRole secret_id file")
+    flag("upstream-approle-mount", metavar="PATH", help="AppRole mount path (default approle)")
+    flag(
+        "upstream-root",
+        metavar="NAME",
+        help="upstream namespace or path prefix tenantvault owns (default tenantvault)",
+    )
+    flag(
+        "upstream-namespace",
+        metavar="NAMESPACE",
+        help="the operator's upstream namespace above the root (default: none)",
+    )
+    flag("upstream-kv-mount", metavar="PATH", help="upstream KV v2 mount (default secret)")
+    flag(
+        "upstream-tenancy",
+        choices=TENANCY_STRATEGIES,
+        help="namespace (one upstream namespace per tenant), prefix (shared mounts) or auto "
+        "(namespace if the upstream has namespaces; the default)",
+    )
+    flag(
+        "upstream-engines",
+        choices=UPSTREAM_ENGINES,
+        help="who serves tenants' secret/ and transit/: upstream (the upstream's own engines, "
+        "readable there with Vault's tools; the default) or embedded (tenantvault's engines, "
+        "every record sealed by tenantvault in the upstream KV)",
+    )
+    flag("upstream-ca-file", metavar="PATH", type=Path, help="CA bundle for the upstream's TLS")
+    flag("upstream-client-cert", metavar="PATH", type=Path, help="TLS client certificate (PEM)")
+    flag("upstream-client-key", metavar="PATH", type=Path, help="TLS client key (PEM)")
+    flag(
+        "upstream-timeout",
+        metavar="SECONDS",
+        type=float,
+        help="timeout of each upstream call (default 10)",
+    )
+    flag(
+        "upstream-connect-timeout",
+        metavar="SECONDS",
+        type=float,
+        help="timeout of each upstream connection set-up (default 3)",
+    )
+    flag(
+        "upstream-pool-size",
+        metavar="N",
+        type=int,
+        help="upstream requests in flight at most (default 1024)",
+    )
+    flag(
+        "upstream-max-waiting",
+        metavar="N",
+        type=int,
+        help="upstream requests waiting for the pool at most; beyond, 503 (default 4096)",
+    )
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """ServerSettings fields from parsed flags (None: not given)."""
     listen_host = listen_port = None
     if args.listen:
         listen_host, listen_port = parse_listen(args.listen)
-    return ServerSettings.from_env(
-        environ,
+    return dict(
         data_dir=args.data_dir,
         listen_host=listen_host,
         listen_port=listen_port,
@@ -193,7 +392,117 @@ def _settings(args: argparse.Namespace, environ: dict[str, str]) -> ServerSettin
         audit_store=False if args.no_audit_store else None,
         audit_fsync=args.audit_fsync,
         audit_dir=args.audit_dir,
+        backend=args.backend,
+        seal=args.seal,
+        key_retention_seconds=args.key_retention,
+        pkcs11_library=args.pkcs11_library,
+        pkcs11_token_label=args.pkcs11_token_label,
+        pkcs11_slot=args.pkcs11_slot,
+        pkcs11_pin_file=args.pkcs11_pin_file,
+        pkcs11_key_label=args.pkcs11_key_label,
+        pkcs11_mechanism=args.pkcs11_mechanism,
+        upstream_token_file=args.upstream_token_file,
+        upstream_role_id_file=args.upstream_role_id_file,
+        upstream_secret_id_file=args.upstream_secret_id_file,
+        upstream_approle_mount=args.upstream_approle_mount,
+        upstream_root=args.upstream_root,
+        upstream_namespace=args.upstream_namespace,
+        upstream_kv_mount=args.upstream_kv_mount,
+        upstream_tenancy=args.upstream_tenancy,
+        upstream_engines=args.upstream_engines,
+        upstream_ca_file=args.upstream_ca_file,
+        upstream_client_cert=args.upstream_client_cert,
+        upstream_client_key=args.upstream_client_key,
+        upstream_timeout_seconds=args.upstream_timeout,
+        upstream_connect_timeout_seconds=args.upstream_connect_timeout,
+        upstream_pool_size=args.upstream_pool_size,
+        upstream_max_waiting=args.upstream_max_waiting,
+        rotation_webhook_allow=tuple(args.rotation_webhook_allow or ()) or None,
+        login_failures=args.login_failures,
+        lease_quota=args.lease_quota,
+        login_window_seconds=(
+            _duration_flag(args.login_window, "--login-window") if args.login_window else None
+        ),
+        jwt_jwks_allow=tuple(args.jwt_jwks_allow or ()) or None,
+        observability=False if args.no_observability else None,
+        dashboard=False if args.no_dashboard else None,
+        metrics_unauthenticated=args.metrics_unauthenticated,
+        metrics_top_tenants=args.metrics_top_tenants,
+        alert_webhook=args.alert_webhook,
     )
+
+
+def _duration_flag(raw: str, name: str) -> int:
+    """A duration flag ('15m', '900s', '900') in whole seconds."""
+    try:
+        return parse_duration(raw, field=name)
+    except InvalidRequestError:
+        raise ConfigurationError(f"{name} must be a duration like 15m") from None
+
+
+def _file_args(path: Path) -> argparse.Namespace:
+    """The config file's keys, parsed by the same parser as the flags (one set of rules)."""
+    try:
+        with path.expanduser().open("rb") as file:
+            document = tomllib.load(file)
+    except OSError as error:
+        raise ConfigurationError(f"cannot read the config file {path}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigurationError(f"the config file {path} is not valid TOML: {error}") from error
+    root = argparse.ArgumentParser(prog="tenantvault", add_help=False)
+    parser = add_parser(root.add_subparsers())
+    known = {
+        action.option_strings[-1].removeprefix("--"): action
+        for action in parser._actions  # argparse offers no public way to list them
+        if action.option_strings and action.dest not in ("help", "config")
+    }
+    argv: list[str] = []
+    for key, value in document.items():
+        action = known.get(key)
+        if action is None:
+            raise ConfigurationError(f"unknown key {key!r} in the config file {path}")
+        if action.nargs == 0:  # a switch: true turns it on, false leaves it off
+            if not isinstance(value, bool):
+                raise ConfigurationError(f"config file key {key!r} must be true or false")
+            if value:
+                argv.append(f"--{key}")
+            continue
+        # A repeatable flag takes a list: `rotation-webhook-allow = ["https://a/", ...]`.
+        if isinstance(value, list) and not isinstance(action, argparse._AppendAction):
+            raise ConfigurationError(f"config file key {key!r} takes one value, not a list")
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, bool) or not isinstance(item, str | int | float):
+                raise ConfigurationError(f"config file key {key!r} must be a string or a number")
+            argv.append(f"--{key}={item}")
+    try:
+        return root.parse_args(["serve", *argv])
+    except SystemExit:
+        # argparse already wrote its message (which names the key) to stderr.
+        raise ConfigurationError(f"invalid value in the config file {path}") from None
+
+
+def _settings(args: argparse.Namespace, environ: dict[str, str]) -> ServerSettings:
+    # `serve` serves the dashboard unless told not to (create_app() alone does not).
+    defaults: dict[str, Any] = {"dashboard": True}
+    if args.config is not None:
+        defaults.update(
+            (key, value)
+            for key, value in _overrides(_file_args(args.config)).items()
+            if value is not None
+        )
+    return ServerSettings.from_env(environ, defaults=defaults, **_overrides(args))
+
+
+def _log_level(args: argparse.Namespace) -> str:
+    """--log-level, else the config file's, else info."""
+    if args.log_level:
+        return str(args.log_level)
+    if args.config is not None:
+        from_file = _file_args(args.config).log_level
+        if from_file:
+            return str(from_file)
+    return "info"
 
 
 class _Formatter(logging.Formatter):
@@ -455,7 +764,7 @@ def run(
     if refusal is not None:
         err.write(f"error: {refusal}\n")
         return 2
-    listener = _configure_logging(args.log_level)
+    listener = _configure_logging(_log_level(args))
     app = create_app(settings, on_root_token=_TokenReporter(settings, out))
     try:
         return asyncio.run(_serve(settings, app, err))

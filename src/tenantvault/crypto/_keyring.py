@@ -124,6 +124,7 @@ class Keyring:
         min_decryption_version: int = 1,
         min_encryption_version: int = 0,
         key_size: int = 0,
+        min_available_version: int = 0,
     ) -> None:
         self.name = name
         self.key_type = key_type
@@ -137,6 +138,8 @@ class Keyring:
         self.min_decryption_version = min_decryption_version
         self.min_encryption_version = min_encryption_version
         self.key_size = key_size
+        # Versions below it were trimmed: deleted for good (0: never trimmed).
+        self.min_available_version = min_available_version
         self.latest_version = max(self.versions, default=0)
 
     def __repr__(self) -> str:
@@ -205,6 +208,13 @@ class Keyring:
         self.min_decryption_version = self.min_decryption_version or 1
         return self.latest_version
 
+    def trim(self, min_available_version: int) -> None:
+        """Delete every version below `min_available_version` for good (Vault's trim; the
+        engine checks the bounds first, so the latest version always stays)."""
+        self.min_available_version = min_available_version
+        for number in [n for n in self.versions if n < min_available_version]:
+            del self.versions[number]
+
     def is_rotation_due(self, now_ns: int) -> bool:
         """Whether `auto_rotate_period` has passed since the latest version was created."""
         if not self.auto_rotate_seconds or not self.latest_version:
@@ -228,6 +238,7 @@ class Keyring:
             "min_decryption_version": self.min_decryption_version,
             "min_encryption_version": self.min_encryption_version,
             "key_size": self.key_size,
+            "min_available_version": self.min_available_version,
             "versions": {
                 str(number): {
                     "key": _b64.encode(version.key),
@@ -259,6 +270,8 @@ class Keyring:
                 min_decryption_version=int(record["min_decryption_version"]),
                 min_encryption_version=int(record["min_encryption_version"]),
                 key_size=int(record["key_size"]),
+                # Records stored before trim existed have no such field.
+                min_available_version=int(record.get("min_available_version", 0)),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             raise IntegrityError("stored transit key is not valid") from None

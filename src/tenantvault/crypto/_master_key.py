@@ -7,9 +7,10 @@ here, and each caller words its own error (naming the variable or the file, neve
 from __future__ import annotations
 
 from tenantvault import _b64
-from tenantvault.crypto._aead import KEY_SIZE
+from tenantvault._exceptions import IntegrityError
+from tenantvault.crypto._aead import _DEK_LABEL, KEY_SIZE, AeadKey, encode_aad
 
-__all__ = ["decode_master_key", "encode_master_key"]
+__all__ = ["decode_master_key", "encode_master_key", "rewrap_key"]
 
 
 def decode_master_key(text: str | bytes) -> bytes | None:
@@ -29,3 +30,13 @@ def decode_master_key(text: str | bytes) -> bytes | None:
 def encode_master_key(key: bytes) -> bytes:
     """The key file's content for `key`: its base64 and a newline."""
     return _b64.encode(key).encode("ascii") + b"\n"
+
+
+def rewrap_key(old: AeadKey, new: AeadKey, wrapped: bytes, *, tenant: str, key_id: str) -> bytes:
+    """A tenant data key wrapped by `old` (see `wrap_key`), wrapped by `new` instead (key
+    rotation): same binding to the tenant and key id; `IntegrityError` if it does not open."""
+    associated_data = encode_aad(_DEK_LABEL, tenant, key_id)
+    data_key = old.open(wrapped, associated_data)
+    if len(data_key) != KEY_SIZE:
+        raise IntegrityError("stored data failed authentication")
+    return new.seal(data_key, associated_data)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, final
 if TYPE_CHECKING:
     from tenantvault._policy_store import TenantPolicies
     from tenantvault._request import Response
+    from tenantvault._token_roles import TokenRole
     from tenantvault._tokens import TenantTokens
     from tenantvault.audit._view import AuditView
 
@@ -107,6 +108,13 @@ class TokenGrant:
     orphan: bool
     period_seconds: int
     meta: Mapping[str, str] | None
+    # Set when a token role applies (`auth/token/create/<role>`): its cap on the explicit
+    # max TTL (0: none), whether its tokens may be renewable, the CIDR blocks they are bound
+    # to, and the `path` they record (create/<role>[/<suffix>]).
+    explicit_max_ttl_cap_seconds: int = 0
+    renewable: bool = True
+    bound_cidrs: tuple[str, ...] = ()
+    path: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +144,8 @@ class Call:
     grant: TokenGrant | None = None
     # Set for routes with `lists_mounts`: which of the declared mounts the caller may see.
     visible_mounts: MountView | None = None
+    # The address the request came from (HTTP: the peer), for CIDR bindings; None in-process.
+    client_address: str | None = None
     # Views bound to this call's tenant incarnation (None for public probes).
     tokens: TenantTokens | None = field(default=None, repr=False)
     audit: AuditView | None = field(default=None, repr=False)
@@ -168,6 +178,11 @@ class Route:
     - `mints_token`: the Core applies the token-issuing rules (use-limited parent, the
       subset rule, sudo for orphans and periodic tokens) and hands over a `TokenGrant`;
       "orphan" for create-orphan, "child" for create (orphan only with `no_parent`).
+      "login" is an auth method's login endpoint (`engines/auth`): it runs without a token
+      (one sent is ignored) and declares nothing else; its handler answers with
+      `Response.login` (what to issue) and the Core mints the token in the mount's tenant.
+      With `token_role` (`auth/token/create/<role>`) the role's rules replace the subset
+      rule and the sudo requirements (`_grants.token_grant`).
     - `public=True` needs no token and no capability: only the unauthenticated probes.
     - `parameters`: the top-level request keys the handler may use. The Core hands it only
       those (`Parameters`) and answers any other with Vault's warning "Endpoint ignored these
@@ -186,10 +201,13 @@ class Route:
     optional: tuple[Need, ...] = ()
     root_namespace_only: RootOnly | None = None
     mount_access: str | None = None
-    mints_token: Literal["", "child", "orphan"] = ""
+    mints_token: Literal["", "child", "orphan", "login"] = ""
     lists_mounts: Mapping[str, bool] | None = None
     refusal: str = ""
     parameters: frozenset[str] | None = None
+    # For `auth/token/create/<role>` (with `mints_token`): loads the role for the storage
+    # tenant the Core passes (None: no such role); the Core applies its constraints.
+    token_role: Callable[[str], Awaitable[TokenRole | None]] | None = None
     # A root-namespace-only area's real route, parsed only after the Core checked
     # `root_namespace_only`: a tenant gets that answer whatever the path or method, as in
     # OpenBao, and parse errors show only in the root namespace.

@@ -24,11 +24,13 @@ from tenantvault._durations import format_duration, parse_duration
 from tenantvault._exceptions import (
     CheckAndSetError,
     ConflictError,
+    InvalidPathError,
     InvalidRequestError,
     NotFoundError,
     UnsupportedOperationError,
 )
 from tenantvault._fields import get_bool, get_int, get_mapping, get_versions
+from tenantvault._go_text import go_quote, multierror
 from tenantvault._paths import SecretPath, parse_path
 from tenantvault._records import decode_record, encode_record
 from tenantvault._request import Operation, Response
@@ -113,28 +115,57 @@ def _subkeys(value: Any, depth: int, level: int = 1) -> Any:
 
 
 def _check_custom_metadata(value: Any) -> dict[str, str]:
+    """OpenBao's `validateCustomMetadata`: every problem found, in its words, as one
+    multierror (lengths in UTF-8 bytes, as Go counts them). Keys are named, values never."""
     if not isinstance(value, Mapping):
         raise InvalidRequestError("custom_metadata must be an object of strings")
+    if not all(isinstance(item, str) for item in value.values()):
+        # OpenBao would turn numbers into text; a secret's metadata gets no guessing here.
+        raise InvalidRequestError("custom_metadata values must be strings")
+    problems: list[str] = []
+    prefix = "custom_metadata validation failed"
     if len(value) > CUSTOM_METADATA_MAX_KEYS:
-        raise InvalidRequestError(
-            f"custom_metadata: more than {CUSTOM_METADATA_MAX_KEYS} keys is not allowed"
+        problems.append(
+            f"{prefix}: payload must contain at most {CUSTOM_METADATA_MAX_KEYS} keys, "
+            f"provided {len(value)}"
         )
-    checked: dict[str, str] = {}
     for name, item in value.items():
-        if not isinstance(item, str):
-            raise InvalidRequestError("custom_metadata values must be strings")
-        if not 1 <= len(name) <= CUSTOM_METADATA_MAX_KEY_LENGTH:
-            raise InvalidRequestError(
-                f"custom_metadata: key length must be 1 to {CUSTOM_METADATA_MAX_KEY_LENGTH}"
+        key_length, value_length = len(name.encode()), len(item.encode())
+        if not 0 < key_length <= CUSTOM_METADATA_MAX_KEY_LENGTH:
+            problems.append(
+                f"{prefix}: length of key {go_quote(name)} is {key_length} but must be "
+                f"0 < len(key) <= {CUSTOM_METADATA_MAX_KEY_LENGTH}"
             )
-        if not 1 <= len(item) <= CUSTOM_METADATA_MAX_VALUE_LENGTH:
-            raise InvalidRequestError(
-                f"custom_metadata: value length must be 1 to {CUSTOM_METADATA_MAX_VALUE_LENGTH}"
+        if not 0 < value_length <= CUSTOM_METADATA_MAX_VALUE_LENGTH:
+            problems.append(
+                f"{prefix}: length of value for key {go_quote(name)} is {value_length} but "
+                f"must be 0 < len(value) <= {CUSTOM_METADATA_MAX_VALUE_LENGTH}"
             )
-        if not item.isprintable() or not name.isprintable():
-            raise InvalidRequestError("custom_metadata: keys and values must be printable")
-        checked[name] = item
-    return checked
+        if not name.isprintable():
+            # OpenBao repeats the raw key in parentheses; the quoted form says it all.
+            problems.append(f"{prefix}: key {go_quote(name)} contains unprintable characters")
+        if not item.isprintable():
+            problems.append(
+                f"{prefix}: value for key {go_quote(name)} contains unprintable characters"
+            )
+    if problems:
+        raise InvalidRequestError(multierror(problems))
+    return dict(value)
+
+
+def _invalid_path_warning(op: Operation) -> str:
+    """OpenBao's 404 warning for a path outside KV v2's API, naming the CLI command to use."""
+    command = {
+        Operation.READ: "get",
+        Operation.LIST: "list",
+        Operation.DELETE: "delete",
+        Operation.PATCH: "patch",
+    }.get(op, "put")
+    return (
+        "Invalid path for a versioned K/V secrets engine. See the API docs for the appropriate "
+        f"API endpoints to use. If using the OpenBao CLI, use 'bao kv {command}' for this "
+        "operation."
+    )
 
 
 # The parameters of each KV v2 endpoint (`Route.parameters`), as OpenBao's kv plugin
@@ -185,7 +216,11 @@ class KVEngine:
             acl = f"{base}metadata/{directory.key}/" if directory.key else f"{base}metadata/"
             return bound(acl, "list", lambda call, store: self._list(call, store, directory))
         if section not in ("data", "metadata", "delete", "undelete", "destroy", "subkeys"):
-            raise NotFoundError("unsupported path")
+            raise NotFoundError(body={"data": None, "warnings": [_invalid_path_warning(op)]})
+        if op in (Operation.UPDATE, Operation.CREATE) and (not sub or sub.endswith("/")):
+            raise InvalidPathError("cannot write to a path ending in '/'")
+        if not sub and op is Operation.READ:
+            raise NotFoundError()
         path = parse_path(sub)
         acl = f"{base}{section}/{path.key}"
         handlers = {
@@ -355,8 +390,16 @@ class KVEngine:
 
     def _options(self, data: Mapping[str, Any]) -> tuple[Mapping[str, Any], int | None]:
         options = get_mapping(data, "options") or {}
-        cas = get_int(options, "cas", strict=True)
-        return options, cas
+        raw = options.get("cas")
+        if raw is None:
+            return options, None
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            # JSON integers only ("1" or 1.0 is a client bug), in OpenBao's words.
+            raise InvalidRequestError("error parsing check-and-set parameter")
+        if raw < 0:
+            # No version is negative: OpenBao's answer is the plain mismatch.
+            raise CheckAndSetError("check-and-set parameter did not match the current version")
+        return options, raw
 
     async def _write(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
         body = _data_from(call.data)

@@ -1,4 +1,5 @@
-"""The `sys/` endpoints: tenants as namespaces, ACL policies and health (mounts: sys_mounts).
+"""The `sys/` endpoints: tenants as namespaces, ACL policies, health, init status and the
+random and hash tools (mounts: sys_mounts).
 
 (`sys/capabilities*` are answered by the Core, which alone holds the ACL.)
 """
@@ -6,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenantvault._clock import Clock
 from tenantvault._exceptions import (
@@ -20,9 +21,23 @@ from tenantvault._paths import validate_tenant_id
 from tenantvault._policy_store import PolicyStore, TenantPolicies
 from tenantvault._request import Operation, Response
 from tenantvault._tenants import TenantRegistry
-from tenantvault._tokens import TokenStore
+from tenantvault._tokens import TOKEN_PREFIX, TokenStore
 from tenantvault._version import __version__
 from tenantvault.engines._route import Call, Route
+from tenantvault.engines._tools import (
+    HASH_PARAMETERS,
+    RANDOM_PARAMETERS,
+    hash_answer,
+    random_answer,
+)
+from tenantvault.seal import FileSeal, Seal, ShamirSeal
+from tenantvault.seal import _endpoints as seal_endpoints
+from tenantvault.seal._generate_root import GENERATE_ROOT_PARAMETERS, RootGeneration
+from tenantvault.seal._rekey import REKEY_PARAMETERS, RootRotation
+from tenantvault.seal._terms import KeyRotation
+
+if TYPE_CHECKING:
+    from tenantvault.observability._routes import ObservabilityRoutes
 
 __all__ = ["SysEngine"]
 
@@ -36,11 +51,49 @@ def _policies(call: Call) -> TenantPolicies:
     return call.policies
 
 
+def _route_tools(op: Operation, rest: str) -> Route:
+    """`sys/tools/random(/:source)(/:bytes)` and `sys/tools/hash(/:algorithm)`: writes that
+    need `update` on their full path, in any namespace (answered by `engines._tools`)."""
+    tool, _, sub = rest.removeprefix("tools/").partition("/")
+    if tool not in ("random", "hash"):
+        raise NotFoundError("unsupported path")
+    if op is Operation.LIST:
+        raise NotFoundError("unsupported path")
+    if op not in (Operation.UPDATE, Operation.CREATE):
+        raise UnsupportedOperationError()
+    if tool == "random":
+
+        async def random(call: Call) -> Response:
+            return random_answer(call.data, sub)
+
+        return Route(f"sys/{rest}", "update", random, mount="sys", parameters=RANDOM_PARAMETERS)
+
+    async def hashed(call: Call) -> Response:
+        return hash_answer(call.data, sub, input_required=False)
+
+    return Route(f"sys/{rest}", "update", hashed, mount="sys", parameters=HASH_PARAMETERS)
+
+
 # The parameters of each sys endpoint here (`Route.parameters`), as OpenBao declares them.
 _NONE: frozenset[str] = frozenset()
 _NAMESPACE = frozenset({"custom_metadata"})
 _POLICY = frozenset({"policy"})
 _LEGACY_POLICY = frozenset({"policy", "rules"})
+# Key terms (`tenantvault.seal._terms`), and the rekey backups that never exist here.
+_BACKUP_PATHS = ("rekey/backup", "rotate/root/backup", "rekey/recovery-key-backup")
+_KEY_PATHS = ("key-status", "rotate", "rotate/keyring", *_BACKUP_PATHS)
+# A root token's length (`_tokens`: the prefix and 32 random bytes, URL-safe base64): the
+# one-time pad of generate-root is as long, as in Vault.
+_ROOT_TOKEN_LENGTH = len(TOKEN_PREFIX) + 43
+
+
+async def _now(response: Response) -> Response:
+    return response
+
+
+async def _nothing_deleted(call: Call) -> Response:
+    """A delete of something that cannot exist: done, as Vault's idempotent deletes."""
+    return Response.no_content()
 
 
 class SysEngine:
@@ -54,6 +107,9 @@ class SysEngine:
         tokens: TokenStore,
         sealed: Callable[[], bool],
         clock: Clock,
+        seal: Seal | None = None,
+        key_rotation: KeyRotation | None = None,
+        gateway: bool = False,
         audit_health: Callable[[], dict[str, Any]] | None = None,
         services_health: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
@@ -65,11 +121,22 @@ class SysEngine:
         self._policies = policies
         self._tokens = tokens
         self._sealed = sealed
+        self._seal: Seal = seal if seal is not None else FileSeal()
+        # The store's key terms (the embedded store; None for the dev and gateway stores).
+        self._key_rotation = key_rotation
+        self._gateway = gateway
+        self._root_generation = RootGeneration(
+            self._seal, mint=self._mint_root, otp_length=_ROOT_TOKEN_LENGTH
+        )
+        rekeyable = self._seal if isinstance(self._seal, ShamirSeal) else None
+        self._root_rotation = RootRotation(rekeyable)
+        # sys/metrics, sys/alerts, sys/dashboard (`tenantvault.observability`; the Core sets it).
+        self.observability: ObservabilityRoutes | None = None
 
     @staticmethod
     def is_public(path: str) -> bool:
-        """Unauthenticated endpoints, as in Vault: health and seal status only."""
-        return path in ("sys/health", "sys/seal-status", "sys/leader")
+        """Unauthenticated endpoints, as in Vault: health, seal and init status, unseal."""
+        return path in ("sys/health", "sys/seal-status", "sys/leader", "sys/init", "sys/unseal")
 
     def route(self, operation: Operation, rest: str, *, tenant: str | None) -> Route:
         op = operation
@@ -84,11 +151,182 @@ class SysEngine:
             }[rest]
             # Health's status-code query parameters are the HTTP layer's (`server._app`).
             return Route(f"sys/{rest}", None, handler, public=True, mount="sys", parameters=_NONE)
+        if rest in _KEY_PATHS:
+            return self._route_keys(op, rest, tenant=tenant)
+        if section == "generate-root-token":
+            return self._route_generate_root(op, rest, tenant=tenant)
+        if rest in ("rotate/root/init", "rotate/root/update"):
+            return self._route_rekey(op, rest, tenant=tenant)
+        if rest in ("init", "unseal", "seal"):
+            if tenant is not None:
+                raise InvalidRequestError("operation unavailable in namespaces")
+            if rest == "init":
+                return self._route_init(op)
+            if op not in (Operation.UPDATE, Operation.CREATE):
+                raise seal_endpoints.method_not_allowed()
+            if rest == "unseal":
+                return Route(
+                    "sys/unseal",
+                    None,
+                    lambda call: seal_endpoints.unseal(self._seal, call.data),
+                    public=True,
+                    mount="sys",
+                    parameters=seal_endpoints.UNSEAL_PARAMETERS,
+                )
+            # Vault's sys/seal needs update and sudo on it (root's token has both).
+            return Route(
+                "sys/seal",
+                "update",
+                lambda call: seal_endpoints.seal(self._seal),
+                sudo=True,
+                mount="sys",
+                parameters=_NONE,
+            )
+        if section == "tools":
+            return _route_tools(op, rest)
         if section == "namespaces":
             return self._route_namespaces(op, sub, tenant=tenant)
         if rest.startswith("policies/acl") or section == "policy":
             return self._route_policies(op, rest)
+        if self.observability is not None and self.observability.handles(rest):
+            return self.observability.route(op, rest, tenant=tenant)
         raise NotFoundError("unsupported path")
+
+    # -- key terms -------------------------------------------------------------------------
+
+    def _route_keys(self, op: Operation, rest: str, *, tenant: str | None) -> Route:
+        """`sys/key-status` (read), `sys/rotate` (update, sudo) and the rekey backups (read,
+        sudo): root namespace only, as in Vault."""
+        if tenant is not None:
+            raise InvalidRequestError("operation unavailable in namespaces")
+        want = Operation.READ if rest in ("key-status", *_BACKUP_PATHS) else Operation.UPDATE
+        if op is not want and not (want is Operation.UPDATE and op is Operation.CREATE):
+            raise UnsupportedOperationError()
+        if rest in _BACKUP_PATHS:
+            return Route(
+                f"sys/{rest}",
+                "read",
+                lambda call: seal_endpoints.no_backed_up_keys(),
+                sudo=True,
+                mount="sys",
+                parameters=_NONE,
+            )
+        handler = seal_endpoints.key_status if rest == "key-status" else seal_endpoints.rotate
+
+        async def answer(call: Call) -> Response:
+            if self._key_rotation is None:
+                raise seal_endpoints.rotation_unavailable(gateway=self._gateway)
+            return await handler(self._key_rotation)
+
+        capability = "read" if rest == "key-status" else "update"
+        return Route(
+            f"sys/{rest}",
+            capability,
+            answer,
+            sudo=rest != "key-status",
+            mount="sys",
+            parameters=_NONE,
+        )
+
+    # -- generate-root ---------------------------------------------------------------------
+
+    def _route_generate_root(self, op: Operation, rest: str, *, tenant: str | None) -> Route:
+        """`sys/generate-root-token/attempt|update` (OpenBao 2.6+: a token with the ACL, plus
+        a quorum of shares). The legacy unauthenticated `sys/generate-root/*` is disabled, as
+        OpenBao's by default (`seal._endpoints.seal_gate`)."""
+        if tenant is not None:
+            raise InvalidRequestError("operation unavailable in namespaces")
+        generation = self._root_generation
+        handlers: dict[tuple[str, Operation], tuple[str, Handler]] = {
+            ("attempt", Operation.READ): ("read", lambda call: _now(generation.status())),
+            ("attempt", Operation.UPDATE): ("update", lambda c: _now(generation.start(c.data))),
+            ("attempt", Operation.CREATE): ("update", lambda c: _now(generation.start(c.data))),
+            ("attempt", Operation.DELETE): ("delete", lambda call: _now(generation.cancel())),
+            ("update", Operation.UPDATE): ("update", lambda call: generation.update(call.data)),
+            ("update", Operation.CREATE): ("update", lambda call: generation.update(call.data)),
+        }
+        found = handlers.get((rest.removeprefix("generate-root-token/"), op))
+        if found is None:
+            raise UnsupportedOperationError()
+        capability, handler = found
+        return Route(
+            f"sys/{rest}",
+            capability,
+            handler,
+            mount="sys",
+            parameters=GENERATE_ROOT_PARAMETERS,
+        )
+
+    def _route_rekey(self, op: Operation, rest: str, *, tenant: str | None) -> Route:
+        """`sys/rotate/root/init|update` (`bao operator rotate-keys`): new unseal key shares
+        from a quorum of the current ones; update with sudo, as Vault's rekey."""
+        if tenant is not None:
+            raise InvalidRequestError("operation unavailable in namespaces")
+        rotation = self._root_rotation
+        handlers: dict[tuple[str, Operation], tuple[str, Handler]] = {
+            ("init", Operation.READ): ("read", lambda call: _now(rotation.status())),
+            ("init", Operation.UPDATE): ("update", lambda c: _now(rotation.start(c.data))),
+            ("init", Operation.CREATE): ("update", lambda c: _now(rotation.start(c.data))),
+            ("init", Operation.DELETE): ("delete", lambda call: _now(rotation.cancel())),
+            ("update", Operation.UPDATE): ("update", lambda call: rotation.update(call.data)),
+            ("update", Operation.CREATE): ("update", lambda call: rotation.update(call.data)),
+        }
+        found = handlers.get((rest.removeprefix("rotate/root/"), op))
+        if found is None:
+            raise UnsupportedOperationError()
+        capability, handler = found
+        return Route(
+            f"sys/{rest}",
+            capability,
+            handler,
+            sudo=True,
+            mount="sys",
+            parameters=REKEY_PARAMETERS,
+        )
+
+    async def _mint_root(self) -> str:
+        """A fresh root token (generate-root), the same kind as the one `sys/init` made."""
+        plaintext, _ = await self._tokens.create(
+            tenant=None,
+            tenant_uid="",
+            policies=["root"],
+            parent=None,
+            orphan=True,
+            display_name="root",
+            path="auth/token/root",
+        )
+        if len(plaintext) != _ROOT_TOKEN_LENGTH:
+            raise InternalError()  # the OTP was drawn for another length: never hand it out
+        return plaintext
+
+    # -- init ------------------------------------------------------------------------------
+
+    def _route_init(self, op: Operation) -> Route:
+        """`sys/init`: unauthenticated, as in Vault. An unsealed server is initialized: the
+        file seal's store initializes itself on first start (`Core.initialize_root_token`),
+        the Shamir seal's at `sys/init` while sealed (`tenantvault.seal`)."""
+        if op is Operation.READ:
+            return Route(
+                "sys/init",
+                None,
+                self._init_status,
+                public=True,
+                mount="sys",
+                parameters=_NONE,
+            )
+        if op in (Operation.UPDATE, Operation.CREATE):
+            return Route(
+                "sys/init",
+                None,
+                lambda call: seal_endpoints.init(self._seal, call.data),
+                public=True,
+                mount="sys",
+                parameters=seal_endpoints.INIT_PARAMETERS,
+            )
+        raise seal_endpoints.method_not_allowed()
+
+    async def _init_status(self, call: Call) -> Response:
+        return seal_endpoints.init_status(self._seal)
 
     # -- namespaces ------------------------------------------------------------------------
 
@@ -182,11 +420,11 @@ class SysEngine:
     def _route_policies(self, op: Operation, rest: str) -> Route:
         legacy = rest.startswith("policy")
         base = "policy" if legacy else "policies/acl"
-        name = (
-            rest.removeprefix(base).strip("/")
-            if op is Operation.LIST
-            else rest.removeprefix(base + "/")
-        )
+        if op is Operation.LIST:
+            name = rest.removeprefix(base).strip("/")
+        else:
+            # `sys/policy` itself (hvac's list_policies) names no policy.
+            name = "" if rest == base else rest.removeprefix(base + "/")
         if (op is Operation.LIST or (legacy and op is Operation.READ)) and not name:
             return Route(
                 f"sys/{base}/" if op is Operation.LIST else f"sys/{base}",
@@ -197,8 +435,13 @@ class SysEngine:
             )
         if not name or rest == base:
             raise UnsupportedOperationError()
-        self._policies.check_name(name)
         acl = f"sys/{base}/{name}"
+        if op is Operation.DELETE and not self._policies.is_valid_name(name):
+            # No policy can have that name, so there is nothing to delete: deletes are
+            # idempotent (OpenBao answers 204), and clients clean up so (hvac's own suite
+            # deletes a policy named "['testpolicy']"). The ACL still decides first.
+            return Route(acl, "delete", _nothing_deleted, mount="sys", parameters=_NONE)
+        self._policies.check_name(name)
         if op is Operation.READ:
             return Route(
                 acl,
@@ -234,7 +477,9 @@ class SysEngine:
     async def _list_policies(self, call: Call, *, legacy: bool) -> Response:
         names = await _policies(call).list()
         if legacy:
-            return Response(data={"keys": names, "policies": names})
+            # Vault repeats sys/policy's data at the top level (older clients read it there).
+            listed = {"keys": names, "policies": names}
+            return Response(data=listed, top_level=dict(listed))
         return Response(data={"keys": names})
 
     async def _read_policy(self, call: Call, name: str, legacy: bool) -> Response:
@@ -295,22 +540,4 @@ class SysEngine:
         )
 
     async def _seal_status(self, call: Call) -> Response:
-        return Response(
-            data={
-                "type": "shamir",
-                "initialized": True,
-                "sealed": self._sealed(),
-                "t": 1,
-                "n": 1,
-                "progress": 0,
-                "nonce": "",
-                "version": __version__,
-                "build_date": "",
-                "migration": False,
-                "recovery_seal": False,
-                "storage_type": "tenantvault",
-                "cluster_name": "tenantvault",
-                "cluster_id": "",
-            },
-            raw=True,
-        )
+        return seal_endpoints.seal_status(self._seal)

@@ -3,8 +3,10 @@ caller's own mount table, with Vault's shapes, statuses and messages (OpenBao 2.
 
 from __future__ import annotations
 
+import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol, runtime_checkable
 
 from tenantvault._durations import parse_duration
 from tenantvault._exceptions import (
@@ -16,6 +18,7 @@ from tenantvault._exceptions import (
 from tenantvault._fields import get_bool, get_mapping, get_str
 from tenantvault._request import Operation, Response
 from tenantvault._router import (
+    AUTH_PREFIX,
     BUILTIN_MOUNTS,
     PROTECTED_PREFIXES,
     SYSTEM_MAX_LEASE_TTL_SECONDS,
@@ -25,6 +28,7 @@ from tenantvault._router import (
     normalize_mount_path,
 )
 from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
+from tenantvault.engines._protocol import Mount
 from tenantvault.engines._route import Call, Route
 from tenantvault.engines.kv_v1 import KVType
 
@@ -47,6 +51,10 @@ _SYS_TUNABLE: Final = frozenset({"audit_non_hmac_request_keys", "audit_non_hmac_
 # are not supported here: they are ignored with Vault's warning.
 _NONE: frozenset[str] = frozenset()
 _ENABLE = frozenset({"type", "description", "config", "options", "local", "seal_wrap"})
+_REMOUNT = frozenset({"from", "to"})
+# Finished moves whose status `sys/remount/status/<id>` still answers (OpenBao keeps them in
+# memory too); the oldest are forgotten first.
+_REMOUNT_HISTORY: Final = 1024
 _TUNE = _SYS_TUNABLE | {
     "default_lease_ttl",
     "max_lease_ttl",
@@ -58,6 +66,35 @@ _TUNE = _SYS_TUNABLE | {
 
 def _protected(path: str) -> bool:
     return path.startswith(PROTECTED_PREFIXES)
+
+
+@runtime_checkable
+class PinnedMounts(Protocol):
+    """An engine type some of whose mounts cannot move (the Vault gateway's tenant `secret/`
+    and `transit/`, which the upstream serves at those paths)."""
+
+    def refuse_remount(self, mount: Mount, target: str) -> str | None:
+        """Why `mount` cannot move to `target` (a mount path ending in '/'), or None."""
+        ...
+
+
+@runtime_checkable
+class ProvisionedMounts(Protocol):
+    """An engine type whose mounts exist somewhere else too (the Vault gateway's upstream
+    engines, `upstream/engines/_passthrough`): enabled, tuned and disabled there with the
+    mount table entry."""
+
+    async def provision(self, storage_tenant: str, path: str, body: Mapping[str, Any]) -> None:
+        """Create the mount at `path` (`body`: Vault's enable body), before it is recorded."""
+        ...
+
+    async def unprovision(self, storage_tenant: str, path: str) -> None:
+        """Undo `provision`: the table did not take the entry."""
+        ...
+
+    async def tune(self, mount: Mount, data: Mapping[str, Any]) -> None:
+        """Apply a tune request there, before it is recorded."""
+        ...
 
 
 def _summary(entry: MountEntry) -> dict[str, Any]:
@@ -77,6 +114,8 @@ class MountsEngine:
         self._router = router
         self._backend = backend
         self._kv = kv
+        # (storage tenant, incarnation, migration id) -> migration_info, newest last.
+        self._moves: OrderedDict[tuple[str, str, str], dict[str, str]] = OrderedDict()
 
     @staticmethod
     def is_listing(path: str) -> bool:
@@ -86,7 +125,9 @@ class MountsEngine:
 
     @staticmethod
     def handles(rest: str) -> bool:
-        return rest == "mounts" or rest.startswith(("mounts/", "internal/ui/mounts"))
+        return rest in ("mounts", "remount") or rest.startswith(
+            ("mounts/", "internal/ui/mounts", "remount/status/")
+        )
 
     async def route(
         self, op: Operation, rest: str, *, storage_tenant: str, uid: str, tenant: str | None
@@ -96,6 +137,25 @@ class MountsEngine:
                 raise NotFoundError("unsupported path")
             return Route(
                 "sys/mounts", "read", self._list(storage_tenant, uid), mount="sys", parameters=_NONE
+            )
+        if rest == "remount":
+            if op not in (Operation.UPDATE, Operation.CREATE):
+                raise NotFoundError("unsupported path")
+            # A root-protected path in Vault: it needs sudo as well as update.
+            handler = self._remount(storage_tenant, uid, tenant)
+            return Route(
+                "sys/remount", "update", handler, mount="sys", sudo=True, parameters=_REMOUNT
+            )
+        if rest.startswith("remount/status/"):
+            if op is not Operation.READ:
+                raise NotFoundError("unsupported path")
+            migration = rest.removeprefix("remount/status/")
+            return Route(
+                f"sys/{rest}",
+                "read",
+                self._remount_status(storage_tenant, uid, migration),
+                mount="sys",
+                parameters=_NONE,
             )
         if rest in ("internal/ui/mounts", "internal/ui/mounts/"):
             if op is not Operation.READ:
@@ -148,7 +208,13 @@ class MountsEngine:
         async def handler(call: Call) -> Response:
             table = await self._router.table(storage_tenant, uid)
             data: dict[str, Any] = {"sys/": dict(BUILTIN_MOUNTS["sys/"])}
-            data.update({path: entry.info() for path, entry in sorted(table.entries.items())})
+            data.update(
+                {
+                    path: entry.info()
+                    for path, entry in sorted(table.entries.items())
+                    if not entry.is_auth  # auth methods are listed by sys/auth
+                }
+            )
             return Response(data=data, top_level=data)
 
         return handler
@@ -205,7 +271,27 @@ class MountsEngine:
                         raise InvalidRequestError(f"path is already in use at {existing}")
                 return {**table.entries, path: entry}, None
 
-            await self._router.change(storage_tenant, uid, add)
+            engine = self._router.engine(entry)
+            if not isinstance(engine, ProvisionedMounts):
+                await self._router.change(storage_tenant, uid, add)
+                return Response.no_content()
+            # Refused here first (no upstream change for a path we would refuse anyway).
+            add(await self._router.table(storage_tenant, uid))
+            config = {
+                name: f"{seconds}s"
+                for name, seconds in (
+                    ("default_lease_ttl", default_ttl),
+                    ("max_lease_ttl", max_ttl),
+                )
+                if seconds
+            }
+            body = {"type": kind, "description": entry.description, "options": options}
+            await engine.provision(storage_tenant, path, {**body, "config": config})
+            try:
+                await self._router.change(storage_tenant, uid, add)
+            except BaseException:
+                await engine.unprovision(storage_tenant, path)
+                raise
             return Response.no_content()
 
         return handler
@@ -247,6 +333,85 @@ class MountsEngine:
 
         return handler
 
+    # -- remount ---------------------------------------------------------------------------
+
+    def _remount(self, storage_tenant: str, uid: str, tenant: str | None) -> Any:
+        """`sys/remount`: move a mount to another path of the same table, its data with it.
+
+        A mount's records are keyed and sealed by its uuid, not its path, so a move is one
+        check-and-set change of the table; it is done when the answer comes (OpenBao queues
+        it), and `sys/remount/status/<id>` reports it as "success". Policies naming the old
+        path are not rewritten, as in Vault.
+        """
+
+        async def handler(call: Call) -> Response:
+            source, target = call.data.get("from"), call.data.get("to")
+            if not isinstance(source, str) or not isinstance(target, str):
+                raise InvalidRequestError("both 'from' and 'to' path must be specified as a string")
+            source, target = _mount_path(source), _mount_path(target)
+            if source in ("/", "sys/", _TOKEN_AUTH_MOUNT) or source.startswith(
+                ("cubbyhole/", "identity/")
+            ):
+                raise InvalidRequestError(f'cannot remount "{source}"')
+            moving_auth = source.startswith(AUTH_PREFIX)
+            if moving_auth and not target.startswith(AUTH_PREFIX):
+                raise InvalidRequestError(f'cannot remount auth mount to non-auth mount "{target}"')
+            # An auth mount moves within auth/ (never onto token/); anything else never into
+            # a protected area.
+            allowed = target.startswith(AUTH_PREFIX) and target != _TOKEN_AUTH_MOUNT
+            if target == "/" or (_protected(target) and not (moving_auth and allowed)):
+                raise InvalidRequestError(f"cannot remount to destination {target}")
+            table = await self._router.table(storage_tenant, uid)
+            entry = table.entries.get(source)
+            if entry is None:
+                raise InvalidRequestError(f'no matching mount at "{source}"')
+            engine = self._router.engine(entry)
+            mount = table.mounts.get(source)
+            if isinstance(engine, PinnedMounts) and mount is not None:
+                reason = engine.refuse_remount(mount, target)
+                if reason is not None:
+                    raise InvalidRequestError(reason)
+            if not moving_auth:
+                await self._check_namespace_conflict(target, storage_tenant, tenant)
+
+            def move(current: MountTable) -> tuple[dict[str, MountEntry], None]:
+                moved = current.entries.get(source)
+                if moved is None or moved.uuid != entry.uuid:
+                    raise InvalidRequestError(f'no matching mount at "{source}"')
+                for existing in current.entries:
+                    if existing == source:
+                        continue
+                    if target.startswith(existing) or existing.startswith(target):
+                        raise InvalidRequestError(f'path already in use at "{existing}"')
+                if target.startswith(source):
+                    raise InvalidRequestError(f'path already in use at "{source}"')
+                entries = {p: e for p, e in current.entries.items() if p != source}
+                entries[target] = self._router.with_changes(moved, path=target)
+                return entries, None
+
+            await self._router.change(storage_tenant, uid, move)
+            migration = str(uuid.uuid4())
+            self._moves[(storage_tenant, uid, migration)] = {
+                "source_mount": source,
+                "target_mount": target,
+                "status": "success",
+            }
+            while len(self._moves) > _REMOUNT_HISTORY:
+                self._moves.popitem(last=False)
+            data = {"migration_id": migration}
+            return Response(data=data, top_level=dict(data))
+
+        return handler
+
+    def _remount_status(self, storage_tenant: str, uid: str, migration: str) -> Any:
+        async def handler(call: Call) -> Response:
+            info = self._moves.get((storage_tenant, uid, migration))
+            if info is None:
+                raise NotFoundError()
+            return Response(data={"migration_id": migration, "migration_info": dict(info)})
+
+        return handler
+
     # -- tune ------------------------------------------------------------------------------
 
     def _tune_read(self, target: str, storage_tenant: str, uid: str) -> Any:
@@ -285,7 +450,10 @@ class MountsEngine:
             upgrade = False
             if options is not None and "version" in options:
                 upgrade = self._version_change(entry, str(options["version"]))
-            changes = self._tune_changes(entry, data)
+            changes = self.tune_changes(entry, data)
+            engine = self._router.engine(entry)
+            if isinstance(engine, ProvisionedMounts):
+                await engine.tune(table.mounts[path], data)
             if upgrade:
                 mount = table.mounts[path]
                 keys = await self._kv.copy_to_v2(mount.storage)
@@ -320,7 +488,10 @@ class MountsEngine:
             raise InvalidRequestError("cannot downgrade mount from version 2")
         return True
 
-    def _tune_changes(self, entry: MountEntry, data: Mapping[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def tune_changes(entry: MountEntry, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The entry fields a tune request changes, with Vault's rules (sys/mounts and
+        sys/auth tune alike)."""
         changes: dict[str, Any] = {}
 
         def ttl(name: str, current: int) -> int:
@@ -381,15 +552,24 @@ class MountsEngine:
             view = call.visible_mounts
             if view is None:
                 raise InternalError()  # the Core hands a view to every route that lists mounts
-            secret = {
+            shown = {
                 path: entry.info() if view.detailed else _summary(entry)
                 for path, entry in sorted(entries.items())
                 if path in view.paths
             }
+            secret = {path: info for path, info in shown.items() if not entries[path].is_auth}
             auth = (
                 {"token/": dict(BUILTIN_MOUNTS[_TOKEN_AUTH_MOUNT])}
                 if _TOKEN_AUTH_MOUNT in view.paths
                 else {}
+            )
+            # Auth mounts as Vault keys them there: without the `auth/` prefix.
+            auth.update(
+                {
+                    path.removeprefix(AUTH_PREFIX): info
+                    for path, info in shown.items()
+                    if entries[path].is_auth
+                }
             )
             return Response(data={"auth": auth, "secret": secret})
 

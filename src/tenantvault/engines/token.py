@@ -1,4 +1,5 @@
-"""The `auth/token/` endpoints: create, look up, renew and revoke tokens within one tenant."""
+"""The `auth/token/` endpoints: create, look up, renew and revoke tokens within one tenant,
+its token roles (`roles/<name>`, `create/<role>`) and its accessors list."""
 
 from __future__ import annotations
 
@@ -15,8 +16,16 @@ from tenantvault._exceptions import (
     UnsupportedOperationError,
 )
 from tenantvault._fields import get_bool, get_int, get_str
+from tenantvault._paths import validate_name
 from tenantvault._policy_store import TenantPolicies
 from tenantvault._request import Operation, Response
+from tenantvault._token_roles import (
+    ROLE_PARAMETERS,
+    TenantTokenRoles,
+    TokenRole,
+    TokenRoleStore,
+    updated_role,
+)
 from tenantvault._tokens import TenantTokens, TokenRecord
 from tenantvault.engines._route import Call, Route
 
@@ -84,14 +93,32 @@ class TokenEngine:
     """Token endpoints. Every target token is looked up through the call's tenant-bound view
     of the token store, so only the caller's own tenant's tokens can be named at all."""
 
-    def __init__(self, *, clock: Clock) -> None:
+    def __init__(self, *, clock: Clock, roles: TokenRoleStore | None = None) -> None:
         self._clock = clock
+        self._roles = roles
 
     def route(self, operation: Operation, rest: str) -> Route:
         if not rest.startswith("token/"):
             raise NotFoundError("unsupported path")
         action = rest.removeprefix("token/")
         op = operation
+        section, _, name = action.partition("/")
+        if section == "roles" and self._roles is not None:
+            return self._route_roles(op, name.rstrip("/") if op is Operation.LIST else name)
+        if section == "create" and name and self._roles is not None:
+            return self._route_create_with_role(op, name)
+        if action.rstrip("/") == "accessors":
+            if op is not Operation.LIST:
+                raise UnsupportedOperationError()
+            # Vault's: every accessor of the namespace's tokens, for root and sudo alone.
+            return Route(
+                "auth/token/accessors/",
+                "list",
+                self._list_accessors,
+                mount="auth",
+                sudo=True,
+                parameters=_NONE,
+            )
         write = op in (Operation.UPDATE, Operation.CREATE)
         table: dict[str, tuple[bool, Handler, frozenset[str]]] = {
             "create": (write, self._create, _CREATE),
@@ -101,6 +128,7 @@ class TokenEngine:
             "lookup-accessor": (write, self._lookup_accessor, _ACCESSOR),
             "renew": (write, self._renew, _TOKEN | {"increment"}),
             "renew-self": (write, self._renew_self, frozenset({"increment"})),
+            "renew-accessor": (write, self._renew_accessor, _ACCESSOR | {"increment"}),
             "revoke": (write, self._revoke, _TOKEN),
             "revoke-self": (write, self._revoke_self, _NONE),
             "revoke-accessor": (write, self._revoke_accessor, _ACCESSOR),
@@ -123,6 +151,102 @@ class TokenEngine:
             mints_token=_MINTS.get(action, ""),
             parameters=parameters,
         )
+
+    # -- token roles -----------------------------------------------------------------------
+
+    def _role_view(self, tenant: str) -> TenantTokenRoles:
+        if self._roles is None:
+            raise InternalError()
+        # `tenant` is the storage tenant the Core resolved for this request.
+        return self._roles.bound(tenant)
+
+    def _route_roles(self, op: Operation, name: str) -> Route:
+        if op is Operation.LIST:
+            if name:
+                raise NotFoundError("unsupported path")
+            return Route(
+                "auth/token/roles/", "list", self._list_roles, mount="auth", parameters=_NONE
+            )
+        if not name:
+            raise UnsupportedOperationError()
+        validate_name(name, kind="role name")
+        acl = f"auth/token/roles/{name}"
+        if op is Operation.READ:
+            return Route(
+                acl,
+                "read",
+                lambda call: self._read_role(call, name),
+                mount="auth",
+                parameters=_NONE,
+            )
+        if op is Operation.DELETE:
+            return Route(
+                acl,
+                "delete",
+                lambda call: self._delete_role(call, name),
+                mount="auth",
+                parameters=_NONE,
+            )
+        if op in (Operation.UPDATE, Operation.CREATE):
+
+            async def exists(tenant: str) -> bool:
+                return await self._role_view(tenant).read(name) is not None
+
+            return Route(
+                acl,
+                "create" if op is Operation.CREATE else None,
+                lambda call: self._write_role(call, name),
+                exists=exists if op is Operation.UPDATE else None,
+                mount="auth",
+                parameters=ROLE_PARAMETERS,
+            )
+        raise UnsupportedOperationError()
+
+    def _route_create_with_role(self, op: Operation, name: str) -> Route:
+        if op not in (Operation.UPDATE, Operation.CREATE):
+            raise UnsupportedOperationError()
+        validate_name(name, kind="role name")
+
+        async def role(tenant: str) -> TokenRole | None:
+            return await self._role_view(tenant).read(name)
+
+        return Route(
+            f"auth/token/create/{name}",
+            "update",
+            self._create,
+            mount="auth",
+            # The Core loads the role and applies it in the grant (`_grants.token_grant`).
+            mints_token=_MINTS["create"],
+            token_role=role,
+            parameters=_CREATE,
+        )
+
+    async def _list_roles(self, call: Call) -> Response:
+        names = await self._role_view(call.tenant).list()
+        if not names:
+            raise NotFoundError()
+        return Response(data={"keys": names})
+
+    async def _read_role(self, call: Call, name: str) -> Response:
+        role = await self._role_view(call.tenant).read(name)
+        if role is None:
+            raise NotFoundError()
+        return Response(data=role.describe())
+
+    async def _write_role(self, call: Call, name: str) -> Response:
+        roles = self._role_view(call.tenant)
+        await roles.write(updated_role(name, call.data, await roles.read(name)))
+        return Response.no_content()
+
+    async def _delete_role(self, call: Call, name: str) -> Response:
+        await self._role_view(call.tenant).delete(name)
+        return Response.no_content()
+
+    async def _list_accessors(self, call: Call) -> Response:
+        accessors = await _view(call).accessors()
+        if not accessors:
+            raise NotFoundError()
+        return Response(data={"keys": accessors})
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -155,7 +279,9 @@ class TokenEngine:
     # -- create ----------------------------------------------------------------------------
 
     async def _create(self, call: Call) -> Response:
-        return await self._create_token(call, path="auth/token/create")
+        # A token role's grant names its own path (create/<role>[/<suffix>]).
+        path = call.grant.path if call.grant is not None else ""
+        return await self._create_token(call, path=path or "auth/token/create")
 
     async def _create_orphan(self, call: Call) -> Response:
         return await self._create_token(call, path="auth/token/create-orphan")
@@ -170,15 +296,18 @@ class TokenEngine:
         ttl = data.get("ttl") or data.get("lease")
         num_uses = get_int(data, "num_uses", default=0) or 0
         display = get_str(data, "display_name", default="") or ""
+        explicit_max = parse_duration(data.get("explicit_max_ttl") or 0, field="explicit_max_ttl")
+        cap = grant.explicit_max_ttl_cap_seconds
+        if cap and (not explicit_max or explicit_max > cap):
+            explicit_max = cap  # a token role's token_explicit_max_ttl bounds the token's
         token, record = await _view(call).create(
             policies=grant.policies,
             orphan=grant.orphan,
             ttl_seconds=parse_duration(ttl, field="ttl") if ttl not in (None, "") else None,
-            explicit_max_ttl_seconds=parse_duration(
-                data.get("explicit_max_ttl") or 0, field="explicit_max_ttl"
-            ),
+            explicit_max_ttl_seconds=explicit_max,
             period_seconds=grant.period_seconds,
-            renewable=get_bool(data, "renewable", default=True) is not False,
+            renewable=grant.renewable and get_bool(data, "renewable", default=True) is not False,
+            bound_cidrs=grant.bound_cidrs,
             num_uses=num_uses,
             meta=dict(grant.meta) if grant.meta else None,
             display_name="token" + (f"-{display}" if display else ""),
@@ -227,6 +356,10 @@ class TokenEngine:
     async def _renew_self(self, call: Call) -> Response:
         token = call.caller.token if call.caller is not None else None
         return await self._renewed(call, self._self_record(call), token)
+
+    async def _renew_accessor(self, call: Call) -> Response:
+        # As Vault: the auth block names the accessor, never the token (client_token "").
+        return await self._renewed(call, await self._target_accessor(call), None)
 
     # -- revoke ----------------------------------------------------------------------------
 

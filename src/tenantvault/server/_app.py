@@ -24,11 +24,12 @@ import traceback
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from tenantvault._audit_hook import Refusal
+from tenantvault._clock import system_clock
 from tenantvault._config import ServerSettings
 from tenantvault._core import Core
 from tenantvault._exceptions import (
@@ -39,10 +40,21 @@ from tenantvault._exceptions import (
 )
 from tenantvault._observe import RequestObserver
 from tenantvault._request import Operation, Request, Response, new_request_id
+from tenantvault._wrapping import parse_wrap_ttl
 from tenantvault.audit import AuditBroker
-from tenantvault.backends import open_backend
+from tenantvault.backends import background_services, open_backend
+from tenantvault.engines.auth._settings import AuthSettings
+from tenantvault.engines.database import run_static_rotation
 from tenantvault.engines.transit import run_rotation
-from tenantvault.server._json import parse_body
+from tenantvault.leases import run_expiration
+from tenantvault.observability._http import prometheus_reply, unauthenticated_reply
+from tenantvault.observability._http import wire as wire_observability
+from tenantvault.rotation import RotationSettings, run_scheduler
+from tenantvault.seal import Seal, ShamirSeal
+from tenantvault.seal._lifecycle import SealLifecycle
+from tenantvault.seal._pkcs11 import Pkcs11Seal
+from tenantvault.seal._terms import KeyRotation
+from tenantvault.server._json import is_json_text, parse_body
 from tenantvault.server._openapi import OPENAPI_PATH, openapi_document
 from tenantvault.server._translate import (
     Headers,
@@ -56,6 +68,12 @@ from tenantvault.server._translate import (
     resolve_operation,
 )
 from tenantvault.services import Supervisor
+from tenantvault.services._rewrap import run_rewrap
+from tenantvault.ui import ui_reply
+
+if TYPE_CHECKING:
+    from tenantvault.backends import Backend
+    from tenantvault.upstream.engines import Gateway
 
 __all__ = ["CoreFactory", "RootTokenHandler", "TenantVaultApp", "create_app"]
 
@@ -104,14 +122,39 @@ def _error_body(errors: list[str]) -> bytes:
     return orjson.dumps({"errors": errors})
 
 
-async def _open_core(settings: ServerSettings) -> Core:
+def _gateway(backend: Backend) -> Gateway | None:
+    """The upstream-served engines of a vault backend (imported only in gateway mode: the
+    embedded modes load no upstream code)."""
+    from tenantvault.upstream.engines import gateway_for
+
+    return gateway_for(backend)
+
+
+async def _open_core(
+    settings: ServerSettings, *, master_key: bytes | None = None, seal: Seal | None = None
+) -> Core:
+    """The Core over the settings' store; `master_key` and `seal` from a Shamir seal."""
     backend = await open_backend(
         settings.backend_url,
-        master_key=settings.master_key,
+        master_key=master_key if master_key is not None else settings.master_key,
         master_key_file=settings.master_key_file,
         allow_insecure_permissions=settings.allow_insecure_permissions,
+        upstream=settings.upstream if settings.is_gateway else None,
     )
-    core = Core(backend, audit=AuditBroker(backend, file_dir=settings.audit_dir))
+    core = Core(
+        backend,
+        gateway=_gateway(backend) if settings.is_gateway else None,
+        audit=AuditBroker(backend, file_dir=settings.audit_dir),
+        rotation=RotationSettings(webhook_allow=settings.rotation_webhook_allow),
+        lease_quota=settings.lease_quota,
+        seal=seal,
+        auth_settings=AuthSettings(
+            clock=system_clock,
+            login_failures=settings.login_failures,
+            login_window_seconds=settings.login_window_seconds,
+            jwks_allow=settings.jwt_jwks_allow,
+        ),
+    )
     try:
         await core.start()
         await _enable_audit(core, settings)
@@ -126,6 +169,10 @@ async def _enable_audit(core: Core, settings: ServerSettings) -> None:
     broker = core.audit_broker
     if settings.audit_store:
         options = {} if settings.dev else {"path": str(settings.resolved_data_dir / "audit.db")}
+        if not settings.dev:
+            # In gateway mode the data directory holds only the audit store: nothing else
+            # made it yet (0700, as the embedded store makes it).
+            settings.resolved_data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         await broker.enable("store", "store", options, persist=False)
     if settings.audit_file is not None:
         await broker.enable(
@@ -174,6 +221,8 @@ class TenantVaultApp:
         self._draining = False
         self._closed = False
         self._inflight = 0
+        # The Shamir seal's Cores, swapped as it opens and closes (None: the file seal).
+        self._lifecycle: SealLifecycle | None = None
         self._idle = asyncio.Event()  # set when the last in-flight request of a shutdown ends
         self.startup_error: BaseException | None = None
 
@@ -198,6 +247,9 @@ class TenantVaultApp:
             if self._closed:
                 raise ClosedError("the server was shut down")
             factory = self._core_factory
+            if factory is None and self.settings.seal != "file":
+                await self._start_sealed()
+                return
             core = await (factory() if factory is not None else _open_core(self.settings))
             try:
                 token = await core.initialize_root_token(self.settings.dev_root_token)
@@ -214,10 +266,31 @@ class TenantVaultApp:
             self._core = core
             # Background work runs as services of one supervisor that the lifespan owns
             # (`tenantvault.services`): transit key auto-rotation.
-            services = Supervisor()
-            services.add("transit-rotation", lambda: run_rotation(core))
+            services = _supervisor(core, self.settings)
+            # Metrics and anomaly alerts (`tenantvault.observability`): observer, hooks, webhook.
+            wire_observability(core, self.settings, services)
             await self._background.enter_async_context(services)
             core.services_health = services.report
+
+    async def _start_sealed(self) -> None:
+        """Serve a sealed store: Shamir (sealed until a quorum of shares arrives at
+        `sys/unseal`) or PKCS#11 (the HSM unseals it at start)."""
+        settings = self.settings
+
+        def serve(core: Core) -> None:
+            for observer in self._observers:
+                core.subscribe(observer)
+            self._core = core
+
+        lifecycle = SealLifecycle(
+            _seal_of(settings),
+            open_store=lambda key: _open_core(settings, master_key=key, seal=lifecycle.seal),
+            close_store=_close_core,
+            supervise=lambda core: _supervisor(core, settings),
+            serve=serve,
+        )
+        self._core = await lifecycle.start()
+        self._lifecycle = lifecycle
 
     async def shutdown(self) -> None:
         """Stop taking requests, let in-flight ones finish, close the store."""
@@ -239,7 +312,9 @@ class TenantVaultApp:
                     )
             await self._background.aclose()  # cancels and awaits every service
             core, self._core = self._core, None
-            if core is not None:
+            if self._lifecycle is not None:
+                await self._lifecycle.aclose()  # its services, and every Core it served
+            elif core is not None:
                 await _close_core(core)
 
     async def __aenter__(self) -> TenantVaultApp:
@@ -307,6 +382,9 @@ class TenantVaultApp:
             self._log(scope, status, started)
             return
         self._inflight += 1
+        lifecycle = self._lifecycle
+        if lifecycle is not None:
+            lifecycle.enter(core)
         status = _DISCONNECTED
         try:
             status, headers, body = await self._respond(core, scope, receive, started)
@@ -314,6 +392,8 @@ class TenantVaultApp:
         except _Disconnected:
             pass
         finally:
+            if lifecycle is not None:
+                await lifecycle.leave(core)
             self._inflight -= 1
             # Only shutdown waits on this event; outside a shutdown nobody needs the wake-up.
             if self._draining and not self._inflight:
@@ -336,6 +416,11 @@ class TenantVaultApp:
         self, core: Core, scope: Scope, receive: Receive, started: float
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """The whole request: every outcome becomes (status, headers, body)."""
+        settings = self.settings
+        if settings.dashboard or settings.metrics_unauthenticated:
+            answer = self._outside_the_core(core, scope)
+            if answer is not None:
+                return answer
         try:
             request = await self._translate(scope, receive)
         except _Disconnected:
@@ -359,6 +444,11 @@ class TenantVaultApp:
                 status = _health_status(response, dict(request.data or {}))
             if status == 204:
                 return 204, _id_headers([], request_id), b""
+            if response.body is not None:
+                content_type = [(b"content-type", response.content_type.encode("ascii"))]
+                return status, _id_headers(content_type, request_id), response.body
+            if (text := prometheus_reply(response)) is not None:
+                return status, _id_headers(text[0], request_id), text[1]
             body = orjson.dumps(response.envelope(), option=orjson.OPT_NON_STR_KEYS)
             return status, _id_headers(list(_JSON_HEADERS), request_id), body
         except TenantVaultError as error:
@@ -367,6 +457,23 @@ class TenantVaultApp:
             # The Core audited it (a 500 response entry); the log says where it happened.
             _log_internal_error(exc, scope, request_id)
             return 500, _id_headers(list(_JSON_HEADERS), request_id), _INTERNAL_ERROR
+
+    def _outside_the_core(
+        self, core: Core, scope: Scope
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """The dashboard's static files (`tenantvault.ui`: public, like the OpenAPI document;
+        what they show comes from the API with the user's token), and Vault's optional
+        unauthenticated `GET sys/metrics` (not audited, as in Vault); None for the rest."""
+        raw_path = _raw_path(scope)
+        if self.settings.dashboard and raw_path.startswith(b"/ui"):
+            page = ui_reply(scope["method"], raw_path)
+            if page is not None:
+                return page
+        if self.settings.metrics_unauthenticated and not _sent_token(scope):
+            return unauthenticated_reply(
+                core, scope["method"], raw_path, scope.get("query_string", b"")
+            )
+        return None
 
     async def _translate(self, scope: Scope, receive: Receive) -> Request | bytes | None:
         """The Core `Request` for this HTTP request; None for 404, bytes for a raw reply."""
@@ -384,8 +491,11 @@ class TenantVaultApp:
         operation = resolve_operation(method, path, query)
         if path == _HEALTH_PATH and query:
             _check_health_query(query)  # refused here, before the Core, like any bad input
-        if headers.wrap_ttl:
-            raise HTTPError(400, "response wrapping is not supported")
+        wrap_ttl = parse_wrap_ttl(headers.wrap_ttl)
+        if wrap_ttl is not None and headers.wrap_format_jwt:
+            # A deliberate difference: OpenBao can mint JWT wrapping tokens; we refuse
+            # rather than hand a client that asked for one a token of another form.
+            raise HTTPError(400, "JWT wrapping tokens are not supported")
         data: dict[str, Any] | None = None
         settings = self.settings
         if (
@@ -395,10 +505,15 @@ class TenantVaultApp:
             # Before reading a byte of it: a huge body must not be buffered to be refused.
             raise PayloadTooLargeError(_too_large(settings.max_request_bytes))
         if method in _WITH_BODY:
-            check_content_type(operation, headers.content_type)
             raw = await _read_body(
                 receive, settings.max_request_bytes, settings.body_timeout_seconds
             )
+            # A body that is JSON is read as JSON whatever its Content-Type says, as Vault
+            # reads it (curl -d labels JSON a form); any other body must be labelled JSON,
+            # so a form or multipart body is refused (415), never parsed. PATCH keeps
+            # Vault's merge-patch rule.
+            if operation is Operation.PATCH or not is_json_text(raw):
+                check_content_type(operation, headers.content_type)
             data = parse_body(
                 raw, max_depth=settings.max_json_depth, max_items=settings.max_json_items
             )
@@ -415,6 +530,7 @@ class TenantVaultApp:
             token=headers.token,
             namespace=headers.namespace,
             client_address=client[0] if client else None,
+            wrap_ttl_seconds=wrap_ttl,
         )
 
 
@@ -501,6 +617,11 @@ async def _refuse(
         _log_internal_error(exc, scope, request_id)
 
 
+def _sent_token(scope: Scope) -> bool:
+    """Whether the request carries a token header (only asked on the metrics path's way)."""
+    return any(name.lower() == b"x-vault-token" for name, _ in scope["headers"])
+
+
 def _phrase(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
@@ -568,6 +689,47 @@ def _from_error(
     return status, headers, _error_body(error.errors)
 
 
+def _seal_of(settings: ServerSettings) -> ShamirSeal | Pkcs11Seal:
+    """The seal the settings name (not `file`: that one is no object, the key file is it)."""
+    if settings.seal == "pkcs11":
+        return Pkcs11Seal(settings.resolved_data_dir, settings.pkcs11_settings())
+    return ShamirSeal(settings.resolved_data_dir)
+
+
+def _supervisor(core: Core, settings: ServerSettings) -> Supervisor:
+    """The background services of an open store, in one supervisor (`tenantvault.services`)."""
+    services = Supervisor()
+    # Key terms: re-wrap tenant keys after `sys/rotate`, then destroy the old terms after
+    # the retention (`services._rewrap`); only stores with key terms (the embedded one).
+    backend = core.backend
+    if isinstance(backend, KeyRotation):
+        services.add(
+            "key-rewrap",
+            lambda: run_rewrap(backend, retention_seconds=settings.key_retention_seconds),
+        )
+    services.add("transit-rotation", lambda: run_rotation(core))
+    # Leases: revoke at expiry (and at start, those that fell due meanwhile); static
+    # database roles: rotate on their schedule (`tenantvault.leases`, `engines/database`).
+    services.add("lease-expiration", lambda: run_expiration(core.leases), detail=core.leases.health)
+    services.add(
+        "database-rotation",
+        lambda: run_static_rotation(core.database),
+        detail=core.database.static.health,
+    )
+    # Scheduled rotation of KV secrets (`tenantvault.rotation`).
+    services.add(
+        "kv-rotation",
+        lambda: run_scheduler(
+            core.rotation.scheduler, interval_seconds=core.rotation.settings.tick_seconds
+        ),
+        detail=core.rotation.scheduler.health,
+    )
+    # The backend's own (gateway mode: the upstream token renewal, with its state).
+    for name, (service, detail) in background_services(core.backend).items():
+        services.add(name, service, detail=detail)
+    return services
+
+
 def _health_code(name: str, raw: object) -> int:
     """A status code the caller picked for a health state; 3xx and 1xx make no sense for a
     probe, and 205 forbids a body. A 5xx is allowed only for an unhealthy state: "active"
@@ -593,8 +755,10 @@ def _check_health_query(query: dict[str, str]) -> None:
 def _health_status(response: Response, query: dict[str, Any]) -> int:
     """Vault's sys/health status: 200 active, `sealedcode` (503) when sealed, overridable."""
     codes = {name: _health_code(name, query[name]) for name in _HEALTH_CODES if name in query}
-    sealed = bool((response.data or {}).get("sealed"))
-    if sealed:
+    data = response.data or {}
+    if data.get("initialized") is False:
+        return codes.get("uninitcode", 501)
+    if data.get("sealed"):
         return codes.get("sealedcode", 503)
     return codes.get("activecode", 200)
 

@@ -137,9 +137,34 @@ _POLICY_NAME: Final = _path_param("name", "^[A-Za-z0-9][A-Za-z0-9_.@=:~-]{0,127}
 _MOUNT_PATH: Final = _path_param(
     "path", "^[A-Za-z0-9][A-Za-z0-9_.@=:~-]{0,127}$", "The mount path (without the trailing '/')"
 )
+_ROLE_NAME: Final = _path_param("name", "^[A-Za-z0-9][A-Za-z0-9_.@=:~-]{0,127}$", "Token role")
 _UI_MOUNT_PATH: Final = _path_param(
     "path", "^[A-Za-z0-9][A-Za-z0-9_.@=:~-]{0,127}$", "A mount, optionally with a path in it"
 )
+
+
+_RANDOM_BODY: Final = {
+    "type": "object",
+    "properties": {
+        "bytes": {"type": "integer", "minimum": 1, "maximum": 131072},
+        "format": {"type": "string", "enum": ["base64", "hex"]},
+        "source": {"type": "string", "enum": ["platform", "seal", "all"]},
+    },
+}
+_HASH_FIELDS: Final[dict[str, Schema]] = {
+    "input": {"type": "string", "description": "Base64"},
+    "format": {"type": "string", "enum": ["base64", "hex"]},
+    "algorithm": {"type": "string"},
+}
+_ALGORITHM: Final = _path_param("algorithm", "^[a-z0-9-]{1,16}$", "Algorithm")
+_BYTES: Final = _path_param("bytes", "^[0-9]{1,6}$", "How many bytes")
+_SOURCE: Final = {
+    "name": "source",
+    "in": "path",
+    "required": True,
+    "description": "Entropy source",
+    "schema": {"type": "string", "enum": ["platform", "seal", "all"]},
+}
 
 
 def _operation(
@@ -207,6 +232,24 @@ def _token_paths() -> dict[str, Schema]:
     renew = _object({"token": {"type": "string"}, "increment": _DURATION}, required=["token"])
     increment = _object({"increment": _DURATION})
     empty = _object({})
+    names = {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]}
+    role_body = _object(
+        {
+            "allowed_policies": names,
+            "disallowed_policies": names,
+            "allowed_policies_glob": names,
+            "disallowed_policies_glob": names,
+            "orphan": {"type": "boolean"},
+            "renewable": {"type": "boolean"},
+            "path_suffix": {"type": "string"},
+            "allowed_entity_aliases": names,
+            "token_period": _DURATION,
+            "token_explicit_max_ttl": _DURATION,
+            "token_bound_cidrs": names,
+            "token_no_default_policy": {"type": "boolean"},
+            "token_type": {"type": "string", "enum": ["default-service", "service"]},
+        }
+    )
     paths: dict[str, Schema] = {
         "/auth/token/create": _writes("Create a token in the caller's tenant", "token", token_body),
         "/auth/token/create-orphan": _writes(
@@ -220,12 +263,42 @@ def _token_paths() -> dict[str, Schema]:
         "/auth/token/lookup-accessor": _writes("Look up a token by accessor", "token", accessor),
         "/auth/token/renew": _writes("Renew a token", "token", renew),
         "/auth/token/renew-self": _writes("Renew the calling token", "token", increment),
+        "/auth/token/renew-accessor": _writes(
+            "Renew a token by accessor (a login's token: while its role exists)",
+            "token",
+            _object(
+                {"accessor": {"type": "string"}, "increment": _DURATION}, required=["accessor"]
+            ),
+        ),
         "/auth/token/revoke": _writes("Revoke a token and its children", "token", token),
         "/auth/token/revoke-self": _writes("Revoke the calling token", "token", empty),
         "/auth/token/revoke-accessor": _writes("Revoke a token by accessor", "token", accessor),
         "/auth/token/revoke-orphan": _writes(
             "Revoke a token, orphaning its children (sudo)", "token", token
         ),
+        "/auth/token/roles": {
+            "get": _operation(
+                "List the tenant's token roles", "token", success=_OK, parameters=[_LIST_PARAM]
+            ),
+        },
+        "/auth/token/roles/{name}": {
+            "parameters": [_ROLE_NAME],
+            "get": _operation("Read a token role", "token", success=_OK),
+            **_writes("Create or update a token role", "token", role_body),
+            "delete": _operation("Delete a token role", "token", success=_DELETED),
+        },
+        "/auth/token/create/{name}": {
+            "parameters": [_ROLE_NAME],
+            **_writes("Create a token through a token role", "token", token_body),
+        },
+        "/auth/token/accessors": {
+            "get": _operation(
+                "List the accessors of the tenant's tokens (sudo)",
+                "token",
+                success=_OK,
+                parameters=[_LIST_PARAM],
+            ),
+        },
     }
     return paths
 
@@ -397,6 +470,25 @@ def _sys_paths() -> dict[str, Schema]:
                 "Seal status (the `vault status` command)", "sys", success=_OK, public=True
             ),
         },
+        "/sys/init": {
+            "get": _operation(
+                "Initialization status (always initialized)", "sys", success=_OK, public=True
+            ),
+        },
+        "/sys/tools/random": _writes("Random bytes", "sys", _RANDOM_BODY),
+        "/sys/tools/random/{bytes}": {
+            "parameters": [_BYTES],
+            **_writes("Random bytes", "sys", _RANDOM_BODY),
+        },
+        "/sys/tools/random/{source}/{bytes}": {
+            "parameters": [_SOURCE, _BYTES],
+            **_writes("Random bytes from an entropy source", "sys", _RANDOM_BODY),
+        },
+        "/sys/tools/hash": _writes("Hash data", "sys", _object({**_HASH_FIELDS})),
+        "/sys/tools/hash/{algorithm}": {
+            "parameters": [_ALGORITHM],
+            **_writes("Hash data", "sys", _object({**_HASH_FIELDS})),
+        },
         "/sys/internal/specs/openapi": {
             "get": {
                 **_operation(
@@ -484,6 +576,15 @@ def _sys_paths() -> dict[str, Schema]:
             "parameters": [_UI_MOUNT_PATH],
             "get": _operation(
                 "The mount serving a path (the Vault CLI's KV preflight)", "sys", success=_OK
+            ),
+        },
+        "/sys/pki/expiring": {
+            "get": _operation(
+                "Certificates and CAs of the namespace's pki mounts expiring within a window "
+                "(revoked ones left out; metadata only)",
+                "sys",
+                success=_OK,
+                parameters=[_query("within", _DURATION, "How far ahead to look (default 720h)")],
             ),
         },
         "/sys/capabilities-self": _writes(
@@ -616,22 +717,24 @@ def _transit_paths() -> dict[str, Schema]:
             ),
         }
     )
-    random = _object(
-        {
-            "bytes": {"type": "integer", "minimum": 1, "maximum": 131072},
-            "format": {"type": "string", "enum": ["base64", "hex"]},
-            "source": {"type": "string", "enum": ["platform", "seal", "all"]},
-        }
-    )
-    hash_body = _object(
-        {
-            "input": _B64,
-            "format": {"type": "string", "enum": ["base64", "hex"]},
-            "algorithm": {"type": "string"},
+    random = _RANDOM_BODY
+    hash_body = _object({**_HASH_FIELDS}, required=["input"])
+    algorithm = _ALGORITHM
+    export_kind = {
+        "name": "kind",
+        "in": "path",
+        "required": True,
+        "description": "What to export",
+        "schema": {
+            "type": "string",
+            "enum": ["encryption-key", "signing-key", "hmac-key", "public-key"],
         },
-        required=["input"],
+    }
+    version = _path_param("version", "^(latest|[0-9]{1,9})$", "A key version, or latest")
+    restore = _object(
+        {"backup": {"type": "string"}, "force": {"type": "boolean"}, "name": {"type": "string"}},
+        required=["backup"],
     )
-    algorithm = _path_param("algorithm", "^[a-z0-9-]{1,16}$", "Algorithm")
     kind = {
         "name": "kind",
         "in": "path",
@@ -676,6 +779,37 @@ def _transit_paths() -> dict[str, Schema]:
         "/transit/datakey/{kind}/{name}": {
             "parameters": [kind, _KEY_NAME],
             **_writes("Generate a data key wrapped by the named key", "transit", datakey),
+        },
+        "/transit/keys/{name}/trim": {
+            "parameters": [_KEY_NAME],
+            **_writes(
+                "Delete the versions below min_available_version for good",
+                "transit",
+                _object(
+                    {"min_available_version": _NON_NEGATIVE}, required=["min_available_version"]
+                ),
+            ),
+        },
+        "/transit/export/{kind}/{name}": {
+            "parameters": [export_kind, _KEY_NAME],
+            "get": _operation("Export an exportable key's versions", "transit", success=_OK),
+        },
+        "/transit/export/{kind}/{name}/{version}": {
+            "parameters": [export_kind, _KEY_NAME, version],
+            "get": _operation("Export one version of a key", "transit", success=_OK),
+        },
+        "/transit/backup/{name}": {
+            "parameters": [_KEY_NAME],
+            "get": _operation(
+                "Back up a key (exportable, allow_plaintext_backup) as a sealed blob",
+                "transit",
+                success=_OK,
+            ),
+        },
+        "/transit/restore": _writes("Restore a key from its mount's backup", "transit", restore),
+        "/transit/restore/{name}": {
+            "parameters": [_KEY_NAME],
+            **_writes("Restore a backup under this name", "transit", restore),
         },
         "/transit/random": _writes("Random bytes", "transit", random),
         "/transit/random/{bytes}": {
@@ -794,8 +928,116 @@ def _audit_paths() -> dict[str, Schema]:
     }
 
 
+def _observability_paths() -> dict[str, Schema]:
+    """`sys/metrics` (Vault's), `sys/alerts` and `sys/dashboard` (ours): the server's view
+    in the root namespace (sudo for metrics), one tenant's own in a tenant."""
+    metrics = _operation(
+        "Metrics: Prometheus text (format=prometheus) or Vault's JSON dump",
+        "observability",
+        success=_OK,
+        parameters=[_query("format", {"type": "string", "enum": ["json", "prometheus"]}, "Format")],
+    )
+    metrics["responses"]["200"] = {
+        "description": "The metrics",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    }
+    alerts = _operation(
+        "Anomaly alerts, each with the numbers that raised it (a tenant sees its own)",
+        "observability",
+        success=_OK,
+        parameters=[_query("since", _NON_NEGATIVE, "Only alerts with a greater id")],
+    )
+    dashboard = _operation(
+        "What the dashboard's overview draws, for the caller's scope", "observability", success=_OK
+    )
+    return {
+        "/sys/metrics": {"get": metrics},
+        "/sys/alerts": {"get": alerts},
+        "/sys/dashboard": {"get": dashboard},
+    }
+
+
+def _rotation_paths() -> dict[str, Schema]:
+    """`sys/rotation/*`: scheduled rotation of KV v2 secrets (ours, not Vault's)."""
+    target = _path_param(
+        "path",
+        "^[A-Za-z0-9][A-Za-z0-9_.@=:~-]{0,127}$",
+        "The secret as `<mount>/<path>` of a kv v2 mount of the tenant (e.g. secret/app/db; "
+        "'/' unencoded)",
+    )
+    config = _object(
+        {
+            "rotator": {"type": "string", "enum": ["random", "webhook", "database"]},
+            "field": {"type": "string", "description": "The key of the secret's data rotated"},
+            "period": {**_DURATION, "description": "Rotate this long after the last rotation"},
+            "schedule": {"type": "string", "description": "5-field cron expression (UTC)"},
+            "grace": {
+                **_DURATION,
+                "description": "How long the replaced version stays readable (then deleted)",
+            },
+            "params": {
+                "type": "object",
+                "description": "random: length, lowercase, uppercase, digits, symbols; webhook: "
+                "url (under an operator-allowed prefix), secret (signs each call, HMAC-SHA256, "
+                "never shown again); database: mount, role (a static role)",
+            },
+        },
+        required=["rotator", "field"],
+    )
+    rotate = _operation(
+        "Rotate now: create, set, test, finish; answers the new KV version (never the value). "
+        "400 while another rotation of the secret is in progress; 502 if a phase failed (the "
+        "current value is untouched and the rotation is retried with backoff)",
+        "rotation",
+        success=_OK,
+        body=_object({"if_due": {"type": "boolean", "description": "Only if it is due"}}),
+    )
+    rotate["responses"]["502"] = _json_response("A rotation phase failed", _ERRORS_SCHEMA)
+    return {
+        "/sys/rotation/config": {
+            "get": _operation(
+                "List the tenant's secrets with a rotation",
+                "rotation",
+                success=_OK,
+                parameters=[_LIST_PARAM],
+            ),
+        },
+        "/sys/rotation/config/{path}": {
+            "parameters": [target],
+            **_writes("Configure a secret's rotation", "rotation", config, body_required=True),
+            "get": _operation(
+                "A rotation's status: rotator, state (idle, rotating, failed), rotations, "
+                "last_rotation, next_rotation, last_error (params without secrets)",
+                "rotation",
+                success=_OK,
+            ),
+            "delete": _operation("Remove a secret's rotation", "rotation", success=_DELETED),
+        },
+        "/sys/rotation/rotate/{path}": {"parameters": [target], "post": rotate, "put": rotate},
+        "/sys/rotation/expiring": {
+            "get": _operation(
+                "Secrets whose custom_metadata.expires_at (RFC 3339) falls within a window, "
+                "and secrets whose current version is older than stale_days: paths and dates "
+                "(no values) of every kv v2 mount of the tenant",
+                "rotation",
+                success=_OK,
+                parameters=[
+                    _query("within", _DURATION, "The window (default 30 days)"),
+                    _query("stale_days", _NON_NEGATIVE, "List secrets older than this (0: none)"),
+                ],
+            ),
+        },
+    }
+
+
 def openapi_spec() -> dict[str, Any]:
     """The OpenAPI 3.0 document as a dict (a fresh copy each call)."""
+    # Imported here: that module builds on the helpers above.
+    from tenantvault.server._openapi_auth import auth_paths
+
     return {
         "openapi": "3.0.3",
         "info": {
@@ -821,8 +1063,11 @@ def openapi_spec() -> dict[str, Any]:
             **_sys_paths(),
             **_audit_paths(),
             **_token_paths(),
+            **auth_paths(),
             **_kv_paths(),
             **_transit_paths(),
+            **_rotation_paths(),
+            **_observability_paths(),
         },
     }
 

@@ -189,7 +189,10 @@ class Headers:
     namespace: str | None = None
     content_type: bytes | None = None
     content_length: int | None = None
-    wrap_ttl: bool = False
+    # X-Vault-Wrap-TTL as sent (`_wrapping.parse_wrap_ttl` reads it), and whether
+    # X-Vault-Wrap-Format asked for a JWT wrapping token (not supported).
+    wrap_ttl: str | None = None
+    wrap_format_jwt: bool = False
 
 
 def _single(found: dict[bytes, bytes], name: bytes, value: bytes) -> None:
@@ -207,6 +210,7 @@ _READ_HEADERS: Final = frozenset(
         b"content-type",
         b"content-length",
         b"x-vault-wrap-ttl",
+        b"x-vault-wrap-format",
     }
 )
 
@@ -256,7 +260,10 @@ def parse_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> Headers:
         if not length.isdigit() or len(length) > 18:
             raise InvalidRequestError("invalid Content-Length header")
         headers.content_length = int(length)
-    headers.wrap_ttl = bool(found.get(b"x-vault-wrap-ttl"))
+    wrap_ttl = found.get(b"x-vault-wrap-ttl")
+    if wrap_ttl:
+        headers.wrap_ttl = wrap_ttl.decode("latin-1")
+    headers.wrap_format_jwt = found.get(b"x-vault-wrap-format", b"").strip().lower() == b"jwt"
     return headers
 
 

@@ -75,6 +75,7 @@ class Supervisor:
         self._random = random
         self._services: dict[str, Service] = {}
         self._states: dict[str, ServiceState] = {}
+        self._details: dict[str, Callable[[], dict[str, Any]]] = {}
         self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -82,20 +83,38 @@ class Supervisor:
     def __repr__(self) -> str:
         return f"<Supervisor services={sorted(self._services)}>"
 
-    def add(self, name: str, service: Service) -> None:
-        """Register `service` under `name`; started now if the supervisor is running."""
+    def add(
+        self,
+        name: str,
+        service: Service,
+        *,
+        detail: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        """Register `service` under `name`; started now if the supervisor is running.
+
+        `detail` returns the service's own health fields, shown under `detail` in its
+        report (e.g. the upstream auth state); it must hold no secret.
+        """
         if self._closed:
             raise ClosedError("the supervisor has stopped")
         if name in self._services:
             raise ConfigurationError(f"a service named {name!r} is already registered")
         self._services[name] = service
         self._states[name] = ServiceState()
+        if detail is not None:
+            self._details[name] = detail
         if self._group is not None:
             self._start(self._group, name)
 
     def report(self) -> dict[str, dict[str, Any]]:
         """Each service's state, restart count and last error type, by name (sys/health)."""
-        return {name: self._states[name].report() for name in sorted(self._states)}
+        reports = {name: self._states[name].report() for name in sorted(self._states)}
+        for name, detail in self._details.items():
+            try:
+                reports[name]["detail"] = detail()
+            except Exception as error:  # noqa: BLE001 -- a health probe must always answer
+                reports[name]["detail"] = {"error": type(error).__name__}
+        return reports
 
     def delay(self, failures: int) -> float:
         """The pause before the restart after `failures` crashes in a row (1, 2, ...)."""

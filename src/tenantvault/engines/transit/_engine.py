@@ -41,20 +41,23 @@ from tenantvault.crypto import (
     GoBase64Error,
     Keyring,
     KeyType,
-    go_atoi,
     go_b64decode,
-    hash_digest,
     random_bytes,
 )
 from tenantvault.engines._protocol import Mount, MountStorage
 from tenantvault.engines._route import Call, Route
+from tenantvault.engines._tools import (
+    HASH_PARAMETERS,
+    RANDOM_PARAMETERS,
+    hash_answer,
+    random_answer,
+)
 from tenantvault.engines.transit._keys import KEY_PREFIX, WRITE_ATTEMPTS, KeyStore
+from tenantvault.engines.transit._portability import Portability
 from tenantvault.engines.transit._rotation import MountSource, RotationScheduler
 
 __all__ = ["TransitEngine"]
 
-_MAX_RANDOM_BYTES: Final = 128 * 1024
-_DEFAULT_RANDOM_BYTES: Final = 32
 _DATAKEY_BITS: Final = {128: 16, 256: 32, 512: 64}
 _MIN_AUTO_ROTATE_SECONDS: Final = 3600
 _ENCRYPT_TYPES: Final = frozenset(
@@ -89,7 +92,6 @@ Handler = Callable[[Call], Awaitable[Response]]
 # OpenBao quotes the submitted value in these three messages; we never echo input, which
 # may be secret material sent to the wrong field and would then reach logs and audit.
 _UNKNOWN_TYPE = "unknown key type"
-_BAD_FORMAT = 'unsupported encoding format; must be "hex" or "base64"'
 _BAD_ALGORITHM = "unsupported algorithm"
 
 
@@ -328,8 +330,8 @@ _PARAMETERS: dict[str, frozenset[str]] = {
     "decrypt": _BATCH | {"ciphertext", "context", "associated_data", "key_version", "nonce"},
     "rewrap": _BATCH | {"ciphertext", "context", "key_version", "nonce"},
     "datakey": frozenset({"context", "nonce", "bits", "key_version", "associated_data"}),
-    "random": frozenset({"bytes", "format", "source"}),
-    "hash": frozenset({"input", "algorithm", "format"}),
+    "random": RANDOM_PARAMETERS,
+    "hash": HASH_PARAMETERS,
     "hmac": frozenset({"input", "algorithm", "key_version", "batch_input"}),
     "sign": _SIGNING,
     "verify": _SIGNING | {"signature", "hmac"},
@@ -359,7 +361,9 @@ _KEY_PARAMETERS: dict[str, frozenset[str]] = {
         }
     ),
     "rotate": frozenset(),
+    "trim": frozenset({"min_available_version"}),
 }
+_RESTORE: Final = frozenset({"backup", "force", "name"})
 
 
 class TransitEngine:
@@ -371,6 +375,8 @@ class TransitEngine:
         # rotates them: the engine's two other jobs, each in its own module.
         self.keys = KeyStore()
         self.rotation = RotationScheduler(self.keys, clock=clock, mounts=mounts)
+        # Keys leaving and re-entering a mount: export, backup, restore, trim.
+        self.portability = Portability(self.keys, describe=self._describe)
         # Shorthands (operator tooling and tests reach the key store through them).
         self.load = self.keys.load
         self.store_new = self.keys.store_new
@@ -422,6 +428,8 @@ class TransitEngine:
             if section == "random":
                 return bound(acl, "update", lambda call: self._random(call, sub))
             return bound(acl, "update", lambda call: self._hash(call, sub))
+        if section in ("export", "backup", "restore"):
+            return self._route_portability(op, acl, section, args, mount)
         if section == "datakey" and len(args) == 2:
             kind, name = args[0], self._name(args[1])
             if not write:
@@ -504,7 +512,51 @@ class TransitEngine:
                     acl, "update", lambda call: self._rotate_key(call, store, name), "rotate"
                 )
             raise UnsupportedOperationError()
+        if tail == "trim":
+            if write:
+                return bound(
+                    acl,
+                    "update",
+                    lambda call: self.portability.trim(store, name, call.data),
+                    "trim",
+                )
+            raise UnsupportedOperationError()
         raise NotFoundError("unsupported path")
+
+    def _route_portability(
+        self, op: Operation, acl: str, section: str, args: list[str], mount: Mount
+    ) -> Route:
+        """`export/:type/:name(/:version)` and `backup/:name` (read), `restore(/:name)`."""
+        store = mount.storage
+        portability = self.portability
+        if section == "restore":
+            if len(args) > 1:
+                # OpenBao's words (its 500): a key name is one segment.
+                raise InvalidRequestError("key names cannot be paths")
+            name = self._name(args[0]) if args else ""
+            if op not in (Operation.UPDATE, Operation.CREATE):
+                raise UnsupportedOperationError()
+            return Route(
+                acl,
+                "update",
+                lambda call: portability.restore(store, name, call.data),
+                mount=mount.name,
+                parameters=_RESTORE,
+            )
+        shape = (2, 3) if section == "export" else (1,)
+        if len(args) not in shape:
+            raise NotFoundError("unsupported path")
+        if op is not Operation.READ:
+            raise UnsupportedOperationError()
+        name = self._name(args[0] if section == "backup" else args[1])
+        kind, version = (args[0], "".join(args[2:])) if section == "export" else ("", "")
+
+        async def handler(call: Call) -> Response:
+            if section == "backup":
+                return await portability.backup(store, name)
+            return await portability.export(store, kind, name, version)
+
+        return Route(acl, "read", handler, mount=mount.name, parameters=frozenset())
 
     @staticmethod
     def _name(name: str) -> str:
@@ -522,10 +574,10 @@ class TransitEngine:
             "deletion_allowed": keyring.deletion_allowed,
             "derived": keyring.derived,
             "exportable": keyring.exportable,
-            # No import, trim or soft-delete endpoints exist here, so these never change.
+            # No import or soft-delete endpoints exist here, so these never change.
             "imported_key": False,
             "latest_version": keyring.latest_version,
-            "min_available_version": 0,
+            "min_available_version": keyring.min_available_version,
             "min_decryption_version": keyring.min_decryption_version,
             "min_encryption_version": keyring.min_encryption_version,
             "name": keyring.name,
@@ -665,6 +717,11 @@ class TransitEngine:
                 keyring.min_decryption_version = _min_version(
                     "decryption", wanted, keyring.min_decryption_version, keyring.latest_version
                 )
+                if wanted < keyring.min_available_version:
+                    # Those versions were trimmed: deleted, nothing can bring them back.
+                    raise InvalidRequestError(
+                        "min decryption version should not be less then min available version"
+                    )
             if min_encryption is not None:
                 keyring.min_encryption_version = _min_version(
                     "encryption",
@@ -900,55 +957,10 @@ class TransitEngine:
         return Response(data=result)
 
     async def _random(self, call: Call, sub: str) -> Response:
-        data = call.data
-        source, _, url_bytes = sub.partition("/")
-        count = get_int(data, "bytes", default=_DEFAULT_RANDOM_BYTES, minimum=-(2**53))
-        if source and not url_bytes and source not in ("platform", "seal", "all"):
-            url_bytes, source = source, ""
-        if url_bytes:
-            count = go_atoi(url_bytes)
-            if count is None:
-                raise InvalidRequestError(
-                    f'error parsing url-set byte count: strconv.Atoi: parsing "{url_bytes}": '
-                    "invalid syntax"
-                )
-        if source not in ("", "platform", "seal", "all"):
-            raise InvalidRequestError(
-                f'unsupported entropy source "{source}"; must be "platform" or "seal", or "all"'
-            )
-        output = _one(data, "format") or "base64"
-        if count is None or count < 1:
-            raise InvalidRequestError("'bytes' cannot be less than 1")
-        if count > _MAX_RANDOM_BYTES:
-            raise InvalidRequestError(f"'bytes' should be less than {_MAX_RANDOM_BYTES}")
-        if output not in ("hex", "base64"):
-            raise InvalidRequestError(_BAD_FORMAT)
-        raw = random_bytes(count)
-        warnings = (
-            ["no seal/entropy augmentation available, using platform entropy source"]
-            if source == "seal"
-            else None
-        )
-        text = raw.hex() if output == "hex" else _b64.encode(raw)
-        return Response(data={"random_bytes": text}, warnings=warnings)
+        return random_answer(call.data, sub)
 
     async def _hash(self, call: Call, url_algorithm: str) -> Response:
-        data = call.data
-        raw = get_str(data, "input")
-        if raw is None:
-            raise InvalidRequestError("input missing")
-        try:
-            message = go_b64decode(raw)
-        except GoBase64Error as error:
-            raise InvalidRequestError(f"unable to decode input as base64: {error}") from None
-        algorithm = url_algorithm or _one(data, "algorithm") or "sha2-256"
-        output = _one(data, "format") or "hex"
-        if output not in ("hex", "base64"):
-            raise InvalidRequestError(_BAD_FORMAT)
-        if algorithm not in HMAC_ALGORITHMS or algorithm == "sha1":
-            raise InvalidRequestError(_BAD_ALGORITHM)
-        digest = hash_digest(algorithm, message)
-        return Response(data={"sum": digest.hex() if output == "hex" else _b64.encode(digest)})
+        return hash_answer(call.data, url_algorithm, input_required=True)
 
     # -- HMAC, sign, verify ----------------------------------------------------------------
 

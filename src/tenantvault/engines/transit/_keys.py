@@ -88,6 +88,12 @@ class KeyStore:
 
         return await retry_on_conflict(attempt, what="this key", attempts=WRITE_ATTEMPTS)
 
+    async def replace(self, store: MountStorage, keyring: Keyring) -> None:
+        """Store `keyring` under its name whatever was there (a forced restore)."""
+        stored = encode_record(keyring.to_record())
+        await store.write(KEY_PREFIX + keyring.name, stored, expected_revision=None)
+        self._remember(store, stored, keyring)
+
     async def change(
         self, store: MountStorage, name: str, change: Callable[[Keyring], _T], *, missing: str
     ) -> tuple[Keyring, _T]:

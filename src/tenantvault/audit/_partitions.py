@@ -1,0 +1,337 @@
+"""The queryable audit store's database, partitioned by tenant incarnation (layout: `_layout`).
+
+Writes: the writer thread's batch is grouped by partition and committed in one transaction,
+partitions seen for the first time created inside it — one WAL fsync per batch, as with one
+table. Reads: a `Partition` reads one partition. A tenant's is opened on a connection of its
+own that SQLite's authorizer confines to that partition's table (and to reading): whatever
+SQL runs on it, no other partition, the catalog or the schema can be read. Root's partitions
+are read on the writer's connection, which reads everything, as the operator may.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, final
+
+import orjson
+
+from tenantvault.audit._chain import GENESIS, ChainState
+from tenantvault.audit._layout import (
+    PARTITION_COLUMNS,
+    create_layout,
+    create_partition,
+    has_layout,
+    table_of,
+)
+from tenantvault.audit._migrate import has_single_table, migrate_single_table
+from tenantvault.audit._redact import Redactor
+
+__all__ = ["AuditDatabase", "Partition"]
+
+_INSERT = ", ".join(PARTITION_COLUMNS)
+_PLACES = ", ".join("?" for _ in PARTITION_COLUMNS)
+# A partition's key: (tenant, tenant_uid); ('', '') is the root partition's.
+Key = tuple[str, str]
+Authorizer = Callable[[int, str | None, str | None, str | None, str | None], int]
+
+# One lock per database file in this process. Connections to one shared cache must never
+# overlap (SQLite answers SQLITE_LOCKED at once instead of waiting), even when two sinks
+# were pointed at the same file.
+_FILE_LOCKS: dict[str, threading.Lock] = {}
+_FILE_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(target: str) -> threading.Lock:
+    with _FILE_LOCKS_GUARD:
+        return _FILE_LOCKS.setdefault(target, threading.Lock())
+
+
+def _confined_to(table: str) -> Authorizer:
+    """SQLite authorizer: reading `table` (and calling functions) only; everything else denied."""
+
+    def authorize(
+        action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None
+    ) -> int:
+        if action == sqlite3.SQLITE_SELECT or action == sqlite3.SQLITE_FUNCTION:
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_READ and arg1 == table:
+            return sqlite3.SQLITE_OK
+        return sqlite3.SQLITE_DENY
+
+    return authorize
+
+
+@final
+class Partition:
+    """Read access to one partition: the entries of one tenant incarnation, or root's own.
+
+    Its queries name the table as `{events}`; the partition puts its own there. It holds no
+    tenant, no catalog and no way to open another partition.
+    """
+
+    __slots__ = ("_conn", "_lock", "_owned", "_table", "ids", "redactor")
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        lock: threading.Lock,
+        table: str,
+        *,
+        redactor: Redactor,
+        owned: bool,
+        ids: tuple[int, int] | None = None,
+    ) -> None:
+        self._conn = conn
+        self._lock = lock
+        self._table = table
+        self._owned = owned
+        # The store's salted HMAC, for matching an accessor the caller names in its queries.
+        self.redactor = redactor
+        # The first and last row id it held when handed out (None: not known), so that a
+        # page over many partitions reads only those that can hold its rows.
+        self.ids = ids
+
+    def __repr__(self) -> str:
+        return f"Partition({self._table})"
+
+    def read(self, template: str, params: Iterable[Any]) -> list[tuple[Any, ...]]:
+        """The rows of `template` (SQL naming this partition's table `{events}`), blocking."""
+        sql = template.format(events=self._table)
+        with self._lock:
+            return list(self._conn.execute(sql, tuple(params)).fetchall())
+
+    def close(self) -> None:
+        """Close the partition's own connection (a tenant's); idempotent."""
+        if self._owned:
+            with self._lock:
+                self._conn.close()
+
+
+class AuditDatabase:
+    """The partitioned SQLite database of a store sink: batched writes, partition handles."""
+
+    def __init__(self, path: Path | None) -> None:
+        # Every connection shares one cache, so one parse of the schema (which grows with the
+        # partitions) serves them all: a tenant's confined connection opens in well under a
+        # millisecond with thousands of partitions, where a private one parses it whole. All
+        # access is serialized by `_lock`, so the cache's table locks never conflict.
+        if path is None:
+            # Named: a tenant's connection must reach the writer's in-memory database.
+            self._target = (
+                f"file:tenantvault-audit-{secrets.token_hex(16)}?mode=memory&cache=shared"
+            )
+        else:
+            # Owner-only, like the store: SQLite's -wal and -shm files inherit this mode.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            self._target = f"{Path(os.path.abspath(path)).as_uri()}?cache=shared"
+        self._lock = threading.Lock() if path is None else _lock_for(self._target)
+        self._conn = self._connect()
+        try:
+            self._open()
+        except BaseException:
+            self._conn.close()  # a store that cannot open holds no connection (nor its file)
+            raise
+
+    def _open(self) -> None:
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        # WAL + FULL, like the data store: an acknowledged request's entries survive power
+        # loss as its data does. The cost is one WAL fsync per batch, not per request.
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._open_layout()
+        self._load_catalog()
+        seq, digest = self._conn.execute("SELECT seq, hash FROM audit_head").fetchone()
+        # Where the chain stands: the writer resumes it from here.
+        self.chain = ChainState(int(seq), str(digest)) if seq else None
+
+    def _load_catalog(self) -> None:
+        """Read the catalog, the last row id and each partition's first and last row id."""
+        self._partitions: dict[Key, int] = {
+            (str(tenant), str(uid)): int(number)
+            for number, tenant, uid in self._conn.execute(
+                "SELECT id, tenant, tenant_uid FROM audit_partitions"
+            )
+        }
+        # The highest partition number: the next new partition gets the one after it.
+        self._top = max(self._partitions.values())
+        # Each partition's first and last row id ((0, 0): empty), kept as batches commit.
+        self._ids: dict[int, tuple[int, int]] = {}
+        for number in self._partitions.values():
+            first, last = self._conn.execute(
+                f"SELECT min(id), max(id) FROM {table_of(number)}"  # noqa: S608 -- an integer
+            ).fetchone()
+            self._ids[number] = (int(first or 0), int(last or 0))
+        self._last_id = int(self._conn.execute("SELECT last_id FROM audit_head").fetchone()[0])
+
+    def _sync(self) -> None:
+        """In a write transaction: take up what another writer of the file (a process
+        sharing it) added since, rather than collide with its row ids or partitions."""
+        last_id, top = self._conn.execute(
+            "SELECT (SELECT last_id FROM audit_head), (SELECT max(id) FROM audit_partitions)"
+        ).fetchone()
+        if (int(last_id), int(top)) != (self._last_id, self._top):
+            self._load_catalog()
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(
+            self._target, uri=True, check_same_thread=False, isolation_level=None
+        )
+
+    def _open_layout(self) -> None:
+        """Create the layout, or migrate a single-table store to it, atomically."""
+        # IMMEDIATE: two processes opening the same old store must not both migrate it.
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            if not has_layout(self._conn):
+                if has_single_table(self._conn):
+                    migrate_single_table(self._conn)
+                else:
+                    create_layout(self._conn, last_id=0, seq=0, digest=GENESIS)
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+
+    def append(self, lines: list[bytes]) -> None:
+        """Store one batch of sealed lines in one transaction (the writer thread's call)."""
+        groups: dict[Key, list[list[Any]]] = {}
+        ordered: list[list[Any]] = []  # the same rows, in chain order: ids follow it
+        entry: dict[str, Any] = {}
+        for line in lines:
+            entry = orjson.loads(line)
+            request = entry.get("request") or {}
+            response = entry.get("response") or {}
+            namespace = request.get("namespace") or {}
+            key = (str(request.get("tenant") or ""), str(namespace.get("id") or ""))
+            row: list[Any] = [
+                0,  # the row id, numbered below under the write lock
+                entry["seq"],
+                int(entry.get("time_ns", 0)),
+                entry["type"],
+                request.get("id", ""),
+                request.get("operation", ""),
+                request.get("mount", ""),
+                request.get("path", ""),
+                response.get("outcome", ""),
+                response.get("status", 0),
+                (entry.get("auth") or {}).get("accessor", ""),
+                line.rstrip(b"\n"),
+            ]
+            groups.setdefault(key, []).append(row)
+            ordered.append(row)
+        if not groups:
+            return
+        with self._lock:
+            created: dict[Key, int] = {}
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._sync()
+                last_id = self._last_id
+                for row in ordered:
+                    last_id += 1
+                    row[0] = last_id
+                touched = []
+                for key, rows in groups.items():
+                    number = self._number_of(key, created)
+                    self._conn.executemany(
+                        f"INSERT INTO {table_of(number)} ({_INSERT}) VALUES ({_PLACES})",  # noqa: S608 -- `table_of` is built from an integer
+                        rows,
+                    )
+                    touched.append((number, rows[0][0], rows[-1][0]))
+                self._conn.execute(
+                    "UPDATE audit_head SET last_id = ?, seq = ?, hash = ? WHERE one = 1",
+                    (last_id, entry["seq"], entry["hash"]),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+            # Only what committed: a failed batch leaves no partition behind in the catalog.
+            self._commit_created(created)
+            self._last_id = last_id
+            for number, first, last in touched:
+                self._ids[number] = (self._ids.get(number, (0, 0))[0] or first, last)
+
+    def _commit_created(self, created: dict[Key, int]) -> None:
+        self._partitions.update(created)
+        self._top = max((self._top, *created.values()))
+
+    def _number_of(self, key: Key, created: dict[Key, int]) -> int:
+        """The number of `key`'s partition, created in the open transaction if it is new."""
+        number = self._partitions.get(key, created.get(key))
+        if number is None:
+            number = max((self._top, *created.values())) + 1
+            create_partition(self._conn, number, *key)
+            created[key] = number
+        return number
+
+    def open_partition(self, tenant: str, tenant_uid: str, *, redactor: Redactor) -> Partition:
+        """`tenant`'s partition, on a connection confined to it (created empty if new).
+
+        Blocking (it opens a connection); the caller closes the partition when done.
+        """
+        key = (tenant, tenant_uid)
+        with self._lock:
+            if key not in self._partitions:
+                created: dict[Key, int] = {}
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._sync()
+                    if key not in self._partitions:
+                        self._number_of(key, created)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+                self._commit_created(created)
+            table = table_of(self._partitions[key])
+        conn = self._connect()
+        try:
+            conn.execute("PRAGMA query_only = ON")
+            conn.set_authorizer(_confined_to(table))
+        except BaseException:
+            conn.close()
+            raise
+        return Partition(conn, self._lock, table, redactor=redactor, owned=True)
+
+    def select(
+        self, tenant: str | None, tenant_uid: str | None, *, redactor: Redactor
+    ) -> list[Partition]:
+        """Root's choice of partitions: of `tenant` (None: any) and `tenant_uid` (None: any)."""
+        with self._lock:
+            numbers = sorted(
+                number
+                for (name, uid), number in self._partitions.items()
+                if (tenant is None or name == tenant) and (tenant_uid is None or uid == tenant_uid)
+            )
+            return [
+                Partition(
+                    self._conn,
+                    self._lock,
+                    table_of(number),
+                    redactor=redactor,
+                    owned=False,
+                    ids=self._ids.get(number, (0, 0)),
+                )
+                for number in numbers
+            ]
+
+    def query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Any SQL on the writer's connection (the operator's and the tests' inspection)."""
+        with self._lock:
+            return list(self._conn.execute(sql, params).fetchall())
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

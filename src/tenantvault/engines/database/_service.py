@@ -1,0 +1,36 @@
+"""The scheduled rotation of static database roles (run by the supervisor)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Final
+
+from tenantvault._exceptions import TenantVaultError
+
+if TYPE_CHECKING:
+    from tenantvault.engines.database._engine import DatabaseEngine
+
+__all__ = ["run_static_rotation"]
+
+logger = logging.getLogger("tenantvault.database")
+
+# Vault's queue tick for static roles (`defaultQueueTickSeconds`).
+_DEFAULT_TICK_SECONDS: Final = 5.0
+
+
+async def run_static_rotation(
+    engine: DatabaseEngine,
+    *,
+    tick_seconds: float = _DEFAULT_TICK_SECONDS,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Rotate due static roles every `tick_seconds` until cancelled; a failing pass is
+    logged and the next tick tries again."""
+    while True:
+        try:
+            await engine.rotate_due()
+        except TenantVaultError as error:
+            logger.error("static role rotation pass failed (%s)", type(error).__name__)
+        await sleep(tick_seconds)

@@ -1,0 +1,254 @@
+"""The pki engine type: Vault's PKI secrets engine per mount (CAs, roles, issue, sign, CRL).
+
+Each mount is its own set of certificate authorities: its issuers, their keys (sealed in the
+mount's storage like every record, returned only by an `exported` generation), the
+certificates it issued, its revocations and CRLs. Nothing here names another mount or tenant:
+the storage a handler gets is the mount's own (`MountStorage`), so a same-named mount and role
+in another tenant is another CA with other keys.
+
+This module routes; the handlers live by job: `_authority` (roots, intermediates, issuers,
+URLs), `_leaves` (roles, issue, sign), `_revocation` (revoke, CRLs, fetch, tidy). A role with
+`generate_lease` gets a lease from the Core (`LeasedSecret`); its end revokes the certificate.
+
+Paths, fields, statuses and texts are OpenBao 2.7's (reference/pki-engine.md, checked against
+`bao server -dev`). The raw fetch endpoints (`ca`, `ca/pem`, `ca_chain`, `crl`, `crl/pem`)
+answer files with OpenBao's content types, but need a token with `read` (OpenBao serves them
+unauthenticated). Not served (yet): ACME, OCSP, delta CRLs, `sign-verbatim`, `config/crl`,
+issuer and key deletion, and key or bundle import beyond `intermediate/set-signed`.
+Tidy runs to completion inside the request (OpenBao's runs in the background; both answer
+202), so `tidy-status` is `Finished` right after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+from tenantvault._clock import Clock, system_clock
+from tenantvault._exceptions import (
+    InvalidRequestError,
+    NotFoundError,
+    UnsupportedOperationError,
+)
+from tenantvault._paths import validate_name
+from tenantvault._request import Operation, Response
+from tenantvault.engines._protocol import Mount
+from tenantvault.engines._route import Call, Route
+from tenantvault.engines.pki._authority import Authorities
+from tenantvault.engines.pki._common import (
+    ISSUE_FIELDS,
+    ROOT_FIELDS,
+    SUBJECT_FIELDS,
+    TIDY_FIELDS,
+    URL_FIELDS,
+)
+from tenantvault.engines.pki._leaves import Leaves
+from tenantvault.engines.pki._revocation import Revocations
+from tenantvault.engines.pki._roles import ROLE_FIELDS
+from tenantvault.engines.pki._store import PkiStore, is_serial
+
+__all__ = ["PKIEngine"]
+
+Handler = Callable[[Call], Awaitable[Response]]
+
+
+class PKIEngine:
+    """The registered `pki` type: one CA hierarchy per mount."""
+
+    type: Final = "pki"
+
+    def __init__(self, *, clock: Clock = system_clock) -> None:
+        self._ca = Authorities(clock=clock)
+        self._revocations = Revocations(clock=clock)
+        self._leaves = Leaves(clock=clock)
+
+    def check_options(self, options: Mapping[str, str]) -> dict[str, str]:
+        return dict(options)
+
+    async def destroy(self, mount: Mount) -> None:
+        return None  # no caches: every answer is read from the mount's records
+
+    async def revoke_secret(self, mount: Mount, internal: Mapping[str, Any]) -> None:
+        """A `generate_lease` certificate's lease ended or was revoked: revoke the certificate
+        (as Vault does). Idempotent; a certificate already gone or expired is left alone."""
+        store = PkiStore(mount.storage)
+        serial = str(internal.get("serial_number", ""))
+        if is_serial(serial) and await store.cert(serial) is not None:
+            await self._revocations.revoke_serial(store, serial)
+
+    async def renew_secret(
+        self,
+        mount: Mount,
+        internal: Mapping[str, Any],
+        *,
+        increment_seconds: int,
+        issued_ns: int,
+        now_ns: int,
+    ) -> Any:
+        """Never called: certificate leases are not renewable (a certificate's NotAfter is
+        fixed when it is signed)."""
+        raise InvalidRequestError("lease is not renewable")
+
+    def route(self, operation: Operation, path: str, mount: Mount) -> Route:
+        """The route of a mount-relative path: its handler, capability and parameters."""
+        store = PkiStore(mount.storage)
+        parts = path.split("/") if path else []
+        table = self._table(parts, store, mount)
+        handler_for = table.get(
+            operation if operation is not Operation.CREATE else Operation.UPDATE
+        )
+        if handler_for is None:
+            if not table:
+                raise NotFoundError("unsupported path")
+            raise UnsupportedOperationError()
+        handler, parameters, capability = handler_for
+        acl = mount.path + path
+        if operation is Operation.LIST and not acl.endswith("/"):
+            acl += "/"
+        if capability == "" and operation in (Operation.UPDATE, Operation.CREATE):
+            # Roles have Vault's existence check: create for a new one, update otherwise.
+            name = parts[1]
+
+            async def exists(_tenant: str) -> bool:
+                return await store.role(name) is not None
+
+            return Route(
+                acl,
+                "create" if operation is Operation.CREATE else None,
+                handler,
+                exists=exists if operation is Operation.UPDATE else None,
+                mount=mount.name,
+                parameters=parameters,
+            )
+        return Route(acl, capability, handler, mount=mount.name, parameters=parameters)
+
+    def _table(
+        self, parts: list[str], store: PkiStore, mount: Mount
+    ) -> dict[Operation, tuple[Handler, frozenset[str], str]]:
+        """The handlers of one path by operation: (handler, parameters, capability)."""
+        none: frozenset[str] = frozenset()
+        read, update, delete, listing = (
+            Operation.READ,
+            Operation.UPDATE,
+            Operation.DELETE,
+            Operation.LIST,
+        )
+        count = len(parts)
+        head = parts[0] if parts else ""
+
+        def bind(method: Callable[..., Awaitable[Response]], *args: Any) -> Handler:
+            async def run(call: Call) -> Response:
+                return await method(call, store, mount, *args)
+
+            return run
+
+        if count == 3 and head == "root" and parts[1] == "generate":
+            return {update: (bind(self._ca.root_generate, parts[2]), ROOT_FIELDS, "update")}
+        if count == 4 and parts[:3] == ["issuers", "generate", "root"]:
+            return {update: (bind(self._ca.root_generate, parts[3]), ROOT_FIELDS, "update")}
+        if parts == ["root", "sign-intermediate"]:
+            return {
+                update: (
+                    bind(self._ca.sign_intermediate, "default"),
+                    SUBJECT_FIELDS | {"csr", "use_csr_values", "issuer_ref"},
+                    "update",
+                )
+            }
+        if count == 3 and head == "issuer" and parts[2] == "sign-intermediate":
+            return {
+                update: (
+                    bind(self._ca.sign_intermediate, parts[1]),
+                    SUBJECT_FIELDS | {"csr", "use_csr_values"},
+                    "update",
+                )
+            }
+        kind = ""
+        if count == 3 and parts[:2] == ["intermediate", "generate"]:
+            kind = parts[2]
+        elif count == 4 and parts[:3] == ["issuers", "generate", "intermediate"]:
+            kind = parts[3]
+        if kind:
+            return {
+                update: (
+                    bind(self._ca.intermediate_generate, kind),
+                    ROOT_FIELDS | {"add_basic_constraints"},
+                    "update",
+                )
+            }
+        if parts == ["intermediate", "set-signed"]:
+            return {update: (bind(self._ca.set_signed), frozenset({"certificate"}), "update")}
+        if parts == ["config", "issuers"] or parts == ["config", "issuers", ""]:
+            fields = frozenset({"default", "default_follows_latest_issuer"})
+            return {
+                read: (bind(self._ca.read_issuers_config), none, "read"),
+                update: (bind(self._ca.write_issuers_config), fields, "update"),
+            }
+        if parts == ["config", "urls"]:
+            return {
+                read: (bind(self._ca.read_urls), none, "read"),
+                update: (bind(self._ca.write_urls), URL_FIELDS, "update"),
+            }
+        if parts in (["issuers"], ["issuers", ""]):
+            return {listing: (bind(self._ca.list_issuers), none, "list")}
+        if count == 2 and head == "issuer" and parts[1]:
+            fields = frozenset(
+                {
+                    "issuer_name",
+                    "leaf_not_after_behavior",
+                    "manual_chain",
+                    "usage",
+                    "revocation_signature_algorithm",
+                    "issuing_certificates",
+                    "crl_distribution_points",
+                    "ocsp_servers",
+                }
+            )
+            return {
+                read: (bind(self._ca.read_issuer, parts[1]), none, "read"),
+                update: (bind(self._ca.write_issuer, parts[1]), fields, "update"),
+            }
+        if parts in (["ca"], ["ca", "pem"], ["ca_chain"], ["crl"], ["crl", "pem"]):
+            which = "/".join(parts)
+            return {read: (bind(self._revocations.read_raw, which), none, "read")}
+        if count == 2 and head == "cert" and parts[1] in ("ca", "ca_chain", "crl"):
+            return {read: (bind(self._revocations.read_special, parts[1]), none, "read")}
+        if count == 2 and head == "cert" and is_serial(parts[1]):
+            return {read: (bind(self._revocations.read_cert, parts[1]), none, "read")}
+        if parts in (["certs", "revoked"], ["certs", "revoked", ""]):
+            return {listing: (bind(self._revocations.list_revoked), none, "list")}
+        if parts in (["certs"], ["certs", ""]):
+            return {listing: (bind(self._revocations.list_certs), none, "list")}
+        if parts == ["crl", "rotate"]:
+            return {read: (bind(self._revocations.rotate_crl), none, "read")}
+        if parts == ["revoke"]:
+            return {
+                update: (
+                    bind(self._revocations.revoke),
+                    frozenset({"serial_number", "certificate"}),
+                    "update",
+                )
+            }
+        if parts == ["tidy"]:
+            return {update: (bind(self._revocations.tidy), TIDY_FIELDS, "update")}
+        if parts == ["tidy-status"]:
+            return {read: (bind(self._revocations.tidy_status), none, "read")}
+        if parts in (["roles"], ["roles", ""]):
+            return {listing: (bind(self._leaves.list_roles), none, "list")}
+        if count == 2 and head == "roles" and parts[1]:
+            name = parts[1]
+            validate_name(name)
+            return {
+                read: (bind(self._leaves.read_role, name), none, "read"),
+                update: (bind(self._leaves.write_role, name), ROLE_FIELDS, ""),
+                delete: (bind(self._leaves.delete_role, name), none, "delete"),
+                Operation.PATCH: (bind(self._leaves.patch_role, name), ROLE_FIELDS, "patch"),
+            }
+        if count == 2 and head in ("issue", "sign") and parts[1]:
+            method = self._leaves.issue if head == "issue" else self._leaves.sign
+            fields = ISSUE_FIELDS | ({"csr"} if head == "sign" else set())
+            return {update: (bind(method, parts[1], None), frozenset(fields), "update")}
+        if count == 4 and head == "issuer" and parts[2] in ("issue", "sign") and parts[3]:
+            method = self._leaves.issue if parts[2] == "issue" else self._leaves.sign
+            fields = ISSUE_FIELDS | ({"csr"} if parts[2] == "sign" else set())
+            return {update: (bind(method, parts[3], parts[1]), frozenset(fields), "update")}
+        return {}

@@ -1,0 +1,207 @@
+"""Roles and the leaf certificates issued under them (`roles/`, `issue/`, `sign/`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography import x509
+
+from tenantvault._exceptions import (
+    InvalidRequestError,
+    NotFoundError,
+)
+from tenantvault._fields import get_bool, get_str
+from tenantvault._request import LeasedSecret, Response
+from tenantvault.engines._protocol import Mount
+from tenantvault.engines._route import Call
+from tenantvault.engines.pki._common import (
+    NS,
+    PkiHandlers,
+    PkiServerError,
+    mount_ttls,
+    unix,
+)
+from tenantvault.engines.pki._issuing import plan_leaf
+from tenantvault.engines.pki._keys import (
+    PrivateKey,
+    generate_key,
+    key_pem,
+    key_type_of,
+    public_half,
+)
+from tenantvault.engines.pki._roles import read_role_write
+from tenantvault.engines.pki._store import PkiStore
+from tenantvault.engines.pki._x509 import (
+    build_certificate,
+    certificate_pem,
+    format_serial,
+    load_certificates,
+    load_csr,
+    public_key_of,
+)
+
+__all__ = ["Leaves"]
+
+
+class Leaves(PkiHandlers):
+    """Role CRUD and the issue and sign endpoints."""
+
+    async def list_roles(self, call: Call, store: PkiStore, mount: Mount) -> Response:
+        """`LIST roles`."""
+        names = await store.role_names()
+        if not names:
+            raise NotFoundError()
+        return Response(data={"keys": names})
+
+    async def read_role(self, call: Call, store: PkiStore, mount: Mount, name: str) -> Response:
+        """`GET roles/<name>`."""
+        role = await store.role(name)
+        if role is None:
+            raise NotFoundError()
+        return Response(data=role)
+
+    async def write_role(self, call: Call, store: PkiStore, mount: Mount, name: str) -> Response:
+        """`POST roles/<name>`: create or replace a role."""
+        role = read_role_write(call.data)
+        await store.put_role(name, role)
+        warnings = None
+        if role["issuer_ref"] == "default" and not (await store.issuers_config())["default"]:
+            warnings = [
+                "Issuing Certificate was set to default, but no default issuing certificate "
+                "(configurable at /config/issuers) is currently set"
+            ]
+        return Response(data=role, warnings=warnings)
+
+    async def patch_role(self, call: Call, store: PkiStore, mount: Mount, name: str) -> Response:
+        """`PATCH roles/<name>`: change some fields of a role."""
+        existing = await store.role(name)
+        if existing is None:
+            raise InvalidRequestError("Unable to fetch role entry to patch")
+        role = read_role_write({**existing, **call.data})
+        await store.put_role(name, role)
+        return Response(data=role)
+
+    async def delete_role(self, call: Call, store: PkiStore, mount: Mount, name: str) -> Response:
+        """`DELETE roles/<name>`."""
+        await store.delete_role(name)
+        return Response.no_content()
+
+    async def _leaf(
+        self,
+        call: Call,
+        store: PkiStore,
+        mount: Mount,
+        role_name: str,
+        reference: str | None,
+        csr: x509.CertificateSigningRequest | None,
+    ) -> Response:
+        role = await store.role(role_name)
+        if role is None:
+            raise InvalidRequestError(f"unknown role: {role_name}")
+        data = call.data
+        if csr is None and role["key_type"] == "any":
+            raise InvalidRequestError(
+                'role key type "any" not allowed for issuing certificates without providing '
+                "key_type and/or key_bits request parameters"
+            )
+        reference = reference or role["issuer_ref"] or "default"
+        try:
+            issuer = await self._issuer_or_fail(store, reference)
+        except PkiServerError:
+            detail = (
+                "no default issuer currently configured"
+                if reference == "default"
+                else f"unable to find PKI issuer for reference: {reference}"
+            )
+            raise PkiServerError(
+                f"could not fetch the CA certificate (was one set?): {detail}"
+            ) from None
+        issuer_cert = load_certificates(issuer["certificate"])[0]
+        signing_key = await self._signing_key(store, issuer)
+        default, maximum = mount_ttls(mount)
+        plan = plan_leaf(
+            data,
+            role,
+            issuer_not_after=issuer_cert.not_valid_after_utc,
+            leaf_not_after_behavior=issuer["leaf_not_after_behavior"],
+            now=self._now(),
+            mount_default=default,
+            mount_max=maximum,
+            csr=csr,
+        )
+        form = self._format(data)
+        key: PrivateKey | None = None
+        if csr is None:
+            key = generate_key(role["key_type"], role["key_bits"])
+            public = public_half(key)
+        else:
+            public = public_key_of(csr)
+            wanted = role["key_type"]
+            if wanted != "any" and key_type_of(public) != wanted:
+                raise InvalidRequestError(f"role requires keys of type {wanted}")
+        certificate = build_certificate(
+            subject=plan.subject,
+            names=plan.names,
+            public_key=public,
+            issuer=issuer_cert,
+            signing_key=signing_key,
+            serial=x509.random_serial_number(),
+            not_before=plan.not_before,
+            not_after=plan.not_after,
+            usage=plan.usage,
+            urls=self._urls(await store.urls()),
+            signature_bits=role["signature_bits"],
+        )
+        if not role["no_store"]:
+            await self._store_issued(store, certificate, issuer["issuer_id"])
+        pem = certificate_pem(certificate)
+        chain = [item.rstrip("\n") for item in issuer["ca_chain"]]
+        if get_bool(data, "remove_roots_from_chain", default=False):
+            chain = [item for item in chain if not _self_signed(item)]
+        answer: dict[str, Any] = {
+            "ca_chain": [self._encode(item, form) for item in chain],
+            "certificate": self._encode(pem, form),
+            "expiration": unix(certificate.not_valid_after_utc),
+            "issuing_ca": self._encode(issuer["certificate"], form),
+            "not_before": unix(certificate.not_valid_before_utc),
+            "serial_number": format_serial(certificate.serial_number),
+        }
+        if key is not None:
+            pkcs8 = get_str(data, "private_key_format") == "pkcs8"
+            answer["private_key"] = key_pem(key, pkcs8=pkcs8)
+            answer["private_key_type"] = role["key_type"]
+            if form == "pem_bundle":
+                answer["certificate"] = "\n".join([answer["private_key"], pem, *chain])
+        secret = None
+        if role["generate_lease"] and not role["no_store"]:
+            # The lease lives until NotAfter; its end (or `sys/leases/revoke`) revokes the cert.
+            remaining = max(0, unix(certificate.not_valid_after_utc) - self._clock() // NS)
+            secret = LeasedSecret(
+                internal={"serial_number": answer["serial_number"]},
+                ttl_seconds=remaining,
+                max_ttl_seconds=remaining,
+                renewable=False,
+            )
+        return Response(data=answer, warnings=plan.warnings or None, secret=secret)
+
+    async def issue(
+        self, call: Call, store: PkiStore, mount: Mount, role: str, reference: str | None
+    ) -> Response:
+        """`issue/<role>`: a new key and a certificate for it, under the role."""
+        return await self._leaf(call, store, mount, role, reference, None)
+
+    async def sign(
+        self, call: Call, store: PkiStore, mount: Mount, role: str, reference: str | None
+    ) -> Response:
+        """`sign/<role>`: a certificate for the caller's CSR, under the role."""
+        text = get_str(call.data, "csr", default="") or ""
+        if not text:
+            raise InvalidRequestError('"csr" is empty')
+        if await store.role(role) is None:
+            raise InvalidRequestError(f"unknown role: {role}")
+        return await self._leaf(call, store, mount, role, reference, load_csr(text))
+
+
+def _self_signed(pem: str) -> bool:
+    certificates = load_certificates(pem)
+    return bool(certificates) and certificates[0].issuer == certificates[0].subject

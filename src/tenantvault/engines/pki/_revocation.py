@@ -1,0 +1,249 @@
+"""Revocation, CRLs, fetching stored certificates and tidying the certificate store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tenantvault._clock import format_time
+from tenantvault._durations import parse_duration
+from tenantvault._exceptions import (
+    InvalidRequestError,
+    NotFoundError,
+    TenantVaultError,
+)
+from tenantvault._fields import get_bool, get_str
+from tenantvault._request import Response
+from tenantvault.engines._protocol import Mount
+from tenantvault.engines._route import Call
+from tenantvault.engines.pki._common import (
+    PkiHandlers,
+)
+from tenantvault.engines.pki._store import PkiStore, is_serial, serial_key
+from tenantvault.engines.pki._x509 import (
+    certificate_der,
+    crl_der,
+    format_serial,
+    load_certificates,
+)
+
+__all__ = ["Revocations"]
+
+
+def _file(body: bytes, content_type: str) -> Response:
+    """A raw answer: a certificate or CRL file, no envelope."""
+    return Response(body=body, content_type=content_type)
+
+
+class Revocations(PkiHandlers):
+    """`revoke`, `crl/rotate`, `cert/<serial>`, `certs`, `tidy` and `tidy-status`."""
+
+    async def read_special(self, call: Call, store: PkiStore, mount: Mount, which: str) -> Response:
+        """`cert/ca`, `cert/ca_chain`, `cert/crl`: the default issuer's PEMs."""
+        issuer = await store.resolve_issuer("default")
+        if issuer is None:
+            message = "no default issuer currently configured"
+            if which == "crl":
+                raise TenantVaultError(message)  # OpenBao: a plain 500 here
+            raise InvalidRequestError(message)
+        answer: dict[str, Any] = {"revocation_time": 0, "revocation_time_rfc3339": ""}
+        if which == "ca":
+            answer["certificate"] = issuer["certificate"] + "\n"
+        elif which == "ca_chain":
+            joined = "".join(issuer["ca_chain"])
+            answer["ca_chain"] = joined
+            answer["certificate"] = joined
+        else:
+            crl = await store.crl(issuer["issuer_id"]) or await self._rebuild_crl(store, issuer)
+            answer["certificate"] = crl["crl"] + "\n"
+        return Response(data=dict(sorted(answer.items())))
+
+    async def read_raw(self, call: Call, store: PkiStore, mount: Mount, which: str) -> Response:
+        """`ca`, `ca/pem`, `ca_chain`, `crl`, `crl/pem`: the default issuer's certificate,
+        chain or CRL as a file (DER or PEM) with OpenBao's content types; 204 without a CA."""
+        issuer = await store.resolve_issuer("default")
+        if issuer is None:
+            return Response.no_content()
+        if which in ("ca", "ca/pem"):
+            pem = issuer["certificate"].rstrip("\n") + "\n"
+            if which == "ca/pem":
+                return _file(pem.encode(), "application/pem-certificate-chain")
+            return _file(certificate_der(pem), "application/pkix-cert")
+        if which == "ca_chain":
+            # OpenBao labels the PEM chain application/pkix-cert (sic).
+            return _file("".join(issuer["ca_chain"]).encode(), "application/pkix-cert")
+        crl = await store.crl(issuer["issuer_id"]) or await self._rebuild_crl(store, issuer)
+        crl_pem = crl["crl"].rstrip("\n") + "\n"
+        if which == "crl/pem":
+            return _file(crl_pem.encode(), "application/x-pem-file")
+        return _file(crl_der(crl_pem), "application/pkix-crl")
+
+    async def read_cert(self, call: Call, store: PkiStore, mount: Mount, serial: str) -> Response:
+        """`GET cert/<serial>`: a stored certificate and its revocation state."""
+        record = await store.cert(serial)
+        if record is None:
+            raise NotFoundError()
+        revoked_ns = int(record.get("revocation_time_ns") or 0)
+        answer: dict[str, Any] = {
+            "certificate": record["certificate"] + "\n",
+            "revocation_time": revoked_ns // 1_000_000_000,
+            "revocation_time_rfc3339": format_time(revoked_ns),
+        }
+        if revoked_ns:
+            answer["issuer_id"] = record["issuer_id"]
+        return Response(data=answer)
+
+    async def list_certs(self, call: Call, store: PkiStore, mount: Mount) -> Response:
+        """`LIST certs`: the serials of the stored certificates."""
+        serials = await store.cert_serials()
+        if not serials:
+            raise NotFoundError()
+        return Response(data={"keys": [serial.replace("-", ":") for serial in serials]})
+
+    async def list_revoked(self, call: Call, store: PkiStore, mount: Mount) -> Response:
+        """`LIST certs/revoked`: the serials of the revoked certificates still stored."""
+        serials = await store.revoked_serials()
+        if not serials:
+            raise NotFoundError()
+        return Response(data={"keys": [serial.replace("-", ":") for serial in serials]})
+
+    async def rotate_crl(self, call: Call, store: PkiStore, mount: Mount) -> Response:
+        """`crl/rotate`: re-sign every issuer's CRL."""
+        for issuer in await store.issuers():
+            if issuer["key_id"]:
+                await self._rebuild_crl(store, issuer)
+        return Response(data={"success": True})
+
+    async def revoke(self, call: Call, store: PkiStore, mount: Mount) -> Response:
+        """`POST revoke`: revoke a certificate by serial or PEM."""
+        serial = get_str(call.data, "serial_number", default="") or ""
+        pem = get_str(call.data, "certificate", default="") or ""
+        if serial and pem:
+            raise InvalidRequestError(
+                "Must provide either the certificate or the serial to revoke; not both."
+            )
+        if not serial and not pem:
+            raise InvalidRequestError(
+                "The serial number or certificate to revoke must be provided."
+            )
+        if pem:
+            parsed = load_certificates(pem)
+            if not parsed:
+                raise InvalidRequestError("certificate could not be parsed")
+            serial = format_serial(parsed[0].serial_number)
+        return await self.revoke_serial(store, serial)
+
+    async def revoke_serial(self, store: PkiStore, serial: str) -> Response:
+        """Revoke one stored certificate and re-sign its issuer's CRL (Vault's texts)."""
+        for issuer in await store.issuers():
+            number = load_certificates(issuer["certificate"])[0].serial_number
+            if serial_key(format_serial(number)) == serial_key(serial):
+                raise InvalidRequestError(
+                    f"adding issuer (id: {issuer['issuer_id']}) to its own CRL is not allowed"
+                )
+        record = await store.cert(serial) if is_serial(serial) else None
+        if record is None:
+            raise InvalidRequestError(f"certificate with serial {serial} not found.")
+        now_ns = self._clock()
+        if record.get("revocation_time_ns"):
+            revoked_ns = int(record["revocation_time_ns"])
+        else:
+            if record["not_after"] < now_ns // 1_000_000_000:
+                return Response(
+                    warnings=[
+                        f"certificate with serial {serial} already expired; refusing to add to CRL"
+                    ]
+                )
+            revoked_ns = now_ns
+            record["revocation_time_ns"] = revoked_ns
+            await store.put_cert(serial, record)
+            await store.mark_revoked(serial, record["issuer_id"])
+            signer = await store.issuer(record["issuer_id"])
+            if signer is not None and signer["key_id"]:
+                await self._rebuild_crl(store, signer)
+        return Response(
+            data={
+                "revocation_time": revoked_ns // 1_000_000_000,
+                "revocation_time_rfc3339": format_time(revoked_ns),
+                "state": "revoked",
+            }
+        )
+
+    async def tidy(self, call: Call, store: PkiStore, mount: Mount) -> Response:
+        """`POST tidy`: delete certificates (and revocations) past NotAfter + safety_buffer."""
+        data = call.data
+        raw = data.get("safety_buffer")
+        buffer = 72 * 3600 if raw in (None, "") else parse_duration(raw, field="safety_buffer")
+        if buffer <= 0:
+            raise InvalidRequestError("safety_buffer must be greater than zero")
+        cert_store = bool(get_bool(data, "tidy_cert_store", default=False))
+        revoked = bool(get_bool(data, "tidy_revoked_certs", default=False))
+        if not cert_store and not revoked:
+            return Response(
+                status=202,
+                warnings=[
+                    "Manual tidy requested but no tidy operations were set. Enable at least one "
+                    "tidy operation to be run (tidy_cert_store / tidy_revoked_certs / "
+                    "tidy_invalid_certs / tidy_revoked_cert_issuer_associations / "
+                    "tidy_expired_issuers / tidy_move_legacy_ca_bundle / tidy_acme)."
+                ],
+            )
+        started = self._clock()
+        cutoff = started // 1_000_000_000 - buffer
+        deleted = revoked_deleted = 0
+        revoked_set = set(await store.revoked_serials())
+        touched: set[str] = set()
+        for serial in await store.cert_serials():
+            record = await store.cert(serial)
+            if record is None or record["not_after"] >= cutoff:
+                continue
+            if serial in revoked_set:
+                if revoked:
+                    await store.unmark_revoked(serial)
+                    await store.delete_cert(serial)
+                    revoked_deleted += 1
+                    touched.add(record["issuer_id"])
+            elif cert_store:
+                await store.delete_cert(serial)
+                deleted += 1
+        for issuer_id in touched:
+            issuer = await store.issuer(issuer_id)
+            if issuer is not None and issuer["key_id"]:
+                await self._rebuild_crl(store, issuer)
+        await store.put_tidy_status(
+            {
+                "state": "Finished",
+                "error": None,
+                "message": "",
+                "time_started": format_time(started),
+                "time_finished": format_time(self._clock()),
+                "safety_buffer": buffer,
+                "tidy_cert_store": cert_store,
+                "tidy_revoked_certs": revoked,
+                "cert_store_deleted_count": deleted,
+                "revoked_cert_deleted_count": revoked_deleted,
+                "current_cert_store_count": len(await store.cert_serials()),
+                "current_revoked_cert_count": len(await store.revoked_serials()),
+            }
+        )
+        return Response(
+            status=202,
+            warnings=[
+                "Tidy operation successfully started. Any information from the operation will "
+                "be printed to OpenBao's server logs."
+            ],
+        )
+
+    async def tidy_status(self, call: Call, store: PkiStore, mount: Mount) -> Response:
+        """`GET tidy-status`: what the last tidy did."""
+        status = await store.tidy_status()
+        if status is None:
+            status = {
+                "state": "Inactive",
+                "error": None,
+                "message": "",
+                "time_started": None,
+                "time_finished": None,
+                "cert_store_deleted_count": 0,
+                "revoked_cert_deleted_count": 0,
+            }
+        return Response(data=status)
