@@ -6,8 +6,8 @@ random and hash tools (mounts: sys_mounts).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tenantvault._clock import Clock
 from tenantvault._exceptions import (
@@ -94,6 +94,45 @@ async def _now(response: Response) -> Response:
 async def _nothing_deleted(call: Call) -> Response:
     """A delete of something that cannot exist: done, as Vault's idempotent deletes."""
     return Response.no_content()
+
+
+class _QuorumFlow(Protocol):
+    """An operation that collects a quorum of key shares (generate-root, rekey)."""
+
+    def status(self) -> Response: ...
+    def start(self, data: Mapping[str, Any]) -> Response: ...
+    def cancel(self) -> Response: ...
+    async def update(self, data: Mapping[str, Any]) -> Response: ...
+
+
+def _quorum_route(
+    flow: _QuorumFlow,
+    op: Operation,
+    rest: str,
+    *,
+    tenant: str | None,
+    area: str,
+    start: str,
+    sudo: bool,
+    parameters: frozenset[str],
+) -> Route:
+    """The route of a quorum flow's `<area><start>` (read status, begin, cancel) or
+    `<area>update` (one share), as OpenBao serves both flows."""
+    if tenant is not None:
+        raise InvalidRequestError("operation unavailable in namespaces")
+    handlers: dict[tuple[str, Operation], tuple[str, Handler]] = {
+        (start, Operation.READ): ("read", lambda call: _now(flow.status())),
+        (start, Operation.UPDATE): ("update", lambda call: _now(flow.start(call.data))),
+        (start, Operation.CREATE): ("update", lambda call: _now(flow.start(call.data))),
+        (start, Operation.DELETE): ("delete", lambda call: _now(flow.cancel())),
+        ("update", Operation.UPDATE): ("update", lambda call: flow.update(call.data)),
+        ("update", Operation.CREATE): ("update", lambda call: flow.update(call.data)),
+    }
+    found = handlers.get((rest.removeprefix(area), op))
+    if found is None:
+        raise UnsupportedOperationError()
+    capability, handler = found
+    return Route(f"sys/{rest}", capability, handler, sudo=sudo, mount="sys", parameters=parameters)
 
 
 class SysEngine:
@@ -234,53 +273,28 @@ class SysEngine:
         """`sys/generate-root-token/attempt|update` (OpenBao 2.6+: a token with the ACL, plus
         a quorum of shares). The legacy unauthenticated `sys/generate-root/*` is disabled, as
         OpenBao's by default (`seal._endpoints.seal_gate`)."""
-        if tenant is not None:
-            raise InvalidRequestError("operation unavailable in namespaces")
-        generation = self._root_generation
-        handlers: dict[tuple[str, Operation], tuple[str, Handler]] = {
-            ("attempt", Operation.READ): ("read", lambda call: _now(generation.status())),
-            ("attempt", Operation.UPDATE): ("update", lambda c: _now(generation.start(c.data))),
-            ("attempt", Operation.CREATE): ("update", lambda c: _now(generation.start(c.data))),
-            ("attempt", Operation.DELETE): ("delete", lambda call: _now(generation.cancel())),
-            ("update", Operation.UPDATE): ("update", lambda call: generation.update(call.data)),
-            ("update", Operation.CREATE): ("update", lambda call: generation.update(call.data)),
-        }
-        found = handlers.get((rest.removeprefix("generate-root-token/"), op))
-        if found is None:
-            raise UnsupportedOperationError()
-        capability, handler = found
-        return Route(
-            f"sys/{rest}",
-            capability,
-            handler,
-            mount="sys",
+        return _quorum_route(
+            self._root_generation,
+            op,
+            rest,
+            tenant=tenant,
+            area="generate-root-token/",
+            start="attempt",
+            sudo=False,
             parameters=GENERATE_ROOT_PARAMETERS,
         )
 
     def _route_rekey(self, op: Operation, rest: str, *, tenant: str | None) -> Route:
         """`sys/rotate/root/init|update` (`bao operator rotate-keys`): new unseal key shares
         from a quorum of the current ones; update with sudo, as Vault's rekey."""
-        if tenant is not None:
-            raise InvalidRequestError("operation unavailable in namespaces")
-        rotation = self._root_rotation
-        handlers: dict[tuple[str, Operation], tuple[str, Handler]] = {
-            ("init", Operation.READ): ("read", lambda call: _now(rotation.status())),
-            ("init", Operation.UPDATE): ("update", lambda c: _now(rotation.start(c.data))),
-            ("init", Operation.CREATE): ("update", lambda c: _now(rotation.start(c.data))),
-            ("init", Operation.DELETE): ("delete", lambda call: _now(rotation.cancel())),
-            ("update", Operation.UPDATE): ("update", lambda call: rotation.update(call.data)),
-            ("update", Operation.CREATE): ("update", lambda call: rotation.update(call.data)),
-        }
-        found = handlers.get((rest.removeprefix("rotate/root/"), op))
-        if found is None:
-            raise UnsupportedOperationError()
-        capability, handler = found
-        return Route(
-            f"sys/{rest}",
-            capability,
-            handler,
+        return _quorum_route(
+            self._root_rotation,
+            op,
+            rest,
+            tenant=tenant,
+            area="rotate/root/",
+            start="init",
             sudo=True,
-            mount="sys",
             parameters=REKEY_PARAMETERS,
         )
 

@@ -62,6 +62,19 @@ from tenantvault.engines.pki._x509 import (
 __all__ = ["Authorities"]
 
 
+def _ca_ttl(data: Mapping[str, Any], mount: Mount, warnings: list[str]) -> int:
+    """The TTL of a CA operation (root, intermediate signing): no role, the mount's limits."""
+    default, maximum = mount_ttls(mount)
+    return resolve_ttl(
+        data,
+        role_ttl=0,
+        role_max_ttl=0,
+        mount_default=default,
+        mount_max=maximum,
+        warnings=warnings,
+    )
+
+
 class Authorities(PkiHandlers):
     """The CA-building and issuer endpoints."""
 
@@ -176,15 +189,7 @@ class Authorities(PkiHandlers):
         issuer_name = get_str(data, "issuer_name", default="") or ""
         await store.check_issuer_name(issuer_name)
         warnings: list[str] = []
-        default, maximum = mount_ttls(mount)
-        ttl = resolve_ttl(
-            data,
-            role_ttl=0,
-            role_max_ttl=0,
-            mount_default=default,
-            mount_max=maximum,
-            warnings=warnings,
-        )
+        ttl = _ca_ttl(data, mount, warnings)
         now = self._now()
         path_length = get_int(data, "max_path_length", default=-1, minimum=-1)
         key_type, key = self._new_key_of(data)
@@ -279,15 +284,7 @@ class Authorities(PkiHandlers):
         signing_key = await self._signing_key(store, issuer)
         issuer_cert = load_certificates(issuer["certificate"])[0]
         warnings: list[str] = []
-        default, maximum = mount_ttls(mount)
-        ttl = resolve_ttl(
-            data,
-            role_ttl=0,
-            role_max_ttl=0,
-            mount_default=default,
-            mount_max=maximum,
-            warnings=warnings,
-        )
+        ttl = _ca_ttl(data, mount, warnings)
         now = self._now()
         not_after = now + timedelta(seconds=ttl)
         if not_after > issuer_cert.not_valid_after_utc:
