@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Final
 
-__all__ = ["Clock", "format_time", "system_clock"]
+__all__ = ["Clock", "format_time", "parse_time", "system_clock"]
+
+# The fraction of a second, taken apart by hand: `datetime` keeps microseconds only, and a
+# float timestamp times 1e9 is off by up to a few hundred nanoseconds either way.
+_FRACTION: Final = re.compile(r"(?<=:\d\d)[.,](\d+)")
 
 Clock = Callable[[], int]
 """Returns the current wall time in nanoseconds since the epoch (UTC)."""
@@ -24,3 +30,19 @@ def format_time(ns: int) -> str:
     seconds, nanos = divmod(ns, 1_000_000_000)
     stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{stamp}.{nanos:09d}Z"
+
+
+def parse_time(text: str) -> int | None:
+    """Nanoseconds since the epoch for an RFC 3339 time with an offset (or Z), exactly
+    (format_time's output parses back to the same integer); None if it is not one."""
+    fraction = _FRACTION.search(text)
+    digits = fraction.group(1) if fraction else ""
+    whole = (text[: fraction.start()] + text[fraction.end() :] if fraction else text).upper()
+    try:
+        moment = datetime.fromisoformat(whole)
+    except ValueError:
+        return None
+    if moment.tzinfo is None or "T" not in whole or len(digits) > 9:
+        return None  # RFC 3339 requires the date, the time and the offset
+    seconds = int(moment.astimezone(UTC).timestamp())  # whole seconds: exact in a float
+    return seconds * 1_000_000_000 + int(digits.ljust(9, "0") or "0")

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final
 
-from tenantvault._clock import format_time
+from tenantvault._clock import format_time, parse_time
 from tenantvault.rotation._secrets import SecretAccess
 
-__all__ = ["EXPIRES_AT", "Report", "expiring", "parse_rfc3339"]
+__all__ = ["EXPIRES_AT", "Report", "expiring"]
 
 EXPIRES_AT: Final = "expires_at"
 _NS: Final = 1_000_000_000
@@ -27,21 +26,10 @@ class Report:
     warnings: list[str] = field(default_factory=list)
 
 
-def parse_rfc3339(text: str) -> int | None:
-    """Nanoseconds since the epoch for an RFC 3339 time with an offset (or Z); else None."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None or "T" not in text.upper():
-        return None  # RFC 3339 requires the date, the time and the offset
-    return int(moment.astimezone(UTC).timestamp() * _NS)
-
-
 def _current_created(metadata: Mapping[str, Any]) -> int | None:
     version = str(metadata.get("current_version", 0))
     created = (metadata.get("versions") or {}).get(version, {}).get("created_time")
-    return parse_rfc3339(created) if isinstance(created, str) and created else None
+    return parse_time(created) if isinstance(created, str) and created else None
 
 
 async def expiring(
@@ -73,7 +61,7 @@ async def expiring(
             custom = metadata.get("custom_metadata") or {}
             raw = custom.get(EXPIRES_AT)
             if isinstance(raw, str):
-                expires = parse_rfc3339(raw)
+                expires = parse_time(raw)
                 if expires is None:
                     report.warnings.append(
                         f"custom_metadata.{EXPIRES_AT} of {full} is not an RFC 3339 time"
