@@ -21,6 +21,7 @@ from tenantvault._exceptions import ConfigurationError, InvalidRequestError
 from tenantvault.crypto import KEY_SIZE, decode_master_key
 
 if TYPE_CHECKING:
+    from tenantvault.cache import CacheSettings
     from tenantvault.seal._pkcs11 import Pkcs11Settings
 from tenantvault.engines.auth._throttle import (
     DEFAULT_LOGIN_FAILURES,
@@ -32,6 +33,8 @@ __all__ = [
     "DEFAULT_KEY_RETENTION_SECONDS",
     "DEFAULT_LISTEN_HOST",
     "DEFAULT_LISTEN_PORT",
+    "DEFAULT_MAX_INFLIGHT",
+    "DEFAULT_MAX_INFLIGHT_PER_TENANT",
     "DEFAULT_MAX_JSON_DEPTH",
     "DEFAULT_MAX_JSON_ITEMS",
     "DEFAULT_MAX_REQUEST_BYTES",
@@ -56,6 +59,9 @@ DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 # (10^5 keys or 10^4-deep arrays are refused in bounded time).
 DEFAULT_MAX_JSON_DEPTH = 64
 DEFAULT_MAX_JSON_ITEMS = 10_000
+# Requests in flight per tenant and on the server (the reasoning: `server/_admission.py`).
+DEFAULT_MAX_INFLIGHT_PER_TENANT = 1024
+DEFAULT_MAX_INFLIGHT = 4096
 # How long a slow client may take to send its body before it gets 408: a client sending a
 # byte a second (slowloris) must not hold a worker.
 DEFAULT_BODY_TIMEOUT_SECONDS = 30.0
@@ -254,6 +260,9 @@ class ServerSettings:
     upstream: UpstreamOptions = field(default_factory=UpstreamOptions)
     # The URL prefixes webhook rotators may call (`--rotation-webhook-allow`, repeatable).
     rotation_webhook_allow: tuple[str, ...] = ()
+    # The `HOST[:PORT]`s database configs may connect to (`--database-allow`, repeatable;
+    # none: any host the server can reach, as Vault).
+    database_allow: tuple[str, ...] = ()
     # Logins (`engines/auth`): failed logins allowed per (mount, role, client address) within
     # the window, counted per process; and the URL prefixes a jwt mount's `jwks_url` may be
     # under (`--jwt-jwks-allow`; none: only URLs that reach public addresses).
@@ -263,6 +272,13 @@ class ServerSettings:
     # The most leases one tenant may hold (`--lease-quota`; 0: no limit); past it a dynamic
     # secret is refused with 429 `lease count quota exceeded`.
     lease_quota: int = 0
+    # Back-pressure (`server/_admission.py`): requests in flight per tenant and on the whole
+    # server; past either, 429 with Retry-After. 0: no bound of that kind (both 0: off).
+    max_inflight_per_tenant: int = DEFAULT_MAX_INFLIGHT_PER_TENANT
+    max_inflight: int = DEFAULT_MAX_INFLIGHT
+    # Requests that run at once (0: no limit); admitted ones past it wait their turn, taken
+    # round robin across tenants, so a flood costs others one turn, not a share of the CPU.
+    max_running: int = 0
     # The embedded store's seal (see SEAL_TYPES), and how long after `sys/rotate` the old
     # key terms are kept (then destroyed: a backup from before the rotation stops opening
     # with the current keys).
@@ -283,6 +299,15 @@ class ServerSettings:
     # server view names this many busiest tenants, the rest count as `other`; anomaly alerts
     # are POSTed to this URL if set (the one URL the operator allowed).
     observability: bool = True
+    # The KV read cache (`tenantvault.cache`): on unless `--no-read-cache`; how long a read
+    # is kept (the staleness bound across instances), how long past that the last good value
+    # answers while the backend is unavailable, its bounds and one tenant's most share of them.
+    read_cache: bool = True
+    read_cache_ttl_seconds: float = 2.0
+    read_cache_stale_seconds: float = 30.0
+    read_cache_max_entries: int = 50_000
+    read_cache_max_bytes: int = 32 * 1024 * 1024
+    read_cache_tenant_share: float = 0.5
     # The dashboard at /ui/ (`tenantvault.ui`): `tenantvault serve` turns it on unless
     # --no-dashboard; an embedding application's create_app() gets it only if it asks.
     dashboard: bool = False
@@ -350,10 +375,18 @@ class ServerSettings:
         from tenantvault.rotation import RotationSettings
 
         RotationSettings(webhook_allow=self.rotation_webhook_allow)
+        from tenantvault.engines.database import DatabaseAllowList
+
+        DatabaseAllowList(self.database_allow)
         if self.login_failures < 1 or self.login_window_seconds < 1:
             raise ConfigurationError("login failures and login window must be positive")
         if self.lease_quota < 0:
             raise ConfigurationError("the lease quota must be a positive number (0: no limit)")
+        if min(self.max_inflight_per_tenant, self.max_inflight, self.max_running) < 0:
+            raise ConfigurationError("in-flight bounds must be 0 (no bound) or more")
+        if 0 < self.max_inflight < self.max_inflight_per_tenant:
+            raise ConfigurationError("max_inflight_per_tenant must not exceed max_inflight")
+        self.read_cache_settings()  # its own checks, before anything starts
         from tenantvault.engines.auth.jwt._egress import check_allow_prefix
 
         for prefix in self.jwt_jwks_allow:
@@ -380,6 +413,19 @@ class ServerSettings:
             token_label=self.pkcs11_token_label,
             slot=self.pkcs11_slot,
             mechanism=self.pkcs11_mechanism,
+        )
+
+    def read_cache_settings(self) -> CacheSettings:
+        """The read cache's settings (`tenantvault.cache`), validated."""
+        from tenantvault.cache import CacheSettings
+
+        return CacheSettings(
+            enabled=self.read_cache,
+            ttl_seconds=self.read_cache_ttl_seconds,
+            stale_if_error_seconds=self.read_cache_stale_seconds,
+            max_entries=self.read_cache_max_entries,
+            max_bytes=self.read_cache_max_bytes,
+            tenant_share=self.read_cache_tenant_share,
         )
 
     @property
@@ -499,6 +545,8 @@ class ServerSettings:
             values["login_window_seconds"] = _env_duration(window, "LOGIN_WINDOW")
         if allow := env.get(ENV_PREFIX + "JWT_JWKS_ALLOW", "").split():
             values["jwt_jwks_allow"] = tuple(allow)
+        if allow := env.get(ENV_PREFIX + "DATABASE_ALLOW", "").split():
+            values["database_allow"] = tuple(allow)
         if (quota := _env_positive(env, "LEASE_QUOTA", int)) is not None:
             values["lease_quota"] = quota
         upstream_env = _upstream_env(env)

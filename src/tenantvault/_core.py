@@ -26,10 +26,12 @@ from tenantvault._exceptions import (
     ClosedError,
     InternalError,
     NotFoundError,
+    PermissionDeniedError,
     TenantVaultError,
 )
 from tenantvault._namespaces import Namespaces
 from tenantvault._observe import RequestObserver, handled_outcome, notify, refused_outcome
+from tenantvault._password_policy import PasswordPolicyRoutes, PasswordPolicyStore
 from tenantvault._paths import check_request_path
 from tenantvault._policy_store import PolicyStore, TenantPolicies
 from tenantvault._request import Operation, Request, Response
@@ -41,6 +43,7 @@ from tenantvault._wrapping import ResponseWrapping
 from tenantvault.audit._broker import AuditBroker
 from tenantvault.audit._view import open_view
 from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
+from tenantvault.cache import CacheSettings, ReadCache
 from tenantvault.engines._protocol import Engine, Mount, MountStorage
 from tenantvault.engines._route import (
     Call,
@@ -51,6 +54,7 @@ from tenantvault.engines._route import (
     Route,
     TokenGrant,
 )
+from tenantvault.engines._special import is_unauthenticated
 from tenantvault.engines.audit import STORE_ROUTES, AuditEngine
 from tenantvault.engines.auth._logins import Logins
 from tenantvault.engines.auth._registry import auth_engines
@@ -80,18 +84,22 @@ __all__ = ["AuditHook", "Core", "RequestContext"]
 
 
 def _engine_types(
-    kv: KVType, transit: TransitEngine, database: DatabaseEngine, gateway: Gateway | None
+    kv: KVType,
+    transit: TransitEngine,
+    database: DatabaseEngine,
+    pki: PKIEngine,
+    gateway: Gateway | None,
 ) -> dict[str, Engine]:
     """The engine types by name: embedded, or with a gateway its upstream-backed variants.
 
     The database engine is the same in both: its records are mount records on any backend.
     """
     if gateway is None:
-        return {kv.type: kv, transit.type: transit, database.type: database}
+        return {kv.type: kv, transit.type: transit, database.type: database, pki.type: pki}
     # Imported only in gateway mode: the embedded modes need no upstream client.
     from tenantvault.upstream.engines import engine_types
 
-    return {**engine_types(gateway, kv, transit), database.type: database}
+    return {**engine_types(gateway, kv, transit, pki), database.type: database}
 
 
 def _upstream_engines(gateway: Gateway | None) -> FallbackEngine | None:
@@ -122,12 +130,15 @@ class Core:
         gateway: Gateway | None = None,
         lease_quota: int = 0,
         rotation: RotationSettings | None = None,
+        read_cache: CacheSettings | None = None,
         seal: Seal | None = None,
+        database_allow: tuple[str, ...] = (),
     ) -> None:
         """`auth_settings` sets the auth methods' failed-login limit (`engines/auth`);
         `gateway` (vault backend) serves tenants' `secret/` and `transit/` upstream;
         `lease_quota` caps the leases one tenant may hold (0: no limit); `seal` (default the
-        file seal, never sealed) gates every request (`tenantvault.seal`)."""
+        file seal, never sealed) gates every request (`tenantvault.seal`); `database_allow`
+        lists the `HOST[:PORT]`s database configs may connect to (empty: any)."""
         self.backend = backend
         self.seal: Seal = seal if seal is not None else FileSeal(gateway=gateway is not None)
         self.clock = clock
@@ -153,10 +164,10 @@ class Core:
             _engine_types(
                 kv_type,
                 transit := TransitEngine(clock=clock),
-                database := DatabaseEngine(clock=clock),
+                database := DatabaseEngine(clock=clock, allow=database_allow),
+                PKIEngine(clock=clock),
                 gateway,
-            )
-            | {PKIEngine.type: PKIEngine(clock=clock)},  # embedded in every mode (records)
+            ),
             tenant_uid=self.tenants.uid,
             auth_engines=auth_engines(auth_settings or AuthSettings(clock=clock)),
             fallback=_upstream_engines(gateway),
@@ -171,6 +182,10 @@ class Core:
         # producers below count into it, through callbacks that never lead to the Core.
         self.observability = Observability(clock=clock)
         counters = EventCounters(self.observability.hooks)
+        # The KV v2 read cache (`tenantvault.cache`): it wraps kv v2 routes in `_route`, so it
+        # runs only where a handler runs, after authorization and the request's audit entry.
+        self.read_cache = ReadCache(read_cache, clock=clock, events=counters.cache)
+        self.tenants.on_delete(self.read_cache.tenant_deleted)
         # Leases of dynamic secrets: the Core registers them (`_attach_lease`), serves
         # sys/leases, and revokes them with the token that created them or the mount.
         # A lease also dies with its token's expiry (`token_expiry`: renewed since?).
@@ -183,6 +198,10 @@ class Core:
             token_expiry=self.tokens.expiry,
             events=counters.lease,
         )
+        # A tenant-delete step before the gateway's: its leases are revoked (database users
+        # dropped) while its configs are still there; one that cannot be revoked stops the
+        # deletion.
+        self.tenants.on_delete(self.leases.tenant_deleting)
         self.database = database
         database.attach(self.router.mounts_of_type, on_destroy=self.leases.mount_destroyed)
         self.tokens.on_revoke.append(self.leases.token_revoked)
@@ -197,7 +216,8 @@ class Core:
         if gateway is None:
             self.tenants.on_create(self._namespaces.tenant_created)
         else:
-            # The tenant's place upstream is made with it and removed before it is forgotten.
+            # The tenant's place upstream is made with it and removed before it is forgotten
+            # (a step after the leases one above: steps run in the order they were added).
             self.tenants.on_create(gateway.on_create(self._namespaces.tenant_created))
             self.tenants.on_delete(gateway.tenant_deleted)
         self.sys = SysEngine(
@@ -216,6 +236,11 @@ class Core:
         self.audit_broker.on_entry = counters.audit
         self.tokens.on_revoke.append(counters.token_revoked)
         self.sys.observability = self.observability.routes
+        # Password policies (sys/policies/password), per tenant; the database engine and the
+        # KV rotation's random rotator generate passwords from them in the caller's tenant.
+        self.password_policies = PasswordPolicyStore(backend)
+        self.sys.password_policies = PasswordPolicyRoutes(self.password_policies)
+        database.use_password_policies(self.password_policies)
         # Engines get no token store and no audit store: the Core hands each call views of
         # them bound to the call's tenant incarnation (`_call`).
         self.token_engine = TokenEngine(clock=clock, roles=TokenRoleStore(backend))
@@ -272,6 +297,7 @@ class Core:
     async def aclose(self) -> None:
         self._closed = True
         await self.database.aclose()  # its connection pools
+        self.read_cache.clear()
         if self.audit_broker is not None:
             await self.audit_broker.aclose()
 
@@ -325,9 +351,17 @@ class Core:
                 elif operator:
                     principal = Principal.operator()
                 else:
-                    principal = await self.tokens.authenticate(
-                        request.token, client_address=request.client_address
-                    )
+                    try:
+                        principal = await self.tokens.authenticate(
+                            request.token, client_address=request.client_address
+                        )
+                    except PermissionDeniedError:
+                        # An engine's unauthenticated path (PKI's CA, CRL, certificates) runs
+                        # as no one when the token does not authenticate (none sent, or not
+                        # valid: Vault ignores it there), audited as anonymous.
+                        if not await self._unauthenticated(request):
+                            raise
+                        principal, anonymous = None, True
                 context.principal = principal
                 # 2. resolve the tenant (the namespace header, or a path prefix that is no
                 # mount)
@@ -558,7 +592,45 @@ class Core:
         if found is None:
             raise NotFoundError(f'no handler for route "{path}". route entry not found.')
         entry, rest = found
-        return self.router.engine(entry).route(operation, rest, table.mounts[entry.path])
+        engine = self.router.engine(entry)
+        route = engine.route(operation, rest, table.mounts[entry.path])
+        route = self.read_cache.route(
+            route,
+            operation,
+            table.mounts[entry.path],
+            tenant_uid=uid,
+            table_revision=table.revision,
+            force_no_cache=entry.force_no_cache,
+        )
+        if is_unauthenticated(engine, operation, rest):
+            # The engine declares the path unauthenticated (Vault's PathsSpecial): no token
+            # and no capability needed, also for a caller who sent a valid token.
+            route = dataclasses.replace(route, public=True)
+        return route
+
+    async def _unauthenticated(self, request: Request) -> bool:
+        """Whether `request` reaches a path its mount's engine serves without a token, in
+        the namespace its header or path prefix names (the root namespace without either).
+
+        A tenant that does not exist answers as one without such a mount (the caller's 403
+        stands), so a caller without a token learns nothing more of which tenants exist.
+        """
+        try:
+            namespace, path, seen = await self._namespaces.split(request, None)
+            tenant, uid = await self._namespaces.resolve(None, namespace, anonymous=True)
+            if tenant is not None and not uid:
+                return False  # no such tenant
+            storage_tenant = tenant if tenant is not None else SYSTEM_TENANT
+            table = seen if seen is not None and seen.owner == (storage_tenant, uid) else None
+            if table is None:
+                table = await self.router.table(storage_tenant, uid)
+        except TenantVaultError:
+            return False  # a malformed or vanished namespace: the refusal stands
+        found = table.match(path)
+        if found is None:
+            return False
+        entry, rest = found
+        return is_unauthenticated(self.router.engine(entry), request.operation, rest)
 
     def _call(
         self,

@@ -73,11 +73,23 @@ class RequestOutcome:
 _TARGET_KEY = secrets.token_bytes(32)
 
 
+# Recent digests: a busy server reads the same few paths over and over (a keyed hash per
+# request was a fifth of the observers' cost). Bounded; emptied when full.
+_TARGETS: dict[tuple[str, str], str] = {}
+_TARGETS_KEPT = 4096
+
+
 def _target(tenant_uid: str, path: str) -> str:
     if not path:
         return ""
-    digest = hashlib.blake2b(f"{tenant_uid}\0{path}".encode(), key=_TARGET_KEY, digest_size=12)
-    return digest.hexdigest()
+    key = (tenant_uid, path)
+    found = _TARGETS.get(key)
+    if found is None:
+        digest = hashlib.blake2b(f"{tenant_uid}\0{path}".encode(), key=_TARGET_KEY, digest_size=12)
+        if len(_TARGETS) >= _TARGETS_KEPT:
+            _TARGETS.clear()
+        found = _TARGETS[key] = digest.hexdigest()
+    return found
 
 
 class RequestObserver(Protocol):

@@ -33,17 +33,20 @@ class TenantRegistry:
         # tenant -> (uid, monotonic time it was read); see UID_CACHE_SECONDS.
         self._uids: dict[str, tuple[str, float]] = {}
         self._created: Callable[[str, str | None], Awaitable[None]] | None = None
-        self._deleting: Callable[[str], Awaitable[None]] | None = None
+        # The tenant-delete steps, run in the order they were added (see `on_delete`).
+        self._deleting: list[Callable[[str], Awaitable[None]]] = []
 
     def on_create(self, hook: Callable[[str, str | None], Awaitable[None]]) -> None:
         """Call `hook(tenant, None)` before creating a tenant (it may refuse the id) and
         `hook(tenant, uid)` once it exists (the Core writes its mount table then)."""
         self._created = hook
 
-    def on_delete(self, hook: Callable[[str], Awaitable[None]]) -> None:
-        """Call `hook(tenant)` before deleting an existing tenant (the gateway removes the
-        tenant's upstream data then); if it fails, the tenant stays and can be deleted again."""
-        self._deleting = hook
+    def on_delete(self, step: Callable[[str], Awaitable[None]]) -> None:
+        """Add `step(tenant)` to the steps run, in the order added, before an existing tenant
+        is deleted (the lease manager revokes its leases, then the gateway removes its
+        upstream data); if one fails, the later ones do not run, the tenant stays and can be
+        deleted again."""
+        self._deleting.append(step)
 
     async def create(
         self, tenant: str, *, metadata: dict[str, str] | None = None
@@ -102,8 +105,9 @@ class TenantRegistry:
 
     async def delete(self, tenant: str) -> None:
         validate_tenant_id(tenant)
-        if self._deleting is not None and await self._backend.has_tenant(tenant):
-            await self._deleting(tenant)
+        if self._deleting and await self._backend.has_tenant(tenant):
+            for step in self._deleting:
+                await step(tenant)
         # Forget the uid first: from here on no token of this tenant authenticates here.
         self._uids.pop(tenant, None)
         await self._backend.delete_tenant(tenant)

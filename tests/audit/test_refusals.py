@@ -142,7 +142,7 @@ async def test_a_refusal_is_audited_with_what_was_known_and_no_secret(
 async def test_a_refusal_nothing_could_record_keeps_its_status_and_is_counted(
     served: TenantVaultApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken(event: object) -> None:
+    async def broken(event: object, *, timeout_seconds: float | None = None) -> None:
         raise OSError(28, "No space left on device")
 
     for sink in served.core.audit_broker.sinks.values():

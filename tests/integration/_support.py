@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-STARTUP_SECONDS = 30.0
+STARTUP_SECONDS = 60.0  # generous: three test workers share two cores in CI
 SHUTDOWN_SECONDS = 20.0
 CANARY_PREFIX = "CANARY-"
 

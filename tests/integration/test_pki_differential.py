@@ -366,3 +366,121 @@ def test_pki_intermediate_sign_revoke_tidy(pair: Pair) -> None:
             ("POST", "pki_int/tidy", {"tidy_cert_store": True, "tidy_revoked_certs": True}, ""),
         ],
     )
+
+
+def _tokenless(target: Target, method: str, path: str, namespace: str | None) -> Outcome:
+    """One request without a token: status, content type and the shaped body (a file's
+    bytes by kind only: certificates and CRLs differ by nature)."""
+    headers = {"X-Vault-Namespace": namespace} if namespace else {}
+    response = target.client.request(method, f"/v1/{path}", headers=headers)
+    kind = response.headers.get("content-type", "")
+    if not response.content.strip():
+        return Outcome(response.status_code, {"content-type": kind})
+    if kind == "application/json":
+        body = response.json()
+        if isinstance(body, dict) and "data" in body:
+            body = {"data": body["data"], "warnings": body.get("warnings")}
+        ends = _pem_endings(body)
+        return Outcome(
+            response.status_code, {"content-type": kind, "body": shape(body), "ends": ends}
+        )
+    if response.content.startswith(b"-----BEGIN"):
+        label = response.content.split(b"\n", 1)[0].decode()
+        newline = response.content.endswith(b"\n")
+        return Outcome(response.status_code, {"content-type": kind, "file": label, "ends": newline})
+    return Outcome(response.status_code, {"content-type": kind, "file": "<der>"})
+
+
+def _pem_endings(value: Any, key: str = "") -> list[str]:
+    """Which PEM fields of a JSON answer end with a newline (clients compare bytes)."""
+    if isinstance(value, dict):
+        return [found for k, item in sorted(value.items()) for found in _pem_endings(item, k)]
+    if isinstance(value, list):
+        return [found for item in value for found in _pem_endings(item, key)]
+    if isinstance(value, str) and value.startswith("-----BEGIN"):
+        return [f"{key}:{value.endswith(chr(10))}"]
+    return []
+
+
+def test_pki_fetches_without_a_token(pair: Pair) -> None:
+    """The CA, chain, CRL and certificate fetches, without a token, in the namespace the
+    header or the path names: same status, content type and JSON as OpenBao; everything
+    else refused alike; a missing mount alike. (A namespace that does not exist is the one
+    difference: OpenBao answers 404 "namespace not found" to the header form, we the 403 of
+    a namespace without that mount, so a caller without a token learns no tenant names.)"""
+    mount = {"type": "pki", "config": {"max_lease_ttl": "87600h"}}
+    _run(
+        pair,
+        [
+            ("POST", "sys/mounts/pki", mount, ""),
+            ("POST", "sys/mounts/empty", mount, ""),
+            (
+                "POST",
+                "pki/root/generate/internal",
+                {"common_name": "Root", "key_type": "ec", "ttl": "8760h"},
+                "root",
+            ),
+            ("POST", "pki/roles/web", ROLE, ""),
+            ("POST", "pki/issue/web", {"common_name": "api.example.com", "ttl": "1h"}, "leaf"),
+        ],
+    )
+    serials = []
+    for target in (pair.ours, pair.bao):
+        listed = target.send(Step("LIST", "pki/certs"))
+        serials.append(sorted(listed.body["data"]["keys"]))
+    fetches = [
+        "ca",
+        "ca/pem",
+        "ca_chain",
+        "crl",
+        "crl/pem",
+        "cert/ca",
+        "cert/ca_chain",
+        "cert/crl",
+        "cert/ca/raw",
+        "cert/ca/raw/pem",
+        "issuer/default/pem",
+        "issuer/default/der",
+        "issuer/default/json",
+        "issuer/default/crl",
+        "issuer/default/crl/pem",
+        "issuer/default/crl/der",
+        "issuer/nope/pem",
+        "cert/aa:bb",
+        "cert/aa:bb/raw",
+    ]
+    steps: list[tuple[str, str, bool]] = [("GET", f"pki/{path}", True) for path in fetches]
+    steps += [("GET", f"empty/{path}", True) for path in ("ca", "ca/pem", "crl", "cert/ca")]
+    steps += [
+        ("LIST", "pki/issuers", True),
+        ("GET", "pki/ca/pem", False),  # the /v1/<ns>/ path form
+        ("GET", "pki/cert/{serial}", True),
+        ("GET", "pki/cert/{serial}/raw/pem", True),
+        ("POST", "pki/ca/pem", True),
+        ("DELETE", "pki/crl", True),
+        ("GET", "pki/roles/web", True),
+        ("LIST", "pki/certs", True),
+        ("GET", "pki/issuer/default", True),
+        ("GET", "pki/config/urls", True),
+        ("POST", "pki/issue/web", True),
+        ("GET", "nopki/ca/pem", True),
+    ]
+    differences = []
+    for method, path, header in steps:
+        outcomes = []
+        for target, own in zip((pair.ours, pair.bao), serials, strict=True):
+            resolved = path.format(serial=own[0])
+            if not header:
+                resolved = f"{target.namespace}/{resolved}"
+            namespace = target.namespace if header else None
+            outcomes.append(_tokenless(target, method, resolved, namespace))
+        ours, theirs = outcomes
+        line = f"{method} {path} (header={header})\n   tenantvault {ours}\n   openbao     {theirs}"
+        pair.transcript.append(line)
+        if outcomes[0] != outcomes[1]:
+            differences.append(line)
+    if differences:
+        pytest.fail(
+            f"tenantvault and OpenBao differ on {len(differences)} tokenless fetches:\n"
+            + "\n".join(differences)
+        )

@@ -72,3 +72,21 @@ async def test_two_gateway_instances_rotate_one_upstream_secret_one_at_a_time(
     # documented bound of the upstream record cache.
     await asyncio.sleep(RECORD_CACHE_SECONDS + 0.1)
     assert (await second.status("secret/app/db"))["rotations"] == len(done)
+
+
+async def test_expiring_reads_the_upstream_metadata(instances: tuple[Core, Core]) -> None:
+    """`sys/rotation/expiring` reads each secret's metadata from the tenant's upstream-backed
+    kv mount (its engine, not a request per secret)."""
+    ops = Ops(instances[0])
+    await ops(Operation.UPDATE, "sys/namespaces/acme", tenant=None)
+    await ops.put("api/key", {"k": "v"})
+    await ops.put("api/other", {"k": "v"})
+    await ops(
+        Operation.UPDATE,
+        "secret/metadata/api/key",
+        {"custom_metadata": {"expires_at": "2000-01-01T00:00:00Z"}},
+    )
+    answer = await ops(Operation.READ, "sys/rotation/expiring", {})
+    assert [(item["path"], item["expired"]) for item in (answer.data or {})["expiring"]] == [
+        ("secret/api/key", True)
+    ]

@@ -188,3 +188,43 @@ async def test_cas_required_mounts_are_rotated_with_cas(ops: Ops) -> None:
     await ops(Operation.UPDATE, "secret/data/strict", {"data": {"v": "1"}, "options": {"cas": 0}})
     await ops.configure("secret/strict", rotator="random", field="v", period="1h")
     assert (await ops.rotate("secret/strict")).data == {"version": 2}
+
+
+POLICY = 'length = 16\nrule "charset" {\n  charset = "xyz789"\n  min-chars = 1\n}\n'
+
+
+async def test_a_password_policy_makes_the_value(ops: Ops) -> None:
+    """`params.password_policy` names a password policy of the secret's own tenant; the
+    rotation fails (and leaves the value) when the tenant has none of that name."""
+    await ops(Operation.UPDATE, "sys/namespaces/other", tenant=None)
+    await ops(Operation.UPDATE, "sys/policies/password/api", {"policy": POLICY}, tenant="other")
+    await ops.put("svc", {"key": "old"})
+    await ops.configure(
+        "secret/svc",
+        rotator="random",
+        period="30d",
+        field="key",
+        params={"password_policy": "api"},
+    )
+    with pytest.raises(Exception, match="the password policy could not be used"):
+        await ops.rotate("secret/svc")
+    assert (await ops.get("svc"))["data"] == {"key": "old"}
+    await ops(Operation.UPDATE, "sys/policies/password/api", {"policy": POLICY})
+    for expected in (2, 3):
+        assert (await ops.rotate("secret/svc")).data == {"version": expected}
+        value = (await ops.get("svc"))["data"]["key"]
+        assert len(value) == 16
+        assert set(value) <= set("xyz789")
+    status = await ops.status("secret/svc")
+    assert status["params"] == {"password_policy": "api"}
+
+
+async def test_a_password_policy_goes_alone(ops: Ops) -> None:
+    with pytest.raises(InvalidRequestError, match="give it alone"):
+        await ops.configure(
+            "secret/x",
+            rotator="random",
+            period="1h",
+            field="v",
+            params={"password_policy": "api", "length": 20},
+        )

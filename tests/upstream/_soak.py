@@ -22,7 +22,7 @@ from typing import Any
 from tenantvault._config import UpstreamOptions
 from tenantvault.backends import background_services, open_backend
 from tenantvault.crypto import random_key
-from tenantvault.services import Supervisor
+from tenantvault.services import Supervisor, SupervisorSettings
 from tenantvault.upstream import UpstreamClient, UpstreamSettings
 
 __all__ = ["SoakResult", "soak"]
@@ -119,7 +119,8 @@ async def soak(
         result.operations[method] = 0
         try:
             await backend.create_tenant("acme")
-            async with Supervisor(base_delay_seconds=0.2, max_delay_seconds=1.0) as services:
+            restarts = SupervisorSettings(base_delay_seconds=0.2, max_delay_seconds=1.0)
+            async with Supervisor(restarts) as services:
                 for name, (service, detail) in background_services(backend).items():
                     services.add(name, service, detail=detail)
                 while time.monotonic() < deadline:

@@ -29,7 +29,7 @@ import os
 import secrets
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,9 @@ from tenantvault._records import decode_record, encode_record
 from tenantvault._request import Response
 from tenantvault.audit._chain import ChainHead
 from tenantvault.audit._events import AuditEvent
+from tenantvault.audit._redact import Redactor
 from tenantvault.audit._sinks import AuditSink, FileSink, StdoutSink, StoredHead, StoreSink
+from tenantvault.audit._writer import BatchWriter
 from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
 
 __all__ = ["AuditBroker", "Incident"]
@@ -82,6 +84,9 @@ class _Recorded:
     hook_state: object = None
     # The hook took the request and is owed its response (as the Core owes one to any hook).
     hook_owed: bool = False
+    # Each sink's rendering of the request's `auth` block, which its response entry repeats
+    # (same token, same principal): its HMACs are computed once per request, not per entry.
+    auth: dict[Redactor, dict[str, Any]] = field(default_factory=dict)
 
 
 def _reason(error: BaseException) -> str:
@@ -130,6 +135,10 @@ class AuditBroker:
         self._heads: dict[str, StoredHead] = {}
         self._dirty: set[str] = set()
         self._persister: asyncio.Task[None] | None = None
+        # Why the chain-head persister crashed (a bug: a store error is only an incident), and
+        # who to tell, on the loop: the supervisor's audit service (`services._audit`).
+        self.persister_crash: Exception | None = None
+        self.on_crash: Callable[[], None] | None = None
         # Told after each fan-out how many sinks recorded the entry and how many failed
         # (the Core's metrics counters); it must not raise.
         self.on_entry: Callable[[int, int], None] | None = None
@@ -378,9 +387,34 @@ class AuditBroker:
         # head may lag the file by the batches of one round, never lead it. The pause between
         # rounds bounds the cost (a sealed, fsynced store write) when every request is its
         # own batch; a clean close flushes the final head, and a crash is reported anyway.
-        while self._dirty:
-            await self._persist_round()
-            await asyncio.sleep(HEAD_PERSIST_SECONDS)
+        try:
+            while self._dirty:
+                await self._persist_round()
+                await asyncio.sleep(HEAD_PERSIST_SECONDS)
+        except Exception as error:  # noqa: BLE001 -- a crash: kept for the supervisor to report
+            logger.error("audit chain-head persister crashed (%s)", type(error).__name__)
+            self.persister_crash = error
+            if self.on_crash is not None:
+                self.on_crash()
+
+    def restart_persister(self) -> None:
+        """After a crash: persist the heads still waiting (the next batch would, too)."""
+        self.persister_crash = None
+        self._start_persister()
+
+    def _start_persister(self) -> None:
+        if self._dirty and (self._persister is None or self._persister.done()):
+            self._persister = asyncio.get_running_loop().create_task(self._persist_heads())
+
+    def writers(self) -> dict[str, BatchWriter]:
+        """Each sink's writer thread, by sink name, for the supervisor to watch and restart."""
+        found: dict[str, BatchWriter] = {}
+        for name, sink in self.sinks.items():
+            # The sinks keep their writer private; this is the one place that reaches it.
+            writer = getattr(sink, "_writer", None)
+            if isinstance(writer, BatchWriter):
+                found[name] = writer
+        return found
 
     async def _persist_round(self) -> None:
         while self._dirty:
@@ -399,10 +433,14 @@ class AuditBroker:
                 self.incidents.append(
                     Incident(format_time(self._clock()), name, "head", type(error).__name__)
                 )
+            except BaseException:
+                self._dirty.add(name)  # not written: the next round writes it
+                raise
 
     async def _flush_heads(self) -> None:
         # Let callbacks the writer threads scheduled run first, then wait for the writes.
         await asyncio.sleep(0)
+        self._start_persister()  # heads a crashed persister left are written too
         while self._persister is not None and not self._persister.done():
             await asyncio.shield(self._persister)
 
@@ -488,7 +526,12 @@ class AuditBroker:
 
     # -- the hook --------------------------------------------------------------------------
 
-    def _event(self, context: RequestContext, kind: str) -> AuditEvent:
+    def _event(
+        self,
+        context: RequestContext,
+        kind: str,
+        shared_auth: dict[Redactor, dict[str, Any]] | None = None,
+    ) -> AuditEvent:
         request = context.request
         record = context.principal.record if context.principal else None
         return AuditEvent(
@@ -510,6 +553,7 @@ class AuditBroker:
             token_meta=record.meta if record else None,
             request_data=request.data,
             wrap_ttl=request.wrap_ttl_seconds or 0,
+            shared_auth=shared_auth,
         )
 
     async def _fan_out(
@@ -525,16 +569,16 @@ class AuditBroker:
         if not names:
             results = []
         elif len(names) == 1:
-            # The common case, without the tasks that gather/wait_for would create per entry.
+            # The common case, without the tasks that gather would create per entry; the sink
+            # keeps the deadline (one timer per loop, not one per entry).
             try:
-                async with asyncio.timeout(self._timeout):
-                    await self.sinks[names[0]].write(event)
+                await self.sinks[names[0]].write(event, timeout_seconds=self._timeout)
                 results = [None]
             except Exception as error:  # noqa: BLE001 -- judged below, like gather's results
                 results = [error]
         else:
             results = await asyncio.gather(
-                *(asyncio.wait_for(self.sinks[n].write(event), self._timeout) for n in names),
+                *(self.sinks[n].write(event, timeout_seconds=self._timeout) for n in names),
                 return_exceptions=True,
             )
         recorded: set[str] = set()
@@ -561,7 +605,9 @@ class AuditBroker:
             return  # nothing enabled: nothing to build, nothing to wait for
         recorded = _Recorded()
         if self.sinks:
-            recorded.sinks = await self._fan_out(self._event(context, "request"), "request")
+            recorded.sinks = await self._fan_out(
+                self._event(context, "request", recorded.auth), "request"
+            )
         context.audit_state = recorded
         if self._hook is None:
             return
@@ -589,7 +635,10 @@ class AuditBroker:
     def _response_event(
         self, context: RequestContext, response: Response | None, error: TenantVaultError | None
     ) -> AuditEvent:
-        event = self._event(context, "response")
+        state = context.audit_state
+        event = self._event(
+            context, "response", state.auth if isinstance(state, _Recorded) else None
+        )
         if response is not None:
             event.status = response.status
             event.response_data = response.data

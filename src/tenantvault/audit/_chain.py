@@ -51,11 +51,27 @@ def seal_entry(state: ChainState, entry: dict[str, Any]) -> bytes:
     entry["seq"] = state.seq + 1
     entry["prev_hash"] = state.last_hash
     entry.pop("hash", None)
-    digest = _digest(entry)
+    body = orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
+    digest = hashlib.sha256(body).hexdigest()
     entry["hash"] = digest
     state.seq += 1
     state.last_hash = digest
-    return orjson.dumps(entry, option=orjson.OPT_SORT_KEYS) + b"\n"
+    return _with_hash(body, entry, digest)
+
+
+def _with_hash(body: bytes, entry: dict[str, Any], digest: str) -> bytes:
+    """The sorted-key line of `entry` with `hash`, spliced into `body` (the same without it).
+
+    Serializing the entry once more would cost as much as the first time; only the keys that
+    sort before `hash` are serialized again, to find where it goes (they are small: `auth`,
+    `error`). The result is byte for byte what sorting the whole entry gives (a test says so).
+    """
+    field = b'"hash":"' + digest.encode("ascii") + b'"'
+    before = {key: value for key, value in entry.items() if key < "hash"}
+    if not before:
+        return b"{" + field + (b"}" if body == b"{}" else b"," + body[1:]) + b"\n"
+    cut = len(orjson.dumps(before, option=orjson.OPT_SORT_KEYS)) - 1
+    return body[:cut] + b"," + field + body[cut:] + b"\n"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,24 @@ __all__ = ["AuditEvent", "outcome_of"]
 
 Outcome = Literal["success", "denied", "invalid", "error"]
 
+# The last second `_entry_time` rendered: every entry of that second shares its date and time.
+_second: tuple[int, str] = (-1, "")
+
+
+def _entry_time(ns: int) -> str:
+    """`format_time(ns)`, with the date and time of day formatted once per second (strftime
+    was the costliest call of an entry)."""
+    global _second  # a one-entry cache, shared by threads: a tuple swap is atomic
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    cached_second, stamp = _second
+    if cached_second != seconds or ns <= 0:
+        whole = format_time(seconds * 1_000_000_000)
+        if not whole:
+            return format_time(ns)
+        stamp = whole[:-11]  # without ".000000000Z"
+        _second = (seconds, stamp)
+    return f"{stamp}.{nanos:09d}Z"
+
 
 def outcome_of(status: int) -> Outcome:
     """The query-friendly outcome of an HTTP-like status."""
@@ -62,6 +80,9 @@ class AuditEvent:
     method: str = ""
     raw_path: bytes = field(default=b"", repr=False)
     claimed_namespace: str = ""
+    # Where the request's entries share their rendered `auth` block, by redactor (one per
+    # sink): the response entry's is the request entry's, HMACs and all (see `_Recorded`).
+    shared_auth: dict[Redactor, dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
     def outcome(self) -> Outcome:
@@ -69,15 +90,20 @@ class AuditEvent:
 
     def render(self, redactor: Redactor) -> dict[str, Any]:
         """Vault's JSON-lines layout, every sensitive string replaced by its salted HMAC."""
-        auth: dict[str, Any] = {
-            "client_token": redactor.hash(self.token) if self.token else "",
-            "accessor": redactor.hash(self.accessor) if self.accessor else "",
-            "display_name": self.display_name,
-            "policies": list(self.policies),
-            "token_type": "service" if self.accessor else "",
-            "tenant": self.tenant or "",
-            "metadata": redactor.redact(self.token_meta) if self.token_meta else None,
-        }
+        shared = self.shared_auth
+        auth = shared.get(redactor) if shared is not None else None
+        if auth is None:
+            auth = {
+                "client_token": redactor.hash(self.token) if self.token else "",
+                "accessor": redactor.hash(self.accessor) if self.accessor else "",
+                "display_name": self.display_name,
+                "policies": list(self.policies),
+                "token_type": "service" if self.accessor else "",
+                "tenant": self.tenant or "",
+                "metadata": redactor.redact(self.token_meta) if self.token_meta else None,
+            }
+            if shared is not None:
+                shared[redactor] = auth
         request: dict[str, Any] = {
             "id": self.request_id,
             "operation": self.operation,
@@ -102,7 +128,7 @@ class AuditEvent:
                 "claimed_namespace": self.claimed_namespace,
             }
         entry: dict[str, Any] = {
-            "time": format_time(self.time_ns),
+            "time": _entry_time(self.time_ns),
             "time_ns": self.time_ns,
             "type": self.type,
             "auth": auth,

@@ -40,7 +40,9 @@ class AuditSink(Protocol):
     @property
     def options(self) -> dict[str, str]: ...
 
-    async def write(self, event: AuditEvent) -> None: ...
+    async def write(self, event: AuditEvent, *, timeout_seconds: float | None = None) -> None:
+        """Record `event`; `TimeoutError` if it is not recorded within `timeout_seconds`."""
+        ...
 
     async def checkpoint(self, reason: str, **fields: Any) -> None:
         """Write a checkpoint entry (e.g. a `gap`), chained like any other entry."""
@@ -299,7 +301,7 @@ class FileSink:
         self._syncs = stat.S_ISREG(info.st_mode)
         return fd
 
-    def _write_batch(self, lines: list[bytes]) -> None:
+    def _write_batch(self, lines: list[bytes], entries: list[dict[str, Any]]) -> None:
         # A rotation (SIGHUP) ends the old file with its `reopen` checkpoint, so the rotated
         # file verifies on its own; the lines after it go to the file now at the path.
         cut = len(lines)
@@ -338,8 +340,8 @@ class FileSink:
             finally:
                 os.close(fd)
 
-    async def write(self, event: AuditEvent) -> None:
-        await self._writer.write(event.render(self.redactor))
+    async def write(self, event: AuditEvent, *, timeout_seconds: float | None = None) -> None:
+        await self._writer.write(event.render(self.redactor), timeout_seconds=timeout_seconds)
 
     async def checkpoint(self, reason: str, **fields: Any) -> None:
         await self._writer.write(_checkpoint(reason=reason, **fields))
@@ -353,6 +355,7 @@ class FileSink:
         self._writer.checkpoint("reopen")
 
     async def aclose(self) -> None:
+        self._writer.drain()  # this loop turn's entries go before the closing checkpoint
         await asyncio.to_thread(self._writer.close)
         if self._fd is not None:
             os.close(self._fd)
@@ -375,12 +378,12 @@ class StdoutSink:
         return {}
 
     @staticmethod
-    def _write_batch(lines: list[bytes]) -> None:
+    def _write_batch(lines: list[bytes], entries: list[dict[str, Any]]) -> None:
         sys.stdout.buffer.write(b"".join(lines))
         sys.stdout.buffer.flush()
 
-    async def write(self, event: AuditEvent) -> None:
-        await self._writer.write(event.render(self.redactor))
+    async def write(self, event: AuditEvent, *, timeout_seconds: float | None = None) -> None:
+        await self._writer.write(event.render(self.redactor), timeout_seconds=timeout_seconds)
 
     async def checkpoint(self, reason: str, **fields: Any) -> None:
         await self._writer.write(_checkpoint(reason=reason, **fields))
@@ -389,6 +392,7 @@ class StdoutSink:
         """Nothing to reopen: stdout is not rotated by us."""
 
     async def aclose(self) -> None:
+        self._writer.drain()  # this loop turn's entries go before the closing checkpoint
         await asyncio.to_thread(self._writer.close)
 
 
@@ -424,8 +428,8 @@ class StoreSink:
     def options(self) -> dict[str, str]:
         return {"path": str(self.path) if self.path else ":memory:"}
 
-    async def write(self, event: AuditEvent) -> None:
-        await self._writer.write(event.render(self.redactor))
+    async def write(self, event: AuditEvent, *, timeout_seconds: float | None = None) -> None:
+        await self._writer.write(event.render(self.redactor), timeout_seconds=timeout_seconds)
 
     async def checkpoint(self, reason: str, **fields: Any) -> None:
         await self._writer.write(_checkpoint(reason=reason, **fields))
@@ -449,5 +453,6 @@ class StoreSink:
         """A database is not rotated by logrotate; nothing to do."""
 
     async def aclose(self) -> None:
+        self._writer.drain()  # this loop turn's entries go before the closing checkpoint
         await asyncio.to_thread(self._writer.close)
         self._db.close()

@@ -47,6 +47,8 @@ from granian.server.embed import Server
 from tenantvault._config import (
     DEFAULT_LISTEN_HOST,
     DEFAULT_LISTEN_PORT,
+    DEFAULT_MAX_INFLIGHT,
+    DEFAULT_MAX_INFLIGHT_PER_TENANT,
     ENV_PREFIX,
     SEAL_TYPES,
     TENANCY_STRATEGIES,
@@ -212,6 +214,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "https://hooks.example.com/rotate/ (repeatable; default: no webhook rotator)",
     )
     flag(
+        "database-allow",
+        metavar="HOST[:PORT]",
+        action="append",
+        help="let database configs (connection_url) connect only to HOST[:PORT] (port "
+        "5432 when left out; repeatable; default: any host the server can reach); or "
+        f"{ENV_PREFIX}DATABASE_ALLOW (space-separated)",
+    )
+    flag(
         "login-failures",
         metavar="N",
         type=int,
@@ -225,6 +235,28 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=int,
         help="refuse a tenant's new dynamic secrets (429) while it holds N leases "
         f"(default: no limit); or {ENV_PREFIX}LEASE_QUOTA",
+    )
+    flag(
+        "max-inflight-per-tenant",
+        metavar="N",
+        type=int,
+        help="answer 429 (with Retry-After) to a tenant's requests while N of them are in "
+        f"flight (default {DEFAULT_MAX_INFLIGHT_PER_TENANT}; 0: no per-tenant bound)",
+    )
+    flag(
+        "max-inflight",
+        metavar="N",
+        type=int,
+        help="answer 429 (with Retry-After) while N requests are in flight on the server "
+        f"(default {DEFAULT_MAX_INFLIGHT}; 0: no bound; both 0: no back-pressure)",
+    )
+    flag(
+        "max-running",
+        metavar="N",
+        type=int,
+        help="run at most N requests at once; admitted ones past it wait their turn, taken "
+        "round robin across tenants (default: no limit; a few per core suits the embedded "
+        "store, leave it off in front of a slow upstream)",
     )
     flag(
         "login-window",
@@ -247,6 +279,44 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="do not count requests for sys/metrics, the dashboard and anomaly alerts "
         "(the bench measures their cost with and without)",
+    )
+    flag(
+        "no-read-cache",
+        action="store_true",
+        default=None,
+        help="do not cache KV reads in memory (per mount: `-options=cache=off`)",
+    )
+    flag(
+        "read-cache-ttl",
+        metavar="SECONDS",
+        type=float,
+        help="keep a KV read this long: a write through another instance (or straight "
+        "upstream) shows here after at most this (default 2)",
+    )
+    flag(
+        "read-cache-stale-if-error",
+        metavar="SECONDS",
+        type=float,
+        help="while the backend is unavailable, answer with the last good value for up to "
+        "this long past its TTL, with a warning (default 30; 0: never)",
+    )
+    flag(
+        "read-cache-max-entries",
+        metavar="N",
+        type=int,
+        help="the most KV reads kept (default 50000)",
+    )
+    flag(
+        "read-cache-max-bytes",
+        metavar="N",
+        type=int,
+        help="the most bytes of sealed KV reads kept (default 33554432, 32 MiB)",
+    )
+    flag(
+        "read-cache-tenant-share",
+        metavar="FRACTION",
+        type=float,
+        help="the largest part of the read cache one tenant may hold (default 0.5)",
     )
     flag(
         "no-dashboard",
@@ -418,13 +488,23 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         upstream_pool_size=args.upstream_pool_size,
         upstream_max_waiting=args.upstream_max_waiting,
         rotation_webhook_allow=tuple(args.rotation_webhook_allow or ()) or None,
+        database_allow=tuple(args.database_allow or ()) or None,
         login_failures=args.login_failures,
         lease_quota=args.lease_quota,
+        max_inflight_per_tenant=args.max_inflight_per_tenant,
+        max_inflight=args.max_inflight,
+        max_running=args.max_running,
         login_window_seconds=(
             _duration_flag(args.login_window, "--login-window") if args.login_window else None
         ),
         jwt_jwks_allow=tuple(args.jwt_jwks_allow or ()) or None,
         observability=False if args.no_observability else None,
+        read_cache=False if args.no_read_cache else None,
+        read_cache_ttl_seconds=args.read_cache_ttl,
+        read_cache_stale_seconds=args.read_cache_stale_if_error,
+        read_cache_max_entries=args.read_cache_max_entries,
+        read_cache_max_bytes=args.read_cache_max_bytes,
+        read_cache_tenant_share=args.read_cache_tenant_share,
         dashboard=False if args.no_dashboard else None,
         metrics_unauthenticated=args.metrics_unauthenticated,
         metrics_top_tenants=args.metrics_top_tenants,

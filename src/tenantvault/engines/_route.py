@@ -183,7 +183,9 @@ class Route:
       `Response.login` (what to issue) and the Core mints the token in the mount's tenant.
       With `token_role` (`auth/token/create/<role>`) the role's rules replace the subset
       rule and the sudo requirements (`_grants.token_grant`).
-    - `public=True` needs no token and no capability: only the unauthenticated probes.
+    - `public=True` needs no token and no capability: the unauthenticated probes, and the
+      routes of paths an engine declares unauthenticated (`engines/_special`), which the
+      Core marks so itself (engines never set it on their own routes).
     - `parameters`: the top-level request keys the handler may use. The Core hands it only
       those (`Parameters`) and answers any other with Vault's warning "Endpoint ignored these
       unrecognized parameters: [...]". Policy parameter constraints are still checked on the

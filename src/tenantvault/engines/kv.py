@@ -15,7 +15,7 @@ visible half-write, and a version number is never reused for different data.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from tenantvault._cas import retry_on_conflict
@@ -181,11 +181,32 @@ _SETTINGS = frozenset(
 _METADATA = _SETTINGS | {"custom_metadata", "metadata_cas"}
 
 
+# A KV v2 operation on one secret: (call, the mount's storage, the secret's path).
+_Handler = Callable[[Call, MountStorage, SecretPath], Awaitable[Response]]
+
+
 class KVEngine:
     """KV v2 on any mount of type kv with `version` 2, on any Backend."""
 
     def __init__(self, *, clock: Clock) -> None:
         self._clock = clock
+        # Built once: `route` runs on every request (rebuilding it there was 8 % of a read).
+        self._handlers: dict[tuple[str, Operation], tuple[str | None, _Handler, frozenset[str]]] = {
+            ("data", Operation.READ): ("read", self._read, _VERSION),
+            ("data", Operation.UPDATE): (None, self._write, _WRITE),
+            ("data", Operation.CREATE): ("create", self._write, _WRITE),
+            ("data", Operation.PATCH): ("patch", self._patch, _WRITE),
+            ("data", Operation.DELETE): ("delete", self._delete_latest, _NONE),
+            ("metadata", Operation.READ): ("read", self._read_metadata, _NONE),
+            ("metadata", Operation.UPDATE): (None, self._write_metadata, _METADATA),
+            ("metadata", Operation.CREATE): ("create", self._write_metadata, _METADATA),
+            ("metadata", Operation.PATCH): ("patch", self._patch_metadata, _METADATA),
+            ("metadata", Operation.DELETE): ("delete", self._delete_metadata, _NONE),
+            ("delete", Operation.UPDATE): ("update", self._delete_versions, _VERSIONS),
+            ("undelete", Operation.UPDATE): ("update", self._undelete, _VERSIONS),
+            ("destroy", Operation.UPDATE): ("update", self._destroy, _VERSIONS),
+            ("subkeys", Operation.READ): ("read", self._subkeys, _VERSION | {"depth"}),
+        }
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -223,24 +244,8 @@ class KVEngine:
             raise NotFoundError()
         path = parse_path(sub)
         acl = f"{base}{section}/{path.key}"
-        handlers = {
-            ("data", Operation.READ): ("read", self._read, _VERSION),
-            ("data", Operation.UPDATE): (None, self._write, _WRITE),
-            ("data", Operation.CREATE): ("create", self._write, _WRITE),
-            ("data", Operation.PATCH): ("patch", self._patch, _WRITE),
-            ("data", Operation.DELETE): ("delete", self._delete_latest, _NONE),
-            ("metadata", Operation.READ): ("read", self._read_metadata, _NONE),
-            ("metadata", Operation.UPDATE): (None, self._write_metadata, _METADATA),
-            ("metadata", Operation.CREATE): ("create", self._write_metadata, _METADATA),
-            ("metadata", Operation.PATCH): ("patch", self._patch_metadata, _METADATA),
-            ("metadata", Operation.DELETE): ("delete", self._delete_metadata, _NONE),
-            ("delete", Operation.UPDATE): ("update", self._delete_versions, _VERSIONS),
-            ("undelete", Operation.UPDATE): ("update", self._undelete, _VERSIONS),
-            ("destroy", Operation.UPDATE): ("update", self._destroy, _VERSIONS),
-            ("subkeys", Operation.READ): ("read", self._subkeys, _VERSION | {"depth"}),
-        }
         try:
-            capability, handler, parameters = handlers[(section, op)]
+            capability, handler, parameters = self._handlers[(section, op)]
         except KeyError:
             raise UnsupportedOperationError() from None
 

@@ -37,6 +37,7 @@ from tenantvault.seal._rekey import REKEY_PARAMETERS, RootRotation
 from tenantvault.seal._terms import KeyRotation
 
 if TYPE_CHECKING:
+    from tenantvault._password_policy import PasswordPolicyRoutes
     from tenantvault.observability._routes import ObservabilityRoutes
 
 __all__ = ["SysEngine"]
@@ -171,6 +172,8 @@ class SysEngine:
         self._root_rotation = RootRotation(rekeyable)
         # sys/metrics, sys/alerts, sys/dashboard (`tenantvault.observability`; the Core sets it).
         self.observability: ObservabilityRoutes | None = None
+        # sys/policies/password/* (`tenantvault._password_policy`; the Core sets it).
+        self.password_policies: PasswordPolicyRoutes | None = None
 
     @staticmethod
     def is_public(path: str) -> bool:
@@ -227,6 +230,8 @@ class SysEngine:
             return self._route_namespaces(op, sub, tenant=tenant)
         if rest.startswith("policies/acl") or section == "policy":
             return self._route_policies(op, rest)
+        if self.password_policies is not None and self.password_policies.handles(rest):
+            return self.password_policies.route(op, rest)
         if self.observability is not None and self.observability.handles(rest):
             return self.observability.route(op, rest, tenant=tenant)
         raise NotFoundError("unsupported path")
@@ -518,6 +523,7 @@ class SysEngine:
     # -- health ----------------------------------------------------------------------------
 
     async def _health(self, call: Call) -> Response:
+        services = self.services_health() if self.services_health else None
         return Response(
             data={
                 "initialized": True,
@@ -533,8 +539,12 @@ class SysEngine:
                 # Ours, beyond Vault's fields: failing sinks and responses that could not be
                 # audited (a client got 500 after the engine ran) show up here.
                 "audit": self._audit_health() if self._audit_health else None,
-                # Ours too: the background services and their restarts (`tenantvault.services`).
-                "services": self.services_health() if self.services_health else None,
+                # Ours too: the background services and their restarts (`tenantvault.services`),
+                # and those crash-looping: while any is, the server answers 503 (the README).
+                "services": services,
+                "failing_services": sorted(
+                    name for name, report in (services or {}).items() if report.get("crash_looping")
+                ),
             },
             raw=True,
         )

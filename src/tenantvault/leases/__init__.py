@@ -7,7 +7,12 @@
 
 from __future__ import annotations
 
-from tenantvault.leases._manager import LeaseManager, LeaseQuotaError, LeasingEngine
+from tenantvault.leases._manager import (
+    LeaseManager,
+    LeaseQuotaError,
+    LeasesRemainError,
+    LeasingEngine,
+)
 from tenantvault.leases._routes import LeasesEngine
 from tenantvault.leases._service import run_expiration
 from tenantvault.leases._ttl import SYSTEM_LEASE_TTL_SECONDS, LeaseTTL, calculate_ttl
@@ -18,6 +23,7 @@ __all__ = [
     "LeaseQuotaError",
     "LeaseTTL",
     "LeasesEngine",
+    "LeasesRemainError",
     "LeasingEngine",
     "calculate_ttl",
     "run_expiration",

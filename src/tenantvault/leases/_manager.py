@@ -34,7 +34,7 @@ from tenantvault.engines._protocol import Mount
 from tenantvault.leases._store import Lease, LeaseStore
 from tenantvault.leases._ttl import LeaseTTL, calculate_ttl
 
-__all__ = ["LeaseManager", "LeaseQuotaError", "LeasingEngine"]
+__all__ = ["LeaseManager", "LeaseQuotaError", "LeasesRemainError", "LeasingEngine"]
 
 logger = logging.getLogger("tenantvault.leases")
 
@@ -56,6 +56,18 @@ class LeaseQuotaError(TenantVaultError):
 
     def __init__(self) -> None:
         super().__init__("lease count quota exceeded")
+
+
+class LeasesRemainError(InvalidRequestError):
+    """A tenant cannot be deleted yet: some of its leases could not be revoked (400, as
+    OpenBao answers a failed synchronous revocation)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            f"cannot delete the namespace: {count} lease(s) could not be revoked; they are "
+            "retried in the background (sys/leases/lookup shows the error, "
+            "sys/leases/revoke-force gives them up); delete the namespace again afterwards"
+        )
 
 
 @runtime_checkable
@@ -442,6 +454,34 @@ class LeaseManager:
                 )
             await self._forget(tenant, lease)
         return done
+
+    async def tenant_deleting(self, tenant: str) -> None:
+        """The tenant registry's first delete step: revoke every lease of the tenant while
+        its mounts and configs can still be read (the database users are dropped). As
+        OpenBao, whose namespace deletion stops when an unmount's lease revocation fails,
+        a lease that cannot be revoked stops the deletion: it stays, with its error, due for
+        the expiration service's retries, and the tenant stays until a later deletion finds
+        no lease left (`sys/leases/revoke-force` gives up on a secret for good)."""
+        uid = await self._tenant_uid(tenant)
+        if uid is None:
+            return
+        failed = 0
+        now = self._clock()
+        for lease_id in await self._store.walk(tenant):
+            lease = await self._store.read(tenant, lease_id)
+            if lease is None:
+                continue
+            try:
+                mount, engine = await self._engine_of(tenant, uid, lease)
+                if mount is not None and engine is not None:
+                    await engine.revoke_secret(mount, lease.internal)
+            except TenantVaultError as error:
+                failed += 1
+                await self._failed(tenant, lease, error, now)
+                continue
+            await self._forget(tenant, lease)
+        if failed:
+            raise LeasesRemainError(failed)
 
     async def token_revoked(self, record: TokenRecord) -> None:
         """The token store's `on_revoke` hook: revoke every lease the token created. A lease

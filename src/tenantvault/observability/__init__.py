@@ -8,6 +8,7 @@ is the counters API other modules call, each call a dict increment on the event 
     hooks.count("lease", "created", tenant="acme")          # families: token, lease,
     hooks.count("rotation", "rotated", tenant="acme", failed=True)  # rotation, cache, audit
     hooks.count("cache", "hit")                             # tenant None: the root namespace
+    hooks.count("admission", "tenant", tenant="acme", failed=True)  # a 429 (server/_admission)
     hooks.queue("audit-file", writer.pending)               # a depth, read at each scrape
     hooks.upstream("GET", seconds, status=200)              # set on UpstreamClient.on_attempt
 

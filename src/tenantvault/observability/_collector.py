@@ -95,12 +95,17 @@ def _event_families(events: Iterable[tuple[EventKey, str, int]]) -> Iterator[Met
         ),
         "cache": CounterMetricFamily(
             f"{PREFIX}_cache_events",
-            "Read cache events: hit, miss, eviction.",
+            "Read cache events: hit, miss, eviction, stale (served on a backend outage).",
             labels=["event", "result", "tenant"],
         ),
         "audit": CounterMetricFamily(
             f"{PREFIX}_audit_events",
             "Audit entries written or failed, as the audit devices report them.",
+            labels=["event", "result", "tenant"],
+        ),
+        "admission": CounterMetricFamily(
+            f"{PREFIX}_admission_events",
+            "Requests refused 429 past an in-flight bound (event: tenant, server, shared).",
             labels=["event", "result", "tenant"],
         ),
     }

@@ -1,5 +1,5 @@
-"""The Core's producers (token store, lease manager, rotation, audit broker) into the metrics
-counters: callbacks that hold the counters and nothing else.
+"""The Core's producers (token store, lease manager, rotation, read cache, audit broker) into
+the metrics counters: callbacks that hold the counters and nothing else.
 
 Producers get these bound methods at construction. They reach only `MetricsHooks`, never the
 Core, so no view a handler holds (a tenant's token or audit view) can lead back to the Core
@@ -33,6 +33,10 @@ class EventCounters:
     def rotation(self, event: str, tenant: str | None, failed: bool) -> None:
         """A rotation runner event."""
         self._hooks.count("rotation", event, tenant=tenant, failed=failed)
+
+    def cache(self, event: str, tenant: str | None) -> None:
+        """A read cache event: hit, miss, eviction or stale (served past its TTL)."""
+        self._hooks.count("cache", event, tenant=tenant)
 
     def audit(self, written: int, failed: int) -> None:
         """The audit broker's sink writes of one entry."""

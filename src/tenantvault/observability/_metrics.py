@@ -45,7 +45,7 @@ UNKNOWN_LABEL: Final = "unknown"
 OTHER_LABEL: Final = "other"
 _NS_PER_MINUTE: Final = 60_000_000_000
 
-EventFamily = Literal["token", "lease", "rotation", "cache", "audit"]
+EventFamily = Literal["token", "lease", "rotation", "cache", "audit", "admission"]
 EventKey = tuple[EventFamily, str, str]  # (family, event, result)
 
 

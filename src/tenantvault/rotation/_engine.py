@@ -37,7 +37,7 @@ from tenantvault.rotation._rotators import DatabaseRotator, RandomRotator, Rotat
 from tenantvault.rotation._runner import RotationEvents, Runner
 from tenantvault.rotation._schedule import next_rotation_ns, parse_timing
 from tenantvault.rotation._scheduler import RotationScheduler
-from tenantvault.rotation._secrets import SecretAccess, Submit
+from tenantvault.rotation._secrets import MountReader, Submit
 from tenantvault.rotation._settings import RotationSettings
 from tenantvault.rotation._webhook import WebhookRotator
 
@@ -273,9 +273,9 @@ class RotationEngine:
         within = parse_duration(call.data.get("within") or _DEFAULT_WITHIN_SECONDS, field="within")
         stale_days = get_int(call.data, "stale_days", default=0) or 0
         table = await self._router.table(call.tenant, call.tenant_uid)
-        access = SecretAccess(self._submit, call.tenant)
+        # One audited request: the metadata is read from the mounts' engines directly.
         report = await expiring(
-            access,
+            MountReader(self._router, table, call),
             [mount.path for mount in _kv2_mounts(table.mounts)],
             now_ns=self._clock(),
             within_seconds=within,

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from tenantvault._clock import format_time, parse_time
-from tenantvault.rotation._secrets import SecretAccess
 
 __all__ = ["EXPIRES_AT", "Report", "expiring"]
 
@@ -16,6 +15,14 @@ EXPIRES_AT: Final = "expires_at"
 _NS: Final = 1_000_000_000
 # One listing reads every secret's metadata; past this many it stops and says so.
 _MAX_SECRETS: Final = 10_000
+
+
+class MetadataSource(Protocol):
+    """Where the listing reads (`MountReader`: each mount's engine, in the caller's tenant)."""
+
+    async def keys(self, mount: str, directory: str = "") -> list[str]: ...
+
+    async def metadata(self, mount: str, path: str) -> Mapping[str, Any] | None: ...
 
 
 @dataclass(slots=True)
@@ -33,7 +40,7 @@ def _current_created(metadata: Mapping[str, Any]) -> int | None:
 
 
 async def expiring(
-    access: SecretAccess,
+    access: MetadataSource,
     mounts: Iterable[str],
     *,
     now_ns: int,

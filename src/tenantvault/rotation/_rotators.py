@@ -21,7 +21,8 @@ from typing import Any, Final, Protocol
 
 from tenantvault._exceptions import InvalidRequestError, TenantVaultError
 from tenantvault._fields import get_bool, get_int, get_str
-from tenantvault._paths import parse_path
+from tenantvault._password_policy import parse_policy
+from tenantvault._paths import parse_path, validate_name
 from tenantvault._request import Operation
 from tenantvault.rotation._secrets import SecretAccess
 
@@ -89,12 +90,22 @@ _MAX_LENGTH: Final = 1024
 
 
 class RandomRotator:
-    """A random string from the chosen character classes, one of each at least."""
+    """A random string from the chosen character classes, one of each at least; or, with
+    `params.password_policy`, from the tenant's password policy of that name (generated and
+    checked through the Core's `sys/policies/password/<name>`, in the secret's tenant)."""
 
     def check(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(params) - {"length", *_CLASSES})
+        unknown = sorted(set(params) - {"length", "password_policy", *_CLASSES})
         if unknown:
             raise InvalidRequestError(f"unknown params for the random rotator: {unknown}")
+        policy = get_str(params, "password_policy")
+        if policy is not None:
+            if set(params) != {"password_policy"}:
+                raise InvalidRequestError(
+                    "password_policy decides the length and characters: give it alone"
+                )
+            validate_name(policy, kind="password policy name")
+            return {"password_policy": policy}
         length = get_int(params, "length", default=32, minimum=_MIN_LENGTH)
         if length is None or length > _MAX_LENGTH:
             raise InvalidRequestError(f"length must be between {_MIN_LENGTH} and {_MAX_LENGTH}")
@@ -112,7 +123,23 @@ class RandomRotator:
     def _alphabets(params: Mapping[str, Any]) -> list[str]:
         return [chars for name, chars in _CLASSES.items() if params.get(name)]
 
+    @staticmethod
+    async def _policy_call(context: PhaseContext, suffix: str) -> Mapping[str, Any]:
+        name = context.params["password_policy"]
+        try:
+            response = await context.secrets.call(
+                Operation.READ, f"sys/policies/password/{name}{suffix}", None
+            )
+        except TenantVaultError as error:
+            raise PhaseError(f"the password policy could not be used ({error.status})") from None
+        return response.data or {}
+
     async def create(self, context: PhaseContext, current: Mapping[str, Any]) -> dict[str, Any]:
+        if "password_policy" in context.params:
+            password = (await self._policy_call(context, "/generate")).get("password")
+            if not isinstance(password, str) or not password:
+                raise PhaseError("the password policy generated no password")
+            return {context.field: password}
         alphabets = self._alphabets(context.params)
         everything = "".join(alphabets)
         length = int(context.params["length"])
@@ -129,6 +156,16 @@ class RandomRotator:
 
     async def test(self, context: PhaseContext, pending: Mapping[str, Any]) -> None:
         value = pending.get(context.field)
+        if "password_policy" in context.params:
+            # The policy as it is now: a value it no longer allows is not promoted.
+            text = (await self._policy_call(context, "")).get("policy")
+            try:
+                policy = parse_policy(str(text))
+            except InvalidRequestError:
+                raise PhaseError("the password policy no longer parses") from None
+            if not isinstance(value, str) or not policy.allows(value):
+                raise PhaseError("the pending value does not satisfy the password policy")
+            return
         alphabets = self._alphabets(context.params)
         if not isinstance(value, str) or len(value) != int(context.params["length"]):
             raise PhaseError("the pending value does not have the configured length")

@@ -6,12 +6,12 @@ KV read is: headers → path → Core → orjson → two `send` calls.
 
 Every request is audited, also one this layer refuses before it becomes a `Request`
 (malformed JSON, a bad encoding, 404 outside `/v1/`, 408, 413, 414, 415, 431, a token in the
-query string, a bug in translation): it gets a request id (`X-Request-Id`) and goes to
-`Core.refused` with what is known by then — method, client address, the raw path (audited
-only as an HMAC), the status and error as answered, the header token (as its HMAC) and the
-namespace header as a claim. The exceptions, as in Vault: the unauthenticated public
-documents (`sys/health`, the OpenAPI document) and the 503s of a server not yet or no
-longer running, which has no Core to audit through.
+query string, a bug in translation, a 429 past an in-flight bound of `_admission`): it gets a
+request id (`X-Request-Id`) and goes to `Core.refused` with what is known by then — method,
+client address, the raw path (audited only as an HMAC), the status and error as answered,
+the header token (as its HMAC) and the namespace header as a claim. The exceptions, as in
+Vault: the unauthenticated public documents (`sys/health`, the OpenAPI document) and the
+503s of a server not yet or no longer running, which has no Core to audit through.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from tenantvault._request import Operation, Request, Response, new_request_id
 from tenantvault._wrapping import parse_wrap_ttl
 from tenantvault.audit import AuditBroker
 from tenantvault.backends import background_services, open_backend
+from tenantvault.cache import run_maintenance
 from tenantvault.engines.auth._settings import AuthSettings
 from tenantvault.engines.database import run_static_rotation
 from tenantvault.engines.transit import run_rotation
@@ -54,6 +55,7 @@ from tenantvault.seal import Seal, ShamirSeal
 from tenantvault.seal._lifecycle import SealLifecycle
 from tenantvault.seal._pkcs11 import Pkcs11Seal
 from tenantvault.seal._terms import KeyRotation
+from tenantvault.server._admission import Admission, Refused, Waiting
 from tenantvault.server._json import is_json_text, parse_body
 from tenantvault.server._openapi import OPENAPI_PATH, openapi_document
 from tenantvault.server._translate import (
@@ -67,7 +69,7 @@ from tenantvault.server._translate import (
     printable,
     resolve_operation,
 )
-from tenantvault.services import Supervisor
+from tenantvault.services import Supervisor, SupervisorSettings, audit_detail, run_audit_workers
 from tenantvault.services._rewrap import run_rewrap
 from tenantvault.ui import ui_reply
 
@@ -100,6 +102,8 @@ _HEALTH_CODES: Final = (
     "uninitcode",
     "haunhealthycode",
     "removedcode",
+    # Ours: the status while a background service crash-loops (`failing_services`).
+    "servicesunhealthycode",
 )
 _HEALTH_FLAGS: Final = ("standbyok", "perfstandbyok")
 _WITH_BODY: Final = frozenset({"POST", "PUT", "PATCH"})
@@ -146,7 +150,9 @@ async def _open_core(
         gateway=_gateway(backend) if settings.is_gateway else None,
         audit=AuditBroker(backend, file_dir=settings.audit_dir),
         rotation=RotationSettings(webhook_allow=settings.rotation_webhook_allow),
+        database_allow=settings.database_allow,
         lease_quota=settings.lease_quota,
+        read_cache=settings.read_cache_settings(),
         seal=seal,
         auth_settings=AuthSettings(
             clock=system_clock,
@@ -209,11 +215,20 @@ class TenantVaultApp:
         core_factory: CoreFactory | None = None,
         on_root_token: RootTokenHandler | None = None,
         observers: Iterable[RequestObserver] = (),
+        supervision: SupervisorSettings | None = None,
     ) -> None:
         self.settings = settings if settings is not None else ServerSettings()
+        # How the background services restart, and when one is crash-looping.
+        self._supervision = supervision if supervision is not None else SupervisorSettings()
         self._core_factory = core_factory
         self._on_root_token = on_root_token
-        self._observers = tuple(observers)
+        # Back-pressure (`_admission`): it learns the tenants served from request outcomes.
+        self._admission = Admission(
+            per_tenant=self.settings.max_inflight_per_tenant,
+            overall=self.settings.max_inflight,
+            running=self.settings.max_running,
+        )
+        self._observers = (*observers, self._admission) if self._admission.on else tuple(observers)
         self._core: Core | None = None
         # Holds the supervisor's `async with` open from startup() to shutdown().
         self._background = contextlib.AsyncExitStack()
@@ -266,7 +281,7 @@ class TenantVaultApp:
             self._core = core
             # Background work runs as services of one supervisor that the lifespan owns
             # (`tenantvault.services`): transit key auto-rotation.
-            services = _supervisor(core, self.settings)
+            services = _supervisor(core, self.settings, self._supervision)
             # Metrics and anomaly alerts (`tenantvault.observability`): observer, hooks, webhook.
             wire_observability(core, self.settings, services)
             await self._background.enter_async_context(services)
@@ -286,7 +301,7 @@ class TenantVaultApp:
             _seal_of(settings),
             open_store=lambda key: _open_core(settings, master_key=key, seal=lifecycle.seal),
             close_store=_close_core,
-            supervise=lambda core: _supervisor(core, settings),
+            supervise=lambda core: _supervisor(core, settings, self._supervision),
             serve=serve,
         )
         self._core = await lifecycle.start()
@@ -386,12 +401,20 @@ class TenantVaultApp:
         if lifecycle is not None:
             lifecycle.enter(core)
         status = _DISCONNECTED
+        admission = self._admission
+        slot = admission.admit(scope)
         try:
-            status, headers, body = await self._respond(core, scope, receive, started)
+            if isinstance(slot, Waiting):
+                slot = await admission.wait(slot)  # every run slot taken: its turn comes
+            if isinstance(slot, Refused):
+                status, headers, body = await _overloaded(core, scope, started, slot, admission)
+            else:
+                status, headers, body = await self._respond(core, scope, receive, started)
             await _send(send, status, headers, body, scope["method"] == "HEAD")
         except _Disconnected:
             pass
         finally:
+            admission.release(slot)
             if lifecycle is not None:
                 await lifecycle.leave(core)
             self._inflight -= 1
@@ -443,7 +466,9 @@ class TenantVaultApp:
             if request.path == _HEALTH_PATH:
                 status = _health_status(response, dict(request.data or {}))
             if status == 204:
-                return 204, _id_headers([], request_id), b""
+                # A file endpoint's 204 keeps its content type, as OpenBao's (PKI `ca`, no CA).
+                kind = [(b"content-type", response.content_type.encode("ascii"))]
+                return 204, _id_headers(kind if response.content_type else [], request_id), b""
             if response.body is not None:
                 content_type = [(b"content-type", response.content_type.encode("ascii"))]
                 return status, _id_headers(content_type, request_id), response.body
@@ -540,6 +565,7 @@ def create_app(
     core_factory: CoreFactory | None = None,
     on_root_token: RootTokenHandler | None = None,
     observers: Iterable[RequestObserver] = (),
+    supervision: SupervisorSettings | None = None,
 ) -> TenantVaultApp:
     """The ASGI app serving the Vault HTTP API.
 
@@ -548,10 +574,15 @@ def create_app(
     with any coroutine returning a started `Core` (tests: a mock backend with faults or a
     fake clock). `on_root_token` receives the initial root token when startup creates it.
     `observers` are told every request's outcome (metrics, anomaly detection; never secrets,
-    and they cannot fail a request).
+    and they cannot fail a request). `supervision` says how background services restart and
+    when one counts as crash-looping (`tenantvault.services.SupervisorSettings`).
     """
     return TenantVaultApp(
-        settings, core_factory=core_factory, on_root_token=on_root_token, observers=observers
+        settings,
+        core_factory=core_factory,
+        on_root_token=on_root_token,
+        observers=observers,
+        supervision=supervision,
     )
 
 
@@ -656,6 +687,17 @@ def _id_headers(headers: list[tuple[bytes, bytes]], request_id: str) -> list[tup
     return headers
 
 
+async def _overloaded(
+    core: Core, scope: Scope, started: float, refused: Refused, admission: Admission
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """429 for a request past an in-flight bound (`_admission`), paused, counted, audited."""
+    await admission.pause()
+    core.observability.hooks.count("admission", refused.bound, tenant=refused.tenant, failed=True)
+    request_id = new_request_id()
+    await _refuse(core, scope, started, request_id, 429, refused.error)
+    return 429, _id_headers(_retry_headers(), request_id), _error_body([refused.error])
+
+
 def _retry_headers() -> list[tuple[bytes, bytes]]:
     return [*_JSON_HEADERS, (b"retry-after", b"1")]
 
@@ -696,9 +738,17 @@ def _seal_of(settings: ServerSettings) -> ShamirSeal | Pkcs11Seal:
     return ShamirSeal(settings.resolved_data_dir)
 
 
-def _supervisor(core: Core, settings: ServerSettings) -> Supervisor:
-    """The background services of an open store, in one supervisor (`tenantvault.services`)."""
-    services = Supervisor()
+def _supervisor(
+    core: Core, settings: ServerSettings, supervision: SupervisorSettings
+) -> Supervisor:
+    """The background services of an open store, in one supervisor (`tenantvault.services`).
+
+    Stopped in the reverse order of registration: the audit workers' watcher comes first, so
+    it still restarts a writer while the others stop (their last entries flush after it).
+    """
+    services = Supervisor(supervision)
+    broker = core.audit_broker
+    services.add("audit", lambda: run_audit_workers(broker), detail=lambda: audit_detail(broker))
     # Key terms: re-wrap tenant keys after `sys/rotate`, then destroy the old terms after
     # the retention (`services._rewrap`); only stores with key terms (the embedded one).
     backend = core.backend
@@ -727,6 +777,10 @@ def _supervisor(core: Core, settings: ServerSettings) -> Supervisor:
     # The backend's own (gateway mode: the upstream token renewal, with its state).
     for name, (service, detail) in background_services(core.backend).items():
         services.add(name, service, detail=detail)
+    # The KV read cache: expired entries swept out (`tenantvault.cache`).
+    services.add(
+        "cache-maintenance", lambda: run_maintenance(core.read_cache), detail=core.read_cache.health
+    )
     return services
 
 
@@ -760,6 +814,9 @@ def _health_status(response: Response, query: dict[str, Any]) -> int:
         return codes.get("uninitcode", 501)
     if data.get("sealed"):
         return codes.get("sealedcode", 503)
+    if data.get("failing_services"):
+        # A crash-looping service: a load balancer takes the instance out (README, health).
+        return codes.get("servicesunhealthycode", 503)
     return codes.get("activecode", 200)
 
 

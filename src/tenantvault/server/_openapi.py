@@ -544,6 +544,32 @@ def _sys_paths() -> dict[str, Schema]:
             **_writes("Write a policy (legacy endpoint)", "policies", legacy_body),
             "delete": _operation("Delete a policy (legacy endpoint)", "policies", success=_DELETED),
         },
+        "/sys/policies/password": {
+            "get": _operation(
+                "List the tenant's password policies",
+                "policies",
+                success=_OK,
+                parameters=[_LIST_PARAM],
+            ),
+        },
+        "/sys/policies/password/{name}": {
+            "parameters": [_POLICY_NAME],
+            "get": _operation("Read a password policy (as written)", "policies", success=_OK),
+            **_writes(
+                "Write a password policy: HCL or JSON (or base64 of either) with `length` "
+                '(4-100) and `rule "charset" { charset, min-chars }` blocks',
+                "policies",
+                _object({"policy": {"type": "string"}}, required=["policy"]),
+                body_required=True,
+            ),
+            "delete": _operation("Delete a password policy", "policies", success=_DELETED),
+        },
+        "/sys/policies/password/{name}/generate": {
+            "parameters": [_POLICY_NAME],
+            "get": _operation(
+                "Generate a password from the policy: data.password", "policies", success=_OK
+            ),
+        },
         "/sys/mounts": {
             "get": _operation("List the mounts of the tenant", "sys", success=_OK),
         },
@@ -980,7 +1006,8 @@ def _rotation_paths() -> dict[str, Schema]:
             },
             "params": {
                 "type": "object",
-                "description": "random: length, lowercase, uppercase, digits, symbols; webhook: "
+                "description": "random: length, lowercase, uppercase, digits, symbols, or "
+                "password_policy alone (a password policy of the tenant); webhook: "
                 "url (under an operator-allowed prefix), secret (signs each call, HMAC-SHA256, "
                 "never shown again); database: mount, role (a static role)",
             },
@@ -1037,6 +1064,7 @@ def openapi_spec() -> dict[str, Any]:
     """The OpenAPI 3.0 document as a dict (a fresh copy each call)."""
     # Imported here: that module builds on the helpers above.
     from tenantvault.server._openapi_auth import auth_paths
+    from tenantvault.server._openapi_pki import pki_paths
 
     return {
         "openapi": "3.0.3",
@@ -1066,6 +1094,7 @@ def openapi_spec() -> dict[str, Any]:
             **auth_paths(),
             **_kv_paths(),
             **_transit_paths(),
+            **pki_paths(),
             **_rotation_paths(),
             **_observability_paths(),
         },

@@ -2,32 +2,43 @@
 
 Every long-running task of the server is a service registered with the `Supervisor`, which
 starts it in the one `asyncio.TaskGroup` it owns, restarts it with capped, jittered backoff
-when it crashes, reports its state under `services` in `sys/health`, and cancels and awaits
-it on exit. The server lifespan owns the supervisor (`server/_app.py`), so the lifespan is
-the one owner of background work.
+when it crashes, reports its state under `services` in `sys/health` (and turns health
+failing while one crash-loops), and on exit stops them one at a time, last registered first.
+The server lifespan owns the supervisor (`server/_app.py`), so the lifespan is the one owner
+of background work.
 
-The audit broker's own tasks (the chain-head persister, the sink probes) are not services
-here, and that is still one owner: they are internals of the broker, which the Core opens
-and closes inside the same lifespan, and their lifetime is the broker's (its `aclose()`
-cancels and awaits them). Restarting one of them alone would break the broker's own
-invariants (a chain head written out of order), so the broker, not the supervisor, decides
-what a failure of one means.
+The audit broker's workers (a writer thread per sink, the chain-head persister) are watched
+by the `audit` service (`_audit`), registered first so it stops last: it restarts a dead
+worker, which takes up its queued entries, rather than restarting the broker, whose own
+invariants (one chain, heads written in order) the workers keep. The broker's sink probes
+stay the broker's: they are its fail-closed logic, not background work.
 """
 
 from __future__ import annotations
 
+from tenantvault.services._audit import audit_detail, run_audit_workers
 from tenantvault.services._supervisor import (
     DEFAULT_BASE_DELAY_SECONDS,
+    DEFAULT_CRASH_LOOP_RECOVERY_SECONDS,
+    DEFAULT_CRASH_LOOP_RESTARTS,
+    DEFAULT_CRASH_LOOP_WINDOW_SECONDS,
     DEFAULT_MAX_DELAY_SECONDS,
     Service,
     ServiceState,
     Supervisor,
+    SupervisorSettings,
 )
 
 __all__ = [
     "DEFAULT_BASE_DELAY_SECONDS",
+    "DEFAULT_CRASH_LOOP_RECOVERY_SECONDS",
+    "DEFAULT_CRASH_LOOP_RESTARTS",
+    "DEFAULT_CRASH_LOOP_WINDOW_SECONDS",
     "DEFAULT_MAX_DELAY_SECONDS",
     "Service",
     "ServiceState",
     "Supervisor",
+    "SupervisorSettings",
+    "audit_detail",
+    "run_audit_workers",
 ]

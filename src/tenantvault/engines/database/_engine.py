@@ -24,6 +24,7 @@ from tenantvault._exceptions import (
     UnsupportedOperationError,
 )
 from tenantvault._fields import get_bool, get_int, get_str
+from tenantvault._password_policy import PasswordPolicyStore, PolicyGenerationError
 from tenantvault._paths import parse_path
 from tenantvault._request import LeasedSecret, Operation, Response
 from tenantvault.engines._protocol import Mount, MountStorage
@@ -34,11 +35,13 @@ from tenantvault.engines.database._credentials import (
     generate_password,
     generate_username,
 )
+from tenantvault.engines.database._egress import DatabaseAllowList
 from tenantvault.engines.database._plugin import DatabaseError, DatabasePlugin
 from tenantvault.engines.database._postgres import (
     PLUGIN_NAME,
     PostgresPlugin,
     check_connection_url,
+    check_password_authentication,
     redact_url,
 )
 from tenantvault.engines.database._records import (
@@ -151,12 +154,15 @@ class DatabaseEngine:
 
     type: Final = "database"
 
-    def __init__(self, *, clock: Clock = system_clock) -> None:
+    def __init__(self, *, clock: Clock = system_clock, allow: tuple[str, ...] = ()) -> None:
+        """`allow`: the operator's `--database-allow` hosts (empty: any host)."""
         self._clock = clock
+        self._allow = DatabaseAllowList(allow)
         # (mount identity, config name) → (config revision, plugin). A changed config
         # gets a new plugin; the old pool is closed.
         self._plugins: dict[tuple[tuple[str, str], str], tuple[int, DatabasePlugin]] = {}
-        self.static = StaticRotation(self._plugin_for, clock=clock)
+        self._password_policies: PasswordPolicyStore | None = None
+        self.static = StaticRotation(self._plugin_for, self._new_password, clock=clock)
         self._mounts_of_type: Callable[[str], Awaitable[list[tuple[str, Mount]]]] | None = None
         self._on_destroy: Callable[[Mount, DatabaseEngine], Awaitable[int]] | None = None
 
@@ -170,6 +176,26 @@ class DatabaseEngine:
         Core's step that revokes a disabled mount's leases."""
         self._mounts_of_type = mounts_of_type
         self._on_destroy = on_destroy
+
+    def use_password_policies(self, store: PasswordPolicyStore) -> None:
+        """Generate passwords from the tenants' password policies (`password_policy`)."""
+        self._password_policies = store
+
+    async def _new_password(self, store: MountStorage, config: ConnectionConfig) -> str:
+        """A password for a user of `config`: from its `password_policy` (a policy of the
+        mount's tenant), else Vault's default generator; Vault's 500 when it cannot."""
+        name = config.password_policy
+        if not name:
+            return generate_password()
+        policy = None
+        if self._password_policies is not None:
+            policy = await self._password_policies.read(store.tenant, name)
+        if policy is None:
+            raise plain("failed to generate password: no password policy found")
+        try:
+            return policy.generate()
+        except PolicyGenerationError as error:
+            raise plain(f"failed to generate password: {error.message}") from None
 
     def check_options(self, options: Mapping[str, str]) -> dict[str, str]:
         if options.get("version"):
@@ -200,6 +226,7 @@ class DatabaseEngine:
         config = await load(store, ConnectionConfig, CONFIG + db_name)
         if config is None:
             raise plain(f'failed to find entry for connection with name: "{db_name}"')
+        self._allow.check(config.details)  # also a config stored before the list changed
         key = (store.identity, db_name)
         cached = self._plugins.get(key)
         if cached is not None and cached[0] == config.revision:
@@ -370,6 +397,8 @@ class DatabaseEngine:
         url = str(details.get("connection_url") or "")
         try:
             literal_password = check_connection_url(url)
+            self._allow.check(details)
+            check_password_authentication(details)
             check_username_template(str(details.get("username_template") or ""))
         except InvalidRequestError as error:
             raise InvalidRequestError(f"error creating database object: {error.message}") from None
@@ -420,7 +449,7 @@ class DatabaseEngine:
             raise PlainError("unable to rotate root credentials: no username in configuration")
         if not config.password:
             raise PlainError("unable to rotate root credentials: no password in configuration")
-        new_password = generate_password()
+        new_password = await self._new_password(store, config)
         try:
             await plugin.set_password(
                 config.root_rotation_statements, username=config.username, password=new_password
@@ -472,10 +501,6 @@ class DatabaseEngine:
             raise plain(f'"{name}" is not an allowed role')
         if not role.creation_statements:
             raise plain("empty creation statements")
-        if config.password_policy:
-            raise plain(
-                f'unable to generate password: password policy "{config.password_policy}" not found'
-            )
         ttl = calculate_ttl(
             mount.config,
             backend_ttl_seconds=role.default_ttl,
@@ -490,7 +515,7 @@ class DatabaseEngine:
             role_name=name,
             now_seconds=now // _NS,
         )
-        password = generate_password()
+        password = await self._new_password(store, config)
         expiration = (
             datetime.fromtimestamp(now / _NS, UTC)
             + timedelta(seconds=ttl.ttl_seconds)

@@ -10,7 +10,11 @@ the defaults are those of Vault's PostgreSQL plugin.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -23,9 +27,19 @@ from psycopg_pool import AsyncConnectionPool
 from tenantvault._exceptions import InvalidRequestError
 from tenantvault.engines.database._plugin import DatabaseError
 
-__all__ = ["PLUGIN_NAME", "PostgresPlugin", "check_connection_url", "redact_url"]
+__all__ = [
+    "DEFAULT_PORT",
+    "PLUGIN_NAME",
+    "PostgresPlugin",
+    "check_connection_url",
+    "check_password_authentication",
+    "connection_target",
+    "redact_url",
+    "scram_verifier",
+]
 
 PLUGIN_NAME: Final = "postgresql-database-plugin"
+DEFAULT_PORT: Final = 5432
 _SCHEMES: Final = frozenset({"postgres", "postgresql"})
 # The only query parameters a tenant may set: none of them chooses where to connect, which
 # file to read or which credentials to use.
@@ -36,6 +50,13 @@ _EXPIRATION_FORMAT: Final = "%Y-%m-%d %H:%M:%S%z"
 _PASSWORD_SLOT: Final = "{{password}}"  # noqa: S105 -- the template placeholder
 _POOL_TIMEOUT_SECONDS: Final = 5.0
 _CONNECT_TIMEOUT_SECONDS: Final = "10"
+
+# `password_authentication`: send the password as it is, or as a SCRAM-SHA-256 verifier
+# (PostgreSQL stores a verifier as given, so the plaintext never reaches the server).
+PASSWORD_AUTHENTICATIONS: Final = frozenset({"password", "scram-sha-256"})
+# PostgreSQL's SCRAM parameters (scram-common.h), as OpenBao's `scram.Hash`.
+_SCRAM_SALT_BYTES: Final = 16
+_SCRAM_ITERATIONS: Final = 4096
 
 DEFAULT_RENEW: Final = ("ALTER ROLE \"{{name}}\" VALID UNTIL '{{expiration}}';",)
 DEFAULT_ROTATE: Final = ("ALTER ROLE \"{{username}}\" WITH PASSWORD '{{password}}';",)
@@ -72,6 +93,33 @@ def check_connection_url(url: str) -> bool:
     return bool(password) and password != _PASSWORD_SLOT
 
 
+def connection_target(url: str) -> tuple[str, int]:
+    """The (host, port) a checked URL connects to: what the operator's allow-list judges."""
+    parts = _split(url)
+    return str(parts.hostname or ""), parts.port or DEFAULT_PORT
+
+
+def check_password_authentication(details: Mapping[str, Any]) -> None:
+    """Refuse (400, OpenBao's text) an unknown `password_authentication`."""
+    value = details.get("password_authentication")
+    if value not in (None, "") and value not in PASSWORD_AUTHENTICATIONS:
+        raise InvalidRequestError(f"'{value}' is not a valid password authentication type")
+
+
+def scram_verifier(password: str, *, salt: bytes | None = None) -> str:
+    """PostgreSQL's SCRAM-SHA-256 verifier of `password` (RFC 5802 keys, base64)."""
+    salt = salt if salt is not None else secrets.token_bytes(_SCRAM_SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, _SCRAM_ITERATIONS)
+    client_key = hmac.digest(digest, b"Client Key", "sha256")
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.digest(digest, b"Server Key", "sha256")
+    encode = base64.b64encode
+    return (
+        f"SCRAM-SHA-256${_SCRAM_ITERATIONS}:{encode(salt).decode()}"
+        f"${encode(stored_key).decode()}:{encode(server_key).decode()}"
+    )
+
+
 def redact_url(url: str) -> str:
     """The URL with a literal password replaced, as Go's `url.Redacted()` shows it."""
     parts = _split(url)
@@ -90,7 +138,7 @@ def _conninfo(url: str, username: str, password: str) -> dict[str, Any]:
     secret = unquote(parts.password or "")
     kwargs: dict[str, Any] = {
         "host": parts.hostname,
-        "port": parts.port or 5432,
+        "port": parts.port or DEFAULT_PORT,
         "user": username if user == "{{username}}" else user,
         "password": password if secret == _PASSWORD_SLOT else secret,
         "connect_timeout": _CONNECT_TIMEOUT_SECONDS,
@@ -126,6 +174,7 @@ class PostgresPlugin:
     def __init__(self, details: Mapping[str, Any], username: str, password: str) -> None:
         self._kwargs = _conninfo(str(details.get("connection_url") or ""), username, password)
         self._secrets = tuple(s for s in (password, self._kwargs["password"]) if s)
+        self._scram = details.get("password_authentication") == "scram-sha-256"
         size = int(details.get("max_open_connections") or 4)
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
             kwargs=self._kwargs,
@@ -162,6 +211,11 @@ class PostgresPlugin:
         except (psycopg.Error, OSError, TimeoutError) as error:
             raise self._error(error, *secrets) from None
 
+    def _sent(self, password: str) -> str:
+        """What `{{password}}` becomes: the password, or its SCRAM verifier (OpenBao hashes
+        it for `password_authentication = scram-sha-256`, a fresh salt each time)."""
+        return scram_verifier(password) if self._scram else password
+
     async def verify_connection(self) -> None:
         try:
             async with await psycopg.AsyncConnection.connect(**self._kwargs) as conn:
@@ -178,20 +232,21 @@ class PostgresPlugin:
         password: str,
         expiration: datetime,
     ) -> None:
+        sent = self._sent(password)
         values = {
             "name": username,
             "username": username,
-            "password": password,
+            "password": sent,
             "expiration": expiration.strftime(_EXPIRATION_FORMAT),
         }
         queries = [_render(q, values) for q in split_statements(statements)]
         try:
-            await self._run(queries, secrets=(password,))
+            await self._run(queries, secrets=(password, sent))
         except DatabaseError:
             if rollback:
                 rollback_queries = [_render(q, values) for q in split_statements(rollback)]
                 try:
-                    await self._run(rollback_queries, secrets=(password,))
+                    await self._run(rollback_queries, secrets=(password, sent))
                 except DatabaseError:
                     pass  # the creation error is the one the caller needs
             raise
@@ -274,9 +329,10 @@ class PostgresPlugin:
     async def set_password(
         self, statements: Sequence[str], *, username: str, password: str
     ) -> None:
-        values = {"name": username, "username": username, "password": password}
+        sent = self._sent(password)
+        values = {"name": username, "username": username, "password": sent}
         queries = [_render(q, values) for q in split_statements(statements or DEFAULT_ROTATE)]
-        await self._run(queries, secrets=(password,))
+        await self._run(queries, secrets=(password, sent))
 
     async def aclose(self) -> None:
         if self._opened:

@@ -150,6 +150,9 @@ class StaticRole:
     retry_at_ns: int = 0
     last_error: str = ""
     revision: int = field(default=0, repr=False)
+    # A schedule's rotation whose window passed unrotated waits for this scheduled time
+    # (Vault's NextVaultRotation moved on); 0: the schedule's next time after the last one.
+    next_rotation_ns: int = 0
 
 
 def _stored(value: Any) -> dict[str, Any]:

@@ -5,7 +5,9 @@ record: (1) store a pending password and a claim that expires (only one writer w
 backend and across instances); (2) set it in the database; (3) store it as the current one
 with the rotation time, releasing the claim. A failure after (1) keeps the pending password,
 so the retry (10 s later, as Vault, without limit) sets the same one. The schedule is the
-role's `rotation_period`, or its `rotation_schedule` (cron, UTC, via croniter) — Vault's.
+role's `rotation_period`, or its `rotation_schedule` (cron, UTC, via croniter) with an
+optional `rotation_window`: a scheduled rotation not done within the window (the server was
+down, or every attempt failed) waits for the next scheduled time — Vault's.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from tenantvault._durations import parse_duration
 from tenantvault._exceptions import ConflictError, InvalidRequestError, NotFoundError
 from tenantvault._fields import get_str
 from tenantvault.engines._protocol import MountStorage
-from tenantvault.engines.database._credentials import generate_password
 from tenantvault.engines.database._plugin import DatabaseError, DatabasePlugin
 from tenantvault.engines.database._records import (
     STATIC_ROLE,
@@ -46,10 +47,18 @@ _RETRY_NS: Final = 10 * _NS
 _CLAIM_NS: Final = 120 * _NS
 
 PluginLookup = Callable[[MountStorage, str], Awaitable[tuple[ConnectionConfig, DatabasePlugin]]]
+# A new password for a user of a config (its `password_policy`, else Vault's default).
+PasswordSource = Callable[[MountStorage, ConnectionConfig], Awaitable[str]]
 
 
 def _utc(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / _NS, UTC)
+
+
+def _cron_next(schedule: str, after_ns: int) -> int:
+    """The schedule's first time strictly after `after_ns` (UTC, whole seconds)."""
+    following = croniter(schedule, _utc(after_ns)).get_next(datetime)
+    return int(following.timestamp()) * _NS
 
 
 class RotationBusyError(ConflictError):
@@ -59,28 +68,42 @@ class RotationBusyError(ConflictError):
 class StaticRotation:
     """Writes, describes and rotates static roles of any database mount."""
 
-    def __init__(self, plugin_for: PluginLookup, *, clock: Clock) -> None:
+    def __init__(
+        self, plugin_for: PluginLookup, new_password: PasswordSource, *, clock: Clock
+    ) -> None:
         self._plugin_for = plugin_for
+        self._new_password = new_password
         self._clock = clock
         self._rotated = 0
         self._failures = 0
+        self._skipped = 0
 
     def health(self) -> dict[str, int]:
-        """Scheduled rotations done and failed since start (for `sys/health`; counts only)."""
-        return {"rotated": self._rotated, "failures": self._failures}
+        """Scheduled rotations done, failed and skipped (a rotation window passed) since
+        start (for `sys/health`; counts only)."""
+        return {"rotated": self._rotated, "failures": self._failures, "skipped": self._skipped}
 
     # -- schedule ----------------------------------------------------------------------------
 
+    @staticmethod
+    def scheduled_ns(role: StaticRole) -> int:
+        """The role's next scheduled rotation time (retries aside)."""
+        if role.rotation_schedule:
+            if role.next_rotation_ns:
+                return role.next_rotation_ns
+            return _cron_next(role.rotation_schedule, role.last_rotation_ns)
+        return role.last_rotation_ns + role.rotation_period * _NS
+
     def next_rotation_ns(self, role: StaticRole) -> int:
         """When the role is next due (a failed rotation: its retry time)."""
-        if role.retry_at_ns:
-            return role.retry_at_ns
-        if role.rotation_schedule:
-            following = croniter(role.rotation_schedule, _utc(role.last_rotation_ns)).get_next(
-                datetime
-            )
-            return int(following.timestamp()) * _NS
-        return role.last_rotation_ns + role.rotation_period * _NS
+        return role.retry_at_ns or self.scheduled_ns(role)
+
+    def _window_missed(self, role: StaticRole, now: int) -> bool:
+        """Vault's IsInsideRotationWindow, negated: a schedule with a window whose window
+        (from the scheduled time) has passed, because rotations failed or none ran."""
+        if not (role.rotation_schedule and role.rotation_window):
+            return False
+        return now >= self.scheduled_ns(role) + role.rotation_window * _NS
 
     def _ttl(self, role: StaticRole) -> int:
         remaining = self.next_rotation_ns(role) - self._clock()
@@ -141,8 +164,8 @@ class StaticRotation:
         if existing is not None:
             await save(store, key, role)
             return
-        await self._plugin_for(store, role.db_name)  # the config must exist
-        role.pending = generate_password()
+        config, _ = await self._plugin_for(store, role.db_name)  # the config must exist
+        role.pending = await self._new_password(store, config)
         await self._set(store, key, role, create=True)
 
     @staticmethod
@@ -161,6 +184,7 @@ class StaticRotation:
             if not croniter.is_valid(schedule) or len(schedule.split()) != 5:
                 raise InvalidRequestError(f"could not parse rotation_schedule: {schedule!r}")
             role.rotation_schedule, role.rotation_period = schedule, 0
+            role.next_rotation_ns = 0
         elif creating:
             raise InvalidRequestError("rotation_period is required to create static accounts")
         window_raw = data.get("rotation_window")
@@ -188,7 +212,10 @@ class StaticRotation:
         now = self._clock()
         if role.claimed_until_ns > now:
             raise RotationBusyError("a rotation of this role is in progress")
-        role.pending = password or role.pending or generate_password()
+        if not (password or role.pending):
+            config, _ = await self._plugin_for(store, role.db_name)
+            password = await self._new_password(store, config)
+        role.pending = password or role.pending
         return await self._set(store, key, role, create=False)
 
     async def _set(
@@ -216,10 +243,25 @@ class StaticRotation:
             raise
         role.password, role.pending = role.pending, ""
         role.last_rotation_ns = now
-        role.claimed_until_ns = role.retry_at_ns = 0
+        role.claimed_until_ns = role.retry_at_ns = role.next_rotation_ns = 0
         role.last_error = ""
         await save(store, key, role)  # (3) the new current password
         return role
+
+    async def _skip_to_next_window(
+        self, store: MountStorage, name: str, role: StaticRole, now: int
+    ) -> None:
+        """Vault: "If the credential is not rotated during this window, due to a failure or
+        otherwise, it will not be rotated until the next scheduled rotation". A pending
+        password (a failed attempt's) stays, so the next window retries the same one."""
+        role.next_rotation_ns = _cron_next(role.rotation_schedule, now)
+        role.retry_at_ns = 0
+        try:
+            await save(store, STATIC_ROLE + name, role)
+        except ConflictError:
+            return  # changed meanwhile (rotated, updated): its new state stands
+        self._skipped += 1
+        logger.warning("a static role's rotation window passed; waiting for the next one")
 
     async def rotate_due(self, store: MountStorage) -> int:
         """Rotate every static role of one mount that is due; how many were rotated."""
@@ -230,6 +272,9 @@ class StaticRotation:
                 continue
             role = await load(store, StaticRole, STATIC_ROLE + name)
             if role is None or role.claimed_until_ns > now or self.next_rotation_ns(role) > now:
+                continue
+            if self._window_missed(role, now):
+                await self._skip_to_next_window(store, name, role, now)
                 continue
             try:
                 await self.rotate(store, name)

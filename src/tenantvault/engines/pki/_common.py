@@ -10,6 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tenantvault import _b64
+from tenantvault._cas import retry_on_conflict
 from tenantvault._clock import Clock, system_clock
 from tenantvault._exceptions import (
     InvalidRequestError,
@@ -231,27 +232,42 @@ class PkiHandlers:
         )
 
     async def _rebuild_crl(self, store: PkiStore, issuer: Mapping[str, Any]) -> dict[str, Any]:
-        """Sign the issuer's CRL afresh from the revoked certificates it issued."""
+        """Sign the issuer's CRL afresh from the revoked certificates it issued.
+
+        Check-and-set on the CRL record, retried on a lost race: CRL numbers strictly
+        increase, and the last CRL written lists every revocation marked before it. The
+        revoked serials are read after the CRL's revision, so a revocation marked meanwhile
+        is either in this CRL or in a later writer's, whose write makes this one conflict.
+        """
         signing_key = await self._signing_key(store, issuer)
         issuer_cert = load_certificates(issuer["certificate"])[0]
-        revoked: list[tuple[int, datetime]] = []
-        for serial in await store.revoked_serials():
-            record = await store.cert(serial)
-            if record is not None and record["issuer_id"] == issuer["issuer_id"]:
-                revoked.append(
-                    (int(serial.replace("-", ""), 16), utc(record["revocation_time_ns"]))
-                )
-        previous = await store.crl(issuer["issuer_id"])
-        number = (previous["number"] + 1) if previous else 1
-        now = self._now()
-        crl = build_crl(
-            issuer=issuer_cert,
-            signing_key=signing_key,
-            revoked=revoked,
-            number=number,
-            this_update=now,
-            next_update=now + CRL_EXPIRY,
-        )
-        record = {"number": number, "crl": crl_pem(crl)}
-        await store.put_crl(issuer["issuer_id"], record)
-        return record
+        issuer_id = issuer["issuer_id"]
+
+        async def attempt() -> dict[str, Any]:
+            previous, revision = await store.crl_versioned(issuer_id)
+            revoked: list[tuple[int, datetime]] = []
+            for serial in await store.revoked_serials():
+                record = await store.cert(serial)
+                if (
+                    record is not None
+                    and record["issuer_id"] == issuer_id
+                    and record.get("revocation_time_ns")
+                ):
+                    revoked.append(
+                        (int(serial.replace("-", ""), 16), utc(record["revocation_time_ns"]))
+                    )
+            number = (previous["number"] + 1) if previous else 1
+            now = self._now()
+            crl = build_crl(
+                issuer=issuer_cert,
+                signing_key=signing_key,
+                revoked=revoked,
+                number=number,
+                this_update=now,
+                next_update=now + CRL_EXPIRY,
+            )
+            fresh = {"number": number, "crl": crl_pem(crl)}
+            await store.put_crl(issuer_id, fresh, expected_revision=revision)
+            return fresh
+
+        return await retry_on_conflict(attempt, what="the CRL")

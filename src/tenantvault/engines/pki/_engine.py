@@ -11,10 +11,13 @@ URLs), `_leaves` (roles, issue, sign), `_revocation` (revoke, CRLs, fetch, tidy)
 `generate_lease` gets a lease from the Core (`LeasedSecret`); its end revokes the certificate.
 
 Paths, fields, statuses and texts are OpenBao 2.7's (reference/pki-engine.md, checked against
-`bao server -dev`). The raw fetch endpoints (`ca`, `ca/pem`, `ca_chain`, `crl`, `crl/pem`)
-answer files with OpenBao's content types, but need a token with `read` (OpenBao serves them
-unauthenticated). Not served (yet): ACME, OCSP, delta CRLs, `sign-verbatim`, `config/crl`,
-issuer and key deletion, and key or bundle import beyond `intermediate/set-signed`.
+`bao server -dev`). The fetch endpoints (`ca`, `ca/pem`, `ca_chain`, `crl`, `crl/pem`,
+`cert/…`, `issuer/<ref>/pem|der|json|crl…`, `LIST issuers`) answer files with OpenBao's
+content types and need no token: the type declares OpenBao's unauthenticated paths
+(`unauthenticated_paths`), which only the Core reads. CRL rebuilds and revocation stamps
+are check-and-set writes, so concurrent revokes lose nothing and never reuse a CRL number.
+Not served (yet): ACME, OCSP, delta CRLs, `sign-verbatim`, `config/crl`, issuer and key
+deletion, and key or bundle import beyond `intermediate/set-signed`.
 Tidy runs to completion inside the request (OpenBao's runs in the background; both answer
 202), so `tidy-status` is `Finished` right after.
 """
@@ -34,6 +37,7 @@ from tenantvault._paths import validate_name
 from tenantvault._request import Operation, Response
 from tenantvault.engines._protocol import Mount
 from tenantvault.engines._route import Call, Route
+from tenantvault.engines._special import PathPatterns
 from tenantvault.engines.pki._authority import Authorities
 from tenantvault.engines.pki._common import (
     ISSUE_FIELDS,
@@ -51,6 +55,33 @@ __all__ = ["PKIEngine"]
 
 Handler = Callable[[Call], Awaitable[Response]]
 
+# OpenBao 2.7's PathsSpecial.Unauthenticated of pki (backend.go; ACME's not served here): what
+# a TLS client, a CRL distribution point fetcher or a browser must reach without a token.
+_UNAUTHENTICATED: Final = PathPatterns(
+    (
+        "cert/*",
+        "ca/pem",
+        "ca_chain",
+        "ca",
+        "crl/delta",
+        "crl/delta/pem",
+        "crl/pem",
+        "crl",
+        "issuer/+/crl/der",
+        "issuer/+/crl/pem",
+        "issuer/+/crl",
+        "issuer/+/crl/delta/der",
+        "issuer/+/crl/delta/pem",
+        "issuer/+/crl/delta",
+        "issuer/+/pem",
+        "issuer/+/der",
+        "issuer/+/json",
+        "issuers/",  # LIST, matched with its trailing '/'
+        "ocsp",
+        "ocsp/*",
+    )
+)
+
 
 class PKIEngine:
     """The registered `pki` type: one CA hierarchy per mount."""
@@ -61,6 +92,11 @@ class PKIEngine:
         self._ca = Authorities(clock=clock)
         self._revocations = Revocations(clock=clock)
         self._leaves = Leaves(clock=clock)
+
+    @property
+    def unauthenticated_paths(self) -> PathPatterns:
+        """The CA, chain, CRL and certificate fetches, served without a token (as OpenBao)."""
+        return _UNAUTHENTICATED
 
     def check_options(self, options: Mapping[str, str]) -> dict[str, str]:
         return dict(options)
@@ -207,11 +243,24 @@ class PKIEngine:
                 read: (bind(self._ca.read_issuer, parts[1]), none, "read"),
                 update: (bind(self._ca.write_issuer, parts[1]), fields, "update"),
             }
+        if count == 3 and head == "issuer" and parts[1] and parts[2] in ("pem", "der", "json"):
+            fetch = bind(self._revocations.read_issuer_file, parts[1], parts[2])
+            return {read: (fetch, none, "read")}
+        if 3 <= count <= 4 and head == "issuer" and parts[1] and parts[2] == "crl":
+            form = parts[3] if count == 4 else ""
+            if form in ("", "pem", "der"):
+                fetch = bind(self._revocations.read_issuer_crl, parts[1], form)
+                return {read: (fetch, none, "read")}
         if parts in (["ca"], ["ca", "pem"], ["ca_chain"], ["crl"], ["crl", "pem"]):
             which = "/".join(parts)
             return {read: (bind(self._revocations.read_raw, which), none, "read")}
         if count == 2 and head == "cert" and parts[1] in ("ca", "ca_chain", "crl"):
             return {read: (bind(self._revocations.read_special, parts[1]), none, "read")}
+        if 3 <= count <= 4 and head == "cert" and (parts[1] == "ca" or is_serial(parts[1])):
+            if parts[2:] in (["raw"], ["raw", "pem"]):
+                form = "pem" if count == 4 else "der"
+                fetch = bind(self._revocations.read_cert_file, parts[1], form)
+                return {read: (fetch, none, "read")}
         if count == 2 and head == "cert" and is_serial(parts[1]):
             return {read: (bind(self._revocations.read_cert, parts[1]), none, "read")}
         if parts in (["certs", "revoked"], ["certs", "revoked", ""]):

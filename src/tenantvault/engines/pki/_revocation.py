@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
+from tenantvault._cas import retry_on_conflict
 from tenantvault._clock import format_time
 from tenantvault._durations import parse_duration
 from tenantvault._exceptions import (
@@ -28,10 +29,50 @@ from tenantvault.engines.pki._x509 import (
 
 __all__ = ["Revocations"]
 
+_CERT_DER: Final = "application/pkix-cert"
+_CERT_PEM: Final = "application/pem-certificate-chain"
+_CRL_DER: Final = "application/pkix-crl"
+_CRL_PEM: Final = "application/x-pem-file"
+# The default issuer's files and their types (OpenBao labels the PEM chain pkix-cert, sic).
+_FILE_TYPES: Final = {
+    "ca": _CERT_DER,
+    "ca/pem": _CERT_PEM,
+    "ca_chain": _CERT_DER,
+    "crl": _CRL_DER,
+    "crl/pem": _CRL_PEM,
+}
+
 
 def _file(body: bytes, content_type: str) -> Response:
     """A raw answer: a certificate or CRL file, no envelope."""
     return Response(body=body, content_type=content_type)
+
+
+def _bare(pem: str) -> str:
+    """A PEM as OpenBao's legacy fetches (`ca/pem`, `cert/<serial>`, `crl/pem`) answer it:
+    no final newline (the per-issuer ones, `issuer/<ref>/pem`, end with one)."""
+    return pem.rstrip("\n")
+
+
+def _chain(pems: list[str]) -> str:
+    """A chain as one text, OpenBao's legacy way: newline-separated, no final newline."""
+    return "\n".join(_bare(pem) for pem in pems)
+
+
+def _no_file(content_type: str) -> Response:
+    """No such file yet (no CA, no such serial): 204 with the file's type, as OpenBao."""
+    return Response(status=204, content_type=content_type)
+
+
+async def _fetched_issuer(store: PkiStore, reference: str) -> dict[str, Any]:
+    """The issuer a fetch names; OpenBao's plain 500 if there is none (these fetches answer
+    the lookup's error as it is, where `issuer/<ref>` wraps it in a multierror)."""
+    issuer = await store.resolve_issuer(reference)
+    if issuer is None:
+        if reference == "default":
+            raise TenantVaultError("no default issuer currently configured")
+        raise TenantVaultError(f"unable to find PKI issuer for reference: {reference}")
+    return issuer
 
 
 class Revocations(PkiHandlers):
@@ -47,14 +88,14 @@ class Revocations(PkiHandlers):
             raise InvalidRequestError(message)
         answer: dict[str, Any] = {"revocation_time": 0, "revocation_time_rfc3339": ""}
         if which == "ca":
-            answer["certificate"] = issuer["certificate"] + "\n"
+            answer["certificate"] = _bare(issuer["certificate"])
         elif which == "ca_chain":
-            joined = "".join(issuer["ca_chain"])
+            joined = _chain(issuer["ca_chain"])
             answer["ca_chain"] = joined
             answer["certificate"] = joined
         else:
             crl = await store.crl(issuer["issuer_id"]) or await self._rebuild_crl(store, issuer)
-            answer["certificate"] = crl["crl"] + "\n"
+            answer["certificate"] = _bare(crl["crl"])
         return Response(data=dict(sorted(answer.items())))
 
     async def read_raw(self, call: Call, store: PkiStore, mount: Mount, which: str) -> Response:
@@ -62,20 +103,68 @@ class Revocations(PkiHandlers):
         chain or CRL as a file (DER or PEM) with OpenBao's content types; 204 without a CA."""
         issuer = await store.resolve_issuer("default")
         if issuer is None:
-            return Response.no_content()
+            return _no_file(_FILE_TYPES[which])
         if which in ("ca", "ca/pem"):
-            pem = issuer["certificate"].rstrip("\n") + "\n"
+            pem = _bare(issuer["certificate"])
             if which == "ca/pem":
-                return _file(pem.encode(), "application/pem-certificate-chain")
-            return _file(certificate_der(pem), "application/pkix-cert")
+                return _file(pem.encode(), _CERT_PEM)
+            return _file(certificate_der(pem), _CERT_DER)
         if which == "ca_chain":
             # OpenBao labels the PEM chain application/pkix-cert (sic).
-            return _file("".join(issuer["ca_chain"]).encode(), "application/pkix-cert")
+            return _file(_chain(issuer["ca_chain"]).encode(), _CERT_DER)
+        crl = await store.crl(issuer["issuer_id"]) or await self._rebuild_crl(store, issuer)
+        crl_pem = _bare(crl["crl"])
+        if which == "crl/pem":
+            return _file(crl_pem.encode(), _CRL_PEM)
+        return _file(crl_der(crl_pem), _CRL_DER)
+
+    async def read_issuer_file(
+        self, call: Call, store: PkiStore, mount: Mount, reference: str, form: str
+    ) -> Response:
+        """`issuer/<ref>/pem`, `/der` (files) and `/json`: one issuer's certificate."""
+        issuer = await _fetched_issuer(store, reference)
+        pem = issuer["certificate"].rstrip("\n") + "\n"
+        if form == "pem":
+            return _file(pem.encode(), _CERT_PEM)
+        if form == "der":
+            return _file(certificate_der(pem), _CERT_DER)
+        return Response(
+            data={
+                "ca_chain": [entry.rstrip("\n") + "\n" for entry in issuer["ca_chain"]],
+                "certificate": pem,
+                "issuer_id": issuer["issuer_id"],
+                "issuer_name": issuer["issuer_name"],
+            }
+        )
+
+    async def read_issuer_crl(
+        self, call: Call, store: PkiStore, mount: Mount, reference: str, form: str
+    ) -> Response:
+        """`issuer/<ref>/crl` (JSON), `/crl/pem` and `/crl/der` (files): one issuer's CRL."""
+        issuer = await _fetched_issuer(store, reference)
         crl = await store.crl(issuer["issuer_id"]) or await self._rebuild_crl(store, issuer)
         crl_pem = crl["crl"].rstrip("\n") + "\n"
-        if which == "crl/pem":
-            return _file(crl_pem.encode(), "application/x-pem-file")
-        return _file(crl_der(crl_pem), "application/pkix-crl")
+        if form == "pem":
+            return _file(crl_pem.encode(), _CRL_PEM)
+        if form == "der":
+            return _file(crl_der(crl_pem), _CRL_DER)
+        return Response(data={"crl": crl_pem})
+
+    async def read_cert_file(
+        self, call: Call, store: PkiStore, mount: Mount, serial: str, form: str
+    ) -> Response:
+        """`cert/<serial>/raw` (DER) and `/raw/pem`: a stored certificate, or the default
+        issuer's for `ca`, as a file; 204 when there is none (as OpenBao)."""
+        if serial == "ca":
+            found = await store.resolve_issuer("default")
+        else:
+            found = await store.cert(serial)
+        if found is None:
+            return _no_file(_CERT_PEM if form == "pem" else _CERT_DER)
+        pem = _bare(found["certificate"])
+        if form == "pem":
+            return _file(pem.encode(), _CERT_PEM)
+        return _file(certificate_der(pem), _CERT_DER)
 
     async def read_cert(self, call: Call, store: PkiStore, mount: Mount, serial: str) -> Response:
         """`GET cert/<serial>`: a stored certificate and its revocation state."""
@@ -84,7 +173,7 @@ class Revocations(PkiHandlers):
             raise NotFoundError()
         revoked_ns = int(record.get("revocation_time_ns") or 0)
         answer: dict[str, Any] = {
-            "certificate": record["certificate"] + "\n",
+            "certificate": _bare(record["certificate"]),
             "revocation_time": revoked_ns // 1_000_000_000,
             "revocation_time_rfc3339": format_time(revoked_ns),
         }
@@ -140,24 +229,37 @@ class Revocations(PkiHandlers):
                 raise InvalidRequestError(
                     f"adding issuer (id: {issuer['issuer_id']}) to its own CRL is not allowed"
                 )
-        record = await store.cert(serial) if is_serial(serial) else None
-        if record is None:
+        if not is_serial(serial):
             raise InvalidRequestError(f"certificate with serial {serial} not found.")
-        now_ns = self._clock()
-        if record.get("revocation_time_ns"):
-            revoked_ns = int(record["revocation_time_ns"])
-        else:
+
+        async def stamp() -> tuple[int, str, bool] | None:
+            """Check-and-set the revocation time on the certificate record: (time, issuer,
+            new); None if it expired. Concurrent revokes of one serial agree on one time."""
+            record, revision = await store.cert_versioned(serial)
+            if record is None:
+                raise InvalidRequestError(f"certificate with serial {serial} not found.")
+            if record.get("revocation_time_ns"):
+                return int(record["revocation_time_ns"]), record["issuer_id"], False
+            now_ns = self._clock()
             if record["not_after"] < now_ns // 1_000_000_000:
-                return Response(
-                    warnings=[
-                        f"certificate with serial {serial} already expired; refusing to add to CRL"
-                    ]
-                )
-            revoked_ns = now_ns
-            record["revocation_time_ns"] = revoked_ns
-            await store.put_cert(serial, record)
-            await store.mark_revoked(serial, record["issuer_id"])
-            signer = await store.issuer(record["issuer_id"])
+                return None
+            record["revocation_time_ns"] = now_ns
+            await store.put_cert(serial, record, expected_revision=revision)
+            return now_ns, record["issuer_id"], True
+
+        stamped = await retry_on_conflict(stamp, what="the certificate")
+        if stamped is None:
+            return Response(
+                warnings=[
+                    f"certificate with serial {serial} already expired; refusing to add to CRL"
+                ]
+            )
+        revoked_ns, issuer_id, new = stamped
+        # A revocation stamped by a request that died before marking it is finished by the
+        # next revoke of the same serial: the mark, then a CRL that lists it.
+        if new or not await store.is_marked_revoked(serial):
+            await store.mark_revoked(serial, issuer_id)
+            signer = await store.issuer(issuer_id)
             if signer is not None and signer["key_id"]:
                 await self._rebuild_crl(store, signer)
         return Response(

@@ -51,8 +51,15 @@ class PkiStore:
         record = await self._storage.read(key)
         return None if record is None else decode_record(record.value)
 
-    async def _put(self, key: str, value: Any) -> None:
-        await self._storage.write(key, encode_record(value), expected_revision=None)
+    async def _put(self, key: str, value: Any, *, expected_revision: int | None = None) -> None:
+        await self._storage.write(key, encode_record(value), expected_revision=expected_revision)
+
+    async def _get_versioned(self, key: str) -> tuple[dict[str, Any] | None, int]:
+        """A record and the revision to quote when changing it (0: absent)."""
+        record = await self._storage.read(key)
+        if record is None:
+            return None, 0
+        return dict(decode_record(record.value)), record.revision
 
     # -- issuers and keys ------------------------------------------------------------------
 
@@ -152,9 +159,16 @@ class PkiStore:
         value = await self._get(_CERTS + serial_key(serial))
         return dict(value) if value is not None else None
 
-    async def put_cert(self, serial: str, record: dict[str, Any]) -> None:
-        """Store a certificate record under its serial."""
-        await self._put(_CERTS + serial_key(serial), record)
+    async def cert_versioned(self, serial: str) -> tuple[dict[str, Any] | None, int]:
+        """A stored certificate record and its revision (for check-and-set); (None, 0)."""
+        return await self._get_versioned(_CERTS + serial_key(serial))
+
+    async def put_cert(
+        self, serial: str, record: dict[str, Any], *, expected_revision: int | None = None
+    ) -> None:
+        """Store a certificate record under its serial (`ConflictError` if `expected_revision`
+        is given and the record moved on)."""
+        await self._put(_CERTS + serial_key(serial), record, expected_revision=expected_revision)
 
     async def delete_cert(self, serial: str) -> None:
         """Forget a stored certificate (tidy)."""
@@ -181,9 +195,20 @@ class PkiStore:
         value = await self._get(_CRLS + issuer_id)
         return dict(value) if value is not None else None
 
-    async def put_crl(self, issuer_id: str, record: dict[str, Any]) -> None:
-        """Store the issuer's CRL record."""
-        await self._put(_CRLS + issuer_id, record)
+    async def crl_versioned(self, issuer_id: str) -> tuple[dict[str, Any] | None, int]:
+        """The issuer's CRL record and its revision (for check-and-set); (None, 0)."""
+        return await self._get_versioned(_CRLS + issuer_id)
+
+    async def put_crl(
+        self, issuer_id: str, record: dict[str, Any], *, expected_revision: int
+    ) -> None:
+        """Store the issuer's CRL record if it is still at `expected_revision` (0: absent);
+        `ConflictError` otherwise, so two writers never publish the same CRL number."""
+        await self._put(_CRLS + issuer_id, record, expected_revision=expected_revision)
+
+    async def is_marked_revoked(self, serial: str) -> bool:
+        """Whether a serial carries its revocation mark (the CRL lists marked serials)."""
+        return await self._storage.read(_REVOKED + serial_key(serial)) is not None
 
     # -- roles and tidy --------------------------------------------------------------------
 
