@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from tenantvault._cas import retry_on_conflict
 from tenantvault._clock import Clock, format_time
@@ -181,8 +181,25 @@ _SETTINGS = frozenset(
 _METADATA = _SETTINGS | {"custom_metadata", "metadata_cas"}
 
 
-# A KV v2 operation on one secret: (call, the mount's storage, the secret's path).
-_Handler = Callable[[Call, MountStorage, SecretPath], Awaitable[Response]]
+# Handlers by (section, operation): (capability, method name, parameters). Built once, as
+# `route` runs on every request (rebuilding a table of bound methods there was 8 % of a
+# read); looked up by name so that the method itself is found on the instance.
+_HANDLERS: Final[dict[tuple[str, Operation], tuple[str | None, str, frozenset[str]]]] = {
+    ("data", Operation.READ): ("read", "_read", _VERSION),
+    ("data", Operation.UPDATE): (None, "_write", _WRITE),
+    ("data", Operation.CREATE): ("create", "_write", _WRITE),
+    ("data", Operation.PATCH): ("patch", "_patch", _WRITE),
+    ("data", Operation.DELETE): ("delete", "_delete_latest", _NONE),
+    ("metadata", Operation.READ): ("read", "_read_metadata", _NONE),
+    ("metadata", Operation.UPDATE): (None, "_write_metadata", _METADATA),
+    ("metadata", Operation.CREATE): ("create", "_write_metadata", _METADATA),
+    ("metadata", Operation.PATCH): ("patch", "_patch_metadata", _METADATA),
+    ("metadata", Operation.DELETE): ("delete", "_delete_metadata", _NONE),
+    ("delete", Operation.UPDATE): ("update", "_delete_versions", _VERSIONS),
+    ("undelete", Operation.UPDATE): ("update", "_undelete", _VERSIONS),
+    ("destroy", Operation.UPDATE): ("update", "_destroy", _VERSIONS),
+    ("subkeys", Operation.READ): ("read", "_subkeys", _VERSION | {"depth"}),
+}
 
 
 class KVEngine:
@@ -190,23 +207,6 @@ class KVEngine:
 
     def __init__(self, *, clock: Clock) -> None:
         self._clock = clock
-        # Built once: `route` runs on every request (rebuilding it there was 8 % of a read).
-        self._handlers: dict[tuple[str, Operation], tuple[str | None, _Handler, frozenset[str]]] = {
-            ("data", Operation.READ): ("read", self._read, _VERSION),
-            ("data", Operation.UPDATE): (None, self._write, _WRITE),
-            ("data", Operation.CREATE): ("create", self._write, _WRITE),
-            ("data", Operation.PATCH): ("patch", self._patch, _WRITE),
-            ("data", Operation.DELETE): ("delete", self._delete_latest, _NONE),
-            ("metadata", Operation.READ): ("read", self._read_metadata, _NONE),
-            ("metadata", Operation.UPDATE): (None, self._write_metadata, _METADATA),
-            ("metadata", Operation.CREATE): ("create", self._write_metadata, _METADATA),
-            ("metadata", Operation.PATCH): ("patch", self._patch_metadata, _METADATA),
-            ("metadata", Operation.DELETE): ("delete", self._delete_metadata, _NONE),
-            ("delete", Operation.UPDATE): ("update", self._delete_versions, _VERSIONS),
-            ("undelete", Operation.UPDATE): ("update", self._undelete, _VERSIONS),
-            ("destroy", Operation.UPDATE): ("update", self._destroy, _VERSIONS),
-            ("subkeys", Operation.READ): ("read", self._subkeys, _VERSION | {"depth"}),
-        }
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -245,9 +245,11 @@ class KVEngine:
         path = parse_path(sub)
         acl = f"{base}{section}/{path.key}"
         try:
-            capability, handler, parameters = self._handlers[(section, op)]
+            capability, name, parameters = _HANDLERS[(section, op)]
         except KeyError:
             raise UnsupportedOperationError() from None
+        handler: Callable[[Call, MountStorage, SecretPath], Awaitable[Response]]
+        handler = getattr(self, name)
 
         async def run(call: Call) -> Response:
             return await handler(call, store, path)
