@@ -217,7 +217,7 @@ async def test_closing_a_crashed_writer_still_flushes_its_queue(
 ) -> None:
     log = tmp_path / "audit.log"
     sink = FileSink("file", log, salt=b"s" * 32)
-    writer = sink._writer
+    writer = sink.writer
     await sink.checkpoint("before")
     _crash_sealing(monkeypatch, when=_any, times=1)
     pending = asyncio.ensure_future(sink.checkpoint("queued"))

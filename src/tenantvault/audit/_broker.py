@@ -408,13 +408,7 @@ class AuditBroker:
 
     def writers(self) -> dict[str, BatchWriter]:
         """Each sink's writer thread, by sink name, for the supervisor to watch and restart."""
-        found: dict[str, BatchWriter] = {}
-        for name, sink in self.sinks.items():
-            # The sinks keep their writer private; this is the one place that reaches it.
-            writer = getattr(sink, "_writer", None)
-            if isinstance(writer, BatchWriter):
-                found[name] = writer
-        return found
+        return {name: sink.writer for name, sink in self.sinks.items()}
 
     async def _persist_round(self) -> None:
         while self._dirty:

@@ -36,6 +36,8 @@ class AuditSink(Protocol):
     name: str
     type: str
     redactor: Redactor
+    # The sink's writer thread (group commit); the supervisor's `audit` service watches it.
+    writer: BatchWriter
 
     @property
     def options(self) -> dict[str, str]: ...
@@ -274,7 +276,7 @@ class FileSink:
         # The `gap` checkpoint this sink opened with (the log did not hold what was written
         # to it, or its writer died), for health; None if the log was intact.
         self.gap: dict[str, Any] | None = opening if opening["reason"] == "gap" else None
-        self._writer = BatchWriter(
+        self.writer = BatchWriter(
             name,
             self._write_batch,
             rollback=self._truncate_to_good,
@@ -284,7 +286,7 @@ class FileSink:
             clock=time.monotonic,
             on_written=on_written,
         )
-        self._writer.submit(_checkpoint(**opening))
+        self.writer.submit(_checkpoint(**opening))
 
     def __repr__(self) -> str:
         return f"FileSink(name={self.name!r}, path={str(self.path)!r})"
@@ -341,22 +343,22 @@ class FileSink:
                 os.close(fd)
 
     async def write(self, event: AuditEvent, *, timeout_seconds: float | None = None) -> None:
-        await self._writer.write(event.render(self.redactor), timeout_seconds=timeout_seconds)
+        await self.writer.write(event.render(self.redactor), timeout_seconds=timeout_seconds)
 
     async def checkpoint(self, reason: str, **fields: Any) -> None:
-        await self._writer.write(_checkpoint(reason=reason, **fields))
+        await self.writer.write(_checkpoint(reason=reason, **fields))
 
     @property
     def head(self) -> ChainHead:
-        return self._writer.written
+        return self.writer.written
 
     def reopen(self) -> None:
         self._reopen = True
-        self._writer.checkpoint("reopen")
+        self.writer.checkpoint("reopen")
 
     async def aclose(self) -> None:
-        self._writer.drain()  # this loop turn's entries go before the closing checkpoint
-        await asyncio.to_thread(self._writer.close)
+        self.writer.drain()  # this loop turn's entries go before the closing checkpoint
+        await asyncio.to_thread(self.writer.close)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -370,8 +372,8 @@ class StdoutSink:
     def __init__(self, name: str, *, salt: bytes) -> None:
         self.name = name
         self.redactor = Redactor(salt)
-        self._writer = BatchWriter(name, self._write_batch, clock=time.monotonic)
-        self._writer.checkpoint("open")
+        self.writer = BatchWriter(name, self._write_batch, clock=time.monotonic)
+        self.writer.checkpoint("open")
 
     @property
     def options(self) -> dict[str, str]:
@@ -383,17 +385,17 @@ class StdoutSink:
         sys.stdout.buffer.flush()
 
     async def write(self, event: AuditEvent, *, timeout_seconds: float | None = None) -> None:
-        await self._writer.write(event.render(self.redactor), timeout_seconds=timeout_seconds)
+        await self.writer.write(event.render(self.redactor), timeout_seconds=timeout_seconds)
 
     async def checkpoint(self, reason: str, **fields: Any) -> None:
-        await self._writer.write(_checkpoint(reason=reason, **fields))
+        await self.writer.write(_checkpoint(reason=reason, **fields))
 
     def reopen(self) -> None:
         """Nothing to reopen: stdout is not rotated by us."""
 
     async def aclose(self) -> None:
-        self._writer.drain()  # this loop turn's entries go before the closing checkpoint
-        await asyncio.to_thread(self._writer.close)
+        self.writer.drain()  # this loop turn's entries go before the closing checkpoint
+        await asyncio.to_thread(self.writer.close)
 
 
 class StoreSink:
@@ -412,7 +414,7 @@ class StoreSink:
         self.path = path
         self.redactor = Redactor(salt)
         self._db = AuditDatabase(path)
-        self._writer = BatchWriter(
+        self.writer = BatchWriter(
             name,
             self._db.append,
             state=self._db.chain,
@@ -429,10 +431,10 @@ class StoreSink:
         return {"path": str(self.path) if self.path else ":memory:"}
 
     async def write(self, event: AuditEvent, *, timeout_seconds: float | None = None) -> None:
-        await self._writer.write(event.render(self.redactor), timeout_seconds=timeout_seconds)
+        await self.writer.write(event.render(self.redactor), timeout_seconds=timeout_seconds)
 
     async def checkpoint(self, reason: str, **fields: Any) -> None:
-        await self._writer.write(_checkpoint(reason=reason, **fields))
+        await self.writer.write(_checkpoint(reason=reason, **fields))
 
     async def open_partition(self, tenant: str, tenant_uid: str) -> Partition:
         """A tenant incarnation's partition, confined to it; the caller closes it."""
@@ -453,6 +455,6 @@ class StoreSink:
         """A database is not rotated by logrotate; nothing to do."""
 
     async def aclose(self) -> None:
-        self._writer.drain()  # this loop turn's entries go before the closing checkpoint
-        await asyncio.to_thread(self._writer.close)
+        self.writer.drain()  # this loop turn's entries go before the closing checkpoint
+        await asyncio.to_thread(self.writer.close)
         self._db.close()
