@@ -25,7 +25,7 @@ from tenantvault._request import Operation, Response
 from tenantvault.engines._route import Call, Route
 from tenantvault.upstream._client import UpstreamResponse, map_status
 
-__all__ = ["METHODS", "Send", "answer", "forwarded", "raise_for"]
+__all__ = ["METHODS", "Send", "answer", "forwarded", "query_params", "raise_for"]
 
 # The HTTP method of each logical operation, as a Vault client sends it.
 METHODS: Final[Mapping[Operation, str]] = {
@@ -97,7 +97,7 @@ def _response(body: Mapping[str, Any], *, status: int) -> Response:
     )
 
 
-def _query(data: Mapping[str, Any]) -> dict[str, str]:
+def query_params(data: Mapping[str, Any]) -> dict[str, str]:
     """A read's parameters as a query string, as a Vault client sends them."""
     return {
         name: ("true" if value is True else "false" if value is False else str(value))
@@ -134,7 +134,7 @@ def forwarded(
         data = dict(call.data)
         warnings = prepare(data) if prepare is not None else []
         if method in ("GET", "LIST", "DELETE"):
-            response = await send(method, None, _query(data) or None, idempotent)
+            response = await send(method, None, query_params(data) or None, idempotent)
         else:
             response = await send(method, data, None, idempotent)
         try:

@@ -41,10 +41,10 @@ from tenantvault.engines._route import Call, Route
 from tenantvault.leases._ttl import LeaseTTL
 from tenantvault.upstream._client import UpstreamResponse
 from tenantvault.upstream._tenancy import NamespaceTenancy, Placement
-from tenantvault.upstream.engines._forward import METHODS, answer, raise_for
+from tenantvault.upstream.engines._forward import METHODS, answer, query_params, raise_for
 from tenantvault.upstream.engines._gateway import Gateway
 
-__all__ = ["PassthroughEngine"]
+__all__ = ["PassthroughEngine", "leased_secret"]
 
 _CAPABILITY: Final[Mapping[Operation, str]] = {
     Operation.READ: "read",
@@ -63,16 +63,7 @@ _MERGE_PATCH: Final = {"Content-Type": "application/merge-patch+json"}
 _TUNED_UPSTREAM: Final = ("default_lease_ttl", "max_lease_ttl", "description", "options")
 
 
-def _query(data: Mapping[str, Any]) -> dict[str, str]:
-    """A read's parameters as a query string, as a Vault client sends them."""
-    return {
-        name: ("true" if value is True else "false" if value is False else str(value))
-        for name, value in data.items()
-        if value is not None
-    }
-
-
-def _leased(response: UpstreamResponse) -> LeasedSecret | None:
+def leased_secret(response: UpstreamResponse) -> LeasedSecret | None:
     """The lease of an upstream dynamic secret, to become the tenant's tenantvault lease."""
     body = response.body or {}
     lease_id = body.get("lease_id")
@@ -158,14 +149,14 @@ class PassthroughEngine:
             data = dict(call.data)
             if method in ("GET", "LIST", "DELETE"):
                 response = await gateway.send(
-                    tenant, method, placement, params=_query(data) or None
+                    tenant, method, placement, params=query_params(data) or None
                 )
             else:
                 # Vault reads a PATCH body only as a JSON merge patch.
                 headers = _MERGE_PATCH if method == "PATCH" else None
                 response = await gateway.send(tenant, method, placement, json=data, headers=headers)
             result = answer(response)
-            result.secret = _leased(response)
+            result.secret = leased_secret(response)
             return result
 
         # A write: both create and update (see the module docstring).

@@ -39,13 +39,9 @@ from tenantvault.engines.pki._x509 import certificate_der, crl_der
 from tenantvault.leases._ttl import LeaseTTL
 from tenantvault.upstream._client import UpstreamResponse
 from tenantvault.upstream._tenancy import NamespaceTenancy, Placement
-from tenantvault.upstream.engines._forward import METHODS, answer, raise_for
-
-# The forwarding helpers of the other upstream engines, reused (one helper per idea).
-from tenantvault.upstream.engines._forward import _query as query_of
+from tenantvault.upstream.engines._forward import METHODS, answer, query_params, raise_for
 from tenantvault.upstream.engines._gateway import Gateway
-from tenantvault.upstream.engines._passthrough import PassthroughEngine
-from tenantvault.upstream.engines._passthrough import _leased as leased
+from tenantvault.upstream.engines._passthrough import PassthroughEngine, leased_secret
 
 __all__ = ["UpstreamPKI"]
 
@@ -242,7 +238,7 @@ class UpstreamPKI:
             data = dict(call.data)
             if method in ("GET", "LIST", "DELETE"):
                 response = await gateway.send(
-                    tenant, method, placement, params=query_of(data) or None
+                    tenant, method, placement, params=query_params(data) or None
                 )
             else:
                 headers = _MERGE_PATCH if method == "PATCH" else None
@@ -250,7 +246,7 @@ class UpstreamPKI:
             if response.status == 500:
                 _raise(response)
             result = answer(response)
-            result.secret = leased(response)
+            result.secret = leased_secret(response)
             return result
 
         return handler
