@@ -79,6 +79,7 @@ __all__ = [
     "TenantTokens",
     "TokenRecord",
     "TokenStore",
+    "named_space",
     "refuse_restricted_parent",
 ]
 
@@ -279,7 +280,7 @@ _ROOT_SPACE = _Space(SYSTEM_TENANT, "")
 _BASE62 = string.ascii_letters + string.digits
 
 
-def _named_space(value: str, *, prefix: str = "") -> str | None:
+def named_space(value: str, *, prefix: str = "") -> str | None:
     """The incarnation id a token (`prefix` 'tvs.') or accessor names by its suffix: '' for
     none (the root namespace's space), None if the suffix is malformed."""
     if not value.startswith(prefix):
@@ -495,7 +496,7 @@ class TokenStore:
         """The record of `token` in the space its suffix names (no live check)."""
         if not self._is_well_formed(token):
             return None
-        uid = _named_space(token, prefix=TOKEN_PREFIX)
+        uid = named_space(token, prefix=TOKEN_PREFIX)
         space = await self._space(uid) if uid is not None else None
         if space is None:
             return None
@@ -604,7 +605,7 @@ class TokenStore:
         `tenant` None); returns the plaintext (shown once) and the record."""
         refuse_restricted_parent(parent)
         if token is not None and (
-            tenant is not None or _named_space(token, prefix=TOKEN_PREFIX) != ""
+            tenant is not None or named_space(token, prefix=TOKEN_PREFIX) != ""
         ):
             # A custom id (dev mode's root token) has no suffix, so it must not read as one.
             raise InvalidRequestError("a custom token id must not name a namespace")
@@ -713,7 +714,7 @@ class TokenStore:
         """The record `accessor` names, in the space its suffix names (no live check)."""
         if not isinstance(accessor, str) or not self._is_well_formed(accessor):
             return None
-        uid = _named_space(accessor)
+        uid = named_space(accessor)
         space = await self._space(uid) if uid is not None else None
         if space is None:
             return None
@@ -1039,7 +1040,7 @@ class TenantTokens:
         store = self._store
         if not store._is_well_formed(token):
             return None
-        uid = _named_space(token, prefix=TOKEN_PREFIX)
+        uid = named_space(token, prefix=TOKEN_PREFIX)
         if uid is None:
             return None
         record = await self._resolve(uid, store._hash(token), dying=dying)
@@ -1050,7 +1051,7 @@ class TenantTokens:
         store = self._store
         if not isinstance(accessor, str) or not store._is_well_formed(accessor):
             return None
-        uid = _named_space(accessor)
+        uid = named_space(accessor)
         space = self._own_space(uid)
         if uid is None or space is None:
             return None

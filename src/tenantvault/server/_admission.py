@@ -65,6 +65,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from tenantvault._observe import RequestOutcome
+from tenantvault._tokens import TOKEN_PREFIX, named_space
 
 __all__ = [
     "QUIET_SLOTS",
@@ -93,9 +94,7 @@ Bound = Literal["tenant", "server", "shared"]
 _UNCOUNTED: Final = ""
 _SHARED: Final = "/"  # never an incarnation id: those are [0-9A-Za-z_-]
 _NO_BOUND: Final = sys.maxsize
-_TOKEN_PREFIX: Final = b"tvs."
 _BEARER: Final = b"Bearer "
-_MAX_UID_BYTES: Final = 64
 _SYS_PREFIX: Final = b"/v1/sys/"
 _PROBES: Final = frozenset({b"health", b"seal-status"})
 _ERRORS: Final[dict[Bound, str]] = {
@@ -141,12 +140,10 @@ def _token_space(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
             break
         if name == b"authorization" and value.startswith(_BEARER):
             token = value[len(_BEARER) :]
-    if token is None or not token.startswith(_TOKEN_PREFIX):
+    if token is None:
         return None
-    _, dot, uid = token[len(_TOKEN_PREFIX) :].partition(b".")
-    if not dot or not uid or len(uid) > _MAX_UID_BYTES:
-        return None
-    return uid.decode("latin-1")
+    # The token module's own reading of the suffix: one definition of the token format.
+    return named_space(token.decode("latin-1"), prefix=TOKEN_PREFIX) or None
 
 
 class Admission:
