@@ -1,0 +1,90 @@
+"""Profile a tenantvault server under closed-loop load: py-spy hot frames, CPU per request."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import subprocess
+import tempfile
+from pathlib import Path
+
+import _cells
+import _scenarios
+import _servers
+
+
+def _summarise(raw: Path, top: int) -> str:
+    """Inclusive and self shares of the event loop thread's frames from py-spy's raw output."""
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or "MainThread" not in stack.split(";", 1)[0]:
+            continue
+        count = int(count_text)
+        frames = stack.split(";")[1:]
+        total += count
+        for frame in set(frames):
+            inclusive[frame] += count
+        if frames:
+            own[frames[-1]] += count
+    lines = [f"main-thread samples: {total}", "", "inclusive:"]
+    lines += [f"{100 * n / total:5.1f}% {f}" for f, n in inclusive.most_common(top)]
+    lines += ["", "self:"]
+    lines += [f"{100 * n / total:5.1f}% {f}" for f, n in own.most_common(top)]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Start the server, load it with wrk, sample it with py-spy, print the summary."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--server", default="tenantvault-dev")
+    parser.add_argument("--scenario", default="read")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--top", type=int, default=45)
+    parser.add_argument("--no-access-log", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        workdir = Path(folder)
+        server = _servers.start(args.server, workdir, access_log=not args.no_access_log)
+        try:
+            _scenarios.prepare(server, [args.scenario], tenants=50, as_root=False)
+            requests = _scenarios.write_file(
+                workdir / "requests", _scenarios.render(server, args.scenario, "p", tenants=50)
+            )
+            _cells.wrk(server, requests, args.connections, 3)  # warm-up
+            raw = workdir / "profile.txt"
+            spy = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--threads",
+                    "--format",
+                    "raw",
+                    "-r",
+                    "200",
+                    "-d",
+                    str(int(args.seconds)),
+                    "-o",
+                    str(raw),
+                    "-p",
+                    str(server.process.pid),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            result = _cells.wrk(server, requests, args.connections, args.seconds)
+            spy.wait()
+            print(
+                f"{args.server} {args.scenario}: {result['ops_per_s']:,.0f}/s, "
+                f"{result['cpu_ms_per_1k']:,.0f} ms CPU per 1,000 (py-spy attached)"
+            )
+            print(_summarise(raw, args.top))
+        finally:
+            _servers.stop(server)
+
+
+if __name__ == "__main__":
+    main()
