@@ -1,8 +1,9 @@
 """A/B of two source trees on one server kind, side by side: CPU per request and ops/s.
 
-A is `--baseline-src` (default: `git archive HEAD` of src/, i.e. the last commit), B is the
-working tree. Both servers run at once and take the load alternately, cell by cell, so a busy
-machine slows both alike; compare the ratio, not the absolute numbers.
+A is `--baseline-src` (default: `git archive HEAD` of src/, i.e. the last commit), B is
+`--candidate-src` (default: the working tree). Both servers run at once and take the load
+alternately, cell by cell, so a busy machine slows both alike; compare the ratio, not the
+absolute numbers.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def main() -> None:
     """Run the A/B and print medians and ratios."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--baseline-src", help="a src/ directory (default: HEAD's)")
+    parser.add_argument("--candidate-src", help="a src/ directory (default: the working tree)")
     parser.add_argument("--server", default="tenantvault-dev")
     parser.add_argument("--scenario", default="read")
     parser.add_argument("--connections", type=int, default=64)
@@ -63,7 +65,7 @@ def main() -> None:
         baseline = args.baseline_src or str(_head_src(workdir))
         servers = {}
         try:
-            for label, path in (("A", baseline), ("B", None)):
+            for label, path in (("A", baseline), ("B", args.candidate_src)):
                 (workdir / label).mkdir()
                 with _python_path(path):
                     servers[label] = _servers.start(
