@@ -428,3 +428,16 @@ async def test_the_maintenance_service_sweeps_entries_past_their_last_use(h: Har
         await run_maintenance(h.core.read_cache, sleep=sleep)
     assert len(h.store) == 0
     assert sleeps == [1.0, 1.0]
+
+
+async def test_a_mount_enabled_with_force_no_cache_reads_the_backend_every_time(h: Harness) -> None:
+    """Vault's `secrets enable -force-no-cache` (`config.force_no_cache`) keeps the mount's
+    reads out of the cache from the start."""
+    await h.call(Operation.DELETE, "sys/mounts/secret")
+    kv2 = {"type": "kv", "options": {"version": "2"}, "config": {"force_no_cache": True}}
+    await h.call(Operation.UPDATE, "sys/mounts/secret", kv2)
+    await h.put("app/db", {"password": "one"})
+    before = await h.backend_reads("app/db")
+    for _ in range(3):
+        await h.get("app/db")
+    assert await h.backend_reads("app/db") == before + 3

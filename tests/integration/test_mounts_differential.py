@@ -187,6 +187,41 @@ def test_enable_refusals(pair: Pair) -> None:
     )
 
 
+def test_enable_records_force_no_cache_and_listing_visibility(pair: Pair) -> None:
+    """`bao secrets enable -force-no-cache -listing-visibility=unauth` sends both in `config`:
+    they are recorded and shown by the mount, its tune view, the list and the unauthenticated
+    UI listing; a value of the wrong type or an unknown visibility is refused."""
+    both = {"force_no_cache": True, "listing_visibility": "unauth"}
+    _run(
+        pair,
+        [
+            enable("c/nc", {"type": "kv", "config": both}),
+            enable("c/plain", {"type": "kv", "config": {"force_no_cache": False}}),
+            enable("c/bad", {"type": "kv", "config": {"listing_visibility": "bogus"}}),
+            enable("c/bad", {"type": "kv", "config": {"force_no_cache": "yes"}}),
+            enable("c/bad", {"type": "kv", "config": {"force_no_cache": 1}}),
+            Step("GET", "sys/mounts/c/nc"),
+            Step("GET", "sys/mounts/c/nc/tune"),
+            Step("GET", "sys/mounts/c/plain"),
+            Step("GET", "sys/mounts/c/bad"),
+            Step("POST", "sys/mounts/c/nc/tune", {"listing_visibility": "hidden"}),
+            Step("GET", "sys/mounts/c/nc/tune"),
+            Step("POST", "sys/mounts/c/nc/tune", {"listing_visibility": "unauth"}),
+            Step("GET", "sys/mounts"),
+        ],
+    )
+    _run(_as(pair, "", ""), [Step("GET", "sys/internal/ui/mounts")])
+    _run(
+        pair,
+        [
+            Step("POST", "sys/auth/ar", {"type": "approle", "config": both}),
+            Step("GET", "sys/auth/ar/tune"),
+            Step("POST", "sys/auth/ar2", {"type": "approle", "config": {"force_no_cache": "y"}}),
+            Step("POST", "sys/auth/ar3", {"type": "approle", "config": {"listing_visibility": 7}}),
+        ],
+    )
+
+
 def test_kv_v1(pair: Pair) -> None:
     _run(
         pair,

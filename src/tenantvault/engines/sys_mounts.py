@@ -3,6 +3,7 @@ caller's own mount table, with Vault's shapes, statuses and messages (OpenBao 2.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -62,6 +63,32 @@ _TUNE = _SYS_TUNABLE | {
     "listing_visibility",
     "options",
 }
+
+
+def listing_visibility(value: object) -> str:
+    """A `listing_visibility` value as Vault accepts it ("" is the default), or a 400."""
+    if not isinstance(value, str) or value not in _LISTING_VISIBILITY:
+        raise InvalidRequestError(f"invalid listing_visibility {value}")
+    return value
+
+
+def enable_config(config: Mapping[str, Any], *, auth: bool = False) -> dict[str, Any]:
+    """The mount config fields an enable records besides the TTLs, as MountEntry fields.
+
+    OpenBao decodes `config` strictly: `force_no_cache` must be a JSON boolean, or the whole
+    request is refused with its words. An auth method never records it (OpenBao's stays false).
+    """
+    recorded: dict[str, Any] = {}
+    if "force_no_cache" in config:
+        value = config["force_no_cache"]
+        if not isinstance(value, bool):
+            kind = "auth" if auth else "mount"
+            raise InvalidRequestError(f"unable to convert given {kind} config information")
+        if not auth:
+            recorded["force_no_cache"] = value
+    if "listing_visibility" in config:
+        recorded["listing_visibility"] = listing_visibility(config["listing_visibility"])
+    return recorded
 
 
 def _protected(path: str) -> bool:
@@ -252,7 +279,9 @@ class MountsEngine:
                 data.get("type"), get_mapping(data, "options") or {}
             )
             options = self._router.check_type(kind, options)
-            default_ttl, max_ttl = self._router.parse_ttls(get_mapping(data, "config") or {})
+            config_in = get_mapping(data, "config") or {}
+            default_ttl, max_ttl = self._router.parse_ttls(config_in)
+            recorded = enable_config(config_in)
             entry = self._router.new_entry(
                 path,
                 kind,
@@ -263,6 +292,7 @@ class MountsEngine:
                 local=bool(get_bool(data, "local", default=False)),
                 seal_wrap=bool(get_bool(data, "seal_wrap", default=False)),
             )
+            entry = dataclasses.replace(entry, **recorded)
             await self._check_namespace_conflict(path, storage_tenant, tenant)
 
             def add(table: MountTable) -> tuple[dict[str, MountEntry], None]:
@@ -517,9 +547,7 @@ class MountsEngine:
             changes["description"] = description
         visibility = data.get("listing_visibility")
         if visibility is not None:
-            if not isinstance(visibility, str) or visibility not in _LISTING_VISIBILITY:
-                raise InvalidRequestError(f"invalid listing_visibility {visibility}")
-            changes["listing_visibility"] = visibility
+            changes["listing_visibility"] = listing_visibility(visibility)
         options = get_mapping(data, "options")
         if options is not None:
             merged = dict(entry.options)

@@ -408,6 +408,11 @@ def _sys_paths() -> dict[str, Schema]:
                 "uninitcode",
             )
         ),
+        _query(
+            "servicesunhealthycode",
+            code,
+            "tenantvault: the status code when a background service crash-loops (503)",
+        ),
     ]
     health = _operation(
         "Health: 200 when serving, 503 when sealed or shutting down",

@@ -5,6 +5,7 @@ the same table as secrets engines; `token/` is built in and can be neither added
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
@@ -23,7 +24,7 @@ from tenantvault._router import (
 from tenantvault._tokens import TokenStore
 from tenantvault.backends._protocol import SYSTEM_TENANT
 from tenantvault.engines._route import Call, Route
-from tenantvault.engines.sys_mounts import MountsEngine
+from tenantvault.engines.sys_mounts import MountsEngine, enable_config
 
 __all__ = ["AuthMountsEngine"]
 
@@ -174,6 +175,7 @@ class AuthMountsEngine:
             options = self._router.check_auth_type(kind, options)
             config = get_mapping(data, "config") or {}
             default_ttl, max_ttl = self._router.parse_ttls(config)
+            recorded = enable_config(config, auth=True)
             entry = self._router.new_entry(
                 full,
                 kind,
@@ -185,6 +187,7 @@ class AuthMountsEngine:
                 seal_wrap=bool(get_bool(data, "seal_wrap", default=False)),
                 token_type=_token_type(config.get("token_type")),
             )
+            entry = dataclasses.replace(entry, **recorded)
 
             def add(table: MountTable) -> tuple[dict[str, MountEntry], None]:
                 conflict(table)

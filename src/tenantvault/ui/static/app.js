@@ -213,7 +213,7 @@
       r.tenant, r.requests, r.errors, r.denied, ms(r.p50_seconds), ms(r.p99_seconds), sparkline(r.sparkline || []),
     ]));
     fill("services-table", Object.entries(data.services || {}).map(([name, s]) => [
-      name, s.state, s.restarts, s.last_error || "",
+      name, s.crash_looping ? "crash-looping (" + s.state + ")" : s.state, s.restarts, s.last_error || "",
     ]));
     const audit = $("audit-health");
     audit.replaceChildren();
