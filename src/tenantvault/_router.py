@@ -12,7 +12,8 @@ that time — `secret/` (kv v2) over the records of storage mount `secret` and `
 
 Tables are cached per process with the record's revision: each request re-reads the record
 (one read) and reuses the parsed table while the revision is unchanged, so every instance
-sees a disable at once.
+sees a disable at once. The Core keeps the kv v2 routes it resolved against a table revision
+the same way (`RouteMemo`): a newer revision resolves them again.
 """
 
 from __future__ import annotations
@@ -35,9 +36,12 @@ from tenantvault._exceptions import (
 )
 from tenantvault._paths import parse_path
 from tenantvault._records import decode_record, encode_record
+from tenantvault._request import Operation
+from tenantvault._tenant_sets import TenantSet
 from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
 from tenantvault.crypto import AeadKey, random_key
 from tenantvault.engines._protocol import Engine, Mount, MountStorage
+from tenantvault.engines._route import Route
 
 __all__ = [
     "AUTH_PREFIX",
@@ -47,6 +51,7 @@ __all__ = [
     "SYSTEM_MAX_LEASE_TTL_SECONDS",
     "MountEntry",
     "MountTable",
+    "RouteMemo",
     "Router",
 ]
 
@@ -73,6 +78,9 @@ _DEFAULT_MOUNTS: Final[tuple[tuple[str, str, str, Mapping[str, str]], ...]] = (
     ("secret/", "kv", "key/value secret storage", {"version": "2"}),
     ("transit/", "transit", "", {}),
 )
+# Engine types every tenant starts with: a pass over one of them visits every tenant. Every
+# other type is a `TenantSet` of the tenants that mounted it (`mounts_of_type`).
+_DEFAULT_TYPES: Final = frozenset(row[1] for row in _DEFAULT_MOUNTS)
 
 
 def _accessor(kind: str) -> str:
@@ -254,6 +262,13 @@ class MountTable:
     mounts: Mapping[str, Mount] = field(default_factory=dict, repr=False)
     # (storage tenant, incarnation) the table belongs to.
     owner: tuple[str, str] = ("", "")
+    # The first segments of its mount paths ('secret', 'auth'): asked on every request that
+    # may name a namespace in its path (`_namespaces`), so computed once per table.
+    heads: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        heads = frozenset(path.partition("/")[0] for path in self.entries)
+        object.__setattr__(self, "heads", heads)  # frozen: set once, here
 
     def match(self, path: str) -> tuple[MountEntry, str] | None:
         """The mount serving `path` by longest whole-segment prefix, and the rest of the path.
@@ -270,7 +285,78 @@ class MountTable:
         return best, path[len(best.path) :] if len(path) >= len(best.path) else ""
 
     def has_first_segment(self, segment: str) -> bool:
-        return any(p.partition("/")[0] == segment for p in self.entries)
+        return segment in self.heads
+
+
+_MEMO_SIZE: Final = 4096
+
+
+class RouteMemo:
+    """Routes resolved against one revision of a mount table, reused while it is current.
+
+    Resolving a kv v2 route (parsing and validating its path, building its handler, the read
+    cache's wrapper) is the same work for every request to the same path of the same table
+    revision; this keeps the result, per tenant incarnation for its newest table revision
+    only. A table record's revision is never reused (the Backend contract), so a changed
+    table (a mount disabled, moved or tuned) misses at once and drops the older routes (and
+    the mount keys they hold); a new incarnation of a tenant never finds an old one's. Only
+    routes that are a function of (table, operation, path) alone belong here (the Core
+    decides which); authorization still runs on every request. Bounded: emptied when full.
+    """
+
+    __slots__ = ("_count", "_size", "_tables")
+
+    def __init__(self, size: int = _MEMO_SIZE) -> None:
+        # (storage tenant, incarnation) -> (table revision, routes by (operation, path)).
+        self._tables: dict[tuple[str, str], tuple[int, dict[tuple[Operation, str], Route]]] = {}
+        self._count = 0
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._count
+
+    def get(self, table: MountTable, operation: Operation, path: str) -> Route | None:
+        """The route kept for `path` of `table`, if any."""
+        held = self._tables.get(table.owner)
+        if held is None:
+            return None
+        if held[0] != table.revision:
+            if held[0] < table.revision:
+                self._drop(table.owner)  # resolved against a table that is gone
+            return None
+        return held[1].get((operation, path))
+
+    def put(self, table: MountTable, operation: Operation, path: str, route: Route) -> None:
+        """Keep `route` for `path` of `table` (unless a newer table of it is known)."""
+        held = self._tables.get(table.owner)
+        if held is not None and held[0] > table.revision:
+            return  # a request that raced a mount change: the newer table's routes stay
+        if self._count >= self._size:
+            self._tables.clear()
+            self._count = 0
+            held = None
+        if held is None or held[0] < table.revision:
+            if held is not None:
+                self._drop(table.owner)
+            held = self._tables[table.owner] = (table.revision, {})
+        routes = held[1]
+        if (operation, path) not in routes:
+            self._count += 1
+        routes[(operation, path)] = route
+
+    def _drop(self, owner: tuple[str, str]) -> None:
+        held = self._tables.pop(owner, None)
+        if held is not None:
+            self._count -= len(held[1])
+
+    def forget_tenant(self, tenant: str) -> None:
+        """Drop every route of `tenant` (and the mount keys its routes hold)."""
+        for owner in [owner for owner in self._tables if owner[0] == tenant]:
+            self._drop(owner)
+
+    async def tenant_deleted(self, tenant: str) -> None:
+        """A tenant-delete step (`TenantRegistry.on_delete`): nothing of it stays here."""
+        self.forget_tenant(tenant)
 
 
 def normalize_mount_path(raw: str) -> str:
@@ -314,6 +400,8 @@ class Router:
         self._auth_engines = dict(auth_engines or {})
         self._tenant_uid = tenant_uid
         self._cache: dict[tuple[str, str], MountTable] = {}
+        # Per engine type (not a default one): the tenants that mounted it.
+        self._mounted: dict[str, TenantSet] = {}
 
     def engine(self, entry: MountEntry) -> Engine:
         catalog = self._auth_engines if entry.is_auth else self._engines
@@ -371,18 +459,41 @@ class Router:
             for path, entry in entries.items()
         }
 
+    def _holders(self, kind: str) -> TenantSet | None:
+        """The tenants that mounted `kind` (None for a default type: every tenant)."""
+        if kind in _DEFAULT_TYPES:
+            return None
+        holders = self._mounted.get(kind)
+        if holders is None:
+
+            async def holds(tenant: str) -> bool:
+                return any(mount.type == kind for _, mount in await self._mounts_in(tenant))
+
+            holders = self._mounted[kind] = TenantSet(
+                self._backend, f"mount-type/{kind}", holds=holds
+            )
+        return holders
+
+    async def _mounts_in(self, tenant: str) -> list[tuple[str, Mount]]:
+        uid = "" if tenant == SYSTEM_TENANT else await self._tenant_uid(tenant)
+        if uid is None:
+            return []
+        try:
+            table = await self.table(tenant, uid)
+        except NotFoundError:
+            return []  # deleted meanwhile
+        return [(tenant, mount) for mount in table.mounts.values()]
+
     async def mounts_of_type(self, kind: str) -> list[tuple[str, Mount]]:
-        """Every mount of engine type `kind`, with its tenant (`SYSTEM_TENANT`: the root)."""
+        """Every mount of engine type `kind`, with its tenant (`SYSTEM_TENANT`: the root);
+        for a type tenants do not start with, only the tenants that mounted it are read."""
         found: list[tuple[str, Mount]] = []
-        for tenant in [SYSTEM_TENANT, *await self._backend.list_tenants()]:
-            uid = "" if tenant == SYSTEM_TENANT else await self._tenant_uid(tenant)
-            if uid is None:
-                continue
-            try:
-                table = await self.table(tenant, uid)
-            except NotFoundError:
-                continue  # deleted meanwhile
-            found += [(tenant, mount) for mount in table.mounts.values() if mount.type == kind]
+        holders = self._holders(kind)
+        tenants = await (holders.members() if holders else self._backend.list_tenants())
+        for tenant in [SYSTEM_TENANT, *tenants]:
+            found += [
+                (t, mount) for t, mount in await self._mounts_in(tenant) if mount.type == kind
+            ]
         return found
 
     @staticmethod
@@ -446,6 +557,13 @@ class Router:
     # -- changing --------------------------------------------------------------------------
 
     async def _store(self, storage_tenant: str, table: MountTable, entries: dict[str, Any]) -> None:
+        if storage_tenant != SYSTEM_TENANT:
+            # Before the table: a pass over a type must find every tenant that mounted it.
+            before = {entry.engine_type for entry in table.entries.values()}
+            for kind in {entry.engine_type for entry in entries.values()} - before:
+                holders = self._holders(kind)
+                if holders is not None:
+                    await holders.add(storage_tenant)
         value = encode_record(
             {"mounts": {path: entry.to_record() for path, entry in entries.items()}}
         )

@@ -36,6 +36,10 @@ indexes (`incarnation/<uid>/<hash>`, or `tenant/<name>/<hash>` in older stores):
 read, renewed and revoked where they are (see "the layout before tenant spaces" below).
 They cannot be moved, since their holders' strings carry no suffix to find a new place by.
 
+Every request reads its token's record again (a revocation, a use or a renewal by any
+instance counts on the next request); a record read at the revision it was decoded at is
+not decoded again (`TokenStore._decoded`).
+
 Every failure to authenticate — missing, malformed, unknown, expired, revoked, used up,
 foreign, or bound to a deleted tenant — raises the same `PermissionDeniedError`.
 
@@ -95,6 +99,8 @@ _LEGACY_TENANT = "tenant/"
 _NS = 1_000_000_000
 # Each lost check-and-set means another writer won, so a bounded number of retries suffices.
 _CAS_ATTEMPTS = 16
+# How many decoded token records `TokenStore` keeps (a few hundred bytes each).
+_DECODED_SIZE = 4096
 # What a token's or accessor's suffix may be: an incarnation id (uuid4 hex today). Anything
 # else is refused before any read, and never becomes part of a storage key.
 _SPACE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
@@ -104,7 +110,11 @@ TenantIdLookup = Callable[[str], Awaitable[str | None]]
 
 @dataclass(slots=True)
 class TokenRecord:
-    """A token's stored state. The plaintext token is never part of it."""
+    """A token's stored state. The plaintext token is never part of it.
+
+    A record the store hands out may be shared with other requests (decoded once per
+    revision): read it, never change it in place; changes go through `TokenStore._update`.
+    """
 
     token_hash: str = field(repr=False)
     accessor: str = field(repr=False)
@@ -336,6 +346,12 @@ class TokenStore:
         self._clock = clock
         self._tenant_uid = tenant_uid
         self._key = b""
+        # Decoded token records by (space tenant, incarnation, hash), each valid at the
+        # revision it carries: `_load` re-reads the record and decodes it again only when its
+        # revision moved (revisions are never reused, the Backend contract). The records are
+        # shared with their readers, so nothing changes them in place but `_update`, which
+        # works on a copy. Bounded (`_DECODED_SIZE`, oldest first out); hashes only, no token.
+        self._decoded: dict[tuple[str, str, str], TokenRecord] = {}
         # Incarnation id → tenant id, as registered under `space/`: an id never changes tenant,
         # so a known one needs no read again (until its tenant is deleted here).
         self._spaces: dict[str, str] = {}
@@ -465,12 +481,21 @@ class TokenStore:
         )
 
     async def _load(self, space: _Space, token_hash: str) -> TokenRecord | None:
+        # The record is read on every call (a revocation or a use by any instance counts at
+        # once); only its decoding is reused while the revision it was read at is unchanged.
+        key = (space.tenant, space.uid, token_hash)
         stored = await self._read(space, f"token/{token_hash}")
         if stored is None:
+            self._decoded.pop(key, None)
             return None
-        record = TokenRecord.from_json(
-            token_hash, decode_record(stored.value), stored.revision, space=space.uid
-        )
+        record = self._decoded.get(key)
+        if record is None or record.revision != stored.revision:
+            record = TokenRecord.from_json(
+                token_hash, decode_record(stored.value), stored.revision, space=space.uid
+            )
+            if len(self._decoded) >= _DECODED_SIZE:
+                del self._decoded[next(iter(self._decoded))]  # the oldest decoded
+            self._decoded[key] = record
         if space.uid and (record.tenant != space.tenant or record.tenant_uid != space.uid):
             # Another incarnation's record (written into the space of the tenant that took
             # its id while it was being deleted): it belongs to no one here.
@@ -558,17 +583,19 @@ class TokenStore:
         `change` edits the record it is given and returns whether to write it (it may raise to
         give up); after a conflict it runs again on a fresh read. Returns the stored record.
         """
-        current: TokenRecord | None = None  # None: the first attempt uses `record` as given
+        current: TokenRecord | None = None  # None: the first attempt starts from `record`
 
         async def attempt() -> TokenRecord | None:
             nonlocal current
-            if current is None:
-                current = record
-            else:
+            source = record
+            if current is not None:
                 fresh = await self._load(self._space_of(record), record.token_hash)
                 if fresh is None:
                     return None
-                current = fresh
+                source = fresh
+            # Always a private copy: records read from the store are shared with concurrent
+            # requests (see `_decoded`), so no attempt may change one of them in place.
+            current = _copy(source)
             if not change(current):
                 return current
             try:

@@ -93,7 +93,7 @@ def test_a_tenant_view_has_its_full_numbers_even_when_not_named() -> None:
         observability.observe(outcome("busy"))
     for _ in range(4):
         observability.observe(outcome("quiet"))
-    observability.collector.collect()  # a scrape: `busy` stays named, `quiet` is other
+    list(observability.collector.collect())  # a scrape: `busy` stays named, `quiet` is other
     numbers = observability.metrics.tenant_numbers("quiet")
     assert numbers is not None
     assert numbers.series.total == 4

@@ -158,13 +158,17 @@ def test_runner_open_loop_mixed_across_tenants(tmp_path: Path) -> None:
 
 def test_scale_bench_small(tmp_path: Path) -> None:
     """bench/scale.py with 20 tenants: all created, both stores serve every read, the restarted
-    store answers a tenant token's read."""
+    store answers a tenant token's read, and the store is kept for `--reuse-store`."""
+    saved = tmp_path / "saved"
     report = _run(
         "scale.py",
         *("--tenants", "20", "--baseline-tenants", "5", "--load-tenants", "5"),
         *("--connections", "4", "--duration", "0.5", "--repeats", "1", "--warmup", "0"),
-        *("--concurrency", "4", "--processes", "1"),
+        *("--concurrency", "4", "--processes", "1", "--save-store", str(saved)),
     )
+    assert sorted(path.name for path in saved.iterdir()) == ["data", "root-token", "tokens.json"]
+    assert len(json.loads((saved / "tokens.json").read_text())) == 20
+    assert (saved / "tokens.json").stat().st_mode & 0o077 == 0
     assert report["creation"]["tenants"] == 15
     assert report["creation"]["tenants_per_s"] > 0
     for name in ("large", "small"):

@@ -318,3 +318,20 @@ async def test_after_rotation_and_rekey_an_old_copy_does_not_open_with_the_new_s
         for key in new_keys[1:]:
             await _unseal(client, key)
         assert (await client.get("/v1/sys/seal-status")).json()["sealed"] is False
+
+
+async def test_an_unsealed_store_is_observed_like_a_file_sealed_one(tmp_path: Path) -> None:
+    """Metrics and the observability service run for the Core an unseal opens, too."""
+    async with _serve(tmp_path / "data") as client:
+        init = await _init(client, shares=1, threshold=1)
+        assert (await _unseal(client, init["keys"][0])).json()["sealed"] is False
+        headers = {"X-Vault-Token": init["root_token"]}
+        for _ in range(3):
+            assert (await client.get("/v1/sys/mounts", headers=headers)).status_code == 200
+        metrics = await client.get(
+            "/v1/sys/metrics", headers=headers, params={"format": "prometheus"}
+        )
+        assert metrics.status_code == 200, metrics.text
+        assert "tenantvault_requests_total{" in metrics.text
+        health = (await client.get("/v1/sys/health")).json()
+        assert "observability" in health["services"]

@@ -384,6 +384,30 @@ async def test_access_log_can_be_disabled(root_token: str, logs: pytest.LogCaptu
     assert not [r for r in logs.records if r.name == "tenantvault.server.access"]
 
 
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_access_log_goes_to_the_callable_given_instead_of_the_logger(
+    root_token: str, logs: pytest.LogCaptureFixture, enabled: bool
+) -> None:
+    lines: list[str] = []
+    settings = ServerSettings(dev=True, dev_root_token=root_token, access_log=enabled)
+    async with (
+        create_app(settings, access_log=lines.append) as app,
+        _client(app) as client,
+    ):
+        await client.get("/v1/sys/health")
+        headers = {"X-Vault-Token": root_token}
+        await client.get("/v1/secret/data/nothing", params={"version": "1"}, headers=headers)
+    assert not [r for r in logs.records if r.name == "tenantvault.server.access"]
+    if not enabled:
+        assert lines == []
+        return
+    assert len(lines) == 2
+    assert lines[0].startswith("GET /v1/sys/health 200 ")
+    assert lines[1].startswith("GET /v1/secret/data/nothing 404 ")
+    assert all(line.endswith("ms") for line in lines)
+    assert_no_canary(lines, root_token, "version=")
+
+
 async def test_app_repr_shows_state_only(settings: ServerSettings) -> None:
     app = create_app(settings)
     assert repr(app) == "<TenantVaultApp new>"

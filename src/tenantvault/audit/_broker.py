@@ -46,7 +46,7 @@ from tenantvault._paths import validate_name
 from tenantvault._records import decode_record, encode_record
 from tenantvault._request import Response
 from tenantvault.audit._chain import ChainHead
-from tenantvault.audit._events import AuditEvent
+from tenantvault.audit._events import AuditEvent, Shared
 from tenantvault.audit._redact import Redactor
 from tenantvault.audit._sinks import AuditSink, FileSink, StdoutSink, StoredHead, StoreSink
 from tenantvault.audit._writer import BatchWriter
@@ -84,9 +84,10 @@ class _Recorded:
     hook_state: object = None
     # The hook took the request and is owed its response (as the Core owes one to any hook).
     hook_owed: bool = False
-    # Each sink's rendering of the request's `auth` block, which its response entry repeats
-    # (same token, same principal): its HMACs are computed once per request, not per entry.
-    auth: dict[Redactor, dict[str, Any]] = field(default_factory=dict)
+    # Each sink's rendering of the request's `auth` block (and `request` block, see `Shared`),
+    # which its response entry repeats (same token, same principal, same request): their
+    # HMACs are computed once per request, not per entry.
+    auth: dict[Redactor, Shared] = field(default_factory=dict)
 
 
 def _reason(error: BaseException) -> str:
@@ -524,7 +525,7 @@ class AuditBroker:
         self,
         context: RequestContext,
         kind: str,
-        shared_auth: dict[Redactor, dict[str, Any]] | None = None,
+        shared_auth: dict[Redactor, Shared] | None = None,
     ) -> AuditEvent:
         request = context.request
         record = context.principal.record if context.principal else None
@@ -554,7 +555,20 @@ class AuditBroker:
         self, event: AuditEvent, phase: str, only: frozenset[str] | None = None
     ) -> frozenset[str]:
         """Write to every healthy sink (or those in `only`); return the names that recorded it."""
-        targets = [name for name in self.sinks if only is None or name in only]
+        sinks = self.sinks
+        if len(sinks) == 1 and not self.failing:
+            # The common case (one healthy sink), without the lists, sets and tasks of the
+            # general one below; the sink keeps the deadline (one timer per loop, not per entry).
+            name = next(iter(sinks))
+            if only is None or name in only:
+                try:
+                    await sinks[name].write(event, timeout_seconds=self._timeout)
+                except Exception as error:  # noqa: BLE001 -- judged as the general case does
+                    return self._judge(phase, [name], [name], [error])
+                if self.on_entry is not None:
+                    self.on_entry(1, 0)
+                return frozenset((name,))
+        targets = [name for name in sinks if only is None or name in only]
         # Unhealthy sinks are skipped, not waited on: their probe brings them back.
         names = [name for name in targets if name not in self.failing]
         if not targets:
@@ -563,18 +577,30 @@ class AuditBroker:
         if not names:
             results = []
         elif len(names) == 1:
-            # The common case, without the tasks that gather would create per entry; the sink
-            # keeps the deadline (one timer per loop, not one per entry).
             try:
-                await self.sinks[names[0]].write(event, timeout_seconds=self._timeout)
+                await sinks[names[0]].write(event, timeout_seconds=self._timeout)
                 results = [None]
             except Exception as error:  # noqa: BLE001 -- judged below, like gather's results
                 results = [error]
         else:
             results = await asyncio.gather(
-                *(self.sinks[n].write(event, timeout_seconds=self._timeout) for n in names),
-                return_exceptions=True,
+                *(self._write_to(sinks[n], event) for n in names), return_exceptions=True
             )
+        return self._judge(phase, targets, names, results)
+
+    async def _write_to(self, sink: AuditSink, event: AuditEvent) -> None:
+        # A coroutine per sink for gather: an error rendering for one sink is its result, as
+        # a failed write is, and never keeps the entry from the others.
+        await sink.write(event, timeout_seconds=self._timeout)
+
+    def _judge(
+        self,
+        phase: str,
+        targets: list[str],
+        names: list[str],
+        results: list[BaseException | None],
+    ) -> frozenset[str]:
+        """Mark the sinks that failed; fail closed if none of `names` recorded the entry."""
         recorded: set[str] = set()
         for name, result in zip(names, results, strict=True):
             if isinstance(result, BaseException):

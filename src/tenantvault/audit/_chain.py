@@ -32,6 +32,8 @@ __all__ = [
 ]
 
 GENESIS = "0" * 64
+_SORTED = orjson.OPT_SORT_KEYS
+_dumps = orjson.dumps
 
 
 def _digest(entry: dict[str, Any]) -> str:
@@ -51,27 +53,21 @@ def seal_entry(state: ChainState, entry: dict[str, Any]) -> bytes:
     entry["seq"] = state.seq + 1
     entry["prev_hash"] = state.last_hash
     entry.pop("hash", None)
-    body = orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
-    digest = hashlib.sha256(body).hexdigest()
+    # The sorted-key JSON of the entry is that of its keys before `hash` and that of the keys
+    # after it, joined: serialized in those two parts, each value is serialized once, and the
+    # line is the same bytes with `hash` between them (byte for byte what sorting the whole
+    # entry gives: a test says so). `after` always holds `prev_hash` and `seq`.
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for key, value in entry.items():
+        (before if key < "hash" else after)[key] = value
+    head = _dumps(before, option=_SORTED)[:-1] + b"," if before else b"{"  # "}" cut off
+    tail = _dumps(after, option=_SORTED)[1:]  # "{" cut off
+    digest = hashlib.sha256(head + tail).hexdigest()
     entry["hash"] = digest
     state.seq += 1
     state.last_hash = digest
-    return _with_hash(body, entry, digest)
-
-
-def _with_hash(body: bytes, entry: dict[str, Any], digest: str) -> bytes:
-    """The sorted-key line of `entry` with `hash`, spliced into `body` (the same without it).
-
-    Serializing the entry once more would cost as much as the first time; only the keys that
-    sort before `hash` are serialized again, to find where it goes (they are small: `auth`,
-    `error`). The result is byte for byte what sorting the whole entry gives (a test says so).
-    """
-    field = b'"hash":"' + digest.encode("ascii") + b'"'
-    before = {key: value for key, value in entry.items() if key < "hash"}
-    if not before:
-        return b"{" + field + (b"}" if body == b"{}" else b"," + body[1:]) + b"\n"
-    cut = len(orjson.dumps(before, option=orjson.OPT_SORT_KEYS)) - 1
-    return body[:cut] + b"," + field + body[cut:] + b"\n"
+    return b"".join((head, b'"hash":"', digest.encode("ascii"), b'",', tail, b"\n"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from tenantvault._clock import format_time
 from tenantvault.audit._redact import Redactor
 
-__all__ = ["AuditEvent", "outcome_of"]
+__all__ = ["AuditEvent", "Shared", "outcome_of"]
 
 Outcome = Literal["success", "denied", "invalid", "error"]
 
@@ -80,38 +80,53 @@ class AuditEvent:
     method: str = ""
     raw_path: bytes = field(default=b"", repr=False)
     claimed_namespace: str = ""
-    # Where the request's entries share their rendered `auth` block, by redactor (one per
-    # sink): the response entry's is the request entry's, HMACs and all (see `_Recorded`).
-    shared_auth: dict[Redactor, dict[str, Any]] | None = field(default=None, repr=False)
+    # Where the request's entries share what they render alike, by redactor (one per sink):
+    # the response entry's `auth` block is the request entry's, HMACs and all, and so is its
+    # `request` block when nothing in it can have changed (see `Shared`).
+    shared_auth: dict[Redactor, Shared] | None = field(default=None, repr=False)
 
     @property
     def outcome(self) -> Outcome:
         return outcome_of(self.status) if self.type == "response" else "success"
 
-    def render(self, redactor: Redactor) -> dict[str, Any]:
-        """Vault's JSON-lines layout, every sensitive string replaced by its salted HMAC."""
-        shared = self.shared_auth
-        auth = shared.get(redactor) if shared is not None else None
-        if auth is None:
-            auth = {
-                "client_token": redactor.hash(self.token) if self.token else "",
-                "accessor": redactor.hash(self.accessor) if self.accessor else "",
-                "display_name": self.display_name,
-                "policies": list(self.policies),
-                "token_type": "service" if self.accessor else "",
-                "tenant": self.tenant or "",
-                "metadata": redactor.redact(self.token_meta) if self.token_meta else None,
-            }
-            if shared is not None:
-                shared[redactor] = auth
+    def _auth(self, redactor: Redactor) -> dict[str, Any]:
+        hash_ = redactor.hash
+        return {
+            "client_token": hash_(self.token) if self.token else "",
+            "accessor": hash_(self.accessor) if self.accessor else "",
+            "display_name": self.display_name,
+            "policies": list(self.policies),
+            "token_type": "service" if self.accessor else "",
+            "tenant": self.tenant or "",
+            "metadata": redactor.redact(self.token_meta) if self.token_meta else None,
+        }
+
+    def _request_key(self) -> tuple[Any, ...] | None:
+        """What the `request` block is made of, if all of it is immutable (no request data:
+        a mapping could have changed in place between the two entries); None otherwise."""
+        if self.request_data or self.refused:
+            return None
+        return (
+            self.request_id,
+            self.operation,
+            self.tenant,
+            self.tenant_uid,
+            self.mount,
+            self.path,
+            self.remote_address,
+            self.wrap_ttl,
+        )
+
+    def _request(self, redactor: Redactor) -> dict[str, Any]:
+        tenant = self.tenant
         request: dict[str, Any] = {
             "id": self.request_id,
             "operation": self.operation,
-            "tenant": self.tenant or "",
+            "tenant": tenant or "",
             # Vault's layout: the namespace's id next to its path (the store indexes the id).
             "namespace": {
-                "id": self.tenant_uid if self.tenant else "",
-                "path": f"{self.tenant}/" if self.tenant else "",
+                "id": self.tenant_uid if tenant else "",
+                "path": f"{tenant}/" if tenant else "",
             },
             "mount": self.mount,
             "path": self.path,
@@ -127,6 +142,25 @@ class AuditEvent:
                 "raw_path": redactor.hash(self.raw_path) if self.raw_path else "",
                 "claimed_namespace": self.claimed_namespace,
             }
+        return request
+
+    def render(self, redactor: Redactor) -> dict[str, Any]:
+        """Vault's JSON-lines layout, every sensitive string replaced by its salted HMAC."""
+        shared = self.shared_auth
+        known = shared.get(redactor) if shared is not None else None
+        key = self._request_key()
+        if known is None:
+            auth = self._auth(redactor)
+            request = self._request(redactor)
+            if shared is not None:
+                shared[redactor] = Shared(auth, key, request)
+        else:
+            # The blocks are shared, never changed: sealing adds keys to the entry only.
+            auth = known.auth
+            if key is not None and key == known.request_key:
+                request = known.request
+            else:
+                request = self._request(redactor)
         entry: dict[str, Any] = {
             "time": _entry_time(self.time_ns),
             "time_ns": self.time_ns,
@@ -135,28 +169,45 @@ class AuditEvent:
             "request": request,
         }
         if self.type == "response":
-            response_auth = None
-            if self.response_auth is not None:
-                response_auth = dict(self.response_auth)
-                for name in ("client_token", "accessor"):
-                    if response_auth.get(name):
-                        response_auth[name] = redactor.hash(str(response_auth[name]))
-                if response_auth.get("metadata"):
-                    response_auth["metadata"] = redactor.redact(response_auth["metadata"])
-            entry["response"] = {
-                "status": self.status,
-                "outcome": self.outcome,
-                "data": redactor.redact(self.response_data) if self.response_data else None,
-                "auth": response_auth,
-                "warnings": self.warnings,
-            }
-            if self.wrap_info is not None:
-                # As OpenBao: the wrapping token, its accessor and the wrapped token's
-                # accessor as HMACs; TTL, time and path as they are.
-                wrap_info = dict(self.wrap_info)
-                for name in ("token", "accessor", "wrapped_accessor"):
-                    if wrap_info.get(name):
-                        wrap_info[name] = redactor.hash(str(wrap_info[name]))
-                entry["response"]["wrap_info"] = wrap_info
+            entry["response"] = self._response(redactor)
             entry["error"] = self.error
         return entry
+
+    def _response(self, redactor: Redactor) -> dict[str, Any]:
+        hash_ = redactor.hash
+        response_auth = None
+        if self.response_auth is not None:
+            response_auth = dict(self.response_auth)
+            for name in ("client_token", "accessor"):
+                if response_auth.get(name):
+                    response_auth[name] = hash_(str(response_auth[name]))
+            if response_auth.get("metadata"):
+                response_auth["metadata"] = redactor.redact(response_auth["metadata"])
+        response: dict[str, Any] = {
+            "status": self.status,
+            "outcome": outcome_of(self.status),
+            "data": redactor.redact(self.response_data) if self.response_data else None,
+            "auth": response_auth,
+            "warnings": self.warnings,
+        }
+        if self.wrap_info is not None:
+            # As OpenBao: the wrapping token, its accessor and the wrapped token's accessor
+            # as HMACs; TTL, time and path as they are.
+            wrap_info = dict(self.wrap_info)
+            for name in ("token", "accessor", "wrapped_accessor"):
+                if wrap_info.get(name):
+                    wrap_info[name] = hash_(str(wrap_info[name]))
+            response["wrap_info"] = wrap_info
+        return response
+
+
+@dataclass(slots=True)
+class Shared:
+    """What one sink rendered of a request's first entry, for its second to reuse.
+
+    `request_key` is what the `request` block was made of (None: not reusable).
+    """
+
+    auth: dict[str, Any]
+    request_key: tuple[Any, ...] | None
+    request: dict[str, Any]

@@ -160,13 +160,10 @@ class AuditDatabase:
         }
         # The highest partition number: the next new partition gets the one after it.
         self._top = max(self._partitions.values())
-        # Each partition's first and last row id ((0, 0): empty), kept as batches commit.
+        # Each partition's first and last row id ((0, 0): empty), kept as batches commit. Read
+        # on first use (`_span`), not here: opening a store of 10,000 tenants would otherwise
+        # query 10,000 tables before serving anyone.
         self._ids: dict[int, tuple[int, int]] = {}
-        for number in self._partitions.values():
-            first, last = self._conn.execute(
-                f"SELECT min(id), max(id) FROM {table_of(number)}"  # noqa: S608 -- an integer
-            ).fetchone()
-            self._ids[number] = (int(first or 0), int(last or 0))
         self._last_id = int(self._conn.execute("SELECT last_id FROM audit_head").fetchone()[0])
 
     def _sync(self) -> None:
@@ -265,7 +262,12 @@ class AuditDatabase:
             self._commit_created(created)
             self._last_id = last_id
             for number, first, last in touched:
-                self._ids[number] = (self._ids.get(number, (0, 0))[0] or first, last)
+                known = self._ids.get(number)
+                if known is not None:
+                    self._ids[number] = (known[0] or first, last)
+                elif number in created.values():
+                    self._ids[number] = (first, last)
+                # Otherwise not read yet: `_span` reads it, with these rows, when needed.
 
     def _commit_created(self, created: dict[Key, int]) -> None:
         self._partitions.update(created)
@@ -326,10 +328,20 @@ class AuditDatabase:
                     table_of(number),
                     redactor=redactor,
                     owned=False,
-                    ids=self._ids.get(number, (0, 0)),
+                    ids=self._span(number),
                 )
                 for number in numbers
             ]
+
+    def _span(self, number: int) -> tuple[int, int]:
+        """Partition `number`'s first and last row id, read once (under `_lock`)."""
+        span = self._ids.get(number)
+        if span is None:
+            first, last = self._conn.execute(
+                f"SELECT min(id), max(id) FROM {table_of(number)}"  # noqa: S608 -- an integer
+            ).fetchone()
+            span = self._ids[number] = (int(first or 0), int(last or 0))
+        return span
 
     def query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """Any SQL on the writer's connection (the operator's and the tests' inspection)."""

@@ -9,6 +9,7 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,8 +43,9 @@ class AuditSink(Protocol):
     @property
     def options(self) -> dict[str, str]: ...
 
-    async def write(self, event: AuditEvent, *, timeout_seconds: float | None = None) -> None:
-        """Record `event`; `TimeoutError` if it is not recorded within `timeout_seconds`."""
+    def write(self, event: AuditEvent, *, timeout_seconds: float | None = None) -> Awaitable[None]:
+        """Render `event` and queue it: awaited, returns once it is recorded, or raises
+        (`TimeoutError` if it is not recorded within `timeout_seconds`)."""
         ...
 
     async def checkpoint(self, reason: str, **fields: Any) -> None:
@@ -342,8 +344,10 @@ class FileSink:
             finally:
                 os.close(fd)
 
-    async def write(self, event: AuditEvent, *, timeout_seconds: float | None = None) -> None:
-        await self.writer.write(event.render(self.redactor), timeout_seconds=timeout_seconds)
+    def write(
+        self, event: AuditEvent, *, timeout_seconds: float | None = None
+    ) -> asyncio.Future[None]:
+        return self.writer.write(event.render(self.redactor), timeout_seconds=timeout_seconds)
 
     async def checkpoint(self, reason: str, **fields: Any) -> None:
         await self.writer.write(_checkpoint(reason=reason, **fields))
@@ -384,8 +388,10 @@ class StdoutSink:
         sys.stdout.buffer.write(b"".join(lines))
         sys.stdout.buffer.flush()
 
-    async def write(self, event: AuditEvent, *, timeout_seconds: float | None = None) -> None:
-        await self.writer.write(event.render(self.redactor), timeout_seconds=timeout_seconds)
+    def write(
+        self, event: AuditEvent, *, timeout_seconds: float | None = None
+    ) -> asyncio.Future[None]:
+        return self.writer.write(event.render(self.redactor), timeout_seconds=timeout_seconds)
 
     async def checkpoint(self, reason: str, **fields: Any) -> None:
         await self.writer.write(_checkpoint(reason=reason, **fields))
@@ -430,8 +436,10 @@ class StoreSink:
     def options(self) -> dict[str, str]:
         return {"path": str(self.path) if self.path else ":memory:"}
 
-    async def write(self, event: AuditEvent, *, timeout_seconds: float | None = None) -> None:
-        await self.writer.write(event.render(self.redactor), timeout_seconds=timeout_seconds)
+    def write(
+        self, event: AuditEvent, *, timeout_seconds: float | None = None
+    ) -> asyncio.Future[None]:
+        return self.writer.write(event.render(self.redactor), timeout_seconds=timeout_seconds)
 
     async def checkpoint(self, reason: str, **fields: Any) -> None:
         await self.writer.write(_checkpoint(reason=reason, **fields))

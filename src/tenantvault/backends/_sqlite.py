@@ -6,6 +6,8 @@ Layout of the data directory (mode 0700; opening refuses looser modes, see `_per
   `tenants` (per-tenant data key, wrapped by the master key) and `records`.
 - `master.key` (mode 0600), unless a key or key file is supplied: one line holding the
   standard base64 encoding of 32 random bytes, created on first start only.
+- `tenantvault.lock` (mode 0600): locked while a process has the store open (`_lock`);
+  holds that process's id.
 
 Tenant data keys are wrapped by the store's key terms (`seal._terms`: `meta.keyring`, sealed
 under the master key; `tenants.key_term` says which), rotated by `sys/rotate` and re-wrapped
@@ -18,6 +20,12 @@ open. Each incarnation of a tenant gets a fresh key id and data key, so deleting
 
 All SQLite work runs on one dedicated worker thread that owns the connection: statements are
 serialized, the event loop never blocks on disk, and each check-and-set is one transaction.
+
+Point reads of hot records skip that thread: `_record_cache` keeps the committed state of the
+keys being read (sealed, as stored), filled by the worker after each read and updated by it
+after each commit, so a read of a cached key costs one decryption and no thread hop. That
+is exact only for the database's sole writer: an open store holds the data directory's lock
+(`_lock`), and a second process, or a second store in this one, is refused.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -47,8 +56,10 @@ from tenantvault._exceptions import (
     InvalidPathError,
     NotFoundError,
 )
+from tenantvault.backends._lock import DataDirLock, lock_data_dir
 from tenantvault.backends._permissions import check_private
 from tenantvault.backends._protocol import SYSTEM_TENANT, Record
+from tenantvault.backends._record_cache import MISS, CacheKey, RecordCache, SealedRecord
 from tenantvault.crypto import (
     KEY_SIZE,
     AeadKey,
@@ -76,6 +87,14 @@ _BUSY_TIMEOUT_MS: Final = 5000
 _KEY_CHECK_PLAINTEXT: Final = b"tenantvault master key check"
 _KEY_CHECK_AAD: Final = encode_aad("tenantvault:key-check")
 _RECORD_LABEL: Final = "tenantvault:record"
+# The record cache's bounds: the hot set of a busy server (tokens, policies, mount tables and
+# the secrets being read) fits many times over; a large secret is read from disk each time.
+_CACHE_ENTRIES: Final = 10_000
+_CACHE_BYTES: Final = 32 * 1024 * 1024
+_CACHE_VALUE_BYTES: Final = 64 * 1024
+# How long opening a store waits for another store of this process on the same data
+# directory to close (see `_lock`); a store of another process is refused at once.
+_LOCK_WAIT_SECONDS: Final = 10.0
 
 _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS meta ( name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
@@ -106,11 +125,16 @@ class SqliteBackend:
         # Internal: use `open()`, which also opens the database and checks the master key.
         self._data_dir = Path(data_dir)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tenantvault-sqlite")
-        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]] = []
+        self._pending: list[_Pending] = []
         self._pending_lock = threading.Lock()
         self._flush_scheduled = False
         self._closed = False
+        # Changed by the worker thread only, read from the loop (it locks itself).
+        self._cache = RecordCache(
+            max_entries=_CACHE_ENTRIES, max_bytes=_CACHE_BYTES, max_value_bytes=_CACHE_VALUE_BYTES
+        )
         # Everything below is touched only on the worker thread.
+        self._lock: DataDirLock | None = None
         self._conn: sqlite3.Connection | None = None
         self._master: AeadKey | None = None
         self._data_keys: dict[str, tuple[str, AeadKey]] = {}
@@ -203,6 +227,15 @@ class SqliteBackend:
 
     async def read(self, tenant: str, mount: str, key: str) -> Record | None:
         """The record at `key`, or None; `NotFoundError` if the tenant does not exist."""
+        if self._closed:
+            raise ClosedError("the sqlite backend is closed")
+        # A cached key is served here, on the loop: its entry is the committed state (a
+        # cached key's tenant exists too: deleting a tenant drops its entries). Opening it here
+        # shares the data key with the worker: cryptography's AEAD objects keep no state
+        # between calls, so one may open on the loop while the other seals.
+        found = self._cache.get((tenant, mount, key))
+        if found is not MISS:
+            return None if found is None else found.open()
         return await self._call(lambda conn: self._read_sync(conn, tenant, mount, key))
 
     async def write(
@@ -210,7 +243,8 @@ class SqliteBackend:
     ) -> int:
         """Store `value` durably and return the new revision (check-and-set in one transaction)."""
         return await self._batched(
-            lambda conn: self._write_sync(conn, tenant, mount, key, value, expected_revision)
+            lambda conn: self._write_sync(conn, tenant, mount, key, value, expected_revision),
+            (tenant, mount, key),
         )
 
     async def delete(
@@ -218,7 +252,8 @@ class SqliteBackend:
     ) -> bool:
         """Remove `key`; return whether it existed. `ConflictError` on a revision mismatch."""
         return await self._batched(
-            lambda conn: self._delete_sync(conn, tenant, mount, key, expected_revision)
+            lambda conn: self._delete_sync(conn, tenant, mount, key, expected_revision),
+            (tenant, mount, key),
         )
 
     async def list(self, tenant: str, mount: str, prefix: str) -> list[str]:
@@ -248,6 +283,7 @@ class SqliteBackend:
         if self._closed:
             return
         self._closed = True
+        self._cache.clear()
         loop = asyncio.get_running_loop()
         try:
             # Queued behind every call already submitted, so those finish first.
@@ -273,15 +309,21 @@ class SqliteBackend:
     async def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         return await self._run_worker(lambda: fn(self._connection()))
 
-    async def _batched(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run a write in the next group commit: one transaction and one fsync for every write
-        queued while the previous group was committing. Each write keeps its own savepoint, so
-        one failing check-and-set rolls back only itself; nobody hears back before COMMIT."""
+    async def _batched(
+        self,
+        fn: Callable[[sqlite3.Connection], tuple[_T, SealedRecord | None]],
+        key: CacheKey,
+    ) -> _T:
+        """Run a write of `key` in the next group commit: one transaction and one fsync for
+        every write queued while the previous group was committing; `fn` returns its result
+        and what `key` holds after it (None: nothing). Each write keeps its own savepoint, so
+        one failing check-and-set rolls back only itself; nobody hears back before COMMIT, nor
+        before the cache has it."""
         if self._closed:
             raise ClosedError("the sqlite backend is closed")
         future: Future[_T] = Future()
         with self._pending_lock:
-            self._pending.append((fn, future))
+            self._pending.append(_Pending(fn, future, key))
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 self._executor.submit(self._flush)
@@ -300,8 +342,11 @@ class SqliteBackend:
 
         def fail_all(error: BaseException) -> None:
             failure = error if isinstance(error, Exception) else BackendError("sqlite failed")
-            for _, future in batch:
-                future.set_exception(failure)
+            for pending in batch:
+                # Whatever SQLite kept of the group, the cache must not claim to know.
+                self._cache.discard(pending.key)
+            for pending in batch:
+                pending.future.set_exception(failure)
 
         try:
             conn = self._connection()
@@ -310,9 +355,9 @@ class SqliteBackend:
             fail_all(error)
             return
         outcomes: list[tuple[bool, Any]] = []
-        for fn, _ in batch:
+        for pending in batch:
             try:
-                outcomes.append((True, fn(conn)))
+                outcomes.append((True, pending.fn(conn)))
             except Exception as error:  # noqa: BLE001 -- handed to that caller alone
                 if not conn.in_transaction:
                     # SQLite rolled the whole transaction back (disk full, I/O error): every
@@ -328,11 +373,16 @@ class SqliteBackend:
                     conn.execute("ROLLBACK")
             fail_all(error)
             return
-        for (ok, value), (_, future) in zip(outcomes, batch, strict=True):
+        # Committed: the cache first, in commit order, so that once a writer hears back
+        # every later read sees its write.
+        for (ok, value), pending in zip(outcomes, batch, strict=True):
+            if ok:  # else rolled back to its savepoint: the key is as it was
+                self._cache.update(pending.key, value[1])
+        for (ok, value), pending in zip(outcomes, batch, strict=True):
             if ok:
-                future.set_result(value)
+                pending.future.set_result(value[0])
             else:
-                future.set_exception(value)
+                pending.future.set_exception(value)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -349,8 +399,15 @@ class SqliteBackend:
         self._master = None
         self._terms = None
         self._data_keys.clear()
-        if conn is not None:
-            conn.close()
+        self._cache.clear()
+        try:
+            if conn is not None:
+                conn.close()
+        finally:
+            # Only once the connection is closed: the next holder may write at once.
+            lock, self._lock = self._lock, None
+            if lock is not None:
+                lock.release()
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -365,6 +422,8 @@ class SqliteBackend:
             None if master_key is not None else master_key_file or self._key_path,
             allow_insecure=allow_insecure,
         )
+        # Before the database is touched: one process (and one store in it) at a time.
+        self._lock = lock_data_dir(self._data_dir, role="store", wait_seconds=_LOCK_WAIT_SECONDS)
         _create_private(self._data_dir / DB_FILENAME)
         conn = sqlite3.connect(
             self._data_dir / DB_FILENAME,
@@ -496,6 +555,7 @@ class SqliteBackend:
             if conn.execute("DELETE FROM tenants WHERE tenant = ?", (tenant,)).rowcount == 0:
                 raise _tenant_not_found(tenant)
         self._data_keys.pop(tenant, None)
+        self._cache.drop_tenant(tenant)
         # Copy the zeroed pages into the database file and empty the WAL, so the old wrapped
         # key is gone from disk now rather than at the next checkpoint. The delete is already
         # committed: if this fails, the bytes go at a later checkpoint, so do not report it.
@@ -551,15 +611,22 @@ class SqliteBackend:
             raise _tenant_not_found(tenant)
         key_id, wrapped, term, revision, sealed = row
         if revision is None:
+            self._cache.put((tenant, mount, key), None)
             return None
         sealing_key = self._data_key(tenant, key_id, wrapped, term)
+        aad = _record_aad(tenant, key_id, mount, key)
         try:
-            value = sealing_key.open(sealed, _record_aad(tenant, key_id, mount, key))
+            value = sealing_key.open(sealed, aad)
         except IntegrityError:
             raise IntegrityError(
                 f"stored data failed authentication: tenant {tenant!r}, mount {mount!r},"
                 f" key {key!r}"
             ) from None
+        # On this thread, after the read and before any later commit: the committed state
+        # (only once it opened: a tampered row is refused again at every read).
+        self._cache.put(
+            (tenant, mount, key), SealedRecord(revision, bytes(sealed), sealing_key, aad)
+        )
         return Record(value=value, revision=revision)
 
     def _write_sync(
@@ -570,7 +637,7 @@ class SqliteBackend:
         key: str,
         value: bytes,
         expected_revision: int | None,
-    ) -> int:
+    ) -> tuple[int, SealedRecord]:
         with _transaction(conn):
             key_id, sealing_key = self._tenant_key(conn, tenant)
             current = _revision(conn, tenant, mount, key)
@@ -578,19 +645,15 @@ class SqliteBackend:
             if expected_revision is not None and expected_revision != found:
                 raise _conflict(tenant, mount, key, expected_revision, found)
             revision = _next_revision(conn)
+            aad = _record_aad(tenant, key_id, mount, key)
+            sealed = sealing_key.seal(value, aad)
             conn.execute(
                 "INSERT INTO records (tenant, mount, key, revision, value) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (tenant, mount, key)"
                 " DO UPDATE SET revision = excluded.revision, value = excluded.value",
-                (
-                    tenant,
-                    mount,
-                    key,
-                    revision,
-                    sealing_key.seal(value, _record_aad(tenant, key_id, mount, key)),
-                ),
+                (tenant, mount, key, revision, sealed),
             )
-        return revision
+        return revision, SealedRecord(revision, sealed, sealing_key, aad)
 
     def _delete_sync(
         self,
@@ -599,7 +662,7 @@ class SqliteBackend:
         mount: str,
         key: str,
         expected_revision: int | None,
-    ) -> bool:
+    ) -> tuple[bool, None]:
         with _transaction(conn):
             if _tenant_row(conn, tenant) is None:
                 raise _tenant_not_found(tenant)
@@ -608,12 +671,12 @@ class SqliteBackend:
             if expected_revision is not None and expected_revision != found:
                 raise _conflict(tenant, mount, key, expected_revision, found)
             if current is None:
-                return False
+                return False, None
             conn.execute(
                 "DELETE FROM records WHERE tenant = ? AND mount = ? AND key = ?",
                 (tenant, mount, key),
             )
-        return True
+        return True, None
 
     def _list_sync(
         self, conn: sqlite3.Connection, tenant: str, mount: str, prefix: str
@@ -741,6 +804,16 @@ class SqliteBackend:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A write queued for the next group commit: what to run (it returns its result and
+    what the key holds after it), who hears back, and the key it writes."""
+
+    fn: Callable[[sqlite3.Connection], tuple[Any, SealedRecord | None]]
+    future: Future[Any]
+    key: CacheKey
 
 
 def _next_key_path(path: Path) -> Path:

@@ -124,11 +124,7 @@ class ReadCache:
             return route
         section, _, path = route.acl_path[len(mount.path) :].partition("/")
         tenant = mount.storage.tenant
-        seen = self._tables.get(tenant)
-        if seen is None or seen[0] != tenant_uid or table_revision > seen[1]:
-            if seen is not None:
-                store.forget_tenant(tenant)
-            seen = self._tables[tenant] = (tenant_uid, table_revision)
+        current = self.table_seen(tenant, tenant_uid, table_revision)
         scope = f"{tenant_uid}/{mount.uuid}"
         if operation is Operation.READ or operation is Operation.LIST:
             cacheable = (
@@ -136,7 +132,7 @@ class ReadCache:
                 and section == "data"
                 and path
                 # An older table than one already seen: a request racing a mount change.
-                and table_revision >= seen[1]
+                and current
                 and is_cached(mount, force_no_cache=force_no_cache)
             )
             if not cacheable:
@@ -148,11 +144,27 @@ class ReadCache:
             return replace(route, handler=_forgetting_scope(store, route.handler, tenant, scope))
         return route
 
+    def table_seen(self, tenant: str, tenant_uid: str, table_revision: int) -> bool:
+        """Note that a request of backend tenant `tenant` was routed with its mount table at
+        `table_revision`; whether that is the newest table seen. A newer one (or another
+        incarnation's) forgets the tenant's entries first. Cheap: the Core asks it on every
+        request to a kv v2 mount, also when it reuses a route it resolved before."""
+        store = self._store
+        if store is None:
+            return True
+        seen = self._tables.get(tenant)
+        if seen is None or seen[0] != tenant_uid or table_revision > seen[1]:
+            if seen is not None:
+                store.forget_tenant(tenant)
+            seen = self._tables[tenant] = (tenant_uid, table_revision)
+        return table_revision >= seen[1]
+
     @staticmethod
     def _reader(store: SealedStore, handler: Handler, group: Group) -> Handler:
         async def cached(call: Call) -> Response:
             try:
-                version = get_int(call.data, "version", default=0) or 0
+                # Most reads send no parameter at all: no lookup (and no KeyError) for those.
+                version = (get_int(call.data, "version", default=0) or 0) if call.data else 0
             except InvalidRequestError:
                 return await handler(call)  # the engine refuses it, in its words
             absent, payload, stale = await store.read(

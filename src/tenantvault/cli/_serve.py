@@ -25,13 +25,10 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import logging.handlers
 import os
-import queue
 import secrets
 import signal
 import sys
-import time
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -59,8 +56,10 @@ from tenantvault._config import (
 )
 from tenantvault._durations import parse_duration
 from tenantvault._exceptions import ConfigurationError, InvalidRequestError, TenantVaultError
+from tenantvault.backends._lock import lock_data_dir
 from tenantvault.engines.auth import DEFAULT_LOGIN_FAILURES, DEFAULT_LOGIN_WINDOW_SECONDS
 from tenantvault.server import TenantVaultApp, create_app
+from tenantvault.server._log_writer import LOG_FORMAT, LineHandler, LineWriter
 
 __all__ = ["add_parser", "run"]
 
@@ -72,7 +71,6 @@ _HEADER_READ_TIMEOUT_MS = 10_000
 _MAX_HEADER_BUFFER_BYTES = 64 * 1024 + 8192
 # How often the main thread wakes up to run pending signal handlers (see _StopOnSignals).
 _SIGNAL_CHECK_SECONDS = 0.2
-_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -585,40 +583,24 @@ def _log_level(args: argparse.Namespace) -> str:
     return "info"
 
 
-class _Formatter(logging.Formatter):
-    """The standard format, with the timestamp's strftime done once per second instead of
-    once per line (it is the costliest part of an access-log line)."""
-
-    _second = -1
-    _stamp = ""
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        second = int(record.created)
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
-        return f"{self._stamp},{int(record.msecs):03d}"
-
-
-def _configure_logging(level: str) -> logging.handlers.QueueListener:
-    """Log to stderr from a background thread: the event loop only queues each record, so
-    a slow reader of stderr (one line per request with the access log) never stalls it."""
+def _configure_logging(level: str) -> LineWriter:
+    """Log to stderr from a background thread: the event loop only queues each line, so a
+    slow reader of stderr (one line per request with the access log) never stalls it. The
+    access log skips `logging` altogether (`server._log_writer`: the line is formatted once
+    and written in batches), in the same format and the same stream order."""
     # The logging HOWTO's "optimization" switches: nobody reads these fields in our format,
     # and computing them (a stack walk for the caller) costs more than the line itself.
     logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter(_LOG_FORMAT))
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    listener = logging.handlers.QueueListener(records, handler)
+    writer = LineWriter(sys.stderr)
     root = logging.getLogger("tenantvault")
-    root.handlers[:] = [logging.handlers.QueueHandler(records)]
+    root.handlers[:] = [LineHandler(writer)]
     root.setLevel(level.upper())
     root.propagate = False
-    listener.start()
-    return listener
+    writer.start()
+    return writer
 
 
 class _HideEmbeddedWarning(logging.Filter):
@@ -636,7 +618,7 @@ def _granian_logging() -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"embedded": {"()": _HideEmbeddedWarning}},
-        "formatters": {"plain": {"format": _LOG_FORMAT}},
+        "formatters": {"plain": {"format": LOG_FORMAT}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
@@ -844,12 +826,27 @@ def run(
     if refusal is not None:
         err.write(f"error: {refusal}\n")
         return 2
-    listener = _configure_logging(_log_level(args))
-    app = create_app(settings, on_root_token=_TokenReporter(settings, out))
+    try:
+        # Held until the process ends: a second server on this data directory would corrupt
+        # the store's record cache and the audit chain (`backends._lock`).
+        data_dir_lock = (
+            None if settings.dev else lock_data_dir(settings.resolved_data_dir, role="server")
+        )
+    except ConfigurationError as error:
+        err.write(f"error: cannot open the store: {error.message}\n")
+        return 1
+    log_writer = _configure_logging(_log_level(args))
+    app = create_app(
+        settings,
+        on_root_token=_TokenReporter(settings, out),
+        access_log=log_writer.access_log(logging.getLogger("tenantvault.server.access")),
+    )
     try:
         return asyncio.run(_serve(settings, app, err))
     except KeyboardInterrupt:
         # A second Ctrl-C during shutdown: stop now.
         return 130
     finally:
-        listener.stop()  # writes out every queued line
+        log_writer.stop()  # writes out every queued line
+        if data_dir_lock is not None:
+            data_dir_lock.release()

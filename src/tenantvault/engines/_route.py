@@ -81,6 +81,11 @@ class Parameters(Mapping[str, Any]):
         self._check(key)
         return key in self._data
 
+    def get(self, key: str, default: Any = None) -> Any:
+        # Mapping.get would raise and catch a KeyError for every absent parameter.
+        self._check(key)
+        return self._data.get(key, default)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
 

@@ -37,6 +37,7 @@ from tenantvault._request import Operation, Response
 from tenantvault.backends._protocol import Record
 from tenantvault.engines._protocol import Mount, MountStorage
 from tenantvault.engines._route import Call, Route
+from tenantvault.engines._write_hints import MetaHints
 
 __all__ = ["DEFAULT_MAX_VERSIONS", "KVEngine"]
 
@@ -207,6 +208,7 @@ class KVEngine:
 
     def __init__(self, *, clock: Clock) -> None:
         self._clock = clock
+        self._hints = MetaHints()
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -254,8 +256,15 @@ class KVEngine:
         async def run(call: Call) -> Response:
             return await handler(call, store, path)
 
+        # A data write's handler starts from what its existence check read (`MetaHints`).
+        hints = self._hints if name == "_write" else None
+
         async def exists(_tenant: str) -> bool:
-            return await self._read_meta(store, path) is not None
+            record = await store.read(f"meta/{path.key}")
+            meta = None if record is None else self._meta_of(record)
+            if hints is not None:
+                hints.put(store, path, meta, len(record.value) if record is not None else 0)
+            return meta is not None
 
         return Route(
             acl,
@@ -294,8 +303,10 @@ class KVEngine:
 
     async def _read_meta(self, store: MountStorage, path: SecretPath) -> Meta | None:
         record = await store.read(f"meta/{path.key}")
-        if record is None:
-            return None
+        return None if record is None else self._meta_of(record)
+
+    @staticmethod
+    def _meta_of(record: Record) -> Meta:
         meta: Meta = decode_record(record.value)
         meta["_revision"] = record.revision
         return meta
@@ -411,7 +422,9 @@ class KVEngine:
     async def _write(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
         body = _data_from(call.data)
         _, cas = self._options(call.data)
-        return await self._add_version(store, path, cas, lambda _meta: dict(body))
+        return await self._add_version(
+            store, path, cas, lambda _meta: dict(body), hint=self._hints.take(store, path)
+        )
 
     async def _patch(self, call: Call, store: MountStorage, path: SecretPath) -> Response:
         patch = _data_from(call.data)
@@ -442,20 +455,36 @@ class KVEngine:
         make: Any,
         *,
         patching: bool = False,
+        hint: tuple[bool, Meta | None] = (False, None),
     ) -> Response:
-        async def attempt() -> Response:
-            config = await self._config(store)
-            meta = await self._read_meta(store, path)
-            now = self._clock()
-            if meta is None:
-                if patching:
-                    raise NotFoundError(empty=True)  # OpenBao: 404 without a body
-                meta = self._new_meta(now)
+        def check(meta: Meta, config: Mapping[str, Any]) -> None:
             # Check-and-set first, as OpenBao does, then (for a patch) the current data.
             if cas is None and (config["cas_required"] or meta["cas_required"]):
                 raise CheckAndSetError("check-and-set parameter required for this call")
             if cas is not None and cas != meta["current_version"]:
                 raise CheckAndSetError("check-and-set parameter did not match the current version")
+
+        async def attempt() -> Response:
+            nonlocal hint
+            config = await self._config(store)
+            # The first attempt of a write may start from its existence check's read.
+            hinted, meta = hint
+            hint = (False, None)
+            if not hinted:
+                meta = await self._read_meta(store, path)
+            now = self._clock()
+            if meta is None:
+                if patching:
+                    raise NotFoundError(empty=True)  # OpenBao: 404 without a body
+                meta = self._new_meta(now)
+            try:
+                check(meta, config)
+            except CheckAndSetError:
+                if not hinted:
+                    raise
+                # A refusal is never decided on a hint: read the record again, decide again.
+                meta = await self._read_meta(store, path) or self._new_meta(now)
+                check(meta, config)
             body = await make(meta) if patching else make(meta)
             version = meta["current_version"] + 1
             ref = secrets.token_hex(8)

@@ -6,8 +6,9 @@ the creating token. Renewing and revoking go back to the engine of the lease's m
 `LeasingEngine`, in that same tenant: a lease id names no tenant, so a request can only ever
 reach the leases of its own tenant's space.
 
-Expiry: a schedule (a heap of due times) is loaded from every tenant's leases at start, so
-leases that fell due while the server was down are revoked by the first pass. A failed
+Expiry: a schedule (a heap of due times) is loaded at start from the leases of the tenants
+that hold any (a `TenantSet`: start-up reads no tenant without leases, however many there
+are), so leases that fell due while the server was down are revoked by the first pass. A failed
 revocation is retried after `backoff_base_seconds * 2**attempt` (±50 %), and after
 `max_attempts` the lease is kept as irrevocable with its error (as Vault), retried daily.
 """
@@ -28,6 +29,7 @@ from tenantvault._exceptions import ConflictError, InvalidRequestError, TenantVa
 from tenantvault._paths import parse_path
 from tenantvault._request import Response
 from tenantvault._router import Router
+from tenantvault._tenant_sets import TenantSet
 from tenantvault._tokens import TokenRecord
 from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
 from tenantvault.engines._protocol import Mount
@@ -140,6 +142,8 @@ class LeaseManager:
         self._events = events
         self._backend = backend
         self._store = LeaseStore(backend)
+        # The tenants holding leases: each joins before its first lease is stored.
+        self._holders = TenantSet(backend, "leases", holds=self._holds_leases)
         self._router = router
         self._tenant_uid = tenant_uid
         self._clock = clock
@@ -155,14 +159,24 @@ class LeaseManager:
     # -- start and health --------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load every tenant's leases into the schedule (those overdue run at the next pass)."""
+        """Load the leases of every tenant holding any into the schedule (those overdue run
+        at the next pass); tenants without leases are not read."""
         self._schedule = []
-        for tenant in [SYSTEM_TENANT, *await self._backend.list_tenants()]:
-            for lease_id in await self._store.walk(tenant):
+        for tenant in [SYSTEM_TENANT, *await self._holders.members()]:
+            lease_ids = await self._store.walk(tenant)
+            if not lease_ids and tenant != SYSTEM_TENANT:
+                if not await self._backend.has_tenant(tenant):
+                    await self._holders.forget(tenant)
+                continue
+            for lease_id in lease_ids:
                 lease = await self._store.read(tenant, lease_id)
                 if lease is not None:
                     self._schedule.append((lease.due_ns, tenant, lease.id))
         heapq.heapify(self._schedule)
+
+    async def _holds_leases(self, tenant: str) -> bool:
+        """Whether `tenant` holds a lease (the one-time scan of a store from before the set)."""
+        return bool(await self._store.children(tenant, ""))
 
     def health(self) -> dict[str, Any]:
         """The expiration backlog for `sys/health` (counts only, no lease ids)."""
@@ -213,6 +227,8 @@ class LeaseManager:
             lease.token_space, lease.token_hash = _token_space(token), token.token_hash
             lease.token_expire_ns = token.expire_ns
         try:
+            if tenant != SYSTEM_TENANT:
+                await self._holders.add(tenant)  # first: the schedule must find this lease
             await self._count(tenant, +1)
             try:
                 if lease.token_hash:

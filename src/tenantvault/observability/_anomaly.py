@@ -18,14 +18,17 @@ interval's count passes the baseline:
 Each alert carries the numbers that triggered it (observed, mean, std, z-score, threshold,
 intervals of history). Memory is bounded: at most `max_tokens` tokens and `max_tenants`
 tenants are tracked (least recently seen dropped), `max_addresses` addresses per token,
-`max_alerts` alerts kept. Every step is a few dict operations on the event loop.
+`max_alerts` alerts kept. Every step is a few dict operations on the event loop; the server
+scores requests in batches off the request path (`score`, each request with the clock
+reading of when it ended, so batching changes no interval, number or alert).
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -38,6 +41,24 @@ AlertKind = Literal["distinct_secrets", "new_client_address", "denial_spike"]
 _NS: Final = 1_000_000_000
 # Mounts whose reads are not secret reads (policies, tokens, health).
 _NOT_SECRETS: Final = frozenset({"", "sys", "auth", "none"})
+# Every field of an outcome the steps below read, but the tenant's name and the token's
+# display name (read only when a subject is first seen or an alert is raised, which a
+# repeated request never does). Fetched by name: reordering the tuple cannot break it.
+_SCORED: Final = operator.itemgetter(
+    *map(
+        RequestOutcome._fields.index,
+        (
+            "tenant_uid",
+            "accessor",
+            "client_address",
+            "operation",
+            "mount",
+            "status",
+            "denied",
+            "target",
+        ),
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +119,9 @@ class _Token:
     distinct_baseline: Baseline = field(default_factory=Baseline)
     addresses: OrderedDict[str, None] = field(default_factory=OrderedDict)
     alerted: set[str] = field(default_factory=set)
+    # (std, threshold) of `distinct_baseline`, worked out once per interval (it changes
+    # only when an interval closes); None until the first read that needs it.
+    limit: tuple[float, float] | None = None
 
 
 @dataclass(slots=True)
@@ -155,25 +179,78 @@ class AnomalyDetector:
     # -- the observer ----------------------------------------------------------------------
 
     def observe(self, outcome: RequestOutcome) -> None:
-        """Account one request; may raise alerts (stored, and passed to `listeners`)."""
-        if outcome.refused:
-            return  # refused before the Core: no tenant, no token to keep a baseline for
-        now = self._clock()
-        interval = now // (self.settings.interval_seconds * _NS)
-        self._tenant_step(outcome, interval, now)
-        if outcome.accessor:
-            self._token_step(outcome, interval, now)
+        """Account one request, now; may raise alerts (stored, and passed to `listeners`)."""
+        self.score(((self._clock(), outcome),))
 
-    def _tenant_step(self, outcome: RequestOutcome, interval: int, now: int) -> None:
-        settings = self.settings
-        key = outcome.tenant_uid or "root"
+    def score(self, batch: Iterable[tuple[int, RequestOutcome]]) -> None:
+        """Account a batch of requests in order, each with the clock reading of when it
+        ended; may raise alerts (stored, and passed to `listeners`)."""
+        span = self.settings.interval_seconds * _NS
+        # Runs of one tenant's or one token's requests (the common case) look it up once.
+        tenant_key: str | None = None
+        tenant: _Tenant | None = None
+        token_key: str | None = None
+        token: _Token | None = None
+        # The last request scored (its fields, its interval) and whether it counted a read.
+        last: tuple[object, ...] | None = None
+        last_interval = -1
+        read = False
+        for now, outcome in batch:
+            if outcome.refused:
+                continue  # refused before the Core: no tenant, no token to keep a baseline for
+            interval = now // span
+            scored = _SCORED(outcome)
+            if scored == last and interval == last_interval and not outcome.denied:
+                # The same request again in the same interval (a client reading one secret
+                # over and over): its address is known and its secret counted, so no step
+                # below could alert; only the counts move. Denials take the full path (a
+                # denial can cross the tenant's threshold).
+                if tenant is not None:
+                    tenant.requests += 1
+                if read and token is not None:
+                    token.reads += 1
+                continue
+            last, last_interval, read = scored, interval, False
+            key = outcome.tenant_uid or "root"
+            if tenant is None or key != tenant_key:
+                tenant, tenant_key = self._tenant(key, outcome.tenant_uid), key
+            self._tenant_step(tenant, outcome, interval, now)
+            if outcome.accessor:
+                if token is None or outcome.accessor != token_key:
+                    token, token_key = self._token(outcome), outcome.accessor
+                read = self._token_step(token, outcome, interval, now)
+
+    def _tenant(self, key: str, uid: str) -> _Tenant:
+        """The tenant's state, created if new, marked as the most recently seen."""
         tenant = self._tenants.get(key)
         if tenant is None:
-            tenant = self._tenants[key] = _Tenant(uid=outcome.tenant_uid)
-            if len(self._tenants) > settings.max_tenants:
+            tenant = self._tenants[key] = _Tenant(uid=uid)
+            if len(self._tenants) > self.settings.max_tenants:
                 self._tenants.popitem(last=False)
         else:
             self._tenants.move_to_end(key)
+        return tenant
+
+    def _token(self, outcome: RequestOutcome) -> _Token:
+        """The token's state, created if new, marked as the most recently seen."""
+        key = outcome.accessor
+        token = self._tokens.get(key)
+        if token is None:
+            token = self._tokens[key] = _Token(
+                tenant=outcome.tenant,
+                tenant_uid=outcome.tenant_uid,
+                display_name=outcome.display_name,
+            )
+            if len(self._tokens) > self.settings.max_tokens:
+                self._tokens.popitem(last=False)
+        else:
+            self._tokens.move_to_end(key)
+        return token
+
+    def _tenant_step(
+        self, tenant: _Tenant, outcome: RequestOutcome, interval: int, now: int
+    ) -> None:
+        settings = self.settings
         if tenant.interval != interval:
             if tenant.interval >= 0:
                 tenant.denial_baseline.update(tenant.denials, settings.alpha)
@@ -214,20 +291,10 @@ class AnomalyDetector:
                 },
             )
 
-    def _token_step(self, outcome: RequestOutcome, interval: int, now: int) -> None:
+    def _token_step(self, token: _Token, outcome: RequestOutcome, interval: int, now: int) -> bool:
+        """Account one request of the token; True if it counted as a secret read."""
         settings = self.settings
         key = outcome.accessor
-        token = self._tokens.get(key)
-        if token is None:
-            token = self._tokens[key] = _Token(
-                tenant=outcome.tenant,
-                tenant_uid=outcome.tenant_uid,
-                display_name=outcome.display_name,
-            )
-            if len(self._tokens) > settings.max_tokens:
-                self._tokens.popitem(last=False)
-        else:
-            self._tokens.move_to_end(key)
         if token.interval != interval:
             if token.interval >= 0:
                 token.read_rate.update(token.reads, settings.alpha)
@@ -235,6 +302,7 @@ class AnomalyDetector:
             token.interval, token.reads = interval, 0
             token.distinct = set()
             token.alerted = set()
+            token.limit = None
         history = token.distinct_baseline.intervals
         address = outcome.client_address
         if address:
@@ -263,17 +331,19 @@ class AnomalyDetector:
             else:
                 token.addresses.move_to_end(address)
         if outcome.operation != "read" or outcome.denied or outcome.status >= 400:
-            return
+            return False
         if outcome.mount in _NOT_SECRETS or not outcome.target:
-            return
+            return False
         token.reads += 1
         if len(token.distinct) < settings.max_distinct_per_interval:
             token.distinct.add(outcome.target)
         distinct = len(token.distinct)
         baseline = token.distinct_baseline
         if "distinct" in token.alerted or history < settings.warmup:
-            return
-        std, threshold = baseline.threshold(settings.z, settings.min_std)
+            return True
+        if token.limit is None:
+            token.limit = baseline.threshold(settings.z, settings.min_std)
+        std, threshold = token.limit
         if distinct > threshold and distinct >= settings.min_distinct:
             token.alerted.add("distinct")
             self._raise(
@@ -298,6 +368,7 @@ class AnomalyDetector:
                     "interval_seconds": settings.interval_seconds,
                 },
             )
+        return True
 
     def _raise(
         self,

@@ -142,14 +142,18 @@ class ServerCollector(Collector):
         audit_health: HealthReport | None = None,
         services_health: HealthReport | None = None,
         alert_counts: Callable[[], Mapping[str, int]] | None = None,
+        flush: Callable[[], None] | None = None,
     ) -> None:
         self._metrics = metrics
         self.audit_health = audit_health
         self.services_health = services_health
         self._alert_counts = alert_counts
+        self._flush = flush
 
     def collect(self) -> Iterator[Metric]:
         metrics = self._metrics
+        if self._flush is not None:
+            self._flush()  # count what is buffered: a scrape sees every request before it
         metrics.rebalance()
         yield from _request_families(metrics.exposed)
         yield from _event_families(

@@ -49,8 +49,9 @@ def unauthenticated_reply(core: Core, method: str, path: bytes, query: bytes) ->
 
 
 def wire(core: Core, settings: ServerSettings, services: Supervisor) -> None:
-    """At server startup: subscribe the observer (unless turned off), read services' health,
-    hook the upstream client, and queue alerts for the webhook if one is configured."""
+    """At server startup: subscribe the observer and start its flush service (unless turned
+    off), read services' health, hook the upstream client, and queue alerts for the webhook
+    if one is configured."""
     observability = core.observability
     observability.configure(top_tenants=settings.metrics_top_tenants)
     report: Callable[[], Mapping[str, Any]] = services.report
@@ -63,6 +64,8 @@ def wire(core: Core, settings: ServerSettings, services: Supervisor) -> None:
     if not settings.observability:
         return
     core.subscribe(observability)
+    # Counts and scores the buffered requests, off the request path (see `Observability`).
+    services.add("observability", observability.run)
     if settings.alert_webhook:
         webhook = AlertWebhook(settings.alert_webhook)
         observability.anomalies.listeners.append(webhook.offer)

@@ -1,5 +1,10 @@
-"""The request metrics: an observer that counts every request by operation, mount, outcome
-and tenant, with the tenant label bounded to the top N tenants by traffic.
+"""The request metrics: counts every request by operation, mount, outcome and tenant, with
+the tenant label bounded to the top N tenants by traffic.
+
+Counting is done in batches, off the request path: `Observability` buffers request
+outcomes and hands them to `record` (`observe` is the one-request form), and the hooks only
+add to a pending dict that `fold_events` folds in. Whoever reads the numbers flushes first
+(`Observability.flush`), so a scrape sees every request and event made before it.
 
 Label cardinality is the cost that grows with tenants, so it is bounded by construction:
 
@@ -11,20 +16,24 @@ Label cardinality is the cost that grows with tenants, so it is bounded by const
   exposed counter is monotonic and each request is counted exactly once in the exposition.
 - `mount` takes at most `max_mounts` distinct values, then `other` (tenants name mounts).
 - Each tenant's own numbers, at full detail, are kept apart for its admin's view
-  (`tenant_series`), for at most `max_tenants` tenants (least recently active dropped).
+  (`tenant_series`), for at most `max_tenants` tenants (least recently active dropped,
+  recency counted by batch).
+- Ties in traffic are broken the same way whatever the batches were: a named tenant keeps
+  its name (no label churn between equally busy tenants), then by name.
 """
 
 from __future__ import annotations
 
 import heapq
+import operator
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from tenantvault._clock import Clock
 from tenantvault._observe import RequestOutcome
-from tenantvault.observability._series import History, Series, merged, outcome_of
+from tenantvault.observability._series import Histogram, History, Series, merged, outcome_of
 
 __all__ = [
     "DEFAULT_MAX_TENANTS",
@@ -44,9 +53,21 @@ ROOT_LABEL: Final = "root"  # Vault's `namespace` label for the root namespace
 UNKNOWN_LABEL: Final = "unknown"
 OTHER_LABEL: Final = "other"
 _NS_PER_MINUTE: Final = 60_000_000_000
+# Distinct pending hook keys (family, event, tenant, failed) or upstream calls held between
+# two folds; past it the hook folds them at once (memory stays bounded if nobody flushes).
+MAX_PENDING_EVENTS: Final = 4096
 
 EventFamily = Literal["token", "lease", "rotation", "cache", "audit", "admission"]
 EventKey = tuple[EventFamily, str, str]  # (family, event, result)
+# What tells requests apart in the counters: requests alike in these, in the same minute,
+# are counted as one group. Fetched by name: reordering the tuple cannot break it.
+_LABELS: Final = operator.itemgetter(
+    *map(
+        RequestOutcome._fields.index,
+        ("tenant", "tenant_uid", "operation", "mount", "status", "refused", "cross_tenant"),
+    )
+)
+_Group = tuple[int, tuple[str | None, str, str, str, int, bool, bool]]
 
 
 @dataclass(slots=True)
@@ -72,9 +93,10 @@ class UpstreamNumbers:
 class MetricsHooks:
     """The counters API other modules call: tokens, leases, rotations, the cache, upstream.
 
-    Each call is a dict increment on the event loop (cheap, never raises for a bad label:
-    unknown event names past `MAX_EVENTS` per family count as `other`). `tenant` is the
-    tenant's name (None: the root namespace). Examples::
+    Each call adds to a pending dict on the event loop, folded into the counters before
+    anyone reads them (cheap, never raises for a bad label: unknown event names past
+    `MAX_EVENTS` per family count as `other`). `tenant` is the tenant's name (None: the
+    root namespace). Examples::
 
         hooks.count("lease", "created", tenant="acme")
         hooks.count("lease", "revoked", tenant="acme", failed=True)
@@ -85,10 +107,13 @@ class MetricsHooks:
         hooks.upstream("GET", 0.012, status=200)
     """
 
-    __slots__ = ("_metrics",)
+    __slots__ = ("_events", "_metrics", "_upstream")
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+        # The same objects as the metrics' pending ones (folded and emptied in place).
+        self._events = metrics.pending_events
+        self._upstream = metrics.pending_upstream
 
     def count(
         self,
@@ -100,11 +125,19 @@ class MetricsHooks:
         n: int = 1,
     ) -> None:
         """Count `n` events of `family` (e.g. ("lease", "created")), failed or not."""
-        self._metrics.count_event(family, event, tenant=tenant, failed=failed, n=n)
+        # Called several times per request (a cache hit, two audit entries): one dict
+        # update here, the labels are worked out when the pending counts are folded.
+        events = self._events
+        key = (family, event, tenant, failed)
+        events[key] = events.get(key, 0) + n
+        if len(events) > MAX_PENDING_EVENTS:
+            self._metrics.fold_events()
 
     def upstream(self, method: str, seconds: float, *, status: int | None) -> None:
         """One upstream attempt: its method, duration, and status (None: it failed)."""
-        self._metrics.count_upstream(method, seconds, status=status)
+        self._upstream.append((method, seconds, status))
+        if len(self._upstream) > MAX_PENDING_EVENTS:
+            self._metrics.fold_events()
 
     def queue(self, name: str, depth: Callable[[], int]) -> None:
         """Report the depth of a queue (`tenantvault_queue_depth{queue=name}`), read at each
@@ -151,36 +184,59 @@ class Metrics:
         self.upstream = UpstreamNumbers()
         self.queues: dict[str, Callable[[], int]] = {}
         self._event_names: dict[str, set[str]] = {}
+        # What the hooks counted since the last fold: (family, event, tenant, failed) -> n,
+        # and upstream attempts (method, seconds, status).
+        self.pending_events: dict[tuple[EventFamily, str, str | None, bool], int] = {}
+        self.pending_upstream: list[tuple[str, float, int | None]] = []
         self.hooks = MetricsHooks(self)
 
-    # -- the observer ----------------------------------------------------------------------
+    # -- requests --------------------------------------------------------------------------
 
     def observe(self, outcome: RequestOutcome) -> None:
-        """Count one request (called by the Core once per request, on the loop)."""
-        operation = outcome.operation or "none"
-        mount = self._mount_label(outcome.mount or "none")
-        result = outcome_of(outcome.status)
-        seconds = outcome.duration_seconds
-        minute = self._clock() // _NS_PER_MINUTE
-        self.history.add(minute, result, seconds)
-        if outcome.refused or (outcome.tenant is None and outcome.tenant_uid):
+        """Count one request, now (a `RequestObserver`; the server batches: `record`)."""
+        self.record(((self._clock(), outcome),))
+
+    def record(self, batch: Iterable[tuple[int, RequestOutcome]]) -> None:
+        """Count a batch of requests, each with the clock reading of when it ended."""
+        # Requests with the same labels in the same minute are counted as one group: a busy
+        # server's batch holds a few groups, so the work per request is one tuple and one
+        # dict update, and the rest is done once per group.
+        groups: dict[_Group, list[float]] = {}
+        for now, outcome in batch:
+            key = (now // _NS_PER_MINUTE, _LABELS(outcome))
+            durations = groups.get(key)
+            if durations is None:
+                groups[key] = [outcome.duration_seconds]
+            else:
+                durations.append(outcome.duration_seconds)
+        for key, durations in groups.items():
+            self._count(key, Histogram.of(durations))
+
+    def _count(self, key: _Group, durations: Histogram) -> None:
+        minute, (tenant, tenant_uid, operation, mount, status, refused, cross_tenant) = key
+        operation = operation or "none"
+        mount = self._mount_label(mount or "none")
+        result = outcome_of(status)
+        self.history.add(minute, result, durations)
+        if refused or (tenant is None and tenant_uid):
             label = UNKNOWN_LABEL
-        elif outcome.tenant is None:
-            self.root.series.add(operation, mount, result, seconds)  # also its exposed series
-            self.root.history.add(minute, result, seconds)
+        elif tenant is None:
+            self.root.series.add(operation, mount, result, durations)  # also its exposed series
+            self.root.history.add(minute, result, durations)
             return
         else:
-            numbers = self._numbers(outcome.tenant, outcome.tenant_uid)
-            numbers.series.add(operation, mount, result, seconds)
-            numbers.history.add(minute, result, seconds)
-            label = self._label(outcome.tenant)
-            if outcome.cross_tenant:
-                numbers.cross_tenant += 1
-                self.cross_tenant[label] = self.cross_tenant.get(label, 0) + 1
+            numbers = self._numbers(tenant, tenant_uid)
+            numbers.series.add(operation, mount, result, durations)
+            numbers.history.add(minute, result, durations)
+            label = self._label(tenant)
+            if cross_tenant:
+                n = durations.count
+                numbers.cross_tenant += n
+                self.cross_tenant[label] = self.cross_tenant.get(label, 0) + n
         exposed = self.exposed.get(label)
         if exposed is None:
             exposed = self.exposed[label] = Series()
-        exposed.add(operation, mount, result, seconds)
+        exposed.add(operation, mount, result, durations)
 
     def _numbers(self, tenant: str, uid: str) -> TenantNumbers:
         numbers = self._tenants.get(tenant)
@@ -211,8 +267,11 @@ class Metrics:
 
     def rebalance(self) -> None:
         """Name the top `top_n` tenants by traffic (each scrape calls this)."""
+        named = self._named
         top = heapq.nlargest(
-            self.top_n, self._tenants.items(), key=lambda item: item[1].series.total
+            self.top_n,
+            self._tenants.items(),
+            key=lambda item: (item[1].series.total, item[0] in named, item[0]),
         )
         wanted = {name for name, _ in top}
         for name in self._named - wanted:
@@ -252,7 +311,7 @@ class Metrics:
 
     def tenants(self) -> list[tuple[str, TenantNumbers]]:
         """Every tracked tenant's numbers, busiest first."""
-        return sorted(self._tenants.items(), key=lambda item: -item[1].series.total)
+        return sorted(self._tenants.items(), key=lambda item: (-item[1].series.total, item[0]))
 
     def minute(self) -> int:
         """The current minute (the index the histories use)."""
@@ -260,7 +319,25 @@ class Metrics:
 
     # -- hooks -----------------------------------------------------------------------------
 
-    def count_event(
+    def fold_events(self) -> None:
+        """Fold what the hooks counted since the last fold into the counters."""
+        events = self.pending_events
+        if events:
+            pending = list(events.items())
+            events.clear()  # in place: the hooks hold this dict
+            for (family, event, tenant, failed), n in pending:
+                self._count_event(family, event, tenant=tenant, failed=failed, n=n)
+        calls = self.pending_upstream
+        if calls:
+            grouped: dict[tuple[str, str], list[float]] = {}
+            for method, seconds, status in calls:
+                result = "failure" if status is None else outcome_of(status)
+                grouped.setdefault((method.upper()[:8], result), []).append(seconds)
+            calls.clear()
+            for (method, result), durations in grouped.items():
+                self.upstream.series.add(method, "upstream", result, Histogram.of(durations))
+
+    def _count_event(
         self, family: EventFamily, event: str, *, tenant: str | None, failed: bool, n: int
     ) -> None:
         names = self._event_names.setdefault(family, set())
@@ -281,7 +358,3 @@ class Metrics:
             numbers.events[key] = numbers.events.get(key, 0) + n
         exposed_key = (family, event, result, label)
         self.exposed_events[exposed_key] = self.exposed_events.get(exposed_key, 0) + n
-
-    def count_upstream(self, method: str, seconds: float, *, status: int | None) -> None:
-        result = "failure" if status is None else outcome_of(status)
-        self.upstream.series.add(method.upper()[:8], "upstream", result, seconds)

@@ -3,16 +3,23 @@
 It is a `RequestObserver` (the server subscribes it unless `--no-observability`), the owner
 of the Core's own `prometheus_client` registry, and the home of `hooks`, the counters API
 for tokens, leases, rotations, the cache and the upstream client.
+
+Off the request path: `observe` only appends (clock reading, outcome) to a bounded buffer,
+and the hooks only add to a pending dict. `flush` counts and scores what is buffered, in
+batches (a busy server's requests share a few label sets); it runs every `FLUSH_SECONDS`
+(`run`, a service of the server), when the buffer is full, and before anything reads the
+numbers (a scrape, `sys/alerts`, the dashboard), so what they show is exact and up to date.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from tenantvault._clock import Clock
 from tenantvault._observe import RequestOutcome
-from tenantvault.observability._anomaly import AnomalyDetector, AnomalySettings
+from tenantvault.observability._anomaly import Alert, AnomalyDetector, AnomalySettings
 from tenantvault.observability._collector import ServerCollector, server_registry
 from tenantvault.observability._metrics import (
     DEFAULT_TOP_TENANTS,
@@ -28,6 +35,12 @@ __all__ = ["Observability"]
 HealthReport = Callable[[], Mapping[str, Any]]
 # Rows of the dashboard's tenant table (the busiest first).
 TABLE_ROWS = 100
+# How often the server's flush service counts and scores the buffered requests: the delay
+# of an alert (and of its webhook). Counters are exact at any time: readers flush first.
+FLUSH_SECONDS: Final = 0.1
+# Outcomes buffered at most; the request that fills the buffer flushes it (memory stays
+# bounded where no service runs, e.g. a Core used from Python without the server).
+MAX_PENDING: Final = 4096
 
 
 def _summary(series: Series) -> dict[str, Any]:
@@ -54,8 +67,12 @@ class Observability:
         self.clock = clock
         self.metrics = Metrics(clock=clock, top_n=top_tenants)
         self.anomalies = AnomalyDetector(clock=clock, settings=anomaly)
-        self.collector = ServerCollector(self.metrics, alert_counts=lambda: self.anomalies.counts)
+        self.collector = ServerCollector(
+            self.metrics, alert_counts=lambda: self.anomalies.counts, flush=self.flush
+        )
         self.registry = server_registry(self.collector)
+        # Requests observed and not counted yet: (clock reading at the end, outcome).
+        self._pending: list[tuple[int, RequestOutcome]] = []
         self.routes = ObservabilityRoutes(self)
         self.audit_health: HealthReport | None = None
         self.services_health: HealthReport | None = None
@@ -88,12 +105,42 @@ class Observability:
             self.metrics.top_n = top_tenants
 
     def observe(self, outcome: RequestOutcome) -> None:
-        """The Core's observer hook: count, then score, one request."""
-        self.metrics.observe(outcome)
-        self.anomalies.observe(outcome)
+        """The Core's observer hook: buffer one request's outcome (see the module)."""
+        pending = self._pending
+        pending.append((self.clock(), outcome))
+        if len(pending) >= MAX_PENDING:
+            self.flush()
+
+    def flush(self) -> None:
+        """Count, then score, every buffered request, and fold the hooks' pending counts."""
+        batch = self._pending
+        if batch:
+            # Taken first: an outcome observed while this batch is counted (none today, it
+            # all runs on the loop) would go into the next one, never twice.
+            self._pending = []
+            self.metrics.record(batch)
+            self.anomalies.score(batch)
+        self.metrics.fold_events()
+
+    def alerts(self, *, tenant_uid: str | None = None, since_id: int = 0) -> list[Alert]:
+        """The alerts (see `AnomalyDetector.alerts`), the buffered requests scored first."""
+        self.flush()
+        return list(self.anomalies.alerts(tenant_uid=tenant_uid, since_id=since_id))
+
+    @property
+    def pending(self) -> int:
+        """Requests observed and not counted yet."""
+        return len(self._pending)
+
+    async def run(self) -> None:
+        """Flush every `FLUSH_SECONDS` until cancelled (a service of the server)."""
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            self.flush()
 
     def dashboard(self, *, tenant: str | None) -> dict[str, Any]:
         """The overview's numbers: the server's (tenant None) or one tenant's only."""
+        self.flush()
         metrics = self.metrics
         minute = metrics.minute()
         if tenant is None:
@@ -149,8 +196,6 @@ class Observability:
                 for name, report in (self.services_health() if self.services_health else {}).items()
             },
             "audit": {"enabled": audit.get("enabled"), "healthy": audit.get("healthy")},
-            "alerts": sum(1 for _ in self.anomalies.alerts(tenant_uid=numbers.uid))
-            if numbers is not None
-            else 0,
+            "alerts": len(self.alerts(tenant_uid=numbers.uid)) if numbers is not None else 0,
             "cross_tenant": numbers.cross_tenant if numbers is not None else 0,
         }

@@ -1,8 +1,9 @@
 """The numbers behind the metrics: counters, latency histograms and per-minute history.
 
-Plain dicts and lists, updated on the event loop by the request observer: no locks, no
-threads, no per-request allocation beyond a dict key the first time a label set is seen.
-`prometheus_client` renders them at scrape time (`_collector`); the dashboard reads them too.
+Plain dicts and lists, updated on the event loop a batch at a time (`Metrics.record`): no
+locks, no threads. Requests with the same labels are added as one `Histogram` of their
+durations, so the work done per request is binning its duration. `prometheus_client`
+renders them at scrape time (`_collector`); the dashboard reads them too.
 """
 
 from __future__ import annotations
@@ -61,9 +62,17 @@ class Histogram:
     counts: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
     total: float = 0.0
 
-    def add(self, seconds: float) -> None:
-        self.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
-        self.total += seconds
+    @classmethod
+    def of(cls, durations: Iterable[float]) -> Histogram:
+        """A histogram of these durations (seconds)."""
+        histogram = cls()
+        counts, where = histogram.counts, bisect.bisect_left
+        total = 0.0
+        for seconds in durations:
+            counts[where(BUCKETS, seconds)] += 1
+            total += seconds
+        histogram.total = total
+        return histogram
 
     def merge(self, other: Histogram) -> None:
         for index, count in enumerate(other.counts):
@@ -108,14 +117,16 @@ class Series:
     latency: dict[tuple[str, str], Histogram] = field(default_factory=dict)
     total: int = 0
 
-    def add(self, operation: str, mount: str, outcome: str, seconds: float) -> None:
+    def add(self, operation: str, mount: str, outcome: str, durations: Histogram) -> None:
+        """Count the requests whose `durations` these are, all with these labels."""
+        n = durations.count
         key = (operation, mount, outcome)
-        self.requests[key] = self.requests.get(key, 0) + 1
+        self.requests[key] = self.requests.get(key, 0) + n
         histogram = self.latency.get((operation, mount))
         if histogram is None:
             histogram = self.latency[(operation, mount)] = Histogram()
-        histogram.add(seconds)
-        self.total += 1
+        histogram.merge(durations)
+        self.total += n
 
     @property
     def denied(self) -> int:
@@ -148,7 +159,9 @@ class History:
         # Only the global history keeps a histogram per minute (p50/p99 over time).
         self._latency: list[Histogram | None] | None = [None] * HISTORY_MINUTES if latency else None
 
-    def add(self, minute: int, outcome: str, seconds: float) -> None:
+    def add(self, minute: int, outcome: str, durations: Histogram) -> None:
+        """Count the requests of `durations` (one outcome) in `minute`."""
+        n = durations.count
         minutes, counts = self._minutes, self._counts
         if minutes is None or counts is None:
             minutes = self._minutes = array("q", [-1]) * HISTORY_MINUTES
@@ -161,15 +174,15 @@ class History:
             ] = 0
             if self._latency is not None:
                 self._latency[index] = Histogram()
-        counts[index] += 1
+        counts[index] += n
         if outcome == "error":
-            counts[HISTORY_MINUTES + index] += 1
+            counts[HISTORY_MINUTES + index] += n
         elif outcome == "denied":
-            counts[2 * HISTORY_MINUTES + index] += 1
+            counts[2 * HISTORY_MINUTES + index] += n
         if self._latency is not None:
             histogram = self._latency[index]
             if histogram is not None:
-                histogram.add(seconds)
+                histogram.merge(durations)
 
     def points(self, now_minute: int) -> list[dict[str, float | int | None]]:
         """One point per minute, oldest first, ending with the current minute (zeros where

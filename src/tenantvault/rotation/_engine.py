@@ -28,6 +28,7 @@ from tenantvault._fields import get_bool, get_int, get_mapping, get_str
 from tenantvault._paths import parse_path
 from tenantvault._request import Operation, Response
 from tenantvault._router import Router
+from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
 from tenantvault.engines._protocol import Mount
 from tenantvault.engines._route import Call, Route
 from tenantvault.rotation import _record
@@ -62,12 +63,15 @@ class RotationEngine:
         self,
         *,
         router: Router,
+        backend: Backend,
+        tenant_uid: Callable[[str], Awaitable[str | None]],
         submit: Submit,
         clock: Clock,
         settings: RotationSettings | None = None,
         events: RotationEvents | None = None,
     ) -> None:
-        """`events` is told of each rotation that succeeded or failed (the metrics)."""
+        """`events` is told of each rotation that succeeded or failed (the metrics);
+        `tenant_uid` gives a tenant's incarnation id (None: no such tenant)."""
         self.settings = settings if settings is not None else RotationSettings()
         self._router = router
         self._submit = submit
@@ -86,7 +90,12 @@ class RotationEngine:
         )
         # The background pass (`run_scheduler`, a service of the server's supervisor).
         self.scheduler = RotationScheduler(
-            router=router, submit=submit, clock=clock, settings=self.settings
+            router=router,
+            backend=backend,
+            tenant_uid=tenant_uid,
+            submit=submit,
+            clock=clock,
+            settings=self.settings,
         )
 
     def __repr__(self) -> str:
@@ -184,6 +193,9 @@ class RotationEngine:
         grace = parse_duration(data.get("grace") or 0, field="grace")
         params = self.rotators[name].check(get_mapping(data, "params") or {})
         now = self._clock()
+        if call.tenant != SYSTEM_TENANT:
+            # Before the record: the scheduler's passes visit only the set's tenants.
+            await self.scheduler.holders.add(call.tenant)
 
         async def attempt() -> None:
             rotation = await _record.read(mount.storage, path)

@@ -1,6 +1,10 @@
 """The rotation scheduler: find due rotations in every tenant and run them, fairly; retire
 previous versions whose grace is over; and the supervised loop the server's lifespan owns.
 
+A pass visits the root namespace and the tenants of a `TenantSet` (each joins before its
+first rotation record is written), not every tenant: with thousands of tenants and a few
+rotated secrets, a pass costs a few reads, not three per tenant every tick.
+
 A due rotation is run by sending `sys/rotation/rotate/<mount>/<path>` (with `if_due`) through
 the Core as the operator, in the secret's own tenant: a background rotation passes the same
 choke point as a manual one and lands in that tenant's audit trail, failure and reason
@@ -22,7 +26,8 @@ from tenantvault._clock import Clock, format_time
 from tenantvault._exceptions import NotFoundError, TenantVaultError
 from tenantvault._request import Operation, Request
 from tenantvault._router import Router
-from tenantvault.backends._protocol import SYSTEM_TENANT
+from tenantvault._tenant_sets import TenantSet
+from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
 from tenantvault.engines._protocol import Mount
 from tenantvault.rotation import _record
 from tenantvault.rotation._runner import RotationBusyError, is_due
@@ -51,9 +56,19 @@ class RotationScheduler:
     """One pass over every kv v2 mount of every tenant: `run_due`."""
 
     def __init__(
-        self, *, router: Router, submit: Submit, clock: Clock, settings: RotationSettings
+        self,
+        *,
+        router: Router,
+        backend: Backend,
+        tenant_uid: Callable[[str], Awaitable[str | None]],
+        submit: Submit,
+        clock: Clock,
+        settings: RotationSettings,
     ) -> None:
         self._router = router
+        self._tenant_uid = tenant_uid
+        # The tenants holding rotation records (the engine adds one before its first).
+        self.holders = TenantSet(backend, "kv-rotation", holds=self._holds_rotations)
         self._submit = submit
         self._clock = clock
         self._settings = settings
@@ -80,16 +95,19 @@ class RotationScheduler:
         now = self._clock()
         found = _Pass()
         per_tenant: dict[str, deque[str]] = {}
-        for tenant, mount in await self._router.mounts_of_type("kv"):
-            if mount.options.get("version") != "2":
+        for tenant in [SYSTEM_TENANT, *await self.holders.members()]:
+            mounts = await self._kv2_mounts(tenant)
+            if mounts is None:
+                await self.holders.forget(tenant)
                 continue
-            try:
-                due, retired = await self._scan(tenant, mount, now)
-            except NotFoundError:
-                continue  # the tenant went away meanwhile
-            if due:
-                per_tenant.setdefault(tenant, deque()).extend(due)
-            found.retired += retired
+            for mount in mounts:
+                try:
+                    due, retired = await self._scan(tenant, mount, now)
+                except NotFoundError:
+                    break  # the tenant went away meanwhile
+                if due:
+                    per_tenant.setdefault(tenant, deque()).extend(due)
+                found.retired += retired
         # Round robin over tenants: one tenant's thousand due secrets do not starve the rest.
         order: list[tuple[str, str]] = []
         while per_tenant:
@@ -115,6 +133,32 @@ class RotationScheduler:
         self._last = found
         self._passes += 1
         return found
+
+    async def _kv2_mounts(self, tenant: str) -> list[Mount] | None:
+        """The tenant's kv v2 mounts; None if there is no such tenant (any more)."""
+        uid = "" if tenant == SYSTEM_TENANT else await self._tenant_uid(tenant)
+        if uid is None:
+            return None
+        try:
+            table = await self._router.table(tenant, uid)
+        except NotFoundError:
+            return None
+        return [
+            mount
+            for mount in table.mounts.values()
+            if mount.type == "kv" and mount.options.get("version") == "2"
+        ]
+
+    async def _holds_rotations(self, tenant: str) -> bool:
+        """Whether a kv v2 mount of `tenant` holds a rotation record (the one-time scan of
+        a store from before the set)."""
+        for mount in await self._kv2_mounts(tenant) or []:
+            try:
+                if await mount.storage.list(_record.PREFIX):
+                    return True
+            except NotFoundError:
+                return False
+        return False
 
     async def _scan(self, tenant: str, mount: Mount, now: int) -> tuple[list[str], int]:
         """The due targets of one mount, and how many previous versions were retired."""

@@ -77,7 +77,7 @@ if TYPE_CHECKING:
     from tenantvault.backends import Backend
     from tenantvault.upstream.engines import Gateway
 
-__all__ = ["CoreFactory", "RootTokenHandler", "TenantVaultApp", "create_app"]
+__all__ = ["AccessLog", "CoreFactory", "RootTokenHandler", "TenantVaultApp", "create_app"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -87,9 +87,18 @@ CoreFactory = Callable[[], Awaitable[Core]]
 """Returns a started `Core`; the app owns it from then on and closes it and its backend."""
 RootTokenHandler = Callable[[str], None]
 """Receives the initial root token, once, when startup initializes a new store."""
+AccessLog = Callable[[str], None]
+"""Receives each request's access-log line (`GET /v1/secret/data/app 200 1.2ms`)."""
 
 logger = logging.getLogger("tenantvault.server")
 access_logger = logging.getLogger("tenantvault.server.access")
+
+
+def _log_through_logging(line: str) -> None:
+    """The default access log: INFO records of the `tenantvault.server.access` logger."""
+    if access_logger.isEnabledFor(logging.INFO):
+        access_logger.info("%s", line)
+
 
 _HEALTH_PATH: Final = "sys/health"
 # Vault's sys/health query parameters that pick the status code of each state.
@@ -216,8 +225,14 @@ class TenantVaultApp:
         on_root_token: RootTokenHandler | None = None,
         observers: Iterable[RequestObserver] = (),
         supervision: SupervisorSettings | None = None,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.settings = settings if settings is not None else ServerSettings()
+        # Where each request's access-log line goes: the `tenantvault.server.access` logger
+        # unless the caller has a cheaper way (`tenantvault serve`: `_log_writer`).
+        self._access_log = (
+            None if not self.settings.access_log else access_log or _log_through_logging
+        )
         # How the background services restart, and when one is crash-looping.
         self._supervision = supervision if supervision is not None else SupervisorSettings()
         self._core_factory = core_factory
@@ -297,11 +312,17 @@ class TenantVaultApp:
                 core.subscribe(observer)
             self._core = core
 
+        def supervise(core: Core) -> Supervisor:
+            # As on the file-seal path: metrics and anomaly alerts for every unsealed Core.
+            services = _supervisor(core, settings, self._supervision)
+            wire_observability(core, settings, services)
+            return services
+
         lifecycle = SealLifecycle(
             _seal_of(settings),
             open_store=lambda key: _open_core(settings, master_key=key, seal=lifecycle.seal),
             close_store=_close_core,
-            supervise=lambda core: _supervisor(core, settings, self._supervision),
+            supervise=supervise,
             serve=serve,
         )
         self._core = await lifecycle.start()
@@ -380,6 +401,9 @@ class TenantVaultApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        method: str = scope["method"]
+        # Read once: the dashboard's routes, the translation and the access log all need it.
+        raw_path = _raw_path(scope)
         core = self._core
         if core is None or self._draining:
             status, headers, body = (
@@ -393,8 +417,8 @@ class TenantVaultApp:
                     ]
                 ),
             )
-            await _send(send, status, headers, body, scope["method"] == "HEAD")
-            self._log(scope, status, started)
+            await _send(send, status, headers, body, method == "HEAD")
+            self._log(method, raw_path, status, started)
             return
         self._inflight += 1
         lifecycle = self._lifecycle
@@ -409,8 +433,8 @@ class TenantVaultApp:
             if isinstance(slot, Refused):
                 status, headers, body = await _overloaded(core, scope, started, slot, admission)
             else:
-                status, headers, body = await self._respond(core, scope, receive, started)
-            await _send(send, status, headers, body, scope["method"] == "HEAD")
+                status, headers, body = await self._respond(core, scope, raw_path, receive, started)
+            await _send(send, status, headers, body, method == "HEAD")
         except _Disconnected:
             pass
         finally:
@@ -421,31 +445,29 @@ class TenantVaultApp:
             # Only shutdown waits on this event; outside a shutdown nobody needs the wake-up.
             if self._draining and not self._inflight:
                 self._idle.set()
-            self._log(scope, status, started)
+            self._log(method, raw_path, status, started)
 
-    def _log(self, scope: Scope, status: int, started: float) -> None:
+    def _log(self, method: str, raw_path: bytes, status: int, started: float) -> None:
         # Method, path without the query string, status and duration: never a header, a
         # body or a query string, which may hold tokens or secrets.
-        if self.settings.access_log and access_logger.isEnabledFor(logging.INFO):
-            access_logger.info(
-                "%s %s %d %.1fms",
-                printable(scope.get("method", "-"), limit=16),
-                printable(_raw_path(scope), limit=256),
-                status,
-                (time.perf_counter() - started) * 1000,
+        access_log = self._access_log
+        if access_log is not None:
+            access_log(
+                f"{printable(method, limit=16)} {printable(raw_path, limit=256)}"
+                f" {status} {(time.perf_counter() - started) * 1000:.1f}ms"
             )
 
     async def _respond(
-        self, core: Core, scope: Scope, receive: Receive, started: float
+        self, core: Core, scope: Scope, raw_path: bytes, receive: Receive, started: float
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """The whole request: every outcome becomes (status, headers, body)."""
         settings = self.settings
         if settings.dashboard or settings.metrics_unauthenticated:
-            answer = self._outside_the_core(core, scope)
+            answer = self._outside_the_core(core, scope, raw_path)
             if answer is not None:
                 return answer
         try:
-            request = await self._translate(scope, receive)
+            request = await self._translate(scope, raw_path, receive)
         except _Disconnected:
             # Nothing is answered, but a client that sends half a request and leaves is
             # exactly the probe that must leave a trace.
@@ -456,7 +478,7 @@ class TenantVaultApp:
         if request is None:
             request_id = new_request_id()
             await _refuse(core, scope, started, request_id, 404, "")
-            return 404, _id_headers(list(_JSON_HEADERS), request_id), _EMPTY_ERRORS
+            return 404, _json_headers(request_id), _EMPTY_ERRORS
         if isinstance(request, bytes):
             return 200, list(_JSON_HEADERS), request
         request_id = request.request_id
@@ -475,21 +497,20 @@ class TenantVaultApp:
             if (text := prometheus_reply(response)) is not None:
                 return status, _id_headers(text[0], request_id), text[1]
             body = orjson.dumps(response.envelope(), option=orjson.OPT_NON_STR_KEYS)
-            return status, _id_headers(list(_JSON_HEADERS), request_id), body
+            return status, _json_headers(request_id), body
         except TenantVaultError as error:
             return _from_error(error, request_id)
         except Exception as exc:  # noqa: BLE001 -- the last line of defence: 500, never a trace
             # The Core audited it (a 500 response entry); the log says where it happened.
             _log_internal_error(exc, scope, request_id)
-            return 500, _id_headers(list(_JSON_HEADERS), request_id), _INTERNAL_ERROR
+            return 500, _json_headers(request_id), _INTERNAL_ERROR
 
     def _outside_the_core(
-        self, core: Core, scope: Scope
+        self, core: Core, scope: Scope, raw_path: bytes
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
         """The dashboard's static files (`tenantvault.ui`: public, like the OpenAPI document;
         what they show comes from the API with the user's token), and Vault's optional
         unauthenticated `GET sys/metrics` (not audited, as in Vault); None for the rest."""
-        raw_path = _raw_path(scope)
         if self.settings.dashboard and raw_path.startswith(b"/ui"):
             page = ui_reply(scope["method"], raw_path)
             if page is not None:
@@ -500,9 +521,11 @@ class TenantVaultApp:
             )
         return None
 
-    async def _translate(self, scope: Scope, receive: Receive) -> Request | bytes | None:
+    async def _translate(
+        self, scope: Scope, raw_path: bytes, receive: Receive
+    ) -> Request | bytes | None:
         """The Core `Request` for this HTTP request; None for 404, bytes for a raw reply."""
-        path = api_path(_raw_path(scope))
+        path = api_path(raw_path)
         if path is None:
             return None
         method: str = scope["method"]
@@ -566,6 +589,7 @@ def create_app(
     on_root_token: RootTokenHandler | None = None,
     observers: Iterable[RequestObserver] = (),
     supervision: SupervisorSettings | None = None,
+    access_log: AccessLog | None = None,
 ) -> TenantVaultApp:
     """The ASGI app serving the Vault HTTP API.
 
@@ -576,6 +600,8 @@ def create_app(
     `observers` are told every request's outcome (metrics, anomaly detection; never secrets,
     and they cannot fail a request). `supervision` says how background services restart and
     when one counts as crash-looping (`tenantvault.services.SupervisorSettings`).
+    `access_log` receives each request's access-log line instead of the
+    `tenantvault.server.access` logger (unless `settings.access_log` is off).
     """
     return TenantVaultApp(
         settings,
@@ -583,6 +609,7 @@ def create_app(
         on_root_token=on_root_token,
         observers=observers,
         supervision=supervision,
+        access_log=access_log,
     )
 
 
@@ -611,12 +638,12 @@ async def _refused(
         answer = _from_error(exc, request_id)
         errors = exc.errors
     elif isinstance(exc, HTTPError):
-        headers = _id_headers(list(_JSON_HEADERS), request_id)
+        headers = _json_headers(request_id)
         answer = exc.status, headers, _error_body(exc.errors)
         errors = exc.errors
     else:
         _log_internal_error(exc, scope, request_id)
-        answer = 500, _id_headers(list(_JSON_HEADERS), request_id), _INTERNAL_ERROR
+        answer = 500, _json_headers(request_id), _INTERNAL_ERROR
         errors = ["internal error"]
     await _refuse(core, scope, started, request_id, answer[0], "; ".join(errors))
     return answer
@@ -681,6 +708,13 @@ def _too_large(limit: int) -> str:
     return f"request body too large: the limit is {limit} bytes"
 
 
+def _json_headers(request_id: str) -> list[tuple[bytes, bytes]]:
+    """A JSON answer's headers, built in one go: it is every request's last step."""
+    if not request_id:
+        return list(_JSON_HEADERS)
+    return [*_JSON_HEADERS, (b"x-request-id", request_id.encode("ascii"))]
+
+
 def _id_headers(headers: list[tuple[bytes, bytes]], request_id: str) -> list[tuple[bytes, bytes]]:
     if request_id:
         headers.append((b"x-request-id", request_id.encode("ascii")))
@@ -706,7 +740,7 @@ def _from_error(
     error: TenantVaultError, request_id: str
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     status = error.status
-    headers = _id_headers(list(_JSON_HEADERS), request_id)
+    headers = _json_headers(request_id)
     if isinstance(error, ClosedError):
         # The store closed under the request: shutting down, so "try again" is the truth.
         return (

@@ -15,6 +15,7 @@ combinations, a sign request that fails) is a 400 here; an `hmac` key without `k
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +32,7 @@ from tenantvault._exceptions import (
     UnsupportedOperationError,
 )
 from tenantvault._fields import get_bool, get_int, get_str
-from tenantvault._paths import parse_path, validate_name
+from tenantvault._paths import SecretPath, parse_path, validate_name
 from tenantvault._records import decode_record
 from tenantvault._request import Operation, Response
 from tenantvault.crypto import (
@@ -77,6 +78,8 @@ _UNSERVED_TYPES: Final = frozenset(
     }
 )
 _NS: Final = 1_000_000_000
+# Parsed mount-relative paths kept by `_parse` (each at most MAX_PATH_BYTES long).
+_PARSED_PATHS: Final = 1024
 _TRAILING_SEGMENTS: Final = {
     "encrypt": 0,
     "decrypt": 0,
@@ -109,6 +112,14 @@ def _go_time(ns: int) -> str:
     stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     fraction = f".{nanos:09d}".rstrip("0") if nanos else ""
     return f"{stamp}{fraction}Z"
+
+
+@functools.lru_cache(maxsize=_PARSED_PATHS)
+def _parse(rest: str, allow_dir: bool) -> SecretPath:
+    """`parse_path` of a mount-relative path, remembered: a pure function of its input, asked
+    on every request for the same few paths (`encrypt/<key>`), and validating a path costs
+    more than the rest of routing. Invalid paths raise and are never remembered."""
+    return parse_path(rest, allow_dir=allow_dir)
 
 
 def _key_type(name: str) -> KeyType:
@@ -403,7 +414,7 @@ class TransitEngine:
         op = operation
         store = mount.storage
         base = mount.path
-        path = parse_path(rest, allow_dir=op is Operation.LIST)
+        path = _parse(rest, op is Operation.LIST)
         section, *args = path.segments
         write = op in (Operation.UPDATE, Operation.CREATE)
         acl = f"{base}{path.key}"
@@ -448,7 +459,9 @@ class TransitEngine:
             raise UnsupportedOperationError()
         if section == "encrypt":
             # The existence check (create or update?) already loads the key: the handler of
-            # this one request reuses it instead of reading the store a second time.
+            # this one request reuses it instead of reading the store a second time. So this
+            # route holds one request's state: it must never be reused for another request
+            # (the Core's route memo takes kv v2 routes only).
             seen: dict[str, Keyring] = {}
             create_need = (f"{base}encrypt/{name}", "create")
 

@@ -29,23 +29,46 @@ _CACHE_ENTRIES: Final = 4096
 _T = TypeVar("_T")
 
 
+class _Cached:
+    """A parsed keyring and the exact record it was parsed from (which holds its key
+    material in base64): slots only, and a repr that shows neither."""
+
+    __slots__ = ("keyring", "stored")
+
+    def __init__(self, stored: bytes, keyring: Keyring) -> None:
+        self.stored = stored
+        self.keyring = keyring
+
+    def __repr__(self) -> str:
+        return f"<cached {self.keyring!r}>"
+
+
 class KeyStore:
     """Load, create and change transit keys in any mount's storage."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_entries: int = _CACHE_ENTRIES) -> None:
         # Parsed keyrings by (mount identity, name), each with the exact stored bytes it came
-        # from: a hit needs byte-equal content, so it is right on any backend and revision.
-        self._cache: OrderedDict[tuple[tuple[str, str], str], tuple[bytes, Keyring]] = OrderedDict()
+        # from. Every load still reads the record (another instance, a restore or a rotation
+        # may have changed it; a deleted key must stop working at once) and a hit needs
+        # byte-equal content, so the cache is right on any backend and after any change: it
+        # saves only the JSON decoding, base64 and cipher set-up of an unchanged key.
+        self._cache: OrderedDict[tuple[tuple[str, str], str], _Cached] = OrderedDict()
+        self._max_entries = max_entries
+
+    def __repr__(self) -> str:
+        return f"KeyStore(cached={len(self._cache)})"
 
     async def load(self, store: MountStorage, name: str) -> Keyring | None:
         """The mount's key `name` as stored now, or None. Shared: do not modify it."""
         record = await store.read(KEY_PREFIX + name)
+        slot = (store.identity, name)
         if record is None:
+            self._cache.pop(slot, None)  # deleted (maybe elsewhere): drop its material too
             return None
-        cached = self._cache.get((store.identity, name))
-        if cached is not None and cached[0] == record.value:
-            self._cache.move_to_end((store.identity, name))
-            return cached[1]
+        cached = self._cache.get(slot)
+        if cached is not None and cached.stored == record.value:
+            self._cache.move_to_end(slot)
+            return cached.keyring
         keyring = Keyring.from_record(decode_record(record.value))
         self._remember(store, record.value, keyring)
         return keyring
@@ -57,9 +80,10 @@ class KeyStore:
         return keyring
 
     def _remember(self, store: MountStorage, stored: bytes, keyring: Keyring) -> None:
-        self._cache[(store.identity, keyring.name)] = (stored, keyring)
-        self._cache.move_to_end((store.identity, keyring.name))
-        if len(self._cache) > _CACHE_ENTRIES:
+        slot = (store.identity, keyring.name)
+        self._cache[slot] = _Cached(stored, keyring)
+        self._cache.move_to_end(slot)
+        while len(self._cache) > self._max_entries:
             self._cache.popitem(last=False)
 
     def forget(self, store: MountStorage, name: str) -> None:
