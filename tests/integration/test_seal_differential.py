@@ -150,7 +150,22 @@ def _alike(servers: list[Sealable], method: str, path: str, **kwargs: Any) -> ht
     return ours
 
 
-def test_the_seal_life_cycle_matches_openbao(servers: list[Sealable]) -> None:
+@pytest.fixture(scope="module")
+def unsealed(servers: list[Sealable]) -> list[Sealable]:
+    """The servers after the seal life cycle (initialized, unsealed): what the later tests
+    start from. A fixture, not test order: xdist may run this module's tests on different
+    workers, and each worker then has its own pair of servers to take through it."""
+    _life_cycle(servers)
+    return servers
+
+
+def test_the_seal_life_cycle_matches_openbao(unsealed: list[Sealable]) -> None:
+    """init, unseal, seal, restart and the CLI, step for step against OpenBao (`_life_cycle`,
+    run by the `unsealed` fixture: its failures fail this test)."""
+    assert all(server.init["root_token"] for server in unsealed)
+
+
+def _life_cycle(servers: list[Sealable]) -> None:
     openbao, ours = servers
     # Before init: both uninitialized and sealed; health answers 501; sys/init says so.
     assert (
@@ -314,8 +329,9 @@ def _shape(body: Any) -> Any:
     return data
 
 
-def test_generate_root_token_matches_openbao(servers: list[Sealable]) -> None:
-    """Runs after the life cycle test, on its initialized, unsealed servers."""
+def test_generate_root_token_matches_openbao(unsealed: list[Sealable]) -> None:
+    """On the initialized, unsealed servers of the life cycle."""
+    servers = unsealed
     otps: list[str] = []
     nonces: list[str] = []
 
@@ -389,9 +405,10 @@ def test_generate_root_token_matches_openbao(servers: list[Sealable]) -> None:
     both("DELETE", "attempt")
 
 
-def test_rotate_keys_matches_openbao(servers: list[Sealable]) -> None:
+def test_rotate_keys_matches_openbao(unsealed: list[Sealable]) -> None:
     """`sys/rotate/root/*` (`bao operator rotate-keys`), after the tests above: new shares
     from a quorum of the old ones; the old shares stop unsealing, the new ones do."""
+    servers = unsealed
 
     def both(
         method: str, path: str, body: Any = None, keys: list[str] | None = None

@@ -828,9 +828,11 @@ def run(
         return 2
     try:
         # Held until the process ends: a second server on this data directory would corrupt
-        # the store's record cache and the audit chain (`backends._lock`).
+        # the store's record cache and the audit chain (`backends._lock`). A gateway keeps
+        # nothing there but its audit store: without one, instances may share a config file.
+        uses_data_dir = not settings.dev and (not settings.is_gateway or settings.audit_store)
         data_dir_lock = (
-            None if settings.dev else lock_data_dir(settings.resolved_data_dir, role="server")
+            lock_data_dir(settings.resolved_data_dir, role="server") if uses_data_dir else None
         )
     except ConfigurationError as error:
         err.write(f"error: cannot open the store: {error.message}\n")
