@@ -58,7 +58,7 @@ def main() -> None:
             raw = workdir / "profile.txt"
             spy = subprocess.Popen(
                 [
-                    "py-spy",
+                    _servers.program("py-spy"),
                     "record",
                     "--threads",
                     "--format",
