@@ -44,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from raft_cluster import Node, RaftCluster, _call, _free_port
 
+from tenantvault.cache._settings import DEFAULT_TTL_SECONDS as CACHE_TTL_SECONDS
+
 _TENANTS = 5
 
 
@@ -389,6 +391,10 @@ async def drill(args: argparse.Namespace) -> int:
                 f"leader kill: {failed} failed requests of {traffic.requests}, error burst "
                 f"{burst:.1f} s, service recovered {recovery:.1f} s after the kill"
             )
+            # An instance's read cache may hold a value written through the other instance
+            # for up to its TTL (the documented cross-instance staleness bound): wait it out,
+            # so what is read back is what the store holds.
+            await asyncio.sleep(CACHE_TTL_SECONDS + 0.5)
             lost = await _verify(session, instances, tokens, traffic)
             print(
                 f"acknowledged writes: {len(traffic.acknowledged)} keys, each read through both "
