@@ -8,7 +8,6 @@ import contextlib
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from tenantvault._exceptions import ConfigurationError
 from tenantvault._observe import RequestOutcome
@@ -76,25 +75,15 @@ def test_the_webhook_must_be_https_or_loopback(url: str) -> None:
     assert check_url("http://127.0.0.1:9/a") == "http://127.0.0.1:9/a"
 
 
-async def test_alerts_are_posted_to_the_webhook() -> None:
-    received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    async def hook(request: web.Request) -> web.Response:
-        await received.put(await request.json())
-        return web.Response(status=204)
-
-    server = web.Application()
-    server.router.add_post("/alerts", hook)
-    runner = web.AppRunner(server)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+async def test_alerts_are_posted_to_the_webhook(
+    webhook: tuple[str, asyncio.Queue[dict[str, Any]]],
+) -> None:
+    url, received = webhook
     clock = FakeClock()
     detector = AnomalyDetector(clock=clock)
-    webhook = AlertWebhook(f"http://127.0.0.1:{port}/alerts", timeout_seconds=5)
-    detector.listeners.append(webhook.offer)
-    task = asyncio.create_task(webhook.run())
+    sender = AlertWebhook(url, timeout_seconds=5)
+    detector.listeners.append(sender.offer)
+    task = asyncio.create_task(sender.run())
     try:
         _burst(detector, clock)
         alert = await asyncio.wait_for(received.get(), timeout=10)
@@ -102,7 +91,6 @@ async def test_alerts_are_posted_to_the_webhook() -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await runner.cleanup()
     assert alert["kind"] == "distinct_secrets"
     assert alert["tenant"] == "acme"
     assert alert["numbers"]["observed"] == 10

@@ -6,12 +6,10 @@ service counts and scores on its own (an alert reaches the webhook without anyon
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
@@ -210,27 +208,6 @@ def test_repeated_requests_still_count_their_reads() -> None:
 @pytest.fixture
 def root_token() -> str:
     return canary("root-")
-
-
-@pytest.fixture
-async def webhook() -> AsyncIterator[tuple[str, asyncio.Queue[dict[str, Any]]]]:
-    """A real loopback HTTP server receiving alerts: (its URL, what it received)."""
-    received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    async def hook(request: web.Request) -> web.Response:
-        await received.put(await request.json())
-        return web.Response(status=204)
-
-    server = web.Application()
-    server.router.add_post("/alerts", hook)
-    runner = web.AppRunner(server)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/alerts", received
-    finally:
-        await runner.cleanup()
 
 
 async def test_the_flush_service_scores_requests_and_alerts_reach_the_webhook(

@@ -24,8 +24,19 @@ from tenantvault._exceptions import (
 from tenantvault._request import Operation, Response
 from tenantvault.engines._route import Call, Route
 from tenantvault.upstream._client import UpstreamResponse, map_status
+from tenantvault.upstream._tenancy import Placement
+from tenantvault.upstream.engines._gateway import Gateway
 
-__all__ = ["METHODS", "Send", "answer", "forwarded", "query_params", "raise_for"]
+__all__ = [
+    "MERGE_PATCH",
+    "METHODS",
+    "Send",
+    "answer",
+    "forwarded",
+    "query_params",
+    "raise_for",
+    "send_as_is",
+]
 
 # The HTTP method of each logical operation, as a Vault client sends it.
 METHODS: Final[Mapping[Operation, str]] = {
@@ -36,6 +47,9 @@ METHODS: Final[Mapping[Operation, str]] = {
     Operation.PATCH: "PATCH",
     Operation.DELETE: "DELETE",
 }
+
+# Vault reads a PATCH body only as a JSON merge patch.
+MERGE_PATCH: Final = {"Content-Type": "application/merge-patch+json"}
 
 _MULTIERROR: Final = re.compile(r"1 error occurred:\n\t\* (.*?)\n*", re.DOTALL)
 
@@ -163,3 +177,14 @@ def _existence(exists: Callable[[], Awaitable[bool]]) -> Callable[[str], Awaitab
         return await exists()
 
     return check
+
+
+async def send_as_is(
+    gateway: Gateway, tenant: str, method: str, placement: Placement, data: Mapping[str, Any]
+) -> UpstreamResponse:
+    """A request sent upstream as the client sent it: GET, LIST and DELETE with `data` as
+    their query string, the others with it as their JSON body (PATCH as a merge patch)."""
+    if method in ("GET", "LIST", "DELETE"):
+        return await gateway.send(tenant, method, placement, params=query_params(data) or None)
+    headers = MERGE_PATCH if method == "PATCH" else None
+    return await gateway.send(tenant, method, placement, json=dict(data), headers=headers)

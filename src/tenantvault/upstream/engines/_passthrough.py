@@ -41,7 +41,12 @@ from tenantvault.engines._route import Call, Route
 from tenantvault.leases._ttl import LeaseTTL
 from tenantvault.upstream._client import UpstreamResponse
 from tenantvault.upstream._tenancy import NamespaceTenancy, Placement
-from tenantvault.upstream.engines._forward import METHODS, answer, query_params, raise_for
+from tenantvault.upstream.engines._forward import (
+    METHODS,
+    answer,
+    raise_for,
+    send_as_is,
+)
 from tenantvault.upstream.engines._gateway import Gateway
 
 __all__ = ["PassthroughEngine", "leased_secret"]
@@ -58,7 +63,6 @@ _CAPABILITY: Final[Mapping[Operation, str]] = {
 _UPSTREAM_LEASE: Final = "upstream_lease_id"
 # OpenBao's answer to revoking a lease it no longer has (expired there first): done.
 _GONE: Final = "invalid lease"
-_MERGE_PATCH: Final = {"Content-Type": "application/merge-patch+json"}
 # The tune fields sent upstream as given (the rest of a tune is tenantvault's own).
 _TUNED_UPSTREAM: Final = ("default_lease_ttl", "max_lease_ttl", "description", "options")
 
@@ -146,15 +150,7 @@ class PassthroughEngine:
         gateway = self._gateway
 
         async def handler(call: Call) -> Response:
-            data = dict(call.data)
-            if method in ("GET", "LIST", "DELETE"):
-                response = await gateway.send(
-                    tenant, method, placement, params=query_params(data) or None
-                )
-            else:
-                # Vault reads a PATCH body only as a JSON merge patch.
-                headers = _MERGE_PATCH if method == "PATCH" else None
-                response = await gateway.send(tenant, method, placement, json=data, headers=headers)
+            response = await send_as_is(gateway, tenant, method, placement, call.data)
             result = answer(response)
             result.secret = leased_secret(response)
             return result

@@ -39,7 +39,12 @@ from tenantvault.engines.pki._x509 import certificate_der, crl_der
 from tenantvault.leases._ttl import LeaseTTL
 from tenantvault.upstream._client import UpstreamResponse
 from tenantvault.upstream._tenancy import NamespaceTenancy, Placement
-from tenantvault.upstream.engines._forward import METHODS, answer, query_params, raise_for
+from tenantvault.upstream.engines._forward import (
+    METHODS,
+    answer,
+    raise_for,
+    send_as_is,
+)
 from tenantvault.upstream.engines._gateway import Gateway
 from tenantvault.upstream.engines._passthrough import PassthroughEngine, leased_secret
 
@@ -51,7 +56,6 @@ _CRL_DER: Final = "application/pkix-crl"
 _CRL_PEM: Final = "application/x-pem-file"
 # The internal lease data of an upstream lease (`_passthrough`'s `generate_lease` leases).
 _UPSTREAM_LEASE: Final = "upstream_lease_id"
-_MERGE_PATCH: Final = {"Content-Type": "application/merge-patch+json"}
 
 # A file fetch: the JSON twin read upstream, the field holding the PEM, how to send it.
 _Encode = Callable[[str], bytes]
@@ -235,14 +239,7 @@ class UpstreamPKI:
         gateway = self._gateway
 
         async def handler(call: Call) -> Response:
-            data = dict(call.data)
-            if method in ("GET", "LIST", "DELETE"):
-                response = await gateway.send(
-                    tenant, method, placement, params=query_params(data) or None
-                )
-            else:
-                headers = _MERGE_PATCH if method == "PATCH" else None
-                response = await gateway.send(tenant, method, placement, json=data, headers=headers)
+            response = await send_as_is(gateway, tenant, method, placement, call.data)
             if response.status == 500:
                 _raise(response)
             result = answer(response)

@@ -38,12 +38,11 @@ from tenantvault.engines.transit._engine import _crypt_items as crypt_items
 from tenantvault.engines.transit._engine import _refuse_nonce as refuse_nonce
 from tenantvault.upstream._client import UpstreamResponse
 from tenantvault.upstream._tenancy import Placement, PrefixTenancy
-from tenantvault.upstream.engines._forward import Send, forwarded, raise_for
+from tenantvault.upstream.engines._forward import MERGE_PATCH, Send, forwarded, raise_for
 from tenantvault.upstream.engines._gateway import Gateway
 
 __all__ = ["UpstreamKV", "UpstreamTransit"]
 
-_MERGE_PATCH: Final = {"Content-Type": "application/merge-patch+json"}
 # The embedded KV engine's record of a mount's settings (see `engines/kv.py`), which the
 # prefix strategy keeps too: the shared upstream mount has one config for every tenant.
 _CONFIG_KEY: Final = "config"
@@ -91,7 +90,7 @@ def _sender(gateway: Gateway, tenant: str, placement: Placement) -> Send:
             json=body,
             params=query,
             idempotent=idempotent,
-            headers=_MERGE_PATCH if method == "PATCH" else None,
+            headers=MERGE_PATCH if method == "PATCH" else None,
         )
 
     return send
