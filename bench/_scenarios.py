@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _servers import BASELINE, HTTPError, Server
+from _servers import HTTPError, Server, is_openbao
 
 SCENARIOS = ("read", "uncached-read", "write", "cas-write", "encrypt", "decrypt", "mixed")
 TENANT = "bench"
@@ -60,7 +60,7 @@ def mix_tenants(count: int) -> list[str]:
 def add_tenant(server: Server, tenant: str) -> None:
     """Create `tenant` with KV v2 at secret/ and transit at transit/ (OpenBao needs both)."""
     server.call("POST", f"sys/namespaces/{tenant}")
-    if server.name == BASELINE:
+    if is_openbao(server.name):
         # `bao server -dev` mounts KV v2 at secret/ in the root namespace only.
         kv = {"type": "kv", "options": {"version": "2"}}
         server.call("POST", "sys/mounts/secret", kv, namespace=tenant)

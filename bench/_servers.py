@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 BASELINE = "openbao-dev"
+# OpenBao dev with a file audit device, so both sides audit every request (our servers
+# always do): the like-for-like baseline for "authorized, audited reads".
+AUDITED_BASELINE = "openbao-dev-audit"
 GATEWAY = "tenantvault-gateway"
 SQLITE = "tenantvault-sqlite"
 # The name this server had before the open-loop runner; still accepted on the command line.
@@ -38,8 +41,16 @@ VARIANTS = (
     "tenantvault-dev-noobs",
     "tenantvault-dev-nocache",
     "tenantvault-sqlite-nocache",
+    AUDITED_BASELINE,
 )
 STARTUP_SECONDS = 30.0
+
+
+def is_openbao(name: str) -> bool:
+    """Whether `name` is one of the OpenBao baselines (with or without an audit device)."""
+    return name in (BASELINE, AUDITED_BASELINE)
+
+
 # The read cache's off switch (issue 16): the `-nocache` variants' uncached reads.
 CACHE_OFF_FLAG = "--no-read-cache"
 
@@ -203,9 +214,16 @@ def start(
         if upstream is None:
             raise SystemExit(f"error: {GATEWAY} needs {BASELINE} as its upstream")
         command = [*tenantvault, *_gateway_flags(workdir, upstream)]
-    elif name == BASELINE:
+    elif is_openbao(name):
         command = [program("bao"), "server", "-dev", "-dev-no-store-token"]
         command += [f"-dev-listen-address={listen}", "-log-level=warn"]
+        if name == AUDITED_BASELINE:
+            # OpenBao 2 enables audit devices only from its configuration, not by API.
+            config = workdir / f"{name}-{port}.hcl"
+            audit_log = json.dumps(str(workdir / f"{name}-{port}-audit.log"))
+            stanza = f"options {{ file_path = {audit_log} }}"
+            config.write_text(f'audit "file" "file" {{\n  {stanza}\n}}\n')
+            command.append(f"-config={config}")
         env["BAO_DEV_ROOT_TOKEN_ID"] = root_token
     else:
         raise SystemExit(f"error: unknown server {name}")

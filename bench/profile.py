@@ -17,19 +17,27 @@ def _summarise(raw: Path, top: int) -> str:
     """Inclusive and self shares of the event loop thread's frames from py-spy's raw output."""
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
+    threads: collections.Counter[str] = collections.Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
-        if not stack or "MainThread" not in stack.split(";", 1)[0]:
+        if not stack:
             continue
         count = int(count_text)
+        # Active (non-idle) samples per thread: where the process's CPU goes besides the loop.
+        threads[stack.split(";", 1)[0]] += count
+        if "MainThread" not in stack.split(";", 1)[0]:
+            continue
         frames = stack.split(";")[1:]
         total += count
         for frame in set(frames):
             inclusive[frame] += count
         if frames:
             own[frames[-1]] += count
-    lines = [f"main-thread samples: {total}", "", "inclusive:"]
+    every = sum(threads.values()) or 1
+    lines = ["active samples by thread:"]
+    lines += [f"{100 * n / every:5.1f}% {name}" for name, n in threads.most_common(8)]
+    lines += ["", f"main-thread samples: {total}", "", "inclusive:"]
     lines += [f"{100 * n / total:5.1f}% {f}" for f, n in inclusive.most_common(top)]
     lines += ["", "self:"]
     lines += [f"{100 * n / total:5.1f}% {f}" for f, n in own.most_common(top)]
@@ -45,6 +53,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--top", type=int, default=45)
     parser.add_argument("--no-access-log", action="store_true")
+    parser.add_argument("--raw", type=Path, help="also keep py-spy's raw samples here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
@@ -82,6 +91,8 @@ def main() -> None:
                 f"{result['cpu_ms_per_1k']:,.0f} ms CPU per 1,000 (py-spy attached)"
             )
             print(_summarise(raw, args.top))
+            if args.raw:
+                args.raw.write_text(raw.read_text())
         finally:
             _servers.stop(server)
 
