@@ -86,6 +86,42 @@ def test_no_line_is_lost_when_threads_put_while_it_stops() -> None:
         assert mine == [f"{number}:{index}" for index in range(2000)]
 
 
+class _StalledStream(io.StringIO):
+    """A stream whose first write blocks until released: a log pipe nobody reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.entered.set()
+        self.release.wait(10)
+        return super().write(text)
+
+
+def test_a_stalled_stream_bounds_the_queue_and_reports_the_dropped_count() -> None:
+    stream = _StalledStream()
+    writer = LineWriter(stream, gather_seconds=0, max_queued=10)
+    writer.start()
+    writer.put("first")
+    assert stream.entered.wait(10)  # the thread holds "first" in a write that does not return
+    for index in range(25):
+        writer.put(f"line {index}")
+    stream.release.set()
+    writer.stop()
+    lines = stream.getvalue().splitlines()
+    assert lines[:11] == ["first", *(f"line {index}" for index in range(10))]
+    assert len(lines) == 12
+    assert re.fullmatch(
+        rf"{_STAMP} WARNING tenantvault\.server: 15 log lines dropped: the log stream did "
+        r"not keep up \(10 lines were waiting\)",
+        lines[11],
+    )
+    writer.put("after stop")  # written directly: never dropped once the thread is gone
+    assert stream.getvalue().endswith("after stop\n")
+
+
 def test_access_lines_have_the_text_logging_would_give_them(logger: logging.Logger) -> None:
     created = 1_764_646_930.0071  # a millisecond part that a float rounding could change
     stream = io.StringIO()

@@ -7,7 +7,13 @@ listener's thread, all under the one GIL the event loop needs. Here a line is fo
 on the caller's thread (the same text `LogFormatter` makes of a record) and queued; one
 thread writes whatever has gathered with a single `write`. `LineHandler` puts every other
 record in the same queue, so the stream keeps one order. `stop()` writes every queued line,
-and a line put after it is written at once: none is lost.
+and a line put after it is written at once.
+
+The queue is bounded (`MAX_QUEUED_LINES`): when the stream does not keep up (a stalled pipe,
+a full disk's slow writes) lines past the bound are dropped, counted, and the count is
+written as a WARNING line once the stream takes lines again. Blocking the caller instead
+would stall the event loop and every request with it; the audit trail, not this log, is the
+record of what happened, and it is never dropped.
 
 What a line holds is decided by whoever makes it (the access log: method, path, status and
 duration, never a header, a query string or a body); this module only carries text.
@@ -30,6 +36,9 @@ LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # a lone line waits this long.
 GATHER_SECONDS: Final = 0.01
 _STOP: Final = None  # the queue's end marker, put by `stop()`
+# At ~100 bytes a line, ~10 MB of lines waiting for a stream that does not take them.
+MAX_QUEUED_LINES: Final = 100_000
+_DROPPED_LOGGER: Final = "tenantvault.server"
 
 AccessLine = Callable[[str], None]
 """Takes one message (`GET /v1/secret/data/app 200 1.2ms`) and logs it as an INFO line."""
@@ -71,10 +80,20 @@ class LogFormatter(logging.Formatter):
 class LineWriter:
     """Lines queued from any thread, written by one thread to `stream` in batches."""
 
-    def __init__(self, stream: TextIO, *, gather_seconds: float = GATHER_SECONDS) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        gather_seconds: float = GATHER_SECONDS,
+        max_queued: int = MAX_QUEUED_LINES,
+    ) -> None:
         self._stream = stream
         self._gather_seconds = gather_seconds
+        self._max_queued = max_queued
         self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        # Lines dropped since the last notice; changed under `_dropped_lock` (rare path).
+        self._dropped = 0
+        self._dropped_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopped = False
         # Set once the thread is gone: from then on each put writes its line itself.
@@ -96,7 +115,12 @@ class LineWriter:
             self._thread.start()
 
     def put(self, line: str) -> None:
-        """Queue one line (without its newline); written at once if the writer stopped."""
+        """Queue one line (without its newline); written at once if the writer stopped,
+        dropped and counted if `max_queued` lines are already waiting."""
+        if self._lines.qsize() >= self._max_queued and not self._direct:
+            with self._dropped_lock:
+                self._dropped += 1
+            return
         self._lines.put(line)
         if self._direct:
             # Checked after the put: either `stop()`'s last drain sees this line, or this
@@ -166,6 +190,15 @@ class LineWriter:
             self._write(self._take(first)[0])
 
     def _write(self, lines: list[str]) -> None:
+        if self._dropped:
+            with self._dropped_lock:
+                dropped, self._dropped = self._dropped, 0
+            # After the lines that were queued before the drops: the notice marks the gap.
+            lines.append(
+                f"{_stamps(time.time())} {logging.getLevelName(logging.WARNING)} "
+                f"{_DROPPED_LOGGER}: {dropped} log lines dropped: the log stream did not "
+                f"keep up ({self._max_queued} lines were waiting)"
+            )
         if not lines:
             return
         try:
