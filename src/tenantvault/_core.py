@@ -195,11 +195,13 @@ class Core:
         self.leases = LeaseManager(
             backend,
             self.router,
-            tenant_uid=self.tenants.uid,
+            # Also while a tenant is being deleted (tainted): that is when its leases go.
+            tenant_uid=self.tenants.incarnation,
             clock=clock,
             quota=lease_quota,
             token_expiry=self.tokens.expiry,
             events=counters.lease,
+            tainted=self.tenants.tainted,
         )
         # A tenant-delete step before the gateway's: its leases are revoked (database users
         # dropped) while its configs are still there; one that cannot be revoked stops the

@@ -4,6 +4,12 @@ the deletion instead of leaving its user behind."""
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
+import pytest
+
+from tenantvault.leases._store import Lease, LeaseStore
 from tenantvault.server import TenantVaultApp
 from tests._postgres import PostgresCluster
 from tests.database.conftest import Admin, can_login, role_exists
@@ -88,3 +94,96 @@ async def test_revoke_force_lets_a_stuck_deletion_finish(
     response = await vault.root("DELETE", "sys/namespaces/dbforce")
     assert response.status_code == 200, response.text
     assert await role_exists(postgres, body["data"]["username"])
+
+
+async def test_a_lease_issued_during_the_deletion_is_revoked_not_orphaned(
+    app: TenantVaultApp,
+    vault: Vault,
+    admin: Admin,
+    postgres: PostgresCluster,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The race OpenBao closes by tainting the namespace first: a creds request of the root
+    token is under way (its user made, its lease not yet stored) when the tenant's deletion
+    lists the leases. The lease lands after the listing; it must not outlive the tenant with
+    its user still able to log in: the request fails with OpenBao's tainted text, the user
+    is dropped, the deletion completes."""
+    await vault.create_tenant("dbrace")
+    await setup_engine(vault, admin, namespace="dbrace")
+    issued, store_lease = asyncio.Event(), asyncio.Event()
+    listed, finish_deletion = asyncio.Event(), asyncio.Event()
+    users: list[str] = []
+    create = LeaseStore.create
+
+    async def paused_create(store: LeaseStore, tenant: str, lease: Lease) -> None:
+        if tenant == "dbrace":
+            users.append(str(lease.internal["username"]))
+            issued.set()
+            await store_lease.wait()
+        await create(store, tenant, lease)
+
+    async def after_the_lease_step(tenant: str) -> None:
+        if tenant == "dbrace":
+            listed.set()  # the taint and the lease listing are behind the deletion now
+            await finish_deletion.wait()
+
+    monkeypatch.setattr(LeaseStore, "create", paused_create)
+    app.core.tenants.on_delete(after_the_lease_step)
+    request = asyncio.create_task(
+        vault.request("GET", "database/creds/r", token=vault.root_token, namespace="dbrace")
+    )
+    await asyncio.wait_for(issued.wait(), 30)
+    [user] = users
+    assert await role_exists(postgres, user)
+    deletion = asyncio.create_task(vault.root("DELETE", "sys/namespaces/dbrace"))
+    await asyncio.wait_for(listed.wait(), 30)
+    store_lease.set()
+    response = await asyncio.wait_for(request, 30)
+    assert response.status_code == 403, response.text
+    assert response.json() == {
+        "errors": [
+            'no handler for route "database/creds/r" on namespace "dbrace/". route entry or '
+            "namespace is tainted."
+        ]
+    }
+    assert not await role_exists(postgres, user)
+    finish_deletion.set()
+    deleted = await asyncio.wait_for(deletion, 30)
+    assert deleted.status_code == 200, deleted.text
+    assert (await vault.root("GET", "sys/namespaces/dbrace")).status_code == 404
+
+
+async def test_a_tenant_being_deleted_is_tainted_and_refuses_requests(
+    app: TenantVaultApp, vault: Vault
+) -> None:
+    """While its deletion runs the tenant reads as tainted (`sys/namespaces`) and serves
+    nobody, root included; a deletion that fails lifts the taint again (the stuck-lease test
+    above mends the config and deletes again)."""
+    await vault.create_tenant("tainting")
+    written = await vault.root(
+        "POST", "secret/data/app", namespace="tainting", json={"data": {"k": "v"}}
+    )
+    assert written.status_code == 200, written.text
+    listed, finish_deletion = asyncio.Event(), asyncio.Event()
+    seen: dict[str, object] = {}
+
+    async def during(tenant: str) -> None:
+        if tenant == "tainting":
+            seen["info"] = (await vault.root("GET", "sys/namespaces/tainting")).json()
+            seen["read"] = await vault.root("GET", "secret/data/app", namespace="tainting")
+            listed.set()
+            await finish_deletion.wait()
+
+    app.core.tenants.on_delete(during)
+    deletion = asyncio.create_task(vault.root("DELETE", "sys/namespaces/tainting"))
+    await asyncio.wait_for(listed.wait(), 30)
+    info = seen["info"]
+    assert isinstance(info, dict)
+    assert info["data"]["tainted"] is True
+    read = seen["read"]
+    assert isinstance(read, httpx.Response)
+    # As a tenant that is gone (a tenant token's binding no longer authenticates either).
+    assert read.status_code == 404, read.text
+    assert read.json() == {"errors": ["namespace not found"]}
+    finish_deletion.set()
+    assert (await asyncio.wait_for(deletion, 30)).status_code == 200

@@ -25,7 +25,12 @@ from typing import Any, Final, Protocol, runtime_checkable
 
 from tenantvault._cas import retry_on_conflict
 from tenantvault._clock import Clock, format_time
-from tenantvault._exceptions import ConflictError, InvalidRequestError, TenantVaultError
+from tenantvault._exceptions import (
+    ConflictError,
+    InvalidRequestError,
+    RequestError,
+    TenantVaultError,
+)
 from tenantvault._paths import parse_path
 from tenantvault._request import Response
 from tenantvault._router import Router
@@ -36,7 +41,13 @@ from tenantvault.engines._protocol import Mount
 from tenantvault.leases._store import Lease, LeaseStore
 from tenantvault.leases._ttl import LeaseTTL, calculate_ttl
 
-__all__ = ["LeaseManager", "LeaseQuotaError", "LeasesRemainError", "LeasingEngine"]
+__all__ = [
+    "LeaseManager",
+    "LeaseQuotaError",
+    "LeasesRemainError",
+    "LeasingEngine",
+    "TenantDeletingError",
+]
 
 logger = logging.getLogger("tenantvault.leases")
 
@@ -58,6 +69,19 @@ class LeaseQuotaError(TenantVaultError):
 
     def __init__(self) -> None:
         super().__init__("lease count quota exceeded")
+
+
+class TenantDeletingError(RequestError):
+    """A lease was issued in a tenant that began to be deleted meanwhile: revoked at once
+    (403 with OpenBao's text for a request into a tainted namespace)."""
+
+    status = 403
+
+    def __init__(self, tenant: str, path: str) -> None:
+        super().__init__(
+            f'no handler for route "{path}" on namespace "{tenant}/". route entry or '
+            "namespace is tainted."
+        )
 
 
 class LeasesRemainError(InvalidRequestError):
@@ -133,12 +157,16 @@ class LeaseManager:
         max_attempts: int = 6,
         token_expiry: TokenExpiry | None = None,
         events: LeaseEvents | None = None,
+        tainted: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         """`quota`: the most leases one tenant may hold (0: no limit). `token_expiry` tells
         when a lease's creating token expires now (it may have been renewed since); without
         it a lease is revoked at its token's expiry as first seen. `events` is told of each
-        lease created, revoked or failing revocation (the metrics counters)."""
+        lease created, revoked or failing revocation (the metrics counters). `tainted` tells
+        whether a tenant is being deleted (read now): see `attach`. `tenant_uid` must answer
+        for a tenant being deleted too: its leases are revoked then."""
         self._token_expiry = token_expiry
+        self._tainted = tainted
         self._events = events
         self._backend = backend
         self._store = LeaseStore(backend)
@@ -237,6 +265,13 @@ class LeaseManager:
             except BaseException:
                 await self._count(tenant, -1)
                 raise
+            # Asked after the lease is stored: a deletion that tainted the tenant before this
+            # read lists the leases after it too, so it finds this one or this one sees the
+            # taint. Either way the secret is revoked; none outlives its tenant.
+            if tenant != SYSTEM_TENANT and self._tainted is not None:
+                if await self._tainted(tenant):
+                    await self._forget(tenant, lease)
+                    raise TenantDeletingError(tenant, path)
         except BaseException:
             try:
                 await engine.revoke_secret(mount, lease.internal)
