@@ -13,7 +13,8 @@ from tenantvault.seal._seal import (
     SealedError,
     SealStatus,
 )
-from tenantvault.seal._shamir_seal import SEAL_FILENAME, ShamirSeal
+from tenantvault.seal._shamir_seal import ShamirSeal
+from tenantvault.seal._stored import SEAL_FILENAME
 
 __all__ = [
     "SEALED_MESSAGE",

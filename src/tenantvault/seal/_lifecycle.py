@@ -20,7 +20,7 @@ from tenantvault._exceptions import ConfigurationError
 from tenantvault.backends._sqlite import DB_FILENAME
 from tenantvault.seal._backend import SealedBackend
 from tenantvault.seal._seal import Seal
-from tenantvault.seal._shamir_seal import SEAL_FILENAME, InitHook, SealHook, UnsealHook
+from tenantvault.seal._stored import SEAL_FILENAME, InitHook, SealHook, UnsealHook
 
 if TYPE_CHECKING:
     from tenantvault.services import Supervisor

@@ -29,14 +29,8 @@ from tenantvault.seal._seal import InitResult, SealStatus
 from tenantvault.seal._shamir_seal import (
     BAD_COMBINATION as _BAD_COMBINATION,
 )
-from tenantvault.seal._shamir_seal import (
-    SEAL_FILENAME,
-    InitHook,
-    SealHook,
-    UnsealHook,
-    check_seal_config,
-    write_seal_file,
-)
+from tenantvault.seal._shamir_seal import check_seal_config, write_seal_file
+from tenantvault.seal._stored import StoredSeal
 
 __all__ = ["MECHANISMS", "Pkcs11Seal", "Pkcs11Settings"]
 
@@ -203,40 +197,19 @@ class _Config:
     recovery_check: bytes = field(repr=False)
 
 
-class Pkcs11Seal:
+class Pkcs11Seal(StoredSeal[_Config]):
     """Auto-unseal through an HSM: initialized once, unsealed at every start by the HSM."""
 
     def __init__(self, data_dir: Path, settings: Pkcs11Settings) -> None:
-        self._path = Path(data_dir) / SEAL_FILENAME
+        super().__init__(data_dir)
         self._settings = settings
         self._hsm = _Hsm(settings)
-        self._config: _Config | None = None
-        self._sealed = True
-        self._lock = asyncio.Lock()
-        self._on_init: InitHook | None = None
-        self._on_unseal: UnsealHook | None = None
-        self._on_seal: SealHook | None = None
 
     def __repr__(self) -> str:
         return f"<Pkcs11Seal {'sealed' if self._sealed else 'unsealed'}>"
 
-    def bind(self, *, on_init: InitHook, on_unseal: UnsealHook, on_seal: SealHook) -> None:
-        self._on_init, self._on_unseal, self._on_seal = on_init, on_unseal, on_seal
-
-    async def load(self) -> None:
-        self._config = await asyncio.to_thread(_read_config, self._path)
-
-    @property
-    def data_dir(self) -> Path:
-        return self._path.parent
-
-    @property
-    def is_sealed(self) -> bool:
-        return self._sealed
-
-    @property
-    def is_initialized(self) -> bool:
-        return self._config is not None
+    def _read(self, path: Path) -> _Config | None:
+        return _read_config(path)
 
     def status(self) -> SealStatus:
         config = self._config
@@ -325,15 +298,6 @@ class Pkcs11Seal:
     def reset(self) -> None:
         if not self._sealed:
             raise InvalidRequestError("vault is unsealed")
-
-    async def seal(self) -> None:
-        """Drop the master key; the next start unseals again through the HSM."""
-        async with self._lock:
-            if self._sealed:
-                return
-            self._sealed = True
-            if self._on_seal is not None:
-                await self._on_seal()
 
 
 def _document(config: _Config) -> dict[str, Any]:

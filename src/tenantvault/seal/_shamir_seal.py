@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -32,21 +31,17 @@ from tenantvault._exceptions import (
 from tenantvault.crypto import KEY_SIZE, AeadKey, encode_aad, random_key
 from tenantvault.seal import _shamir
 from tenantvault.seal._seal import InitResult, SealStatus
+from tenantvault.seal._stored import StoredSeal
 
 __all__ = [
     "BAD_COMBINATION",
-    "SEAL_FILENAME",
-    "InitHook",
-    "SealHook",
     "ShamirSeal",
-    "UnsealHook",
     "check_seal_config",
     "decode_key_share",
     "replace_seal_file",
     "write_seal_file",
 ]
 
-SEAL_FILENAME: Final = "seal.json"
 _ROOT_KEY_AAD: Final = encode_aad("tenantvault:seal:master-key")
 # Vault's bounds on a submitted share: a 32-byte key, plus one byte of x coordinate.
 _MIN_KEY_BYTES: Final = 16
@@ -55,13 +50,6 @@ BAD_COMBINATION: Final = (
     "unable to retrieve stored keys: invalid key: failed to decrypt keys from storage: "
     "cipher: message authentication failed"
 )
-
-UnsealHook = Callable[[bytes], Awaitable[None]]
-"""Receives the master key once the quorum is reached; the server opens the store with it."""
-InitHook = Callable[[bytes], Awaitable[str]]
-"""Creates the store under a new master key; returns its initial root token."""
-SealHook = Callable[[], Awaitable[None]]
-"""Closes the store: the master key and every key derived from it leave memory."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,23 +93,13 @@ def check_seal_config(
         raise InvalidRequestError(prefix + "threshold cannot be larger than shares")
 
 
-class ShamirSeal:
-    """The seal state of one data directory: initialized or not, the shares collected so far.
-
-    `bind()` connects it to the server (who opens and closes the store); every transition
-    runs under one lock, so two unseal requests never combine the same attempt twice.
-    """
+class ShamirSeal(StoredSeal["_SealConfig"]):
+    """The seal state of one data directory: initialized or not, the shares collected so far."""
 
     def __init__(self, data_dir: Path) -> None:
-        self._path = Path(data_dir) / SEAL_FILENAME
-        self._config: _SealConfig | None = None
-        self._sealed = True
+        super().__init__(data_dir)
         self._parts: list[bytes] = []
         self._nonce = ""
-        self._lock = asyncio.Lock()
-        self._on_unseal: UnsealHook | None = None
-        self._on_init: InitHook | None = None
-        self._on_seal: SealHook | None = None
 
     def __repr__(self) -> str:
         state = (
@@ -129,26 +107,8 @@ class ShamirSeal:
         )
         return f"<ShamirSeal {state}>"
 
-    def bind(self, *, on_init: InitHook, on_unseal: UnsealHook, on_seal: SealHook) -> None:
-        """Connect the server's store operations (before the first request)."""
-        self._on_init, self._on_unseal, self._on_seal = on_init, on_unseal, on_seal
-
-    async def load(self) -> None:
-        """Read `seal.json` if the store was initialized (on start)."""
-        self._config = await asyncio.to_thread(_read_config, self._path)
-
-    @property
-    def data_dir(self) -> Path:
-        return self._path.parent
-
-    @property
-    def is_sealed(self) -> bool:
-        """Whether the master key is out of memory (always, before init)."""
-        return self._sealed
-
-    @property
-    def is_initialized(self) -> bool:
-        return self._config is not None
+    def _read(self, path: Path) -> _SealConfig | None:
+        return _read_config(path)
 
     def status(self) -> SealStatus:
         config = self._config
@@ -241,20 +201,6 @@ class ShamirSeal:
         if not self._sealed:
             raise InvalidRequestError("vault is unsealed")
         self._parts, self._nonce = [], ""
-
-    async def seal(self) -> None:
-        """Drop the master key: the server closes the store."""
-        async with self._lock:
-            if self._sealed:
-                return
-            self._sealed = True
-            if self._on_seal is not None:
-                await self._on_seal()
-
-    def _require_initialized(self) -> _SealConfig:
-        if self._config is None:
-            raise InvalidRequestError("Vault is not initialized")
-        return self._config
 
 
 def _open_master_key(
