@@ -41,6 +41,7 @@ from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server.embed import Server
 
+from tenantvault._collector import tuned_collector
 from tenantvault._config import (
     DEFAULT_LISTEN_HOST,
     DEFAULT_LISTEN_PORT,
@@ -785,7 +786,9 @@ async def _serve(settings: ServerSettings, app: TenantVaultApp, stderr: TextIO) 
             _url(settings),
             "dev mode, in-memory store" if settings.dev else settings.backend_url,
         )
-        await server.serve()
+        # Collections that do not grow with the heap, hence with the tenants (`_collector`).
+        with tuned_collector():
+            await server.serve()
     except Exception as error:  # noqa: BLE001 -- granian raises bare errors for bind failures
         reason = error.strerror if isinstance(error, OSError) else str(error)
         stderr.write(
