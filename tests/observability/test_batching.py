@@ -131,10 +131,11 @@ outcomes = st.builds(
     refused=st.sampled_from([False, False, False, False, True]),
     cross_tenant=st.sampled_from([False, False, True]),
 )
-# (seconds the clock moves, the request; or a flush, a scrape, a hook event)
+# (seconds the clock moves, the request; or a flush, a scrape, a hook event). The wall
+# clock can step back (an NTP correction): a run of alike requests then changes minute.
 steps = st.lists(
     st.one_of(
-        st.tuples(st.sampled_from([0, 0, 0, 0, 1, 30, 61]), outcomes),
+        st.tuples(st.sampled_from([0, 0, 0, 0, 1, 30, 61, -1, -61]), outcomes),
         st.sampled_from(["flush", "scrape", "hook"]),
     ),
     max_size=120,
@@ -178,6 +179,26 @@ def test_batches_count_and_alert_exactly_as_one_request_at_a_time(
         assert views[0] == views[1]
     assert one.dashboard(tenant=None) == batched.dashboard(tenant=None)
     alerts = [[alert.as_dict() for alert in o.alerts()] for o in (one, batched)]
+    assert alerts[0] == alerts[1]
+
+
+def test_a_repeated_request_after_the_clock_stepped_back_is_scored_in_its_interval() -> None:
+    """Alike requests in one batch, the wall clock stepping back across an interval boundary
+    between them: the batch scores each in its own interval, as one at a time does (the
+    alert's numbers, which count the token's reads, say so)."""
+    clock = FakeClock()
+    one = Observability(clock=clock, anomaly=TOUCHY)
+    batched = Observability(clock=clock, anomaly=TOUCHY)
+    steps = [(0, "t1"), (61, "t1"), (61, "t1"), (0, "t1"), (-61, "t1"), (0, "t1")]
+    steps += [(0, f"t{i}") for i in range(2, 6)]
+    for seconds, target in steps:
+        clock.advance(seconds)
+        outcome = _outcome(accessor="a1", address="10.0.0.1", target=target)
+        one.metrics.observe(outcome)
+        one.anomalies.observe(outcome)
+        batched.observe(outcome)
+    alerts = [[alert.as_dict() for alert in o.alerts()] for o in (one, batched)]
+    assert [alert["kind"] for alert in alerts[0]] == ["distinct_secrets"]
     assert alerts[0] == alerts[1]
 
 

@@ -11,6 +11,8 @@ from prometheus_client import generate_latest
 from tenantvault._observe import RequestOutcome
 from tenantvault.observability import Observability
 from tenantvault.observability._collector import tenant_registry
+from tenantvault.observability._events import EventCounters
+from tenantvault.observability._metrics import MAX_PENDING_EVENTS
 from tenantvault.upstream import UpstreamClient, UpstreamSettings
 from tests._openbao import running_openbao
 from tests.conftest import FakeClock
@@ -28,6 +30,30 @@ def _request(tenant: str) -> RequestOutcome:
         denied=False,
         tenant=tenant,
     )
+
+
+def test_the_per_request_producer_callbacks_count_exactly_and_stay_bounded() -> None:
+    """The read cache's and the audit broker's callbacks (which add to the pending counts
+    directly) count every event once, and their pending counts stay bounded."""
+    observability = Observability(clock=FakeClock(), top_tenants=1)
+    counters = EventCounters(observability.hooks)
+    observability.observe(_request("acme"))
+    tenants = MAX_PENDING_EVENTS + 10
+    for i in range(tenants):
+        counters.cache("hit", "acme" if i % 2 else f"t{i}")
+        counters.audit(1, 0)
+        counters.audit(2, 1)
+        assert len(observability.metrics.pending_events) <= MAX_PENDING_EVENTS + 1
+    server = parse(generate_latest(observability.registry).decode())
+    cache = "tenantvault_cache_events_total"
+    assert value(server, cache, event="hit", result="success", tenant="acme") == tenants // 2
+    assert value(server, cache, event="hit", result="success", tenant="other") == tenants // 2
+    audit = "tenantvault_audit_events_total"
+    assert value(server, audit, event="written", result="success", tenant="root") == 3 * tenants
+    assert value(server, audit, event="written", result="failure", tenant="root") == tenants
+    numbers = observability.metrics.tenant_numbers("acme")
+    own = parse(generate_latest(tenant_registry("acme", numbers)).decode())
+    assert value(own, cache, event="hit", result="success", tenant="acme") == tenants // 2
 
 
 def test_hook_events_are_counted_exactly_and_scoped() -> None:

@@ -191,26 +191,30 @@ class AnomalyDetector:
         tenant: _Tenant | None = None
         token_key: str | None = None
         token: _Token | None = None
-        # The last request scored (its fields, its interval) and whether it counted a read.
+        # The last request scored (its fields; None after a denial), its interval as
+        # [start, end) in clock readings, and whether it counted a read.
         last: tuple[object, ...] | None = None
-        last_interval = -1
+        start = end = 0
         read = False
         for now, outcome in batch:
             if outcome.refused:
                 continue  # refused before the Core: no tenant, no token to keep a baseline for
-            interval = now // span
             scored = _SCORED(outcome)
-            if scored == last and interval == last_interval and not outcome.denied:
+            if scored == last and start <= now < end:
                 # The same request again in the same interval (a client reading one secret
                 # over and over): its address is known and its secret counted, so no step
                 # below could alert; only the counts move. Denials take the full path (a
-                # denial can cross the tenant's threshold).
+                # denial can cross the tenant's threshold): `last` is None after one.
                 if tenant is not None:
                     tenant.requests += 1
                 if read and token is not None:
                     token.reads += 1
                 continue
-            last, last_interval, read = scored, interval, False
+            interval = now // span
+            start = interval * span
+            end = start + span
+            last = None if outcome.denied else scored
+            read = False
             key = outcome.tenant_uid or "root"
             if tenant is None or key != tenant_key:
                 tenant, tenant_key = self._tenant(key, outcome.tenant_uid), key

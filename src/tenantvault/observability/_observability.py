@@ -14,10 +14,11 @@ numbers (a scrape, `sys/alerts`, the dashboard), so what they show is exact and 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from tenantvault._clock import Clock
+from tenantvault._clock import Clock, system_clock
 from tenantvault._observe import RequestOutcome
 from tenantvault.observability._anomaly import Alert, AnomalyDetector, AnomalySettings
 from tenantvault.observability._collector import ServerCollector, server_registry
@@ -65,6 +66,9 @@ class Observability:
         anomaly: AnomalySettings | None = None,
     ) -> None:
         self.clock = clock
+        # Read once per request: the wall clock's own C function rather than the Python
+        # function that wraps it (the same readings, one Python call fewer per request).
+        self._now: Clock = time.time_ns if clock is system_clock else clock
         self.metrics = Metrics(clock=clock, top_n=top_tenants)
         self.anomalies = AnomalyDetector(clock=clock, settings=anomaly)
         self.collector = ServerCollector(
@@ -107,7 +111,7 @@ class Observability:
     def observe(self, outcome: RequestOutcome) -> None:
         """The Core's observer hook: buffer one request's outcome (see the module)."""
         pending = self._pending
-        pending.append((self.clock(), outcome))
+        pending.append((self._now(), outcome))
         if len(pending) >= MAX_PENDING:
             self.flush()
 
