@@ -237,6 +237,48 @@ def encryption(side: Side) -> None:
     )
 
 
+def single_requests(side: Side) -> None:
+    """Requests without `batch_input` (their own code path): which error wins, and when."""
+    side.call("create", "POST", "transit/keys/k", {})
+    side.call("create derived", "POST", "transit/keys/d", {"derived": True})
+    # Undecodable input to a missing key: the key is created first, then the input refused.
+    side.call("bad plaintext, no key", "POST", "transit/encrypt/m1", {"plaintext": "!!"})
+    side.call("read it", "GET", "transit/keys/m1")
+    bad_context = {"plaintext": "", "context": "!!"}
+    side.call("bad context, no key", "POST", "transit/encrypt/m2", bad_context)
+    side.call("read that", "GET", "transit/keys/m2")
+    side.call("negative version", "POST", "transit/encrypt/k", {"plaintext": "", "key_version": -1})
+    context = b64(b"c")
+    side.call(
+        "context, plain key", "POST", "transit/encrypt/k", {"plaintext": "", "context": context}
+    )
+    side.call("no context, derived key", "POST", "transit/encrypt/d", {"plaintext": ""})
+    side.call("bad context, derived key", "POST", "transit/encrypt/d", bad_context)
+    side.call("null batch", "POST", "transit/encrypt/k", {"plaintext": "", "batch_input": None})
+    blob = "vault:v1:AAAA"
+    side.call(
+        "decrypt bad context, no key",
+        "POST",
+        "transit/decrypt/m3",
+        {"ciphertext": blob, "context": "!!"},
+    )
+    side.call(
+        "decrypt bad context", "POST", "transit/decrypt/d", {"ciphertext": blob, "context": "!!"}
+    )
+    side.call("decrypt empty", "POST", "transit/decrypt/k", {"ciphertext": ""})
+    side.call("decrypt empty, no key", "POST", "transit/decrypt/m4", {"ciphertext": ""})
+    side.call("decrypt no context, derived key", "POST", "transit/decrypt/d", {"ciphertext": blob})
+    side.call(
+        "decrypt context, plain key",
+        "POST",
+        "transit/decrypt/k",
+        {"ciphertext": blob, "context": context},
+    )
+    side.call(
+        "decrypt null batch", "POST", "transit/decrypt/k", {"ciphertext": "", "batch_input": None}
+    )
+
+
 def batches(side: Side) -> None:
     side.call("create", "POST", "transit/keys/b", {})
     items = [{"plaintext": b64(f"p{i}".encode()), "reference": f"r{i}"} for i in range(3)]
@@ -501,6 +543,7 @@ def retired_versions(side: Side) -> None:
 SCENARIOS: dict[str, Callable[[Side], None]] = {
     "key management": key_management,
     "encryption": encryption,
+    "single requests": single_requests,
     "batches": batches,
     "derivation": derivation,
     "data keys and random": datakeys_and_random,

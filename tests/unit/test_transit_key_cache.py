@@ -16,7 +16,11 @@ from typing import Any
 import pytest
 
 import tenantvault
-from tenantvault.crypto import Keyring, KeyType
+from tenantvault._core import Core
+from tenantvault._exceptions import DecryptionError, IntegrityError
+from tenantvault._request import Operation, Request
+from tenantvault.backends import MemoryBackend, Record
+from tenantvault.crypto import AeadKey, Keyring, KeyType, random_key
 from tenantvault.engines._protocol import MountStorage
 from tenantvault.engines.transit import KeyStore
 from tenantvault.testing import core_of
@@ -172,3 +176,125 @@ async def test_the_cache_is_bounded_and_shows_no_key_material(
             for secret in (version.key, version.hmac_key):
                 assert base64.b64encode(secret).decode() not in shown
                 assert secret.hex() not in shown
+
+
+# -- the sealed bytes: opened once, re-opened whenever they change ----------------------------
+
+
+class _CountingStorage(MountStorage):
+    """A mount's real storage that counts how often a record of it is opened."""
+
+    __slots__ = ("opened",)
+
+    def __init__(self, backend: MemoryBackend, mount: str, *, sealed: bool) -> None:
+        super().__init__(
+            backend,
+            tenant="acme",
+            storage_mount=mount,
+            key=AeadKey(random_key()) if sealed else None,  # None: the fixed layout
+            binding=("acme-uid", mount),
+        )
+        self.opened = 0
+
+    def open_sealed(self, key: str, record: Record) -> Record:
+        self.opened += 1
+        return super().open_sealed(key, record)
+
+
+async def _backend() -> MemoryBackend:
+    backend = MemoryBackend()
+    await backend.create_tenant("acme")
+    return backend
+
+
+def _rotate_to(now_ns: int) -> Callable[[Keyring], None]:
+    def rotate(keyring: Keyring) -> None:
+        keyring.rotate(now_ns=now_ns)
+
+    return rotate
+
+
+@pytest.mark.parametrize("sealed", [True, False], ids=["mount key", "fixed layout"])
+async def test_an_unchanged_record_is_opened_once_a_changed_one_again(sealed: bool) -> None:
+    store = _CountingStorage(await _backend(), "mount/one", sealed=sealed)
+    here, elsewhere = KeyStore(), KeyStore()
+    created, _ = await here.store_new(store, Keyring.generate("k", KeyType.AES256_GCM96, now_ns=1))
+    # The first load after this instance's own write opens the record once, finds the
+    # content it wrote and keeps its parse; later loads of the same bytes open nothing.
+    assert await here.load(store, "k") is created
+    assert await here.load(store, "k") is created
+    assert store.opened == 1
+    await elsewhere.change(store, "k", _rotate_to(2), missing="gone")
+    rotated = await here.load(store, "k")
+    assert _state(rotated) == (2, 1, 0, [1, 2])
+    assert await here.load(store, "k") is rotated
+    assert store.opened == 2
+    await elsewhere.change(store, "k", lambda keyring: None, missing="gone")  # no change, no write
+    assert await here.load(store, "k") is rotated
+    assert store.opened == 2
+
+
+async def test_sealed_bytes_changed_or_moved_behind_the_cache_are_authenticated() -> None:
+    """A hit needs the exact bytes this mount's record was opened from: tampered bytes, or
+    another mount's record moved here (the cache holds those very bytes for that mount), are
+    opened and refused, never answered from the cache."""
+    backend = await _backend()
+    one = _CountingStorage(backend, "mount/one", sealed=True)
+    two = _CountingStorage(backend, "mount/two", sealed=True)
+    keys = KeyStore()
+    for store in (one, two):
+        await keys.store_new(store, Keyring.generate("k", KeyType.AES256_GCM96, now_ns=1))
+        assert await keys.load(store, "k") is not None
+    original = await backend.read("acme", "mount/one", "policy/k")
+    assert original is not None
+    tampered = original.value[:-1] + bytes([original.value[-1] ^ 1])
+    await backend.write("acme", "mount/one", "policy/k", tampered, expected_revision=None)
+    with pytest.raises(IntegrityError):
+        await keys.load(one, "k")
+    await backend.write("acme", "mount/one", "policy/k", original.value, expected_revision=None)
+    assert await keys.load(one, "k") is not None
+    await backend.write("acme", "mount/two", "policy/k", original.value, expected_revision=None)
+    with pytest.raises(IntegrityError):
+        await keys.load(two, "k")
+
+
+# -- two Cores over one store: the hot path sees the other's changes at once -----------------
+
+
+async def test_two_cores_over_one_store_see_each_others_key_changes_at_once() -> None:
+    """Core `here` serves encrypt and decrypt from its caches (parsed key, reused decrypt
+    route); every change made through Core `there` holds on `here`'s very next request."""
+    backend = MemoryBackend()
+    here, there = Core(backend), Core(backend)
+    for core in (here, there):
+        await core.start()
+
+    async def call(core: Core, path: str, **data: Any) -> dict[str, Any]:
+        request = Request(Operation.UPDATE, path, namespace="acme", data=data)
+        return dict((await core.handle_as_operator(request)).data or {})
+
+    try:
+        await there.handle_as_operator(Request(Operation.UPDATE, "sys/namespaces/acme"))
+        await call(there, "transit/keys/k")
+        v1 = (await call(here, "transit/encrypt/k", plaintext="aGk="))["ciphertext"]
+        for _ in range(2):
+            assert (await call(here, "transit/decrypt/k", ciphertext=v1))["plaintext"] == "aGk="
+        await call(there, "transit/keys/k/rotate")
+        v2 = await call(here, "transit/encrypt/k", plaintext="aGk=")
+        assert v2["key_version"] == 2
+        await call(there, "transit/keys/k/config", min_decryption_version=2)
+        with pytest.raises(DecryptionError, match="disallowed by policy"):
+            await call(here, "transit/decrypt/k", ciphertext=v1)
+        assert (await call(here, "transit/decrypt/k", ciphertext=v2["ciphertext"]))["plaintext"]
+        await call(there, "transit/keys/k/config", min_encryption_version=2)
+        with pytest.raises(tenantvault.InvalidRequestError, match="minimum encryption"):
+            await call(here, "transit/encrypt/k", plaintext="aGk=", key_version=1)
+        await call(there, "transit/keys/k/config", deletion_allowed=True)
+        await there.handle_as_operator(
+            Request(Operation.DELETE, "transit/keys/k", namespace="acme")
+        )
+        with pytest.raises(tenantvault.InvalidRequestError, match="encryption key not found"):
+            await call(here, "transit/decrypt/k", ciphertext=v2["ciphertext"])
+    finally:
+        for core in (here, there):
+            await core.aclose()

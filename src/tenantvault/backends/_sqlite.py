@@ -20,6 +20,10 @@ open. Each incarnation of a tenant gets a fresh key id and data key, so deleting
 
 All SQLite work runs on one dedicated worker thread that owns the connection: statements are
 serialized, the event loop never blocks on disk, and each check-and-set is one transaction.
+Writes (and reads the record cache cannot answer) queue for that thread's next flush: the
+reads first, from the committed state, then every queued write as one group commit (one
+transaction, one fsync); the callers of a flush hear back through one wake-up of their event
+loop per step, not one thread hand-off each.
 
 Point reads of hot records skip that thread: `_record_cache` keeps the committed state of the
 keys being read (sealed, as stored), filled by the worker after each read and updated by it
@@ -38,8 +42,8 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,11 +137,18 @@ class SqliteBackend:
         self._cache = RecordCache(
             max_entries=_CACHE_ENTRIES, max_bytes=_CACHE_BYTES, max_value_bytes=_CACHE_VALUE_BYTES
         )
+        # Changed by the worker thread only: tenant -> (key id, data key) of every tenant
+        # whose key was loaded, the worker's word that the tenant exists (`_tenant_key`).
+        # The loop only looks entries up, to seal a write's value before queueing it.
+        self._data_keys: dict[str, tuple[str, AeadKey]] = {}
         # Everything below is touched only on the worker thread.
         self._lock: DataDirLock | None = None
         self._conn: sqlite3.Connection | None = None
         self._master: AeadKey | None = None
-        self._data_keys: dict[str, tuple[str, AeadKey]] = {}
+        # The store-wide revision counter (`_take_revision`): the last revision handed out,
+        # and the value stored in the database; None until the first write loads it.
+        self._revision: int | None = None
+        self._stored_revision: int | None = None
         self._terms: KeyTerms | None = None
         # The key file this store created and may replace (`DATA_DIR/master.key`); None for
         # a key the operator supplies (a variable or their own file): never ours to rewrite.
@@ -236,24 +247,72 @@ class SqliteBackend:
         found = self._cache.get((tenant, mount, key))
         if found is not MISS:
             return None if found is None else found.open()
-        return await self._call(lambda conn: self._read_sync(conn, tenant, mount, key))
+        return await self._queued_read(lambda conn: self._read_sync(conn, tenant, mount, key))
 
     async def write(
         self, tenant: str, mount: str, key: str, value: bytes, *, expected_revision: int | None
     ) -> int:
         """Store `value` durably and return the new revision (check-and-set in one transaction)."""
-        return await self._batched(
-            lambda conn: self._write_sync(conn, tenant, mount, key, value, expected_revision),
-            (tenant, mount, key),
-        )
+        sealed = self._seal_on_loop(tenant, mount, key, value)
+
+        def run(conn: sqlite3.Connection) -> tuple[int, tuple[SealedRecord]]:
+            revision, record = self._write_sync(
+                conn, tenant, mount, key, value, expected_revision, sealed
+            )
+            return revision, (record,)
+
+        return await self._queued_write(run, ((tenant, mount, key),))
+
+    async def write_all(
+        self, tenant: str, mount: str, writes: Sequence[tuple[str, bytes, int | None]]
+    ) -> list[int]:
+        """Store every (key, value, expected_revision) of `writes`, in order, all or none:
+        one transaction of the group commit. The new revisions; `ConflictError` (and nothing
+        written) if any check-and-set fails."""
+        sealed = [self._seal_on_loop(tenant, mount, key, value) for key, value, _ in writes]
+
+        def run(conn: sqlite3.Connection) -> tuple[list[int], tuple[SealedRecord, ...]]:
+            # Several modifying statements: a savepoint undoes them together.
+            conn.execute("SAVEPOINT write_all")
+            try:
+                done = [
+                    self._write_sync(conn, tenant, mount, key, value, expected, seal)
+                    for (key, value, expected), seal in zip(writes, sealed, strict=True)
+                ]
+            except BaseException:
+                # If SQLite rolled the whole transaction back, the group commit sees that.
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK TO write_all")
+                        conn.execute("RELEASE write_all")
+                    except sqlite3.Error:
+                        # Not undone alone: undo the whole group, which fails every caller.
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                raise
+            conn.execute("RELEASE write_all")
+            return [revision for revision, _ in done], tuple(record for _, record in done)
+
+        return await self._queued_write(run, tuple((tenant, mount, key) for key, _, _ in writes))
+
+    def _seal_on_loop(self, tenant: str, mount: str, key: str, value: bytes) -> _Sealed | None:
+        """`value` sealed here, on the loop, if the tenant's key is loaded (else None: the
+        worker seals it). The worker holds the GIL between its statements, and every call
+        that lets go of it (AES-GCM does) makes the group commit wait for the busy loop to
+        hand it back."""
+        loaded = self._data_keys.get(tenant)
+        if loaded is None:
+            return None
+        aad = _record_aad(tenant, loaded[0], mount, key)
+        return _Sealed(loaded, aad, loaded[1].seal(value, aad))
 
     async def delete(
         self, tenant: str, mount: str, key: str, *, expected_revision: int | None = None
     ) -> bool:
         """Remove `key`; return whether it existed. `ConflictError` on a revision mismatch."""
-        return await self._batched(
+        return await self._queued_write(
             lambda conn: self._delete_sync(conn, tenant, mount, key, expected_revision),
-            (tenant, mount, key),
+            ((tenant, mount, key),),
         )
 
     async def list(self, tenant: str, mount: str, prefix: str) -> list[str]:
@@ -309,52 +368,74 @@ class SqliteBackend:
     async def _call(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         return await self._run_worker(lambda: fn(self._connection()))
 
-    async def _batched(
+    async def _queued_read(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        result: _T = await self._queued(fn, ())
+        return result
+
+    async def _queued_write(
         self,
-        fn: Callable[[sqlite3.Connection], tuple[_T, SealedRecord | None]],
-        key: CacheKey,
+        fn: Callable[[sqlite3.Connection], tuple[_T, tuple[SealedRecord | None, ...]]],
+        keys: tuple[CacheKey, ...],
     ) -> _T:
-        """Run a write of `key` in the next group commit: one transaction and one fsync for
-        every write queued while the previous group was committing; `fn` returns its result
-        and what `key` holds after it (None: nothing). Each write keeps its own savepoint, so
-        one failing check-and-set rolls back only itself; nobody hears back before COMMIT, nor
-        before the cache has it."""
+        result: _T = await self._queued(fn, keys)
+        return result
+
+    async def _queued(
+        self, fn: Callable[[sqlite3.Connection], Any], keys: tuple[CacheKey, ...]
+    ) -> Any:
+        """Run `fn` on the worker thread in its next flush: a read (no `keys`) before the
+        group commit, a write of `keys` in it (`fn` returns its result and what each key
+        holds after it, None: nothing). A write that fails undoes only itself (one modifying
+        statement, or a savepoint); nobody hears back before COMMIT, nor before the cache
+        has it."""
         if self._closed:
             raise ClosedError("the sqlite backend is closed")
-        future: Future[_T] = Future()
+        loop = asyncio.get_running_loop()
+        # A plain loop future, settled in bulk by `_deliver` (one wake-up per loop and flush
+        # step), not a concurrent Future and its asyncio wrapper per call.
+        future: asyncio.Future[Any] = loop.create_future()
         with self._pending_lock:
-            self._pending.append(_Pending(fn, future, key))
+            self._pending.append(_Pending(fn, future, loop, keys))
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 self._executor.submit(self._flush)
-        try:
-            return await asyncio.wrap_future(future)
-        except sqlite3.Error as exc:
-            raise _translate_error(exc) from exc
+        return await future
 
     def _flush(self) -> None:
-        """On the worker thread: commit every queued write as one group."""
+        """On the worker thread: the queued reads, then every queued write as one group."""
         with self._pending_lock:
             batch, self._pending = self._pending, []
             self._flush_scheduled = False
-        if not batch:
-            return
+        reads = [pending for pending in batch if not pending.keys]
+        if reads:
+            # Answered before the group's fsync: a read waits for no write it does not need.
+            _deliver_threadsafe([self._read_one(pending) for pending in reads])
+        writes = [pending for pending in batch if pending.keys]
+        if writes:
+            _deliver_threadsafe(self._commit_group(writes))
 
-        def fail_all(error: BaseException) -> None:
-            failure = error if isinstance(error, Exception) else BackendError("sqlite failed")
+    def _read_one(self, pending: _Pending) -> _Outcome:
+        try:
+            return pending, True, pending.fn(self._connection())
+        except Exception as error:  # noqa: BLE001 -- handed to that caller alone
+            return pending, False, _failure(error)
+
+    def _commit_group(self, batch: builtins.list[_Pending]) -> builtins.list[_Outcome]:
+        """Run `batch`'s writes in one transaction; what each caller hears, in order."""
+
+        def fail_all(error: BaseException) -> builtins.list[_Outcome]:
             for pending in batch:
                 # Whatever SQLite kept of the group, the cache must not claim to know.
-                self._cache.discard(pending.key)
-            for pending in batch:
-                pending.future.set_exception(failure)
+                for key in pending.keys:
+                    self._cache.discard(key)
+            return [(pending, False, _failure(error)) for pending in batch]
 
         try:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
         except Exception as error:  # noqa: BLE001 -- every caller of this group hears of it
-            fail_all(error)
-            return
-        outcomes: list[tuple[bool, Any]] = []
+            return fail_all(error)
+        outcomes: builtins.list[tuple[bool, Any]] = []
         for pending in batch:
             try:
                 outcomes.append((True, pending.fn(conn)))
@@ -362,27 +443,28 @@ class SqliteBackend:
                 if not conn.in_transaction:
                     # SQLite rolled the whole transaction back (disk full, I/O error): every
                     # write of the group is gone, so every caller gets the error.
-                    fail_all(error)
-                    return
+                    return fail_all(error)
+                # SQLite undid the failing statement alone; the group goes on.
                 outcomes.append((False, error))
         try:
+            self._store_revision(conn)
             conn.execute("COMMIT")
         except Exception as error:  # noqa: BLE001 -- nothing of the group is durable
             with contextlib.suppress(sqlite3.Error):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-            fail_all(error)
-            return
+            return fail_all(error)
+        self._stored_revision = self._revision
         # Committed: the cache first, in commit order, so that once a writer hears back
         # every later read sees its write.
         for (ok, value), pending in zip(outcomes, batch, strict=True):
-            if ok:  # else rolled back to its savepoint: the key is as it was
-                self._cache.update(pending.key, value[1])
-        for (ok, value), pending in zip(outcomes, batch, strict=True):
-            if ok:
-                pending.future.set_result(value[0])
-            else:
-                pending.future.set_exception(value)
+            if ok:  # else that write changed nothing: its keys are as they were
+                for key, record in zip(pending.keys, value[1], strict=True):
+                    self._cache.update(key, record)
+        return [
+            (pending, True, value[0]) if ok else (pending, False, _failure(value))
+            for (ok, value), pending in zip(outcomes, batch, strict=True)
+        ]
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -399,6 +481,7 @@ class SqliteBackend:
         self._master = None
         self._terms = None
         self._data_keys.clear()
+        self._revision = self._stored_revision = None
         self._cache.clear()
         try:
             if conn is not None:
@@ -544,10 +627,16 @@ class SqliteBackend:
         return sealing_key
 
     def _create_tenant_sync(self, conn: sqlite3.Connection, tenant: str) -> None:
-        with _transaction(conn):
-            if _tenant_row(conn, tenant) is not None:
-                raise ConflictError(f"tenant {tenant!r} already exists")
-            self._insert_tenant(conn, tenant)
+        try:
+            with _transaction(conn):
+                if _tenant_row(conn, tenant) is not None:
+                    raise ConflictError(f"tenant {tenant!r} already exists")
+                self._insert_tenant(conn, tenant)
+        except BaseException:
+            # Not committed: the key must not vouch for a tenant that does not exist (an
+            # existing tenant's key is simply loaded again).
+            self._data_keys.pop(tenant, None)
+            raise
 
     def _delete_tenant_sync(self, conn: sqlite3.Connection, tenant: str) -> None:
         with _transaction(conn):
@@ -591,6 +680,15 @@ class SqliteBackend:
         return sealing_key
 
     def _tenant_key(self, conn: sqlite3.Connection, tenant: str) -> tuple[str, AeadKey]:
+        """The tenant's (key id, data key); `NotFoundError` if the tenant does not exist.
+
+        A loaded key answers without a statement: this process is the database's sole
+        writer (the data directory's lock), and the entry goes when the tenant's deletion
+        commits (or its creation fails), so it exists exactly while the tenant does.
+        """
+        cached = self._data_keys.get(tenant)
+        if cached is not None:
+            return cached
         row = _tenant_row(conn, tenant)
         if row is None:
             raise _tenant_not_found(tenant)
@@ -637,23 +735,63 @@ class SqliteBackend:
         key: str,
         value: bytes,
         expected_revision: int | None,
+        sealed: _Sealed | None,
     ) -> tuple[int, SealedRecord]:
-        with _transaction(conn):
-            key_id, sealing_key = self._tenant_key(conn, tenant)
-            current = _revision(conn, tenant, mount, key)
-            found = 0 if current is None else current
-            if expected_revision is not None and expected_revision != found:
-                raise _conflict(tenant, mount, key, expected_revision, found)
-            revision = _next_revision(conn)
-            aad = _record_aad(tenant, key_id, mount, key)
-            sealed = sealing_key.seal(value, aad)
+        # Inside the group's transaction, no savepoint: one statement both checks and writes
+        # (SQLite undoes a failing statement alone), so the revision check reads nothing first.
+        loaded = self._tenant_key(conn, tenant)
+        if sealed is None or sealed.key is not loaded:
+            # Not sealed on the loop, or under a key the tenant no longer has (deleted and
+            # created again since): seal under its current key.
+            aad = _record_aad(tenant, loaded[0], mount, key)
+            sealed = _Sealed(loaded, aad, loaded[1].seal(value, aad))
+        revision = self._take_revision(conn)
+        row = (revision, sealed.value, tenant, mount, key)
+        if expected_revision is None:
             conn.execute(
-                "INSERT INTO records (tenant, mount, key, revision, value) VALUES (?, ?, ?, ?, ?)"
+                "INSERT INTO records (revision, value, tenant, mount, key) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (tenant, mount, key)"
                 " DO UPDATE SET revision = excluded.revision, value = excluded.value",
-                (tenant, mount, key, revision, sealed),
+                row,
             )
-        return revision, SealedRecord(revision, sealed, sealing_key, aad)
+        elif expected_revision == 0:
+            cursor = conn.execute(
+                "INSERT INTO records (revision, value, tenant, mount, key) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (tenant, mount, key) DO NOTHING",
+                row,
+            )
+            if cursor.rowcount != 1:
+                raise _conflict(tenant, mount)
+        else:
+            cursor = conn.execute(
+                "UPDATE records SET revision = ?, value = ?"
+                " WHERE tenant = ? AND mount = ? AND key = ? AND revision = ?",
+                (*row, expected_revision),
+            )
+            if cursor.rowcount != 1:
+                raise _conflict(tenant, mount)
+        return revision, SealedRecord(revision, sealed.value, loaded[1], sealed.aad)
+
+    def _take_revision(self, conn: sqlite3.Connection) -> int:
+        """The next store-wide revision, so a key deleted and written again never repeats
+        one (no ABA: a writer holding a revision from before the delete cannot pass the check
+        after it). Counted here, as the sole writer, and stored once per group commit
+        (`_store_revision`, in the same transaction): the stored value is never below a
+        committed revision, and a number handed out by a group that failed is skipped."""
+        if self._revision is None:
+            row = conn.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()
+            self._revision = self._stored_revision = 0 if row is None else int(row[0])
+        self._revision += 1
+        return self._revision
+
+    def _store_revision(self, conn: sqlite3.Connection) -> None:
+        """Within the group's transaction: store the counter if the group advanced it."""
+        if self._revision is not None and self._revision != self._stored_revision:
+            conn.execute(
+                "INSERT INTO meta (name, value) VALUES ('revision', ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (self._revision,),
+            )
 
     def _delete_sync(
         self,
@@ -662,21 +800,27 @@ class SqliteBackend:
         mount: str,
         key: str,
         expected_revision: int | None,
-    ) -> tuple[bool, None]:
-        with _transaction(conn):
-            if _tenant_row(conn, tenant) is None:
-                raise _tenant_not_found(tenant)
-            current = _revision(conn, tenant, mount, key)
-            found = 0 if current is None else current
-            if expected_revision is not None and expected_revision != found:
-                raise _conflict(tenant, mount, key, expected_revision, found)
-            if current is None:
-                return False, None
-            conn.execute(
-                "DELETE FROM records WHERE tenant = ? AND mount = ? AND key = ?",
-                (tenant, mount, key),
+    ) -> tuple[bool, tuple[None]]:
+        # Inside the group's transaction, like `_write_sync`: one statement checks and deletes.
+        self._tenant_key(conn, tenant)
+        where = (tenant, mount, key)
+        if expected_revision == 0:
+            # Delete only if absent: nothing to delete, a conflict if the key is there.
+            if _revision(conn, tenant, mount, key) is not None:
+                raise _conflict(tenant, mount)
+            return False, (None,)
+        if expected_revision is None:
+            cursor = conn.execute(
+                "DELETE FROM records WHERE tenant = ? AND mount = ? AND key = ?", where
             )
-        return True, None
+            return cursor.rowcount == 1, (None,)
+        cursor = conn.execute(
+            "DELETE FROM records WHERE tenant = ? AND mount = ? AND key = ? AND revision = ?",
+            (*where, expected_revision),
+        )
+        if cursor.rowcount != 1:
+            raise _conflict(tenant, mount)
+        return True, (None,)
 
     def _list_sync(
         self, conn: sqlite3.Connection, tenant: str, mount: str, prefix: str
@@ -808,12 +952,64 @@ class SqliteBackend:
 
 @dataclass(frozen=True, slots=True)
 class _Pending:
-    """A write queued for the next group commit: what to run (it returns its result and
-    what the key holds after it), who hears back, and the key it writes."""
+    """A call queued for the worker's next flush: what to run, who hears back (a future of
+    `loop`), and the keys it writes (none: a read; a write's `fn` returns its result and what
+    each key holds after it)."""
 
-    fn: Callable[[sqlite3.Connection], tuple[Any, SealedRecord | None]]
-    future: Future[Any]
-    key: CacheKey
+    fn: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    keys: tuple[CacheKey, ...]
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class _Sealed:
+    """A value sealed on the loop: the tenant key entry it was sealed under (the worker
+    checks it is still the tenant's), its associated data and the sealed bytes."""
+
+    key: tuple[str, AeadKey]
+    aad: bytes
+    value: bytes
+
+    def __repr__(self) -> str:
+        # The associated data names the key, which can embed a token hash.
+        return f"_Sealed(<{len(self.value)} bytes>)"
+
+
+# What one caller hears: (its call, succeeded?, the result or the exception).
+_Outcome = tuple[_Pending, bool, Any]
+
+
+def _failure(error: BaseException) -> BaseException:
+    """What a caller is handed for `error`: sqlite3 errors translated (with the original as
+    the cause), anything that is not an `Exception` as a plain backend failure."""
+    if isinstance(error, sqlite3.Error):
+        translated = _translate_error(error)
+        translated.__cause__ = error
+        return translated
+    return error if isinstance(error, Exception) else BackendError("sqlite failed")
+
+
+def _deliver_threadsafe(outcomes: list[_Outcome]) -> None:
+    """From the worker thread: settle `outcomes` with one wake-up of each caller's loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].loop, []).append(outcome)
+    for loop, settled in by_loop.items():
+        # A closed loop has nobody left waiting.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_deliver, settled)
+
+
+def _deliver(outcomes: list[_Outcome]) -> None:
+    """On the callers' loop: hand each its result (a cancelled caller is gone)."""
+    for pending, ok, value in outcomes:
+        if pending.future.done():
+            continue
+        if ok:
+            pending.future.set_result(value)
+        else:
+            pending.future.set_exception(value)
 
 
 def _next_key_path(path: Path) -> Path:
@@ -865,23 +1061,9 @@ def _transaction(conn: sqlite3.Connection, *, write: bool = True) -> Iterator[No
     """BEGIN IMMEDIATE (or DEFERRED for reads) ... COMMIT, rolled back on any exception.
 
     IMMEDIATE takes the write lock up front, so a read-check-write sequence cannot be
-    interleaved with another writer's.
+    interleaved with another writer's. Never inside the group commit's transaction (its
+    writes run in it directly).
     """
-    if conn.in_transaction:
-        # Inside a group commit: this write's own savepoint, so its failure undoes only itself.
-        conn.execute("SAVEPOINT one_write")
-        try:
-            yield
-        except BaseException:
-            # If SQLite already rolled the whole transaction back, the group commit sees
-            # that (not in_transaction) and fails every write of the group.
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK TO one_write")
-                    conn.execute("RELEASE one_write")
-            raise
-        conn.execute("RELEASE one_write")
-        return
     conn.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
     try:
         yield
@@ -1041,7 +1223,7 @@ def _tenant_not_found(tenant: str) -> NotFoundError:
     return NotFoundError(f"tenant {tenant!r} not found")
 
 
-def _conflict(tenant: str, mount: str, key: str, expected: int, found: int) -> ConflictError:
+def _conflict(tenant: str, mount: str) -> ConflictError:
     # Keys can embed token hashes: name the tenant and mount only.
     return ConflictError(f"record changed since it was read (tenant {tenant!r}, mount {mount!r})")
 
@@ -1051,18 +1233,6 @@ def _create_private(path: Path) -> None:
     inherit the database's mode, so the whole store stays private even in a shared directory."""
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-
-
-def _next_revision(conn: sqlite3.Connection) -> int:
-    """A store-wide counter, so a key deleted and written again never repeats a revision (no
-    ABA: a writer holding a revision from before the delete cannot pass the check after it)."""
-    row = conn.execute(
-        "UPDATE meta SET value = value + 1 WHERE name = 'revision' RETURNING value"
-    ).fetchone()
-    if row is None:
-        conn.execute("INSERT INTO meta (name, value) VALUES ('revision', 1)")
-        return 1
-    return int(row[0])
 
 
 def _translate_error(exc: sqlite3.Error) -> BackendError:

@@ -65,11 +65,49 @@ class MountStorage:
             return record
         return Record(self._key.open(record.value, self._aad(key)), record.revision)
 
+    async def read_sealed(self, key: str) -> Record | None:
+        """The record as the backend holds it, still sealed under the mount key: for a cache
+        of parsed records that opens (`open_sealed`) only bytes it has not seen before."""
+        return await self._backend.read(self.tenant, self._storage_mount, key)
+
+    def open_sealed(self, key: str, record: Record) -> Record:
+        """The plaintext of a `read_sealed` record of `key` (`IntegrityError` if it fails)."""
+        if self._key is None:
+            return record
+        return Record(self._key.open(record.value, self._aad(key)), record.revision)
+
     async def write(self, key: str, value: bytes, *, expected_revision: int | None) -> int:
         sealed = value if self._key is None else self._key.seal(value, self._aad(key))
         return await self._backend.write(
             self.tenant, self._storage_mount, key, sealed, expected_revision=expected_revision
         )
+
+    @property
+    def writes_all_or_none(self) -> bool:
+        """Whether `write_all` writes all or none: the backend has `write_all` (the embedded
+        store: one transaction)."""
+        return getattr(self._backend, "write_all", None) is not None
+
+    async def write_all(self, writes: list[tuple[str, bytes, int | None]]) -> list[int]:
+        """Each (key, value, expected_revision) of `writes`, in order; the new revisions.
+
+        All or none if `writes_all_or_none`; elsewhere one `write` after another, stopping
+        at the first failure (the writes before it stay).
+        """
+        sealed = [
+            (key, value if self._key is None else self._key.seal(value, self._aad(key)), expected)
+            for key, value, expected in writes
+        ]
+        write_all = getattr(self._backend, "write_all", None)
+        if write_all is not None:
+            revisions: list[int] = await write_all(self.tenant, self._storage_mount, sealed)
+            return revisions
+        return [
+            await self._backend.write(
+                self.tenant, self._storage_mount, key, value, expected_revision=expected
+            )
+            for key, value, expected in sealed
+        ]
 
     async def delete(self, key: str, *, expected_revision: int | None = None) -> bool:
         return await self._backend.delete(

@@ -2,7 +2,7 @@
 
 The Core asks a write's route whether its key exists (create or update?) before it authorizes
 and audits the request, and the handler would read the same metadata record again a moment
-later: one backend round trip of the five a write makes. Instead the handler's first attempt
+later: one backend round trip more for every write. Instead the handler's first attempt
 starts from what the check read (`MetaHints.take`).
 
 That is safe however old a hint is, so no request identity is needed to pair a check with its

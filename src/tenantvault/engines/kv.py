@@ -7,9 +7,11 @@ Storage layout inside a kv v2 mount (records of its `MountStorage`):
 - `data/<path>|<version>|<ref>` one version's data; `ref` is random per write attempt
 
 A write stores the version data first and then moves the metadata record forward with a
-revision check; only the metadata makes a version visible. With per-key atomicity only, a
-crash or a lost race between the two leaves an unreferenced data record (garbage), never a
-visible half-write, and a version number is never reused for different data.
+revision check; only the metadata makes a version visible. On a backend that writes several
+keys all or none (the embedded store) both go in one transaction, one group commit rather
+than two in a row; with per-key atomicity only, one after the other, so a crash or a lost
+race between the two leaves an unreferenced data record (garbage), never a visible
+half-write. A version number is never reused for different data.
 """
 
 from __future__ import annotations
@@ -78,6 +80,13 @@ def _settings_from(data: Mapping[str, Any]) -> dict[str, Any]:
             data["delete_version_after"], field="delete_version_after"
         )
     return settings
+
+
+def _meta_write(path: SecretPath, meta: Meta) -> tuple[str, bytes, int]:
+    """(key, value, expected revision) of storing `meta`: checked against the revision it
+    was read at (0: new), so a concurrent write of the same secret conflicts."""
+    revision = int(meta.pop("_revision", 0))
+    return f"meta/{path.key}", encode_record(meta), revision
 
 
 def _data_key(path: str, version: int, ref: str) -> str:
@@ -312,8 +321,8 @@ class KVEngine:
         return meta
 
     async def _store_meta(self, store: MountStorage, path: SecretPath, meta: Meta) -> None:
-        revision = meta.pop("_revision", 0)
-        await store.write(f"meta/{path.key}", encode_record(meta), expected_revision=revision)
+        key, value, revision = _meta_write(path, meta)
+        await store.write(key, value, expected_revision=revision)
 
     def _new_meta(self, now: int) -> Meta:
         return {
@@ -488,12 +497,7 @@ class KVEngine:
             body = await make(meta) if patching else make(meta)
             version = meta["current_version"] + 1
             ref = secrets.token_hex(8)
-            # Data first, metadata second: see the module docstring.
-            await store.write(
-                _data_key(path.key, version, ref),
-                encode_record(body),
-                expected_revision=0,
-            )
+            data_key = _data_key(path.key, version, ref)
             deletion = 0
             after = [v for v in (meta["delete_version_after"], config["delete_version_after"]) if v]
             if after:
@@ -507,11 +511,17 @@ class KVEngine:
             meta["current_version"] = version
             meta["updated"] = now
             doomed = self._prune(path, meta, config)
-            try:
-                await self._store_meta(store, path, meta)
-            except ConflictError:
-                await store.delete(_data_key(path.key, version, ref))
-                raise
+            # Data first, metadata second: see the module docstring.
+            if store.writes_all_or_none:
+                # One transaction: a lost race on the metadata leaves nothing behind.
+                await store.write_all([(data_key, encode_record(body), 0), _meta_write(path, meta)])
+            else:
+                await store.write(data_key, encode_record(body), expected_revision=0)
+                try:
+                    await self._store_meta(store, path, meta)
+                except ConflictError:
+                    await store.delete(data_key)
+                    raise
             await self._purge(store, doomed)
             return Response(data=_version_view(meta, version))
 

@@ -30,14 +30,16 @@ _T = TypeVar("_T")
 
 
 class _Cached:
-    """A parsed keyring and the exact record it was parsed from (which holds its key
-    material in base64): slots only, and a repr that shows neither."""
+    """A parsed keyring, the exact plaintext record it was parsed from (which holds its key
+    material in base64) and the sealed bytes that record was last read as (None until a load
+    reads it): slots only, and a repr that shows none of them."""
 
-    __slots__ = ("keyring", "stored")
+    __slots__ = ("keyring", "sealed", "stored")
 
-    def __init__(self, stored: bytes, keyring: Keyring) -> None:
+    def __init__(self, stored: bytes, keyring: Keyring, sealed: bytes | None = None) -> None:
         self.stored = stored
         self.keyring = keyring
+        self.sealed = sealed
 
     def __repr__(self) -> str:
         return f"<cached {self.keyring!r}>"
@@ -51,7 +53,8 @@ class KeyStore:
         # from. Every load still reads the record (another instance, a restore or a rotation
         # may have changed it; a deleted key must stop working at once) and a hit needs
         # byte-equal content, so the cache is right on any backend and after any change: it
-        # saves only the JSON decoding, base64 and cipher set-up of an unchanged key.
+        # saves only the JSON decoding, base64 and cipher set-up of an unchanged key, and
+        # (sealed bytes equal to those last read) the opening of the record.
         self._cache: OrderedDict[tuple[tuple[str, str], str], _Cached] = OrderedDict()
         self._max_entries = max_entries
 
@@ -60,17 +63,28 @@ class KeyStore:
 
     async def load(self, store: MountStorage, name: str) -> Keyring | None:
         """The mount's key `name` as stored now, or None. Shared: do not modify it."""
-        record = await store.read(KEY_PREFIX + name)
+        key = KEY_PREFIX + name
+        sealed = await store.read_sealed(key)
         slot = (store.identity, name)
-        if record is None:
+        if sealed is None:
             self._cache.pop(slot, None)  # deleted (maybe elsewhere): drop its material too
             return None
         cached = self._cache.get(slot)
-        if cached is not None and cached.stored == record.value:
+        # The hot path: the very bytes opened before. Opening is deterministic and an identity
+        # names one mount incarnation (`mount/<uuid4>`, with its own key and binding; a mount
+        # of the fixed layout stores plaintext), so these bytes are the record already
+        # parsed. Any other bytes are opened, and so authenticated, below.
+        if cached is not None and cached.sealed == sealed.value:
             self._cache.move_to_end(slot)
             return cached.keyring
-        keyring = Keyring.from_record(decode_record(record.value))
-        self._remember(store, record.value, keyring)
+        stored = store.open_sealed(key, sealed).value
+        if cached is not None and cached.stored == stored:
+            # Sealed anew with the same content (this instance's own write, for one).
+            cached.sealed = sealed.value
+            self._cache.move_to_end(slot)
+            return cached.keyring
+        keyring = Keyring.from_record(decode_record(stored))
+        self._remember(store, stored, keyring, sealed=sealed.value)
         return keyring
 
     async def require(self, store: MountStorage, name: str, message: str) -> Keyring:
@@ -79,9 +93,11 @@ class KeyStore:
             raise InvalidRequestError(message)
         return keyring
 
-    def _remember(self, store: MountStorage, stored: bytes, keyring: Keyring) -> None:
+    def _remember(
+        self, store: MountStorage, stored: bytes, keyring: Keyring, *, sealed: bytes | None = None
+    ) -> None:
         slot = (store.identity, keyring.name)
-        self._cache[slot] = _Cached(stored, keyring)
+        self._cache[slot] = _Cached(stored, keyring, sealed)
         self._cache.move_to_end(slot)
         while len(self._cache) > self._max_entries:
             self._cache.popitem(last=False)
