@@ -108,10 +108,11 @@ class TenantRegistry:
         return None if found is None else found[0]
 
     async def tainted(self, tenant: str) -> bool:
-        """Whether `tenant` is being deleted, read from the backend now (not cached): what a
-        lease stored just now asks, so that no lease outlives its tenant (`delete`)."""
+        """Whether `tenant` is being deleted or already gone, read from the backend now (not
+        cached): what a lease stored just now asks, so that no lease outlives its tenant
+        (`delete`)."""
         info = await self._info(tenant)
-        return info is not None and bool(info.get("tainted"))
+        return info is None or bool(info.get("tainted"))
 
     async def _lookup(self, tenant: str) -> tuple[str, bool] | None:
         """(uid, tainted) of `tenant`, or None; see UID_CACHE_SECONDS."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -27,16 +26,6 @@ from tenantvault.backends._protocol import Record
 from tenantvault.backends._sqlite import SqliteBackend
 from tenantvault.crypto import AeadKey
 from tenantvault.testing import core_of
-
-
-@pytest.fixture
-async def acme(tmp_path: Path) -> AsyncIterator[SqliteBackend]:
-    opened = await SqliteBackend.open(tmp_path / "data")
-    try:
-        await opened.create_tenant("acme")
-        yield opened
-    finally:
-        await opened.aclose()
 
 
 async def _trace(backend: SqliteBackend) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +27,6 @@ from tenantvault.backends._sqlite import DB_FILENAME, SqliteBackend
 from tenantvault.crypto import AeadKey, encode_aad, random_key
 
 SECRET = b"CANARY-cached-plaintext-5d1e"
-
-
-@pytest.fixture
-async def acme(tmp_path: Path) -> AsyncIterator[SqliteBackend]:
-    opened = await SqliteBackend.open(tmp_path / "data")
-    try:
-        await opened.create_tenant("acme")
-        yield opened
-    finally:
-        await opened.aclose()
 
 
 def without_a_hop(read: Coroutine[Any, Any, Record | None]) -> Record | None:

@@ -61,9 +61,7 @@ class MountStorage:
 
     async def read(self, key: str) -> Record | None:
         record = await self._backend.read(self.tenant, self._storage_mount, key)
-        if record is None or self._key is None:
-            return record
-        return Record(self._key.open(record.value, self._aad(key)), record.revision)
+        return None if record is None else self._open(key, record)
 
     async def read_sealed(self, key: str) -> Record | None:
         """The record as the backend holds it, still sealed under the mount key: for a cache
@@ -72,14 +70,23 @@ class MountStorage:
 
     def open_sealed(self, key: str, record: Record) -> Record:
         """The plaintext of a `read_sealed` record of `key` (`IntegrityError` if it fails)."""
+        return self._open(key, record)
+
+    def _open(self, key: str, record: Record) -> Record:
         if self._key is None:
             return record
         return Record(self._key.open(record.value, self._aad(key)), record.revision)
 
+    def _seal(self, key: str, value: bytes) -> bytes:
+        return value if self._key is None else self._key.seal(value, self._aad(key))
+
     async def write(self, key: str, value: bytes, *, expected_revision: int | None) -> int:
-        sealed = value if self._key is None else self._key.seal(value, self._aad(key))
         return await self._backend.write(
-            self.tenant, self._storage_mount, key, sealed, expected_revision=expected_revision
+            self.tenant,
+            self._storage_mount,
+            key,
+            self._seal(key, value),
+            expected_revision=expected_revision,
         )
 
     @property
@@ -94,10 +101,7 @@ class MountStorage:
         All or none if `writes_all_or_none`; elsewhere one `write` after another, stopping
         at the first failure (the writes before it stay).
         """
-        sealed = [
-            (key, value if self._key is None else self._key.seal(value, self._aad(key)), expected)
-            for key, value, expected in writes
-        ]
+        sealed = [(key, self._seal(key, value), expected) for key, value, expected in writes]
         write_all = getattr(self._backend, "write_all", None)
         if write_all is not None:
             revisions: list[int] = await write_all(self.tenant, self._storage_mount, sealed)

@@ -817,8 +817,6 @@ class TransitEngine:
     ) -> Response:
         data = call.data
         _refuse_nonce(data)
-        if data.get("batch_input") is None:
-            return await self._encrypt_one(call, store, name, loaded, create_need)
         items, is_batch, context_set = _crypt_items(
             data, "plaintext", missing="missing plaintext to encrypt", empty_ok=True
         )
@@ -845,48 +843,6 @@ class TransitEngine:
 
         results = _each(items, encrypt, failed={})
         return self._respond(call.data, is_batch, items, results, ("ciphertext", "key_version"))
-
-    async def _encrypt_one(
-        self,
-        call: Call,
-        store: MountStorage,
-        name: str,
-        loaded: Keyring | None,
-        create_need: tuple[str, str],
-    ) -> Response:
-        """An encrypt without `batch_input` (nearly all of them): the checks and messages of
-        the batch path, in its order, without its per-item bookkeeping."""
-        data = call.data
-        text = get_str(data, "plaintext")
-        if text is None:
-            raise InvalidRequestError("missing plaintext to encrypt")
-        raw_context = _one(data, "context")
-        raw_associated = _one(data, "associated_data")
-        version = _version_arg(data)
-        # Undecodable input is refused only once the key was found or created (OpenBao's
-        # order, and a batch's, which refuses it per item).
-        failure: InvalidRequestError | None = None
-        plaintext = context = b""
-        try:
-            plaintext = _decode(text)
-            if raw_context:
-                context = _decode(raw_context)
-        except InvalidRequestError as error:
-            failure = error
-        keyring = loaded or await self.load(store, name)
-        if keyring is None:
-            keyring = await self._upsert(call, store, name, create_need, derived=bool(raw_context))
-        if failure is not None:
-            raise failure
-        ciphertext = keyring.encrypt(
-            plaintext,
-            version=version,
-            context=context,
-            associated_data=self._associated(keyring, raw_associated, 0),
-        )
-        return Response(
-            data={"ciphertext": ciphertext, "key_version": keyring.encryption_version(version)}
-        )
 
     async def _upsert(
         self,
@@ -920,13 +876,9 @@ class TransitEngine:
         stored, _ = await self.store_new(store, keyring)
         return stored
 
-    @classmethod
-    def _associated_data(cls, keyring: Keyring, item: _Item, index: int) -> bytes | None:
-        return cls._associated(keyring, item.text("associated_data"), index)
-
     @staticmethod
-    def _associated(keyring: Keyring, raw: str, index: int) -> bytes | None:
-        """Item `index`'s `associated_data`, decoded (None when absent or empty)."""
+    def _associated_data(keyring: Keyring, item: _Item, index: int) -> bytes | None:
+        raw = item.text("associated_data")
         if not raw:
             return None
         if not keyring.key_type.is_aead:
@@ -981,8 +933,6 @@ class TransitEngine:
         return items, is_batch
 
     async def _decrypt(self, call: Call, store: MountStorage, name: str) -> Response:
-        if call.data.get("batch_input") is None:
-            return await self._decrypt_one(call, store, name)
         items, is_batch = self._decrypt_items(call.data, rewrap=False)
         keyring = await self.keys.require(store, name, "encryption key not found")
 
@@ -996,33 +946,6 @@ class TransitEngine:
 
         results = _each(items, decrypt, failed={"plaintext": ""})
         return self._respond(call.data, is_batch, items, results, ("plaintext",))
-
-    async def _decrypt_one(self, call: Call, store: MountStorage, name: str) -> Response:
-        """A decrypt without `batch_input`: the batch path's checks and messages, in its
-        order, without its per-item bookkeeping (as `_encrypt_one`)."""
-        data = call.data
-        ciphertext = get_str(data, "ciphertext")
-        if not ciphertext:
-            raise InvalidRequestError("missing ciphertext to decrypt")
-        raw_context = _one(data, "context")
-        raw_associated = _one(data, "associated_data")
-        _version_arg(data)  # checked as in a batch item; the ciphertext names its version
-        failure: InvalidRequestError | None = None
-        context = b""
-        if raw_context:
-            try:
-                context = _decode(raw_context)
-            except InvalidRequestError as error:
-                failure = error
-        keyring = await self.keys.require(store, name, "encryption key not found")
-        if failure is not None:
-            raise failure
-        plaintext = keyring.decrypt(
-            ciphertext,
-            context=context,
-            associated_data=self._associated(keyring, raw_associated, 0),
-        )
-        return Response(data={"plaintext": _b64.encode(plaintext)})
 
     async def _rewrap(self, call: Call, store: MountStorage, name: str) -> Response:
         items, is_batch = self._decrypt_items(call.data, rewrap=True)
