@@ -175,7 +175,7 @@ class Core:
             fallback=_upstream_engines(gateway),
         )
         self.transit = transit
-        transit.attach(self.router.mounts_of_type)
+        transit.attach(backend, self.router.mounts_in)
         # sys/pki/expiring: what expires soon across the namespace's own pki mounts.
         self.pki_expiry = PkiExpiry(self.router, clock=clock)
         # Metrics, anomaly alerts and the dashboard's numbers; its sys/metrics, sys/alerts and

@@ -467,22 +467,24 @@ class Router:
         if holders is None:
 
             async def holds(tenant: str) -> bool:
-                return any(mount.type == kind for _, mount in await self._mounts_in(tenant))
+                return bool(await self.mounts_in(tenant, kind))
 
             holders = self._mounted[kind] = TenantSet(
                 self._backend, f"mount-type/{kind}", holds=holds
             )
         return holders
 
-    async def _mounts_in(self, tenant: str) -> list[tuple[str, Mount]]:
+    async def mounts_in(self, tenant: str, kind: str) -> list[Mount] | None:
+        """The mounts of engine type `kind` of one tenant (`SYSTEM_TENANT`: the root), or
+        None if there is no such tenant (any more): for a pass over a `TenantSet`'s members."""
         uid = "" if tenant == SYSTEM_TENANT else await self._tenant_uid(tenant)
         if uid is None:
-            return []
+            return None
         try:
             table = await self.table(tenant, uid)
         except NotFoundError:
-            return []  # deleted meanwhile
-        return [(tenant, mount) for mount in table.mounts.values()]
+            return None  # deleted meanwhile
+        return [mount for mount in table.mounts.values() if mount.type == kind]
 
     async def mounts_of_type(self, kind: str) -> list[tuple[str, Mount]]:
         """Every mount of engine type `kind`, with its tenant (`SYSTEM_TENANT`: the root);
@@ -491,9 +493,7 @@ class Router:
         holders = self._holders(kind)
         tenants = await (holders.members() if holders else self._backend.list_tenants())
         for tenant in [SYSTEM_TENANT, *tenants]:
-            found += [
-                (t, mount) for t, mount in await self._mounts_in(tenant) if mount.type == kind
-            ]
+            found += [(tenant, mount) for mount in await self.mounts_in(tenant, kind) or []]
         return found
 
     @staticmethod

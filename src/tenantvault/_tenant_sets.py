@@ -1,5 +1,6 @@
-"""Durable sets of the tenants that hold one kind of record (leases, KV rotations), so that a
-pass over that kind visits those tenants only, not every tenant of the store.
+"""Durable sets of the tenants that hold one kind of record (leases, KV rotations, mounts of
+a type, auto-rotating transit keys), so that a pass over that kind visits those tenants only,
+not every tenant of the store.
 
 A set lives in the root namespace's space (`SYSTEM_TENANT`), storage mount `tenant-sets`:
 

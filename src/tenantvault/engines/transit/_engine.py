@@ -3,7 +3,7 @@
 Every tenant starts with `transit/` and may mount more; a mount's keys live in its own storage
 (`_keys.KeyStore`), sealed under the mount's key (and, on the embedded store, the tenant's data
 key), so key material dies with the mount and with the tenant. `_rotation` rotates keys whose
-`auto_rotate_period` has passed.
+`auto_rotate_period` has passed, visiting only the tenants that hold such keys.
 
 Behaviour, messages and status codes are OpenBao's transit (reference/vault-api.md §D.3), with
 these deliberate differences: a caller can never supply a nonce (CVE-2023-4680: `nonce` is
@@ -35,6 +35,7 @@ from tenantvault._fields import get_bool, get_int, get_str
 from tenantvault._paths import SecretPath, parse_path, validate_name
 from tenantvault._records import decode_record
 from tenantvault._request import Operation, Response
+from tenantvault.backends._protocol import Backend
 from tenantvault.crypto import (
     HMAC_ALGORITHMS,
     HMAC_MAX_KEY_SIZE,
@@ -383,14 +384,14 @@ _RESTORE: Final = frozenset({"backup", "force", "name"})
 class TransitEngine:
     """The transit engine type: serves every transit mount of every tenant."""
 
-    def __init__(self, *, clock: Clock, mounts: MountSource | None = None) -> None:
+    def __init__(self, *, clock: Clock) -> None:
         self._clock = clock
         # The keys of every mount, with their parsed-keyring cache, and the scheduler that
         # rotates them: the engine's two other jobs, each in its own module.
         self.keys = KeyStore()
         # Reusable routes by (mount identity, operation, path), with the mount they are for.
         self._routes: dict[tuple[tuple[str, str], Operation, str], tuple[Mount, Route]] = {}
-        self.rotation = RotationScheduler(self.keys, clock=clock, mounts=mounts)
+        self.rotation = RotationScheduler(self.keys, clock=clock)
         # Keys leaving and re-entering a mount: export, backup, restore, trim.
         self.portability = Portability(self.keys, describe=self._describe)
         # Shorthands (operator tooling and tests reach the key store through them).
@@ -402,9 +403,11 @@ class TransitEngine:
 
     type: Final = "transit"
 
-    def attach(self, mounts: MountSource) -> None:
-        """Where the rotation scheduler finds every transit mount (`Router.mounts_of_type`)."""
-        self.rotation.attach(mounts)
+    def attach(self, backend: Backend, mounts: MountSource) -> None:
+        """Where the rotation scheduler finds a tenant's transit mounts (`Router.mounts_in`)
+        and keeps the set of tenants it visits, which the key store joins them to."""
+        self.rotation.attach(backend, mounts)
+        self.keys.join = self.rotation.join
 
     def check_options(self, options: Mapping[str, str]) -> dict[str, str]:
         if "version" in options:

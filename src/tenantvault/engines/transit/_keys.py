@@ -4,12 +4,17 @@ A named key lives in one record of its mount, `policy/<name>` (OpenBao's storage
 all its versions. Changes (rotation, configuration) are check-and-set writes on that one
 record, retried on a lost race, so concurrent rotations never lose a version and a reader
 always sees a whole keyring.
+
+Every write that stores a key with an `auto_rotate_period` it did not have (a new key, a
+restore, a configuration) first calls `join` with the mount's tenant: the rotation pass visits
+only the tenants that did (`_rotation`), so one writer path left out would leave its keys
+unrotated. Doing it here, below every handler, keeps that from depending on each handler.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar
 
 from tenantvault._cas import retry_on_conflict
@@ -18,7 +23,7 @@ from tenantvault._records import decode_record, encode_record
 from tenantvault.crypto import Keyring
 from tenantvault.engines._protocol import MountStorage
 
-__all__ = ["KEY_PREFIX", "WRITE_ATTEMPTS", "KeyStore"]
+__all__ = ["KEY_PREFIX", "WRITE_ATTEMPTS", "Join", "KeyStore"]
 
 KEY_PREFIX: Final = "policy/"
 # A lost race on a key record is retried this many times before giving up with 503.
@@ -27,6 +32,10 @@ WRITE_ATTEMPTS: Final = 256
 _CACHE_ENTRIES: Final = 4096
 
 _T = TypeVar("_T")
+
+# Called with a mount's tenant, durably done when it returns, before a key of that mount is
+# stored with an `auto_rotate_period` it did not have: `RotationScheduler.join`.
+Join = Callable[[str], Awaitable[None]]
 
 
 class _Cached:
@@ -57,6 +66,8 @@ class KeyStore:
         # (sealed bytes equal to those last read) the opening of the record.
         self._cache: OrderedDict[tuple[tuple[str, str], str], _Cached] = OrderedDict()
         self._max_entries = max_entries
+        # None until the engine is attached (a key store on its own rotates nothing).
+        self.join: Join | None = None
 
     def __repr__(self) -> str:
         return f"KeyStore(cached={len(self._cache)})"
@@ -111,9 +122,14 @@ class KeyStore:
         for cached in [key for key in self._cache if key[0] == identity]:
             self._cache.pop(cached, None)
 
+    async def _joining(self, store: MountStorage, keyring: Keyring) -> None:
+        if keyring.auto_rotate_seconds and self.join is not None:
+            await self.join(store.tenant)
+
     async def store_new(self, store: MountStorage, keyring: Keyring) -> tuple[Keyring, bool]:
         """Create the key unless it exists: (the stored keyring, whether this call created it)."""
         stored = encode_record(keyring.to_record())
+        await self._joining(store, keyring)
 
         async def attempt() -> tuple[Keyring, bool]:
             try:
@@ -131,6 +147,7 @@ class KeyStore:
     async def replace(self, store: MountStorage, keyring: Keyring) -> None:
         """Store `keyring` under its name whatever was there (a forced restore)."""
         stored = encode_record(keyring.to_record())
+        await self._joining(store, keyring)
         await store.write(KEY_PREFIX + keyring.name, stored, expected_revision=None)
         self._remember(store, stored, keyring)
 
@@ -145,10 +162,13 @@ class KeyStore:
             if record is None:
                 raise InvalidRequestError(missing)
             keyring = Keyring.from_record(decode_record(record.value))
+            had_period = keyring.auto_rotate_seconds
             result = change(keyring)
             stored = encode_record(keyring.to_record())
             if stored == record.value:
                 return keyring, result  # nothing changed: no write (Vault skips it too)
+            if not had_period:
+                await self._joining(store, keyring)
             await store.write(key, stored, expected_revision=record.revision)
             self._remember(store, stored, keyring)
             return keyring, result
