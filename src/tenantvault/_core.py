@@ -374,7 +374,7 @@ class Core:
                 # mount)
                 namespace, path, seen = await self._namespaces.split(request, principal)
                 tenant, tenant_uid = await self._namespaces.resolve(
-                    principal, namespace, anonymous=anonymous
+                    principal, namespace, anonymous=anonymous, path=path
                 )
                 # An anonymous listing runs in the namespace it names but is recorded under no
                 # tenant (root sees it): a stranger without a token must not write into a

@@ -51,6 +51,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "RequestError",
+    "TaintedNamespaceError",
     "TenantVaultError",
     "UnsupportedMediaTypeError",
     "UnsupportedOperationError",
@@ -103,6 +104,17 @@ class PermissionDeniedError(RequestError):
 
     def __init__(self, message: str = "permission denied") -> None:
         super().__init__(message)
+
+
+class TaintedNamespaceError(PermissionDeniedError):
+    """A request into a tenant that is being deleted (tainted), or a lease issued in one
+    meanwhile: 403 with OpenBao's text for a route into a tainted namespace."""
+
+    def __init__(self, tenant: str, path: str) -> None:
+        super().__init__(
+            f'no handler for route "{path}" on namespace "{tenant}/". route entry or '
+            "namespace is tainted."
+        )
 
 
 class NotFoundError(RequestError):

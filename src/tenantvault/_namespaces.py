@@ -7,6 +7,7 @@ from tenantvault._exceptions import (
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
+    TaintedNamespaceError,
 )
 from tenantvault._paths import validate_tenant_id
 from tenantvault._request import Request
@@ -80,6 +81,7 @@ class Namespaces:
         namespace: str | None,
         *,
         anonymous: bool = False,
+        path: str = "",
     ) -> tuple[str | None, str]:
         """The tenant the request runs in and its incarnation id ('' in the root namespace).
 
@@ -90,8 +92,8 @@ class Namespaces:
             if not anonymous:
                 return None, ""
             try:
-                return await self._named(namespace)
-            except NotFoundError:
+                return await self._named(namespace, path)
+            except (NotFoundError, TaintedNamespaceError):
                 # Without a token, a tenant that does not exist must look like one that lists
                 # nothing: no incarnation id, and the listing answers empty. Otherwise anyone
                 # could enumerate tenant names.
@@ -106,19 +108,22 @@ class Namespaces:
             return None, ""
         if not principal.is_root:
             raise PermissionDeniedError()
-        return await self._named(namespace)
+        return await self._named(namespace, path)
 
-    async def _named(self, namespace: str | None) -> tuple[str | None, str]:
-        """The tenant `namespace` names and its incarnation; 404 if there is none."""
+    async def _named(self, namespace: str | None, path: str) -> tuple[str | None, str]:
+        """The tenant `namespace` names and its incarnation; 404 if there is none, 403 (as
+        OpenBao) while it is being deleted."""
         if namespace is None:
             return None, ""
         if "/" in namespace and all(validate_tenant_id(part) for part in namespace.split("/")):
             raise NotFoundError("namespace not found")  # nested: tenants are flat
         validate_tenant_id(namespace)
-        uid = await self._tenants.uid(namespace)
-        if uid is None:
+        found = await self._tenants.state(namespace)
+        if found is None:
             raise NotFoundError("namespace not found")
-        return namespace, uid
+        if found[1]:
+            raise TaintedNamespaceError(namespace, path)
+        return namespace, found[0]
 
     async def tenant_created(self, tenant: str, uid: str | None) -> None:
         """Tenant creation: refuse an id that is a root mount's first segment (`uid` None),

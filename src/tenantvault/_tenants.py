@@ -101,6 +101,11 @@ class TenantRegistry:
         found = await self._lookup(tenant)
         return None if found is None or found[1] else found[0]
 
+    async def state(self, tenant: str) -> tuple[str, bool] | None:
+        """(incarnation id, whether it is being deleted) of `tenant`, or None if it does not
+        exist; cached as `uid`."""
+        return await self._lookup(tenant)
+
     async def incarnation(self, tenant: str) -> str | None:
         """The tenant's incarnation id even while it is being deleted (the lease manager's
         revocations must still find its mounts), or None if it does not exist."""

@@ -28,7 +28,7 @@ from tenantvault._clock import Clock, format_time
 from tenantvault._exceptions import (
     ConflictError,
     InvalidRequestError,
-    RequestError,
+    TaintedNamespaceError,
     TenantVaultError,
 )
 from tenantvault._paths import parse_path
@@ -71,17 +71,9 @@ class LeaseQuotaError(TenantVaultError):
         super().__init__("lease count quota exceeded")
 
 
-class TenantDeletingError(RequestError):
-    """A lease was issued in a tenant that began to be deleted meanwhile: revoked at once
-    (403 with OpenBao's text for a request into a tainted namespace)."""
-
-    status = 403
-
-    def __init__(self, tenant: str, path: str) -> None:
-        super().__init__(
-            f'no handler for route "{path}" on namespace "{tenant}/". route entry or '
-            "namespace is tainted."
-        )
+# A lease issued in a tenant that began to be deleted meanwhile: revoked at once, answered as
+# a request into a tainted namespace.
+TenantDeletingError = TaintedNamespaceError
 
 
 class LeasesRemainError(InvalidRequestError):
