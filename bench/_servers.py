@@ -33,14 +33,17 @@ SQLITE = "tenantvault-sqlite"
 # The name this server had before the open-loop runner; still accepted on the command line.
 ALIASES = {"tenantvault-embedded": SQLITE}
 SERVERS = ("tenantvault-dev", SQLITE, GATEWAY, BASELINE)
-# Opt-in variants (--servers): audit overhead (issue 4), observability cost (issue 14), and
-# the read cache switched off (issue 16: what "uncached" reads cost).
+# Opt-in variants (--servers): audit overhead (issue 4), observability cost (issue 14), the
+# read cache switched off (issue 16: what "uncached" reads cost), and asyncio's own event loop
+# instead of uvloop (`-asyncio`: what the loop costs).
 VARIANTS = (
     "tenantvault-dev-noaudit",
     "tenantvault-dev-auditfile",
     "tenantvault-dev-noobs",
     "tenantvault-dev-nocache",
     "tenantvault-sqlite-nocache",
+    "tenantvault-dev-asyncio",
+    "tenantvault-sqlite-asyncio",
     AUDITED_BASELINE,
 )
 STARTUP_SECONDS = 30.0
@@ -194,6 +197,8 @@ def start(
         tenantvault.append("--no-access-log")
     if name.endswith("-nocache"):
         tenantvault.append(CACHE_OFF_FLAG)
+    if name.endswith("-asyncio"):
+        tenantvault += ["--event-loop", "asyncio"]
     token_file = workdir / f"{name}-root-token"
     env = _env()
     if name.startswith("tenantvault-dev"):

@@ -31,7 +31,9 @@ same with a file audit device (declared in its configuration: OpenBao 2 refuses 
 one by API), so both sides audit every request; with it in `--servers` the ratios are
 printed against it as well. Opt-in variants: `tenantvault-dev-noaudit`,
 `-dev-auditfile`, `-dev-noobs` (audit and observability costs), `tenantvault-dev-nocache` and
-`tenantvault-sqlite-nocache` (the read cache switched off: `serve --no-read-cache`). Each
+`tenantvault-sqlite-nocache` (the read cache switched off: `serve --no-read-cache`),
+`tenantvault-dev-asyncio` and `tenantvault-sqlite-asyncio` (asyncio's own event loop instead
+of uvloop: `serve --event-loop asyncio`). Each
 server gets a tenant (Vault namespace) `bench` with KV v2 at `secret/` and transit at
 `transit/`, and the `mixed` scenario `--tenants` more (50). The load
 carries a token of that tenant whose policy names four paths, not the root token: token

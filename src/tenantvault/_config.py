@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_MAX_REQUEST_BYTES",
     "DEFAULT_SHUTDOWN_TIMEOUT_SECONDS",
     "ENV_PREFIX",
+    "EVENT_LOOPS",
     "SEAL_TYPES",
     "TENANCY_STRATEGIES",
     "UPSTREAM_ENGINES",
@@ -51,6 +52,8 @@ __all__ = [
 ]
 
 ENV_PREFIX = "TENANTVAULT_"
+# `serve --event-loop`: uvloop where it is installed (Linux and macOS), or asyncio's own.
+EVENT_LOOPS = ("uvloop", "asyncio")
 DEFAULT_LISTEN_HOST = "127.0.0.1"
 DEFAULT_LISTEN_PORT = 8200
 # Vault's default `max_request_size`: clients written for Vault never hit a lower wall here.
@@ -244,6 +247,10 @@ class ServerSettings:
     master_key_file: Path | None = None
     allow_insecure_permissions: bool = False
     access_log: bool = True
+    # The event loop `serve` runs on: uvloop (libuv, in C) where installed, else asyncio's own.
+    # uvloop took a quarter of the server's CPU per request off (bench/RESULTS.md); `asyncio`
+    # is the fallback for platforms without it and the comparison.
+    event_loop: str = "uvloop"
     # Audit: the queryable store (in the data directory; in memory in dev mode) is on unless
     # turned off; a JSON-lines file and stdout are opt-in. Every enabled sink fails closed.
     audit_store: bool = True
@@ -340,6 +347,8 @@ class ServerSettings:
                 raise ConfigurationError(f"{name} must be positive")
         if self.audit_fsync not in ("always", "never"):
             raise ConfigurationError("audit fsync must be 'always' or 'never'")
+        if self.event_loop not in EVENT_LOOPS:
+            raise ConfigurationError("event loop must be 'uvloop' or 'asyncio'")
         for name in ("body_timeout_seconds", "shutdown_timeout_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
@@ -470,8 +479,8 @@ class ServerSettings:
 
         Variables: DATA_DIR, LISTEN (HOST:PORT), DEV, DEV_ROOT_TOKEN, ROOT_TOKEN_FILE, TLS_CERT,
         TLS_KEY, INSECURE_LISTEN, MAX_REQUEST_BYTES, MASTER_KEY (base64 of 32 bytes),
-        MASTER_KEY_FILE, ALLOW_INSECURE_PERMISSIONS, ACCESS_LOG, AUDIT_STORE, AUDIT_FILE,
-        AUDIT_STDOUT, AUDIT_DIR, BACKEND, SEAL, KEY_RETENTION_SECONDS, PKCS11_LIBRARY,
+        MASTER_KEY_FILE, ALLOW_INSECURE_PERMISSIONS, ACCESS_LOG, EVENT_LOOP, AUDIT_STORE,
+        AUDIT_FILE, AUDIT_STDOUT, AUDIT_DIR, BACKEND, SEAL, KEY_RETENTION_SECONDS, PKCS11_LIBRARY,
         PKCS11_TOKEN_LABEL, PKCS11_SLOT, PKCS11_PIN, PKCS11_PIN_FILE, PKCS11_KEY_LABEL,
         PKCS11_MECHANISM, LOGIN_FAILURES, LOGIN_WINDOW (a duration), JWT_JWKS_ALLOW (prefixes
         separated by spaces), LEASE_QUOTA, and for gateway mode
@@ -516,6 +525,8 @@ class ServerSettings:
             values["max_request_bytes"] = size
         if key_text := env.get(ENV_PREFIX + "MASTER_KEY"):
             values["master_key"] = _decode_master_key(key_text)
+        if loop := env.get(ENV_PREFIX + "EVENT_LOOP"):
+            values["event_loop"] = loop
         if backend := env.get(ENV_PREFIX + "BACKEND"):
             values["backend"] = backend
         if seal := env.get(ENV_PREFIX + "SEAL"):

@@ -481,3 +481,54 @@ def test_bad_flags_and_settings_exit_2_before_anything_starts(
     assert message in err
     assert out == ""
     assert "CANARY" not in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "extra_env", "on_uvloop"),
+    [
+        ((), {}, True),
+        (("--event-loop", "asyncio"), {}, False),
+        ((), {"TENANTVAULT_EVENT_LOOP": "asyncio"}, False),
+        (("--event-loop", "uvloop"), {"TENANTVAULT_EVENT_LOOP": "asyncio"}, True),
+    ],
+)
+async def test_serve_runs_on_uvloop_unless_asked_for_asyncio(
+    client: httpx.AsyncClient,
+    flags: tuple[str, ...],
+    extra_env: dict[str, str],
+    on_uvloop: bool,
+) -> None:
+    """uvloop by default; `--event-loop asyncio` (or its variable, which a flag overrides)
+    serves on asyncio's own loop. Either serves, and stops cleanly on SIGTERM."""
+    token = canary("loop-root-")
+    with serve("--dev", "--dev-root-token", token, *flags, env=_env(**extra_env)) as server:
+        written = await client.post(
+            f"{server.url}/v1/secret/data/app",
+            headers={"X-Vault-Token": token},
+            json={"data": {"k": "v"}},
+        )
+        assert written.status_code == 200, written.text
+        assert server.stop() == 0
+    loop = "uvloop" if on_uvloop else "asyncio"
+    assert f"(dev mode, in-memory store; {loop} event loop)" in server.stderr
+
+
+def test_an_unknown_event_loop_is_refused() -> None:
+    flag = subprocess.run(
+        [*_command(), "serve", "--dev", "--event-loop", "trio"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=30,
+    )
+    assert flag.returncode == 2
+    assert "invalid choice: 'trio'" in flag.stderr
+    variable = subprocess.run(
+        [*_command(), "serve", "--dev"],
+        capture_output=True,
+        text=True,
+        env=_env(TENANTVAULT_EVENT_LOOP="trio"),
+        timeout=30,
+    )
+    assert variable.returncode == 2
+    assert "event loop must be 'uvloop' or 'asyncio'" in variable.stderr

@@ -48,6 +48,7 @@ from tenantvault._config import (
     DEFAULT_MAX_INFLIGHT,
     DEFAULT_MAX_INFLIGHT_PER_TENANT,
     ENV_PREFIX,
+    EVENT_LOOPS,
     SEAL_TYPES,
     TENANCY_STRATEGIES,
     UPSTREAM_ENGINES,
@@ -343,6 +344,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     flag("log-level", choices=_LOG_LEVELS, default=None, help="log level (default info)")
     flag("no-access-log", action="store_true", default=None, help="do not log one line per request")
+    flag(
+        "event-loop",
+        choices=EVENT_LOOPS,
+        default=None,
+        help="the event loop to serve on: uvloop (default where installed) or asyncio's own",
+    )
     return parser
 
 
@@ -456,6 +463,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         master_key_file=args.master_key_file,
         allow_insecure_permissions=args.allow_insecure_permissions,
         access_log=False if args.no_access_log else None,
+        event_loop=args.event_loop,
         audit_file=args.audit_file,
         audit_stdout=args.audit_stdout,
         audit_store=False if args.no_audit_store else None,
@@ -739,6 +747,25 @@ class _StopOnSignals:
         self._heartbeat.cancel()
 
 
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop for `uvloop` when it is installed (it is a dependency where it builds),
+    else None: asyncio's own. Every request runs through the loop several times (granian's
+    wake-ups, the audit writer's, each await), and libuv's loop does that in C."""
+    if name != "uvloop":
+        return None
+    try:
+        import uvloop  # optional: no wheel for Windows
+    except ImportError:
+        logger.info("uvloop is not installed: serving on asyncio's own event loop")
+        return None
+    return uvloop.new_event_loop
+
+
+def _loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """`uvloop` or `asyncio`: which loop serves, for the start-up line."""
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+
+
 def _url(settings: ServerSettings) -> str:
     host = settings.listen_host
     if ":" in host:
@@ -782,9 +809,10 @@ async def _serve(settings: ServerSettings, app: TenantVaultApp, stderr: TextIO) 
             # logrotate's convention: SIGHUP makes file sinks reopen their path.
             signal.signal(signal.SIGHUP, lambda signum, frame: broker.reopen())
         logger.info(
-            "listening on %s (%s)",
+            "listening on %s (%s; %s event loop)",
             _url(settings),
             "dev mode, in-memory store" if settings.dev else settings.backend_url,
+            _loop_name(asyncio.get_running_loop()),
         )
         # Collections that do not grow with the heap, hence with the tenants (`_collector`).
         with tuned_collector():
@@ -847,7 +875,8 @@ def run(
         access_log=log_writer.access_log(logging.getLogger("tenantvault.server.access")),
     )
     try:
-        return asyncio.run(_serve(settings, app, err))
+        with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
+            return runner.run(_serve(settings, app, err))
     except KeyboardInterrupt:
         # A second Ctrl-C during shutdown: stop now.
         return 130
