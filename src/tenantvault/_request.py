@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from tenantvault.engines.auth._login import LoginResult
 
-__all__ = ["LeasedSecret", "Operation", "Request", "Response"]
+__all__ = ["OCSP_REQUEST_FIELD", "LeasedSecret", "Operation", "Request", "Response"]
+
+# The data key of an `application/ocsp-request` body: that body is DER, not JSON, so the
+# HTTP layer hands it on unparsed (base64) under this key, as OpenBao hands its pki engine
+# the raw body of such a request (`isOcspRequest`); only the pki `ocsp` route declares it.
+OCSP_REQUEST_FIELD: Final = "_ocsp_request_der"
 
 
 class Operation(enum.StrEnum):

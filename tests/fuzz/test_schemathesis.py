@@ -55,6 +55,9 @@ AUTH_METHODS = ("approle", "jwt")
 # makes the server connect nowhere else.
 JWKS_ALLOW = "http://127.0.0.1:9/"
 
+# The OCSP responder's POST body is DER: fuzzed as arbitrary bytes, as any binary upload.
+schemathesis.serializer.alias("application/ocsp-request", "application/octet-stream")
+
 # Fuzzed from the in-process document so that pytest can collect one test per operation
 # before any server runs (schemathesis' lazy `from_fixture` loader fails on pytest 9.2:
 # it writes `Node._nodeid`, which pytest removed). The `dev_server` fixture proves that this

@@ -124,7 +124,7 @@ async def test_the_ca_and_certificates_are_openbaos_own(
         ("POST", "pki/issue/none", {"common_name": "api.example.com"}),
         ("GET", "pki/issuer/nonexist/json", None),
         ("POST", "pki/roles/bad", {"key_type": "rsa", "key_bits": 1024}),
-        ("GET", "pki/issuer/default/crl/delta", None),  # only OpenBao's engine serves it
+        ("GET", "pki/issuer/default/crl/delta", None),  # OpenBao's own delta CRL
         ("GET", "pki/config/crl", None),
     ):
         ours = await vault.root(method, path, namespace="acme", json=body)
@@ -133,7 +133,7 @@ async def test_the_ca_and_certificates_are_openbaos_own(
         if theirs.headers.get("content-type") == "application/json":
             assert ours.json().get("errors") == theirs.json().get("errors"), path
 
-    # sign-verbatim is OpenBao's own here (the embedded engine does not serve it).
+    # sign-verbatim is OpenBao's own here: a tenant's pki mount lives upstream.
     verbatim = await vault.root(
         "POST", "pki/sign-verbatim", namespace="acme", json={"csr": _csr("svc.other.org")}
     )

@@ -63,6 +63,7 @@ from tenantvault.server._translate import (
     HTTPError,
     api_path,
     check_content_type,
+    ocsp_request_data,
     parse_bool,
     parse_headers,
     parse_query,
@@ -559,12 +560,14 @@ class TenantVaultApp:
             # A body that is JSON is read as JSON whatever its Content-Type says, as Vault
             # reads it (curl -d labels JSON a form); any other body must be labelled JSON,
             # so a form or multipart body is refused (415), never parsed. PATCH keeps
-            # Vault's merge-patch rule.
-            if operation is Operation.PATCH or not is_json_text(raw):
-                check_content_type(operation, headers.content_type)
-            data = parse_body(
-                raw, max_depth=settings.max_json_depth, max_items=settings.max_json_items
-            )
+            # Vault's merge-patch rule. An OCSP request (DER) is the one body passed unparsed.
+            data = ocsp_request_data(method, headers.content_type, raw)
+            if data is None:
+                if operation is Operation.PATCH or not is_json_text(raw):
+                    check_content_type(operation, headers.content_type)
+                data = parse_body(
+                    raw, max_depth=settings.max_json_depth, max_items=settings.max_json_items
+                )
         elif method in _QUERY_AS_DATA:
             query.pop("list", None)
             data = dict(query) if query else None

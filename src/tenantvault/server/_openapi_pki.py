@@ -5,7 +5,8 @@ They run without a token (`security: []`, as in OpenBao), in the namespace the r
 (header or `/v1/<tenant>/` prefix); a valid token is accepted and needs no capability. The
 files answer with OpenBao's content types, and 204 when the mount has no CA yet. OpenBao
 answers some of them with a plain 500 (`cert/crl` or `issuer/<ref>/…` without that issuer):
-those say so with `x-vault-plain-errors`.
+those say so with `x-vault-plain-errors`. The OCSP responder (`ocsp`) answers DER OCSP
+responses, its errors included.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ _CERT_DER: Final = "application/pkix-cert"
 _CERT_PEM: Final = "application/pem-certificate-chain"
 _CRL_DER: Final = "application/pkix-crl"
 _CRL_PEM: Final = "application/x-pem-file"
+_OCSP_RESPONSE: Final = "application/ocsp-response"
+_OCSP_REQUEST: Final = _path_param(
+    "request", "^[A-Za-z0-9+/=%]+$", "An OCSP request: base64 of its DER, URL-escaped"
+)
 
 
 def _fetch(
@@ -62,6 +67,29 @@ def _fetch(
     return operation
 
 
+def _ocsp(method: str) -> Schema:
+    """The OCSP responder: a DER OCSP response, its status the HTTP status (400 malformed,
+    401 unauthorized, 500 internal error, each with the OCSP error response as body)."""
+    binary = {"type": "string", "format": "binary"}
+    parameters = [_OCSP_REQUEST] if method == "get" else []
+    operation = _operation(
+        "The revocation status of a certificate (OCSP, RFC 6960)",
+        "pki",
+        success={"200": "An OCSP response"},
+        parameters=parameters,
+        body=binary if method == "post" else None,
+        body_media="application/ocsp-request",
+        body_required=True,
+    )
+    operation["security"] = []
+    for status, text in (("200", "An OCSP response"), ("400", "malformedRequest")):
+        operation["responses"][status] = {
+            "description": text,
+            "content": {_OCSP_RESPONSE: {"schema": binary}},
+        }
+    return operation
+
+
 def pki_paths() -> dict[str, Schema]:
     """The fetch paths of a pki mount at `pki/`."""
     issuer = [_ISSUER]
@@ -76,10 +104,15 @@ def pki_paths() -> dict[str, Schema]:
         "/pki/ca_chain": {"get": _fetch("The default issuer's chain (PEM)", _CERT_DER)},
         "/pki/crl": {"get": _fetch("The default issuer's CRL (DER)", _CRL_DER)},
         "/pki/crl/pem": {"get": _fetch("The default issuer's CRL (PEM)", _CRL_PEM)},
+        "/pki/crl/delta": {"get": _fetch("The default issuer's delta CRL (DER)", _CRL_DER)},
+        "/pki/crl/delta/pem": {"get": _fetch("The default issuer's delta CRL (PEM)", _CRL_PEM)},
         "/pki/cert/ca": {"get": _fetch("The default issuer's certificate (JSON)", None)},
         "/pki/cert/ca_chain": {"get": _fetch("The default issuer's chain (JSON)", None)},
         "/pki/cert/crl": {
             "get": _fetch("The default issuer's CRL (JSON)", None, plain_errors=True)
+        },
+        "/pki/cert/delta-crl": {
+            "get": _fetch("The default issuer's delta CRL (JSON)", None, plain_errors=True)
         },
         "/pki/cert/{serial}": {
             "get": _fetch("A stored certificate and its revocation time", None, parameters=serial)
@@ -91,6 +124,8 @@ def pki_paths() -> dict[str, Schema]:
             "get": _fetch("A stored certificate (PEM)", _CERT_PEM, parameters=serial)
         },
         "/pki/issuers": {"get": listing},
+        "/pki/ocsp": {"post": _ocsp("post")},
+        "/pki/ocsp/{request}": {"get": _ocsp("get")},
         "/pki/issuer/{issuer_ref}/pem": {
             "get": _fetch(
                 "An issuer's certificate (PEM)", _CERT_PEM, parameters=issuer, plain_errors=True
@@ -114,5 +149,20 @@ def pki_paths() -> dict[str, Schema]:
         },
         "/pki/issuer/{issuer_ref}/crl/der": {
             "get": _fetch("An issuer's CRL (DER)", _CRL_DER, parameters=issuer, plain_errors=True)
+        },
+        "/pki/issuer/{issuer_ref}/crl/delta": {
+            "get": _fetch(
+                "An issuer's delta CRL (JSON)", None, parameters=issuer, plain_errors=True
+            )
+        },
+        "/pki/issuer/{issuer_ref}/crl/delta/pem": {
+            "get": _fetch(
+                "An issuer's delta CRL (PEM)", _CRL_PEM, parameters=issuer, plain_errors=True
+            )
+        },
+        "/pki/issuer/{issuer_ref}/crl/delta/der": {
+            "get": _fetch(
+                "An issuer's delta CRL (DER)", _CRL_DER, parameters=issuer, plain_errors=True
+            )
         },
     }

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import parse_qsl
 
+from tenantvault import _b64
 from tenantvault._exceptions import InvalidPathError, InvalidRequestError
 from tenantvault._paths import check_request_path, decode_raw_path
-from tenantvault._request import Operation
+from tenantvault._request import OCSP_REQUEST_FIELD, Operation
 
 __all__ = [
     "MAX_HEADER_BYTES",
@@ -28,6 +29,7 @@ __all__ = [
     "Headers",
     "api_path",
     "check_content_type",
+    "ocsp_request_data",
     "parse_bool",
     "parse_headers",
     "parse_query",
@@ -277,6 +279,17 @@ def _media_type(content_type: bytes) -> tuple[str, str | None]:
         if key.strip().lower() == "charset":
             charset = value.strip().strip('"').lower()
     return media.strip().lower(), charset
+
+
+def ocsp_request_data(method: str, content_type: bytes | None, raw: bytes) -> dict[str, str] | None:
+    """The data of a POST or PUT labelled `application/ocsp-request` (DER, not JSON): the
+    body as is, base64 under `OCSP_REQUEST_FIELD`, as OpenBao passes it unparsed; None for
+    every other request, whose body is read as JSON."""
+    if method not in ("POST", "PUT") or content_type is None:
+        return None
+    if _media_type(content_type)[0] != "application/ocsp-request":
+        return None
+    return {OCSP_REQUEST_FIELD: _b64.encode(raw)}
 
 
 def check_content_type(operation: Operation, content_type: bytes | None) -> None:

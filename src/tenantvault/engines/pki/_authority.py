@@ -37,7 +37,6 @@ from tenantvault.engines.pki._keys import (
     PrivateKey,
     generate_key,
     key_pem,
-    load_key,
     normalize_key,
     public_half,
     signature_algorithm_name,
@@ -56,10 +55,9 @@ from tenantvault.engines.pki._x509 import (
     load_certificates,
     load_csr,
     public_key_of,
-    same_public_key,
 )
 
-__all__ = ["Authorities"]
+__all__ = ["Authorities", "rebuild_chains"]
 
 
 def _ca_ttl(data: Mapping[str, Any], mount: Mount, warnings: list[str]) -> int:
@@ -121,6 +119,7 @@ class Authorities(PkiHandlers):
         key_id: str,
         issuer_name: str,
         signature_algorithm: str = "",
+        usage: str = USAGE,
     ) -> dict[str, Any]:
         """Record an issuer; it becomes the default when the mount has none (Vault's rule)."""
         issuer: dict[str, Any] = {
@@ -131,7 +130,7 @@ class Authorities(PkiHandlers):
             "ca_chain": [],
             "leaf_not_after_behavior": "err",
             "manual_chain": None,
-            "usage": USAGE,
+            "usage": usage,
             "revocation_signature_algorithm": signature_algorithm,
         }
         issuer["ca_chain"] = await self._chain(store, certificate, extra=[issuer])
@@ -332,60 +331,6 @@ class Authorities(PkiHandlers):
             warnings=warnings or None,
         )
 
-    async def set_signed(self, call: Call, store: PkiStore, mount: Mount) -> Response:
-        """`intermediate/set-signed`: install signed certificates as issuers, matched to keys."""
-        text = get_str(call.data, "certificate", default="") or ""
-        if not text:
-            raise InvalidRequestError("'pem_bundle' and 'certificate' parameters were empty")
-        if len(text) < 75:
-            raise InvalidRequestError(
-                "provided data for import was too short; perhaps a path was passed to the API "
-                "rather than the contents of a PEM file"
-            )
-        certificates = load_certificates(text)
-        if not certificates:
-            raise InvalidRequestError("no data found in PEM block")
-        keys = [key for key in [await store.key(k) for k in await store.key_ids()] if key]
-        existing = await store.issuers()
-        imported: list[str] = []
-        already: list[str] = []
-        mapping: dict[str, str] = {}
-        for certificate in certificates:
-            pem = certificate_pem(certificate)
-            match = next((i for i in existing if i["certificate"] == pem), None)
-            if match is not None:
-                already.append(match["issuer_id"])
-                mapping[match["issuer_id"]] = match["key_id"]
-                continue
-            public = public_key_of(certificate)
-            key_id = next(
-                (
-                    k["key_id"]
-                    for k in keys
-                    if same_public_key(public_half(load_key(k["private_key"])), public)
-                ),
-                "",
-            )
-            issuer = await self._new_issuer(store, certificate, key_id=key_id, issuer_name="")
-            existing.append(issuer)
-            imported.append(issuer["issuer_id"])
-            mapping[issuer["issuer_id"]] = key_id
-        warnings = None if self._has_aia(await store.urls()) else [AIA_WARNING]
-        for issuer_id in imported:
-            record = await store.issuer(issuer_id)
-            if record is not None and record["key_id"]:
-                await self._rebuild_crl(store, record)
-        return Response(
-            data={
-                "existing_issuers": already or None,
-                "existing_keys": None,
-                "imported_issuers": imported or None,
-                "imported_keys": None,
-                "mapping": mapping,
-            },
-            warnings=warnings,
-        )
-
     async def read_issuers_config(self, call: Call, store: PkiStore, mount: Mount) -> Response:
         """`GET config/issuers`: the default issuer."""
         return Response(data=await store.issuers_config())
@@ -494,6 +439,17 @@ class Authorities(PkiHandlers):
         issuer["revocation_signature_algorithm"] = algorithm
         await store.put_issuer(issuer)
         return Response(data=await self._issuer_answer(store, issuer))
+
+
+async def rebuild_chains(store: PkiStore) -> None:
+    """Recompute every issuer's `ca_chain` from the issuers the mount has now (after an
+    import completes a chain or a deletion breaks one, as OpenBao's rebuildIssuersChains)."""
+    for issuer in await store.issuers():
+        certificate = load_certificates(issuer["certificate"])[0]
+        chain = await Authorities._chain(store, certificate, extra=[])
+        if chain != issuer["ca_chain"]:
+            issuer["ca_chain"] = chain
+            await store.put_issuer(issuer)
 
 
 def _csr_cn(csr: x509.CertificateSigningRequest) -> str:

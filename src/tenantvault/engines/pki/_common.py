@@ -10,7 +10,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tenantvault import _b64
-from tenantvault._cas import retry_on_conflict
 from tenantvault._clock import Clock, system_clock
 from tenantvault._exceptions import (
     InvalidRequestError,
@@ -19,6 +18,7 @@ from tenantvault._exceptions import (
 from tenantvault._fields import get_str
 from tenantvault._go_text import multierror
 from tenantvault.engines._protocol import Mount
+from tenantvault.engines.pki._crls import current_complete, rebuild_complete
 from tenantvault.engines.pki._keys import (
     PrivateKey,
     load_key,
@@ -26,9 +26,7 @@ from tenantvault.engines.pki._keys import (
 from tenantvault.engines.pki._store import PkiStore
 from tenantvault.engines.pki._x509 import (
     Urls,
-    build_crl,
     certificate_pem,
-    crl_pem,
     format_serial,
     load_certificates,
 )
@@ -37,7 +35,6 @@ __all__ = ["PkiHandlers", "PkiServerError", "mount_ttls", "unix", "utc"]
 
 SYSTEM_TTL_SECONDS: Final = 768 * 3600
 NS: Final = 1_000_000_000
-CRL_EXPIRY: Final = timedelta(hours=72)
 NOT_BEFORE_SKEW: Final = timedelta(seconds=30)
 LEAF_BEHAVIORS: Final = ("err", "truncate", "permit")
 AIA_WARNING: Final = (
@@ -231,43 +228,19 @@ class PkiHandlers:
             },
         )
 
-    async def _rebuild_crl(self, store: PkiStore, issuer: Mapping[str, Any]) -> dict[str, Any]:
-        """Sign the issuer's CRL afresh from the revoked certificates it issued.
+    async def _rebuild_crl(
+        self, store: PkiStore, issuer: Mapping[str, Any], *, force: bool = True
+    ) -> dict[str, Any]:
+        """Sign the issuer's complete CRL afresh under `config/crl` (`_crls`): CRL numbers
+        strictly increase and the last CRL written lists every revocation marked before it.
+        Without `force`, a disabled CRL stays the empty one it is (OpenBao's rebuild)."""
+        return await rebuild_complete(
+            store, dict(issuer), lambda: self._signing_key(store, issuer), self._clock, force=force
+        )
 
-        Check-and-set on the CRL record, retried on a lost race: CRL numbers strictly
-        increase, and the last CRL written lists every revocation marked before it. The
-        revoked serials are read after the CRL's revision, so a revocation marked meanwhile
-        is either in this CRL or in a later writer's, whose write makes this one conflict.
-        """
-        signing_key = await self._signing_key(store, issuer)
-        issuer_cert = load_certificates(issuer["certificate"])[0]
-        issuer_id = issuer["issuer_id"]
-
-        async def attempt() -> dict[str, Any]:
-            previous, revision = await store.crl_versioned(issuer_id)
-            revoked: list[tuple[int, datetime]] = []
-            for serial in await store.revoked_serials():
-                record = await store.cert(serial)
-                if (
-                    record is not None
-                    and record["issuer_id"] == issuer_id
-                    and record.get("revocation_time_ns")
-                ):
-                    revoked.append(
-                        (int(serial.replace("-", ""), 16), utc(record["revocation_time_ns"]))
-                    )
-            number = (previous["number"] + 1) if previous else 1
-            now = self._now()
-            crl = build_crl(
-                issuer=issuer_cert,
-                signing_key=signing_key,
-                revoked=revoked,
-                number=number,
-                this_update=now,
-                next_update=now + CRL_EXPIRY,
-            )
-            fresh = {"number": number, "crl": crl_pem(crl)}
-            await store.put_crl(issuer_id, fresh, expected_revision=revision)
-            return fresh
-
-        return await retry_on_conflict(attempt, what="the CRL")
+    async def _current_crl(self, store: PkiStore, issuer: Mapping[str, Any]) -> dict[str, Any]:
+        """The issuer's complete CRL record as a fetch sees it: signed if there is none yet,
+        re-signed when `auto_rebuild` finds it within its grace period."""
+        return await current_complete(
+            store, dict(issuer), lambda: self._signing_key(store, issuer), self._clock
+        )

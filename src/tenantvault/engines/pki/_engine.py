@@ -7,17 +7,25 @@ the storage a handler gets is the mount's own (`MountStorage`), so a same-named 
 in another tenant is another CA with other keys.
 
 This module routes; the handlers live by job: `_authority` (roots, intermediates, issuers,
-URLs), `_leaves` (roles, issue, sign), `_revocation` (revoke, CRLs, fetch, tidy). A role with
-`generate_lease` gets a lease from the Core (`LeasedSecret`); its end revokes the certificate.
+URLs), `_leaves` (roles, issue, sign), `_revocation` (revoke, CRLs, fetch, tidy), `_ocsp`
+(the OCSP responder), `_import` (bundles, certificates and keys imported, `set-signed`),
+`_keyring` (`keys`, `key/<ref>`, `config/keys`), `_removal` (`DELETE issuer/<ref>`,
+`DELETE root`), `_crl_settings` (`config/crl`, `crl/rotate-delta`; the CRLs themselves,
+complete and delta, are signed by `_crls`), `_verbatim` (`sign-verbatim`). A role with
+`generate_lease` gets a lease from the Core (`LeasedSecret`); its end revokes the
+certificate.
 
 Paths, fields, statuses and texts are OpenBao 2.7's (reference/pki-engine.md, checked against
 `bao server -dev`). The fetch endpoints (`ca`, `ca/pem`, `ca_chain`, `crl`, `crl/pem`,
-`cert/…`, `issuer/<ref>/pem|der|json|crl…`, `LIST issuers`) answer files with OpenBao's
-content types and need no token: the type declares OpenBao's unauthenticated paths
-(`unauthenticated_paths`), which only the Core reads. CRL rebuilds and revocation stamps
-are check-and-set writes, so concurrent revokes lose nothing and never reuse a CRL number.
-Not served (yet): ACME, OCSP, delta CRLs, `sign-verbatim`, `config/crl`, issuer and key
-deletion, and key or bundle import beyond `intermediate/set-signed`.
+`crl/delta…`, `cert/…`, `issuer/<ref>/pem|der|json|crl…`, `LIST issuers`) and OCSP answer
+files with OpenBao's content types and need no token: the type declares OpenBao's
+unauthenticated paths (`unauthenticated_paths`), which only the Core reads. CRL rebuilds and
+revocation stamps are check-and-set writes, so concurrent revokes lose nothing and never
+reuse a CRL number.
+`config/crl`'s timed parts (`auto_rebuild`'s grace period, `delta_rebuild_interval`) act on
+the next fetch or revoke instead of in a periodic function; OpenBao 2.7 has no unified or
+cross-cluster CRLs, and neither do we (those fields are ignored with its warning).
+Not served (yet): ACME, `unified-ocsp`, and managed or external keys.
 Tidy runs to completion inside the request (OpenBao's runs in the background; both answer
 202), so `tidy-status` is `Finished` right after.
 """
@@ -34,7 +42,7 @@ from tenantvault._exceptions import (
     UnsupportedOperationError,
 )
 from tenantvault._paths import validate_name
-from tenantvault._request import Operation, Response
+from tenantvault._request import OCSP_REQUEST_FIELD, Operation, Response
 from tenantvault.engines._protocol import Mount
 from tenantvault.engines._route import Call, Route
 from tenantvault.engines._special import PathPatterns
@@ -46,10 +54,17 @@ from tenantvault.engines.pki._common import (
     TIDY_FIELDS,
     URL_FIELDS,
 )
+from tenantvault.engines.pki._crl_config import CRL_CONFIG_FIELDS
+from tenantvault.engines.pki._crl_settings import CrlSettings
+from tenantvault.engines.pki._import import Imports
+from tenantvault.engines.pki._keyring import Keyring
 from tenantvault.engines.pki._leaves import Leaves
+from tenantvault.engines.pki._ocsp import Responder
+from tenantvault.engines.pki._removal import Removals
 from tenantvault.engines.pki._revocation import Revocations
 from tenantvault.engines.pki._roles import ROLE_FIELDS
 from tenantvault.engines.pki._store import PkiStore, is_serial
+from tenantvault.engines.pki._verbatim import VERBATIM_FIELDS, Verbatim
 
 __all__ = ["PKIEngine"]
 
@@ -92,6 +107,12 @@ class PKIEngine:
         self._ca = Authorities(clock=clock)
         self._revocations = Revocations(clock=clock)
         self._leaves = Leaves(clock=clock)
+        self._crl_settings = CrlSettings(clock=clock)
+        self._verbatim = Verbatim(clock=clock)
+        self._imports = Imports(clock=clock)
+        self._keyring = Keyring(clock=clock)
+        self._ocsp = Responder(clock=clock)
+        self._removals = Removals(clock=clock)
 
     @property
     def unauthenticated_paths(self) -> PathPatterns:
@@ -212,13 +233,74 @@ class PKIEngine:
                 )
             }
         if parts == ["intermediate", "set-signed"]:
-            return {update: (bind(self._ca.set_signed), frozenset({"certificate"}), "update")}
+            fields = frozenset({"certificate"})
+            return {update: (bind(self._imports.import_issuers, "set-signed"), fields, "update")}
+        if parts in (
+            ["issuers", "import", "bundle"],
+            ["issuers", "import", "cert"],
+            ["config", "ca"],
+        ):
+            which = parts[2] if head == "issuers" else "config/ca"
+            fields = frozenset(
+                {"pem_bundle", "certificate"} if head == "issuers" else {"pem_bundle"}
+            )
+            return {update: (bind(self._imports.import_issuers, which), fields, "update")}
+        if parts == ["keys", "import"]:
+            fields = frozenset({"pem_bundle", "key_name"})
+            return {update: (bind(self._imports.import_key), fields, "update")}
+        if parts in (["keys"], ["keys", ""]):
+            return {listing: (bind(self._keyring.list_keys), none, "list")}
+        if count == 2 and head == "key" and parts[1]:
+            return {
+                read: (bind(self._keyring.read_key, parts[1]), none, "read"),
+                update: (
+                    bind(self._keyring.write_key, parts[1]),
+                    frozenset({"key_name"}),
+                    "update",
+                ),
+                delete: (bind(self._keyring.delete_key, parts[1]), none, "delete"),
+            }
+        if parts == ["config", "keys"]:
+            return {
+                read: (bind(self._keyring.read_keys_config), none, "read"),
+                update: (bind(self._keyring.write_keys_config), frozenset({"default"}), "update"),
+            }
+        if parts == ["root"]:
+            return {delete: (bind(self._removals.delete_root), none, "delete")}
+        if parts == ["ocsp"]:
+            fields = frozenset({OCSP_REQUEST_FIELD})
+            return {update: (bind(self._ocsp.query_post), fields, "update")}
+        if count >= 2 and head == "ocsp":
+            # The request is base64, whose alphabet has '/': all the rest of the path.
+            return {read: (bind(self._ocsp.query_get, "/".join(parts[1:])), none, "read")}
         if parts == ["config", "issuers"] or parts == ["config", "issuers", ""]:
             fields = frozenset({"default", "default_follows_latest_issuer"})
             return {
                 read: (bind(self._ca.read_issuers_config), none, "read"),
                 update: (bind(self._ca.write_issuers_config), fields, "update"),
             }
+        if parts == ["config", "crl"]:
+            return {
+                read: (bind(self._crl_settings.read_crl_config), none, "read"),
+                update: (bind(self._crl_settings.write_crl_config), CRL_CONFIG_FIELDS, "update"),
+            }
+        if parts == ["crl", "rotate-delta"]:
+            return {read: (bind(self._crl_settings.rotate_delta), none, "read")}
+        if 4 <= count <= 5 and head == "issuer" and parts[1] and parts[2:4] == ["crl", "delta"]:
+            form = parts[4] if count == 5 else ""
+            if form in ("", "pem", "der"):
+                fetch = bind(self._revocations.read_issuer_crl, parts[1], form, True)
+                return {read: (fetch, none, "read")}
+        if (head == "sign-verbatim" and count <= 2) or (
+            head == "issuer" and 3 <= count <= 4 and parts[1] and parts[2] == "sign-verbatim"
+        ):
+            # `sign-verbatim(/<role>)`, `issuer/<ref>/sign-verbatim(/<role>)`: the role is optional.
+            role = parts[-1] if count in (2, 4) else ""
+            if role:
+                validate_name(role)
+            reference = parts[1] if head == "issuer" else None
+            sign = bind(self._verbatim.sign_verbatim, role or None, reference)
+            return {update: (sign, VERBATIM_FIELDS, "update")}
         if parts == ["config", "urls"]:
             return {
                 read: (bind(self._ca.read_urls), none, "read"),
@@ -242,6 +324,7 @@ class PKIEngine:
             return {
                 read: (bind(self._ca.read_issuer, parts[1]), none, "read"),
                 update: (bind(self._ca.write_issuer, parts[1]), fields, "update"),
+                delete: (bind(self._removals.delete_issuer, parts[1]), none, "delete"),
             }
         if count == 3 and head == "issuer" and parts[1] and parts[2] in ("pem", "der", "json"):
             fetch = bind(self._revocations.read_issuer_file, parts[1], parts[2])
@@ -251,10 +334,18 @@ class PKIEngine:
             if form in ("", "pem", "der"):
                 fetch = bind(self._revocations.read_issuer_crl, parts[1], form)
                 return {read: (fetch, none, "read")}
-        if parts in (["ca"], ["ca", "pem"], ["ca_chain"], ["crl"], ["crl", "pem"]):
+        if parts in (
+            ["ca"],
+            ["ca", "pem"],
+            ["ca_chain"],
+            ["crl"],
+            ["crl", "pem"],
+            ["crl", "delta"],
+            ["crl", "delta", "pem"],
+        ):
             which = "/".join(parts)
             return {read: (bind(self._revocations.read_raw, which), none, "read")}
-        if count == 2 and head == "cert" and parts[1] in ("ca", "ca_chain", "crl"):
+        if count == 2 and head == "cert" and parts[1] in ("ca", "ca_chain", "crl", "delta-crl"):
             return {read: (bind(self._revocations.read_special, parts[1]), none, "read")}
         if 3 <= count <= 4 and head == "cert" and (parts[1] == "ca" or is_serial(parts[1])):
             if parts[2:] in (["raw"], ["raw", "pem"]):

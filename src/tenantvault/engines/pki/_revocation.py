@@ -19,6 +19,8 @@ from tenantvault.engines._route import Call
 from tenantvault.engines.pki._common import (
     PkiHandlers,
 )
+from tenantvault.engines.pki._crl_config import load_crl_config
+from tenantvault.engines.pki._crls import current_delta
 from tenantvault.engines.pki._store import PkiStore, is_serial, serial_key
 from tenantvault.engines.pki._x509 import (
     certificate_der,
@@ -40,6 +42,8 @@ _FILE_TYPES: Final = {
     "ca_chain": _CERT_DER,
     "crl": _CRL_DER,
     "crl/pem": _CRL_PEM,
+    "crl/delta": _CRL_DER,
+    "crl/delta/pem": _CRL_PEM,
 }
 
 
@@ -83,7 +87,7 @@ class Revocations(PkiHandlers):
         issuer = await store.resolve_issuer("default")
         if issuer is None:
             message = "no default issuer currently configured"
-            if which == "crl":
+            if which in ("crl", "delta-crl"):
                 raise TenantVaultError(message)  # OpenBao: a plain 500 here
             raise InvalidRequestError(message)
         answer: dict[str, Any] = {"revocation_time": 0, "revocation_time_rfc3339": ""}
@@ -94,13 +98,13 @@ class Revocations(PkiHandlers):
             answer["ca_chain"] = joined
             answer["certificate"] = joined
         else:
-            crl = await store.crl(issuer["issuer_id"]) or await self._rebuild_crl(store, issuer)
-            answer["certificate"] = _bare(crl["crl"])
+            answer["certificate"] = _bare(await self._crl_text(store, issuer, which != "crl"))
         return Response(data=dict(sorted(answer.items())))
 
     async def read_raw(self, call: Call, store: PkiStore, mount: Mount, which: str) -> Response:
-        """`ca`, `ca/pem`, `ca_chain`, `crl`, `crl/pem`: the default issuer's certificate,
-        chain or CRL as a file (DER or PEM) with OpenBao's content types; 204 without a CA."""
+        """`ca`, `ca/pem`, `ca_chain`, `crl`, `crl/pem`, `crl/delta`, `crl/delta/pem`: the
+        default issuer's certificate, chain, CRL or delta CRL as a file (DER or PEM) with
+        OpenBao's content types; 204 without a CA."""
         issuer = await store.resolve_issuer("default")
         if issuer is None:
             return _no_file(_FILE_TYPES[which])
@@ -112,11 +116,19 @@ class Revocations(PkiHandlers):
         if which == "ca_chain":
             # OpenBao labels the PEM chain application/pkix-cert (sic).
             return _file(_chain(issuer["ca_chain"]).encode(), _CERT_DER)
-        crl = await store.crl(issuer["issuer_id"]) or await self._rebuild_crl(store, issuer)
-        crl_pem = _bare(crl["crl"])
-        if which == "crl/pem":
+        crl_pem = _bare(await self._crl_text(store, issuer, which.startswith("crl/delta")))
+        if which.endswith("/pem"):
             return _file(crl_pem.encode(), _CRL_PEM)
         return _file(crl_der(crl_pem), _CRL_DER)
+
+    async def _crl_text(self, store: PkiStore, issuer: dict[str, Any], delta: bool) -> str:
+        """The PEM of the issuer's complete CRL, or of its delta CRL (`_crls`)."""
+        if not delta:
+            return str((await self._current_crl(store, issuer))["crl"])
+        record = await current_delta(
+            store, issuer, lambda: self._signing_key(store, issuer), self._clock
+        )
+        return str(record["delta"])
 
     async def read_issuer_file(
         self, call: Call, store: PkiStore, mount: Mount, reference: str, form: str
@@ -138,12 +150,18 @@ class Revocations(PkiHandlers):
         )
 
     async def read_issuer_crl(
-        self, call: Call, store: PkiStore, mount: Mount, reference: str, form: str
+        self,
+        call: Call,
+        store: PkiStore,
+        mount: Mount,
+        reference: str,
+        form: str,
+        delta: bool = False,
     ) -> Response:
-        """`issuer/<ref>/crl` (JSON), `/crl/pem` and `/crl/der` (files): one issuer's CRL."""
+        """`issuer/<ref>/crl` (JSON), `/crl/pem` and `/crl/der` (files): one issuer's CRL;
+        `issuer/<ref>/crl/delta…` its delta CRL."""
         issuer = await _fetched_issuer(store, reference)
-        crl = await store.crl(issuer["issuer_id"]) or await self._rebuild_crl(store, issuer)
-        crl_pem = crl["crl"].rstrip("\n") + "\n"
+        crl_pem = (await self._crl_text(store, issuer, delta)).rstrip("\n") + "\n"
         if form == "pem":
             return _file(crl_pem.encode(), _CRL_PEM)
         if form == "der":
@@ -199,7 +217,7 @@ class Revocations(PkiHandlers):
         """`crl/rotate`: re-sign every issuer's CRL."""
         for issuer in await store.issuers():
             if issuer["key_id"]:
-                await self._rebuild_crl(store, issuer)
+                await self._rebuild_crl(store, issuer, force=False)
         return Response(data={"success": True})
 
     async def revoke(self, call: Call, store: PkiStore, mount: Mount) -> Response:
@@ -232,6 +250,8 @@ class Revocations(PkiHandlers):
         if not is_serial(serial):
             raise InvalidRequestError(f"certificate with serial {serial} not found.")
 
+        config = await load_crl_config(store)
+
         async def stamp() -> tuple[int, str, bool] | None:
             """Check-and-set the revocation time on the certificate record: (time, issuer,
             new); None if it expired. Concurrent revokes of one serial agree on one time."""
@@ -241,7 +261,9 @@ class Revocations(PkiHandlers):
             if record.get("revocation_time_ns"):
                 return int(record["revocation_time_ns"]), record["issuer_id"], False
             now_ns = self._clock()
-            if record["not_after"] < now_ns // 1_000_000_000:
+            # OpenBao's two seconds of wiggle room: NotAfter has whole seconds.
+            expired = record["not_after"] < now_ns // 1_000_000_000 + 2
+            if expired and not config.allow_expired_cert_revocation:
                 return None
             record["revocation_time_ns"] = now_ns
             await store.put_cert(serial, record, expected_revision=revision)
@@ -251,7 +273,8 @@ class Revocations(PkiHandlers):
         if stamped is None:
             return Response(
                 warnings=[
-                    f"certificate with serial {serial} already expired; refusing to add to CRL"
+                    f"certificate with serial {serial} already expired; refusing to add to CRL. "
+                    "Enable 'AllowExpiredCertRevocation' to allow revoking expired certificates."
                 ]
             )
         revoked_ns, issuer_id, new = stamped
@@ -261,7 +284,11 @@ class Revocations(PkiHandlers):
             await store.mark_revoked(serial, issuer_id)
             signer = await store.issuer(issuer_id)
             if signer is not None and signer["key_id"]:
-                await self._rebuild_crl(store, signer)
+                # With `auto_rebuild` the CRL waits for its grace period (or `crl/rotate`).
+                if config.auto_rebuild:
+                    await self._current_crl(store, signer)
+                else:
+                    await self._rebuild_crl(store, signer, force=False)
         return Response(
             data={
                 "revocation_time": revoked_ns // 1_000_000_000,
@@ -310,7 +337,7 @@ class Revocations(PkiHandlers):
         for issuer_id in touched:
             issuer = await store.issuer(issuer_id)
             if issuer is not None and issuer["key_id"]:
-                await self._rebuild_crl(store, issuer)
+                await self._rebuild_crl(store, issuer, force=False)
         await store.put_tidy_status(
             {
                 "state": "Finished",

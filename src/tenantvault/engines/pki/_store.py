@@ -24,7 +24,9 @@ _REVOKED: Final = "revoked/"
 _CRLS: Final = "crls/"
 _ROLES: Final = "roles/"
 _CONFIG_ISSUERS: Final = "config/issuers"
+_CONFIG_KEYS: Final = "config/keys"
 _CONFIG_URLS: Final = "config/urls"
+_CONFIG_CRL: Final = "config/crl"
 _TIDY_STATUS: Final = "tidy-status"
 _HEX: Final = frozenset("0123456789abcdef")
 
@@ -109,16 +111,43 @@ class PkiStore:
     async def new_key(self, *, key_type: str, private_key_pem: str, key_name: str) -> str:
         """Store a new private key; returns its id."""
         key_id = str(uuid.uuid4())
-        await self._put(
-            _KEYS + key_id,
+        await self.put_key(
             {
                 "key_id": key_id,
                 "key_name": key_name,
                 "key_type": key_type,
                 "private_key": private_key_pem,
-            },
+            }
         )
+        # OpenBao's rule: the first key (or any, while none is the default) becomes the default.
+        config = await self.keys_config()
+        if not config["default"]:
+            await self.put_keys_config({"default": key_id})
         return key_id
+
+    async def put_key(self, key: dict[str, Any]) -> None:
+        """Store a key record (new or renamed)."""
+        await self._put(_KEYS + key["key_id"], key)
+
+    async def delete_key(self, key_id: str) -> None:
+        """Forget a key (no error if absent)."""
+        await self._storage.delete(_KEYS + key_id)
+
+    async def resolve_key(self, reference: str) -> dict[str, Any] | None:
+        """A key by id, by name, or `default`; None if there is none by that reference."""
+        if reference == "default":
+            default = (await self.keys_config())["default"]
+            return await self.key(default) if default else None
+        for key_id in await self.key_ids():
+            key = await self.key(key_id)
+            if key is not None and reference and reference in (key_id, key["key_name"]):
+                return key
+        return None
+
+    async def delete_issuer(self, issuer_id: str) -> None:
+        """Forget an issuer and its CRL (no error if absent)."""
+        await self._storage.delete(_ISSUERS + issuer_id)
+        await self._storage.delete(_CRLS + issuer_id)
 
     async def check_issuer_name(self, name: str) -> None:
         """Vault's refusal of a second issuer with the same name."""
@@ -136,6 +165,15 @@ class PkiStore:
         """Store `config/issuers`."""
         await self._put(_CONFIG_ISSUERS, config)
 
+    async def keys_config(self) -> dict[str, Any]:
+        """`config/keys`: the default key's id ("" when there is none)."""
+        value = await self._get(_CONFIG_KEYS)
+        return dict(value) if value else {"default": ""}
+
+    async def put_keys_config(self, config: dict[str, Any]) -> None:
+        """Store `config/keys`."""
+        await self._put(_CONFIG_KEYS, config)
+
     async def urls(self) -> dict[str, Any]:
         """`config/urls`, with Vault's defaults when never written."""
         value = await self._get(_CONFIG_URLS)
@@ -151,6 +189,15 @@ class PkiStore:
     async def put_urls(self, urls: dict[str, Any]) -> None:
         """Store `config/urls`."""
         await self._put(_CONFIG_URLS, urls)
+
+    async def crl_config(self) -> dict[str, Any] | None:
+        """`config/crl` as written (`_crl_config` fills OpenBao's defaults); None if never."""
+        value = await self._get(_CONFIG_CRL)
+        return dict(value) if value else None
+
+    async def put_crl_config(self, config: dict[str, Any]) -> None:
+        """Store `config/crl`."""
+        await self._put(_CONFIG_CRL, config)
 
     # -- certificates and revocation -------------------------------------------------------
 

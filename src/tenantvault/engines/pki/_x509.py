@@ -16,7 +16,7 @@ from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from tenantvault._exceptions import InvalidRequestError
@@ -219,9 +219,18 @@ def build_certificate(
     usage: Usage,
     urls: Urls,
     signature_bits: int = 0,
+    subject_name: x509.Name | None = None,
+    copied: Sequence[x509.Extension[x509.ExtensionType]] = (),
+    use_pss: bool = False,
 ) -> x509.Certificate:
-    """A certificate for `public_key`, signed by `signing_key` (self-signed without `issuer`)."""
-    subject_name = subject.name()
+    """A certificate for `public_key`, signed by `signing_key` (self-signed without `issuer`).
+
+    `subject_name` and `copied` are a CSR's own subject and extensions (sign-verbatim): the
+    copied ones come last and replace any this function would add with the same OID, as Go's
+    `ExtraExtensions` do. `use_pss` signs with RSASSA-PSS (salt as long as the hash, Go's).
+    """
+    subject_name = subject_name if subject_name is not None else subject.name()
+    skip = frozenset(extension.oid for extension in copied)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject_name)
@@ -233,22 +242,22 @@ def build_certificate(
     )
     key_usage = _key_usage(usage.key_usage, is_ca=usage.is_ca)
     if key_usage is not None:
-        builder = builder.add_extension(key_usage, critical=True)
+        builder = _add(builder, skip, key_usage, critical=True)
     if usage.ext_key_usage and not usage.is_ca:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage(list(usage.ext_key_usage)), critical=False
+        builder = _add(
+            builder, skip, x509.ExtendedKeyUsage(list(usage.ext_key_usage)), critical=False
         )
     if usage.is_ca or usage.leaf_constraints:
         constraints = x509.BasicConstraints(
             ca=usage.is_ca, path_length=usage.max_path_length if usage.is_ca else None
         )
-        builder = builder.add_extension(constraints, critical=True)
-    builder = builder.add_extension(
-        x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False
+        builder = _add(builder, skip, constraints, critical=True)
+    builder = _add(
+        builder, skip, x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False
     )
     authority = public_key_of(issuer) if issuer is not None else public_key
-    builder = builder.add_extension(
-        x509.AuthorityKeyIdentifier.from_issuer_public_key(authority), critical=False
+    builder = _add(
+        builder, skip, x509.AuthorityKeyIdentifier.from_issuer_public_key(authority), critical=False
     )
     access = [
         x509.AccessDescription(
@@ -262,17 +271,36 @@ def build_certificate(
         for url in urls.ocsp_servers
     ]
     if access:
-        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
+        builder = _add(builder, skip, x509.AuthorityInformationAccess(access), critical=False)
     alternative = names.extension()
     if alternative is not None:
-        builder = builder.add_extension(alternative, critical=False)
+        builder = _add(builder, skip, alternative, critical=False)
     if urls.crl_distribution_points:
         points = [
             x509.DistributionPoint([x509.UniformResourceIdentifier(url)], None, None, None)
             for url in urls.crl_distribution_points
         ]
-        builder = builder.add_extension(x509.CRLDistributionPoints(points), critical=False)
-    return builder.sign(signing_key, signature_hash(signing_key, signature_bits))
+        builder = _add(builder, skip, x509.CRLDistributionPoints(points), critical=False)
+    for extension in copied:
+        builder = builder.add_extension(extension.value, critical=extension.critical)
+    digest = signature_hash(signing_key, signature_bits)
+    if use_pss and isinstance(signing_key, rsa.RSAPrivateKey) and digest is not None:
+        pss = padding.PSS(mgf=padding.MGF1(digest), salt_length=padding.PSS.DIGEST_LENGTH)
+        return builder.sign(signing_key, digest, rsa_padding=pss)
+    return builder.sign(signing_key, digest)
+
+
+def _add(
+    builder: x509.CertificateBuilder,
+    skip: frozenset[x509.ObjectIdentifier],
+    extension: x509.ExtensionType,
+    *,
+    critical: bool,
+) -> x509.CertificateBuilder:
+    """Add a generated extension unless a copied one of the same OID replaces it."""
+    if extension.oid in skip:
+        return builder
+    return builder.add_extension(extension, critical=critical)
 
 
 def build_csr(*, subject: Subject, names: Names, key: PrivateKey) -> x509.CertificateSigningRequest:
@@ -293,8 +321,10 @@ def build_crl(
     number: int,
     this_update: datetime,
     next_update: datetime,
+    delta_of: int | None = None,
 ) -> x509.CertificateRevocationList:
-    """The issuer's CRL listing `revoked` (serial, revocation time)."""
+    """The issuer's CRL listing `revoked` (serial, revocation time); with `delta_of`, a delta
+    CRL of the complete CRL with that number (its critical DeltaCRLIndicator, RFC 5280)."""
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer.subject)
@@ -306,6 +336,8 @@ def build_crl(
             critical=False,
         )
     )
+    if delta_of is not None:
+        builder = builder.add_extension(x509.DeltaCRLIndicator(delta_of), critical=True)
     for serial, when in revoked:
         builder = builder.add_revoked_certificate(
             x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()

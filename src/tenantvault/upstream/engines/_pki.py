@@ -217,8 +217,8 @@ class UpstreamPKI:
         try:
             inner = self._embedded.route(operation, path, mount)
         except (NotFoundError, UnsupportedOperationError):
-            # A pki path or method the embedded engine does not serve (delta CRLs, ACME,
-            # sign-verbatim, …): authorized by operation, the upstream answers it.
+            # A pki path or method the embedded engine does not serve (ACME, unified OCSP,
+            # …): authorized by operation, the upstream answers it.
             return replace(self._passthrough.route(operation, path, mount), handler=handler)
         exists = inner.exists
         if exists is not None:
