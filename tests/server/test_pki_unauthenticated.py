@@ -85,6 +85,8 @@ async def test_fetches_need_no_token_and_answer_the_named_tenant(vault: Vault, f
             else:
                 answer = await vault.request("GET", f"{tenant}/pki/{path}")
             assert answer.status_code == 200, (path, answer.text)
+            # As OpenBao marks every answer: a CRL or a certificate no proxy may keep either.
+            assert answer.headers.get_list("cache-control") == ["no-store"], path
             if path in FETCHES:
                 _check_fetch(path, answer, root)
             elif path == f"cert/{serial}":

@@ -34,6 +34,7 @@ class Responder:
 
     reply: Callable[[str], Reply]
     delay: float = 0.0
+    content_type: str = "application/json"
     requests: list[tuple[str, str]] = field(default_factory=list)
     port: int = 0
     writers: set[asyncio.StreamWriter] = field(default_factory=set)
@@ -73,7 +74,7 @@ class Responder:
                 await asyncio.sleep(self.delay)
                 status, body = self.reply(target)
                 writer.write(
-                    f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+                    f"HTTP/1.1 {status} X\r\nContent-Type: {self.content_type}\r\n"
                     f"Content-Length: {len(body)}\r\n\r\n".encode()
                     + body
                 )
@@ -81,8 +82,10 @@ class Responder:
 
 
 @contextlib.asynccontextmanager
-async def responding(reply: Callable[[str], Reply], delay: float = 0.0) -> AsyncIterator[Responder]:
-    responder = Responder(reply, delay)
+async def responding(
+    reply: Callable[[str], Reply], delay: float = 0.0, content_type: str = "application/json"
+) -> AsyncIterator[Responder]:
+    responder = Responder(reply, delay, content_type)
     server = await asyncio.start_server(responder.handle, "127.0.0.1", 0)
     responder.port = server.sockets[0].getsockname()[1]
     try:
@@ -369,3 +372,57 @@ async def test_a_new_kv_mount_is_waited_for_until_its_upgrade_is_done() -> None:
 
     await wait_for_kv_mount(refused)
     assert len(probes) == 1
+
+
+OCSP_ERROR = bytes.fromhex("30030a0102")  # an OCSP internalError response (DER)
+
+
+async def test_raw_answers_come_back_as_bytes_a_500_included() -> None:
+    """`send_raw` (pki OCSP): a non-JSON answer is returned unparsed with its status — an
+    endpoint's 500 error body is an answer, neither retried nor counted by the breaker."""
+    async with responding(
+        lambda path: (500, OCSP_ERROR), content_type="application/ocsp-response"
+    ) as upstream:
+        settings = _settings(upstream.address, retries=3, breaker_threshold=2)
+        async with UpstreamClient(settings, clock=_Clock()) as client:
+            for _ in range(3):
+                raw = await client.send_raw(
+                    "POST", "pki/ocsp", token="t", content=b"\x30\x00", idempotent=True
+                )
+                assert (raw.status, raw.content, raw.parsed) == (500, OCSP_ERROR, None)
+            assert client.breaker.state == "closed"
+            assert len(upstream.requests) == 3
+            with pytest.raises(BadGatewayError):
+                await client.read("x", token="t")  # the JSON path still refuses DER
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "error", "attempts"),
+    [
+        (503, b'{"errors": ["Vault is sealed"]}', "application/json", "sealed", 1),
+        (503, b"<html>down</html>", "text/html", "unavailable", 3),
+        (429, b"", "text/plain", "rate limit", 3),
+        (502, b"<html>proxy</html>", "text/html", "upstream error", 3),
+        (200, b"not json", "application/json", "invalid response", 1),
+    ],
+)
+async def test_raw_failures_map_as_for_json_calls(
+    status: int, body: bytes, content_type: str, error: str, attempts: int
+) -> None:
+    """Sealed, unavailable, rate-limited and broken upstreams fail `send_raw` as they fail
+    `request` (retried where idempotent), whatever the body; a body labelled JSON is JSON."""
+    async with responding(lambda path: (status, body), content_type=content_type) as upstream:
+        async with UpstreamClient(_settings(upstream.address, retries=2)) as client:
+            with pytest.raises((BackendUnavailableError, BadGatewayError), match=error):
+                await client.send_raw("GET", "pki/ocsp/MAA=", token="t")
+            assert len(upstream.requests) == attempts
+
+
+async def test_a_raw_json_refusal_is_kept_parsed() -> None:
+    """A JSON 404 from the upstream's router (no such mount) is kept as `parsed`."""
+    reply = (404, b'{"errors": ["no handler for route"]}')
+    async with responding(lambda path: reply) as upstream:
+        async with UpstreamClient(_settings(upstream.address)) as client:
+            raw = await client.send_raw("GET", "pki/ocsp/MAA=", token="t")
+            assert raw.parsed is not None
+            assert (raw.status, raw.parsed.errors) == (404, ["no handler for route"])

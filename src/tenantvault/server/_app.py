@@ -118,11 +118,9 @@ _HEALTH_CODES: Final = (
 _HEALTH_FLAGS: Final = ("standbyok", "perfstandbyok")
 _WITH_BODY: Final = frozenset({"POST", "PUT", "PATCH"})
 _QUERY_AS_DATA: Final = frozenset({"GET", "LIST", "DELETE"})
-_JSON_HEADERS: Final = (
-    (b"content-type", b"application/json"),
-    # Vault's own default: responses may hold secrets and must never sit in a cache.
-    (b"cache-control", b"no-store"),
-)
+# Vault's own default: responses may hold secrets and must never sit in a cache.
+_NO_STORE: Final = (b"cache-control", b"no-store")
+_JSON_HEADERS: Final = ((b"content-type", b"application/json"), _NO_STORE)
 _EMPTY_ERRORS: Final = b'{"errors":[]}'
 _INTERNAL_ERROR: Final = b'{"errors":["internal error"]}'
 _DISCONNECTED: Final = 499  # nginx's convention, only ever in our access log
@@ -719,6 +717,10 @@ def _json_headers(request_id: str) -> list[tuple[bytes, bytes]]:
 
 
 def _id_headers(headers: list[tuple[bytes, bytes]], request_id: str) -> list[tuple[bytes, bytes]]:
+    # Raw answers too (a CRL, an OCSP response, a certificate, metrics): OpenBao marks every
+    # API response no-store.
+    if _NO_STORE not in headers:
+        headers.append(_NO_STORE)
     if request_id:
         headers.append((b"x-request-id", request_id.encode("ascii")))
     return headers

@@ -1,7 +1,8 @@
 """The HTTP client to the upstream Vault/OpenBao: pooled, bounded, timed, retried, circuit-broken.
 
 One `UpstreamClient` per process (per upstream) owns one `aiohttp.ClientSession`. Every
-upstream call of tenantvault goes through `UpstreamClient.request`, so the resilience rules
+upstream call of tenantvault goes through `UpstreamClient.request` (or `send_raw`, the same
+path for the few endpoints that speak bytes, not JSON: pki OCSP), so the resilience rules
 hold everywhere by construction:
 
 - **Bounded concurrency, served in order**: at most `pool_size` requests are in flight (the
@@ -33,6 +34,9 @@ API (what engines use)::
     await client.write(path, {"k": "v"}, token=t)
     await client.list(path, token=t)          # keys, [] on 404
     await client.delete(path, token=t)
+    raw = await client.send_raw("POST", "pki/ocsp", token=t, content=der,
+                                content_type="application/ocsp-request")
+    raw.status, raw.content  # a non-JSON answer's bytes as the upstream sent them
     await client.aclose()
 
 `request` raises only for failures of the transport or of the upstream itself (the list
@@ -55,7 +59,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -84,6 +88,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "AttemptObserver",
     "CircuitBreaker",
+    "RawResponse",
     "UpstreamClient",
     "UpstreamResponse",
     "UpstreamSettings",
@@ -226,6 +231,23 @@ class UpstreamResponse:
             # tenantvault's own calls that is the upstream failing; its text stays out.
             raise BadGatewayError(f"upstream error ({self.status})")
         raise map_status(self.status, self.errors)
+
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    """An upstream answer taken as bytes (`send_raw`): status, body, headers, and the parsed
+    answer when the upstream answered JSON (an error from its router, not the endpoint's)."""
+
+    status: int
+    content: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+    parsed: UpstreamResponse | None = None
+
+    def __repr__(self) -> str:
+        return f"RawResponse(status={self.status}, bytes={len(self.content)})"
+
+
+_Answer = TypeVar("_Answer", UpstreamResponse, RawResponse)
 
 
 # What OpenBao answers (400) while a just-enabled KV v2 mount upgrades its storage layout.
@@ -532,6 +554,62 @@ class UpstreamClient:
         `params` is the query string. `idempotent`: whether the call may be repeated after
         the request may have reached the upstream (default: True for GET and LIST only).
         """
+        return await self._send(
+            method,
+            path,
+            token=token,
+            namespace=namespace,
+            content=orjson.dumps(json) if json is not None else None,
+            idempotent=idempotent,
+            headers=headers,
+            params=params,
+            interpret=self._interpret,
+        )
+
+    async def send_raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None,
+        namespace: str | None = None,
+        content: bytes | None = None,
+        content_type: str | None = None,
+        idempotent: bool | None = None,
+    ) -> RawResponse:
+        """`request` for an endpoint that speaks bytes (pki `ocsp`): `content` sent as is
+        with `content_type`, the answer's bytes returned unparsed. The same retries, timeouts,
+        breaker and failures; a JSON answer is checked as `request` checks it (sealed, 5xx)
+        and kept as `parsed`; any other body is the answer, a 500 included (the endpoint's
+        own error body), except 429, 503 and 501+ which fail as they do for `request`."""
+        headers = {"Content-Type": content_type} if content_type else None
+        return await self._send(
+            method,
+            path,
+            token=token,
+            namespace=namespace,
+            content=content,
+            idempotent=idempotent,
+            headers=headers,
+            params=None,
+            interpret=self._interpret_raw,
+        )
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None,
+        namespace: str | None,
+        content: bytes | None,
+        idempotent: bool | None,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        interpret: Callable[[int, bytes, dict[str, str]], _Answer],
+    ) -> _Answer:
+        """The one request path: attempts, retries, breaker and slots; `interpret` reads
+        each answer (or raises the `_Failure` that decides on a retry)."""
         if idempotent is None:
             idempotent = method in _IDEMPOTENT_METHODS
         session = self._get_session()
@@ -550,7 +628,10 @@ class UpstreamClient:
             started = time.perf_counter()
             try:
                 async with self._slot():
-                    response = await self._attempt(session, method, url, sent_headers, json, params)
+                    status, payload, answered = await self._attempt(
+                        session, method, url, sent_headers, content, params
+                    )
+                    response = interpret(status, payload, answered)
             except _Failure as failure:
                 self._observe(method, started, None)
                 if failure.counts:
@@ -614,9 +695,9 @@ class UpstreamClient:
         method: str,
         url: str,
         headers: dict[str, str],
-        json: Mapping[str, Any] | None,
+        content: bytes | None,
         params: Mapping[str, str] | None,
-    ) -> UpstreamResponse:
+    ) -> tuple[int, bytes, dict[str, str]]:
         try:
             async with session.request(
                 method,
@@ -625,7 +706,7 @@ class UpstreamClient:
                 params=dict(params) if params else None,
                 # A file-like body: aiohttp streams it instead of warning that a big bytes
                 # body blocks the loop; built per attempt, so a retry sends it whole again.
-                data=io.BytesIO(orjson.dumps(json)) if json is not None else None,
+                data=io.BytesIO(content) if content is not None else None,
                 # Never follow a redirect: a standby's 307 to another address must not carry
                 # our token somewhere we did not configure.
                 allow_redirects=False,
@@ -653,12 +734,30 @@ class UpstreamClient:
             raise _Failure(self._timeout_error()) from exc
         except aiohttp.ClientError as exc:
             raise _Failure(BadGatewayError("upstream sent an invalid response")) from exc
-        return self._interpret(status, payload, response_headers)
+        return status, payload, response_headers
 
     def _timeout_error(self) -> BackendTimeoutError:
         return BackendTimeoutError(
             f"upstream did not answer within {self.settings.timeout_seconds:g}s"
         )
+
+    @classmethod
+    def _interpret_raw(cls, status: int, payload: bytes, headers: dict[str, str]) -> RawResponse:
+        """A bytes answer (`send_raw`): JSON read as `_interpret` reads it, else as is."""
+        labelled = (value for name, value in headers.items() if name.lower() == "content-type")
+        media = next(labelled, "").partition(";")[0].strip().lower()
+        if media == "application/json":
+            parsed = cls._interpret(status, payload, headers)
+            return RawResponse(status, payload, headers, parsed)
+        if status == 429:
+            raise _Failure(BackendUnavailableError("upstream rate limit reached"), transient=True)
+        if status == 503:
+            raise _Failure(BackendUnavailableError("upstream unavailable"), transient=True)
+        if status > 500:
+            raise _Failure(BadGatewayError(f"upstream error ({status})"), transient=True)
+        if status not in _ANSWER_STATUSES and status != 500:
+            raise _Failure(BadGatewayError(f"unexpected upstream status {status}"))
+        return RawResponse(status, payload, headers)
 
     @staticmethod
     def _interpret(status: int, payload: bytes, headers: dict[str, str]) -> UpstreamResponse:

@@ -19,14 +19,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from tenantvault._exceptions import (
     BackendUnavailableError,
     BadGatewayError,
     InvalidRequestError,
 )
-from tenantvault.upstream._client import UpstreamClient, UpstreamResponse, wait_for_kv_mount
+from tenantvault.upstream._client import (
+    RawResponse,
+    UpstreamClient,
+    UpstreamResponse,
+    wait_for_kv_mount,
+)
 from tenantvault.upstream._open import UpstreamGateway
 from tenantvault.upstream._tenancy import (
     NamespaceTenancy,
@@ -46,6 +51,8 @@ _IN_USE: Final = "path is already in use"
 # background): creating it again is retried this often, this far apart.
 _NAMESPACE_ATTEMPTS: Final = 50
 _NAMESPACE_PAUSE_SECONDS: Final = 0.1
+
+_Sent = TypeVar("_Sent", UpstreamResponse, RawResponse)
 
 
 class Gateway:
@@ -102,9 +109,9 @@ class Gateway:
     ) -> UpstreamResponse:
         """One tenant request upstream with the tenant's scoped token; a refused token is
         replaced once (revoked or expired upstream), a second refusal is the answer."""
-        token = await self.tokens.get(tenant)
-        for last in (False, True):
-            response = await self.client.request(
+
+        def call(token: str) -> Awaitable[UpstreamResponse]:
+            return self.client.request(
                 method,
                 placement.path,
                 token=token,
@@ -114,6 +121,39 @@ class Gateway:
                 idempotent=idempotent,
                 headers=headers,
             )
+
+        return await self._as_tenant(tenant, call)
+
+    async def send_raw(
+        self,
+        tenant: str,
+        method: str,
+        placement: Placement,
+        *,
+        content: bytes | None = None,
+        content_type: str | None = None,
+        idempotent: bool | None = None,
+    ) -> RawResponse:
+        """`send` for an endpoint that speaks bytes (`UpstreamClient.send_raw`)."""
+
+        def call(token: str) -> Awaitable[RawResponse]:
+            return self.client.send_raw(
+                method,
+                placement.path,
+                token=token,
+                namespace=placement.namespace or None,
+                content=content,
+                content_type=content_type,
+                idempotent=idempotent,
+            )
+
+        return await self._as_tenant(tenant, call)
+
+    async def _as_tenant(self, tenant: str, call: Callable[[str], Awaitable[_Sent]]) -> _Sent:
+        """`call` with the tenant's scoped token, replaced once if the upstream refuses it."""
+        token = await self.tokens.get(tenant)
+        for last in (False, True):
+            response = await call(token)
             if response.status != 403 or last:
                 break
             token = await self.tokens.replace(tenant, token)

@@ -14,6 +14,9 @@ engine, in the tenant's upstream namespace (namespace strategy).
 - The file fetches (`ca`, `crl`, `issuer/<ref>/der`, `cert/<serial>/raw`, …) are read
   upstream through their JSON twins (`cert/ca`, `cert/crl`, `issuer/<ref>/json`, …) and
   answered as the same files with OpenBao's content types: the upstream client speaks JSON.
+- OCSP (`GET ocsp/<base64 DER>`, `POST ocsp` with its DER body) goes to OpenBao's responder
+  as bytes (`send_raw`), and its answer comes back as is: the status (200, or 400/401/500
+  with an OCSP error response) and the DER response.
 - The root namespace and the prefix strategy have no per-tenant upstream place: their pki
   mounts stay the embedded engine (records sealed in the upstream KV).
 """
@@ -24,12 +27,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any, Final
 
+from tenantvault import _b64
 from tenantvault._exceptions import (
     NotFoundError,
     TenantVaultError,
     UnsupportedOperationError,
 )
-from tenantvault._request import Operation, Response
+from tenantvault._request import OCSP_REQUEST_FIELD, Operation, Response
 from tenantvault.backends._protocol import SYSTEM_TENANT
 from tenantvault.engines._protocol import Mount
 from tenantvault.engines._route import Call, Route
@@ -54,6 +58,8 @@ _CERT_DER: Final = "application/pkix-cert"
 _CERT_PEM: Final = "application/pem-certificate-chain"
 _CRL_DER: Final = "application/pkix-crl"
 _CRL_PEM: Final = "application/x-pem-file"
+_OCSP_REQUEST: Final = "application/ocsp-request"
+_OCSP_RESPONSE: Final = "application/ocsp-response"
 # The internal lease data of an upstream lease (`_passthrough`'s `generate_lease` leases).
 _UPSTREAM_LEASE: Final = "upstream_lease_id"
 
@@ -111,6 +117,23 @@ def _pem_or(pem: bool, certificate: bool) -> str:
     if certificate:
         return _CERT_PEM if pem else _CERT_DER
     return _CRL_PEM if pem else _CRL_DER
+
+
+def _is_ocsp(operation: Operation, path: str) -> bool:
+    """Whether this is an OCSP query: `POST ocsp` or `GET ocsp/<base64 DER>`."""
+    if operation in (Operation.CREATE, Operation.UPDATE):
+        return path == "ocsp"
+    return operation is Operation.READ and path.startswith("ocsp/")
+
+
+def _ocsp_der(encoded: object) -> bytes:
+    """The DER of a POSTed OCSP request (b"" if there is none to send)."""
+    if not isinstance(encoded, str):
+        return b""
+    try:
+        return _b64.decode(encoded)
+    except ValueError:
+        return b""
 
 
 def _raise(response: UpstreamResponse) -> None:
@@ -212,6 +235,8 @@ class UpstreamPKI:
             return self._embedded.route(operation, path, mount)
         if operation is Operation.READ and (fetch := _files(path)) is not None:
             handler = self._file_handler(tenant, mount, *fetch)
+        elif _is_ocsp(operation, path):
+            handler = self._ocsp_handler(tenant, mount, operation, path)
         else:
             handler = self._forward(tenant, mount, operation, path)
         try:
@@ -245,6 +270,37 @@ class UpstreamPKI:
             result = answer(response)
             result.secret = leased_secret(response)
             return result
+
+        return handler
+
+    def _ocsp_handler(
+        self, tenant: str, mount: Mount, operation: Operation, path: str
+    ) -> Callable[[Call], Awaitable[Response]]:
+        """A query to OpenBao's responder as bytes (the POST body is the DER the HTTP layer
+        handed on under `OCSP_REQUEST_FIELD`); its status and DER answer as OpenBao gives
+        them. A JSON answer is OpenBao's router refusing (no such mount): its error."""
+        placement = self._placement(tenant, mount, path)
+        post = operation is not Operation.READ
+
+        async def handler(call: Call) -> Response:
+            if post:
+                # Absent or not the HTTP layer's base64: no request, which OpenBao answers
+                # malformedRequest, as the embedded responder does.
+                der = _ocsp_der(call.data.get(OCSP_REQUEST_FIELD))
+                raw = await self._gateway.send_raw(
+                    tenant,
+                    "POST",
+                    placement,
+                    content=der,
+                    content_type=_OCSP_REQUEST,
+                    idempotent=True,  # a query: repeating it changes nothing
+                )
+            else:
+                raw = await self._gateway.send_raw(tenant, "GET", placement)
+            if raw.parsed is not None:
+                _raise(raw.parsed)
+                return answer(raw.parsed)
+            return Response(body=raw.content, content_type=_OCSP_RESPONSE, status=raw.status)
 
         return handler
 
