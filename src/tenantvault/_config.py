@@ -248,7 +248,7 @@ class ServerSettings:
     allow_insecure_permissions: bool = False
     access_log: bool = True
     # The event loop `serve` runs on: uvloop (libuv, in C) where installed, else asyncio's own.
-    # uvloop took a quarter of the server's CPU per request off (bench/RESULTS.md); `asyncio`
+    # uvloop took 10-24 % of the server's CPU per request off (bench/RESULTS.md); `asyncio`
     # is the fallback for platforms without it and the comparison.
     event_loop: str = "uvloop"
     # Audit: the queryable store (in the data directory; in memory in dev mode) is on unless
