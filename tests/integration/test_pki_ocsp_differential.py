@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
+from tests._ocsp import get_safe_request
 from tests.integration.test_differential import Pair, Step, Target
 from tests.integration.test_pki_differential import ROLE, _run, pair
 
@@ -117,9 +118,7 @@ def test_pki_import_keys_and_deletion(pair: Pair) -> None:
 
 
 def _request_for(leaf: x509.Certificate, issuer: x509.Certificate, algorithm: Any) -> bytes:
-    builder = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, algorithm)
-    builder = builder.add_extension(x509.OCSPNonce(b"0123456789abcdef"), critical=False)
-    return builder.build().public_bytes(serialization.Encoding.DER)
+    return get_safe_request(leaf, issuer, algorithm)
 
 
 def _ocsp_outcome(

@@ -13,10 +13,11 @@ from typing import Any
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
+from tests._ocsp import get_safe_request
 from tests.conftest import FakeClock
 from tests.server.conftest import Vault
 from tests.server.test_pki import ROLE, cert_of, mount_pki, ok, pki_vault, root_ca
@@ -33,9 +34,7 @@ def ocsp_request(leaf: x509.Certificate, issuer: x509.Certificate, algorithm: An
     """The DER OCSP request for one certificate (SHA-1 CertID unless told), with a nonce."""
     # SHA-1 is openssl's default CertID hash: the one most clients send.
     chosen = algorithm or hashes.SHA1()  # noqa: S303 -- names a certificate, secures nothing
-    builder = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, chosen)
-    builder = builder.add_extension(x509.OCSPNonce(b"0123456789abcdef"), critical=False)
-    return builder.build().public_bytes(serialization.Encoding.DER)
+    return get_safe_request(leaf, issuer, chosen)
 
 
 async def post(vault: Vault, der: bytes, *, namespace: str | None = None) -> httpx.Response:

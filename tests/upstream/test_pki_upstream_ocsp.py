@@ -14,12 +14,13 @@ from typing import Any
 
 import httpx
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
 from tenantvault.upstream._tenancy import NamespaceTenancy
 from tenantvault.upstream.engines import Gateway
+from tests._ocsp import get_safe_request
 from tests._openbao import OpenBaoDev
 from tests.server.conftest import Vault
 from tests.upstream.test_passthrough_serve import served
@@ -38,8 +39,7 @@ UNAUTHORIZED = bytes.fromhex("30030a0106")
 def _query(leaf: x509.Certificate, issuer: x509.Certificate) -> bytes:
     """The DER OCSP request for `leaf`, with openssl's default CertID hash (SHA-1)."""
     algorithm = hashes.SHA1()  # noqa: S303 -- names a certificate, secures nothing
-    builder = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, algorithm)
-    return builder.build().public_bytes(serialization.Encoding.DER)
+    return get_safe_request(leaf, issuer, algorithm)
 
 
 def _parsed(response: httpx.Response, status: int = 200) -> ocsp.OCSPResponse:
