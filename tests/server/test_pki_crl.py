@@ -7,22 +7,19 @@ them live."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tenantvault import Core
-from tenantvault._config import ServerSettings
-from tenantvault.backends import MemoryBackend
-from tenantvault.server import TenantVaultApp, create_app
 from tests.conftest import FakeClock
-from tests.server.conftest import BASE_URL, Vault
-from tests.server.test_pki import ROLE, cert_of, mount_pki, ok, root_ca
+from tests.server.conftest import Vault
+from tests.server.test_pki import ROLE, cert_of, mount_pki, ok, pki_vault, root_ca
+
+__all__ = ["pki_vault"]  # the fixture, shared with test_pki
 
 DEFAULTS = {
     "allow_expired_cert_revocation": False,
@@ -38,26 +35,12 @@ DEFAULTS = {
 
 
 @pytest.fixture
-async def timed(root_token: str, clock: FakeClock) -> AsyncIterator[Vault]:
+async def timed(pki_vault: Vault) -> Vault:
     """A server on the test's clock, with a pki mount, a root CA and the `web` role."""
-
-    async def factory() -> Core:
-        core = Core(MemoryBackend(), clock=clock)
-        await core.start()
-        await core.initialize_root_token(root_token)
-        return core
-
-    app: TenantVaultApp = create_app(
-        ServerSettings(dev=True, dev_root_token=root_token), core_factory=factory
-    )
-    async with app as started:
-        transport = httpx.ASGITransport(app=started)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-            vault = Vault(client, root_token)
-            await mount_pki(vault)
-            await root_ca(vault)
-            await ok(await vault.root("POST", "pki/roles/web", json=ROLE))
-            yield vault
+    await mount_pki(pki_vault)
+    await root_ca(pki_vault)
+    await ok(await pki_vault.root("POST", "pki/roles/web", json=ROLE))
+    return pki_vault
 
 
 async def _issue(vault: Vault, name: str = "a.example.com", ttl: str = "24h") -> int:

@@ -17,6 +17,7 @@ from tenantvault._exceptions import (
 )
 from tenantvault._fields import get_str
 from tenantvault._go_text import multierror
+from tenantvault._request import LeasedSecret
 from tenantvault.engines._protocol import Mount
 from tenantvault.engines.pki._crls import current_complete, rebuild_complete
 from tenantvault.engines.pki._keys import (
@@ -31,7 +32,7 @@ from tenantvault.engines.pki._x509 import (
     load_certificates,
 )
 
-__all__ = ["PkiHandlers", "PkiServerError", "mount_ttls", "unix", "utc"]
+__all__ = ["PkiHandlers", "PkiServerError", "is_self_signed", "mount_ttls", "unix", "utc"]
 
 SYSTEM_TTL_SECONDS: Final = 768 * 3600
 NS: Final = 1_000_000_000
@@ -149,6 +150,13 @@ def utc(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1_000_000_000, UTC)
 
 
+def is_self_signed(pem: str) -> bool:
+    """Whether the first certificate of `pem` is self-signed (a root, for
+    `remove_roots_from_chain`)."""
+    certificates = load_certificates(pem)
+    return bool(certificates) and certificates[0].issuer == certificates[0].subject
+
+
 def unix(moment: datetime) -> int:
     """A datetime as whole unix seconds (Vault's `expiration`)."""
     return int(moment.timestamp())
@@ -177,6 +185,34 @@ class PkiHandlers:
                 raise PkiServerError("no default issuer currently configured")
             raise PkiServerError(f"unable to find PKI issuer for reference: {reference}")
         return issuer
+
+    async def _leaf_issuer(self, store: PkiStore, reference: str) -> dict[str, Any]:
+        """The issuer a leaf is signed by (issue, sign, sign-verbatim), or OpenBao's 500 for
+        a reference that names none."""
+        issuer = await store.resolve_issuer(reference)
+        if issuer is None:
+            detail = (
+                "no default issuer currently configured"
+                if reference == "default"
+                else f"unable to find PKI issuer for reference: {reference}"
+            )
+            raise PkiServerError(f"could not fetch the CA certificate (was one set?): {detail}")
+        return issuer
+
+    def _leaf_lease(
+        self, certificate: x509.Certificate, role: Mapping[str, Any]
+    ) -> LeasedSecret | None:
+        """A role's `generate_lease`: a lease until NotAfter whose end (or
+        `sys/leases/revoke`) revokes the certificate; None without it or with `no_store`."""
+        if not role["generate_lease"] or role["no_store"]:
+            return None
+        remaining = max(0, unix(certificate.not_valid_after_utc) - self._clock() // NS)
+        return LeasedSecret(
+            internal={"serial_number": format_serial(certificate.serial_number)},
+            ttl_seconds=remaining,
+            max_ttl_seconds=remaining,
+            renewable=False,
+        )
 
     async def _signing_key(self, store: PkiStore, issuer: Mapping[str, Any]) -> PrivateKey:
         record = await store.key(issuer["key_id"]) if issuer.get("key_id") else None

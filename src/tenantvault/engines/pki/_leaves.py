@@ -11,13 +11,12 @@ from tenantvault._exceptions import (
     NotFoundError,
 )
 from tenantvault._fields import get_bool, get_str
-from tenantvault._request import LeasedSecret, Response
+from tenantvault._request import Response
 from tenantvault.engines._protocol import Mount
 from tenantvault.engines._route import Call
 from tenantvault.engines.pki._common import (
-    NS,
     PkiHandlers,
-    PkiServerError,
+    is_self_signed,
     mount_ttls,
     unix,
 )
@@ -105,17 +104,7 @@ class Leaves(PkiHandlers):
                 "key_type and/or key_bits request parameters"
             )
         reference = reference or role["issuer_ref"] or "default"
-        try:
-            issuer = await self._issuer_or_fail(store, reference)
-        except PkiServerError:
-            detail = (
-                "no default issuer currently configured"
-                if reference == "default"
-                else f"unable to find PKI issuer for reference: {reference}"
-            )
-            raise PkiServerError(
-                f"could not fetch the CA certificate (was one set?): {detail}"
-            ) from None
+        issuer = await self._leaf_issuer(store, reference)
         issuer_cert = load_certificates(issuer["certificate"])[0]
         signing_key = await self._signing_key(store, issuer)
         default, maximum = mount_ttls(mount)
@@ -157,7 +146,7 @@ class Leaves(PkiHandlers):
         pem = certificate_pem(certificate)
         chain = [item.rstrip("\n") for item in issuer["ca_chain"]]
         if get_bool(data, "remove_roots_from_chain", default=False):
-            chain = [item for item in chain if not _self_signed(item)]
+            chain = [item for item in chain if not is_self_signed(item)]
         answer: dict[str, Any] = {
             "ca_chain": [self._encode(item, form) for item in chain],
             "certificate": self._encode(pem, form),
@@ -172,16 +161,7 @@ class Leaves(PkiHandlers):
             answer["private_key_type"] = role["key_type"]
             if form == "pem_bundle":
                 answer["certificate"] = "\n".join([answer["private_key"], pem, *chain])
-        secret = None
-        if role["generate_lease"] and not role["no_store"]:
-            # The lease lives until NotAfter; its end (or `sys/leases/revoke`) revokes the cert.
-            remaining = max(0, unix(certificate.not_valid_after_utc) - self._clock() // NS)
-            secret = LeasedSecret(
-                internal={"serial_number": answer["serial_number"]},
-                ttl_seconds=remaining,
-                max_ttl_seconds=remaining,
-                renewable=False,
-            )
+        secret = self._leaf_lease(certificate, role)
         return Response(data=answer, warnings=plan.warnings or None, secret=secret)
 
     async def issue(
@@ -200,8 +180,3 @@ class Leaves(PkiHandlers):
         if await store.role(role) is None:
             raise InvalidRequestError(f"unknown role: {role}")
         return await self._leaf(call, store, mount, role, reference, load_csr(text))
-
-
-def _self_signed(pem: str) -> bool:
-    certificates = load_certificates(pem)
-    return bool(certificates) and certificates[0].issuer == certificates[0].subject

@@ -20,14 +20,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tenantvault._exceptions import InvalidRequestError
 from tenantvault._fields import get_bool, get_str
-from tenantvault._request import LeasedSecret, Response
+from tenantvault._request import Response
 from tenantvault.engines._protocol import Mount
 from tenantvault.engines._route import Call
 from tenantvault.engines.pki._common import (
     ISSUE_FIELDS,
-    NS,
     PkiHandlers,
-    PkiServerError,
+    is_self_signed,
     mount_ttls,
     unix,
 )
@@ -110,11 +109,6 @@ def _is_oid(text: str) -> bool:
     return True
 
 
-def _is_root(pem: str) -> bool:
-    certificates = load_certificates(pem)
-    return bool(certificates) and certificates[0].issuer == certificates[0].subject
-
-
 class Verbatim(PkiHandlers):
     """`sign-verbatim(/<role>)` and `issuer/<ref>/sign-verbatim(/<role>)`."""
 
@@ -137,17 +131,7 @@ class Verbatim(PkiHandlers):
         entry = _verbatim_role(data, role)
         form = self._format(data)
         reference = reference or entry["issuer_ref"]
-        try:
-            issuer = await self._issuer_or_fail(store, reference)
-        except PkiServerError:
-            detail = (
-                "no default issuer currently configured"
-                if reference == "default"
-                else f"unable to find PKI issuer for reference: {reference}"
-            )
-            raise PkiServerError(
-                f"could not fetch the CA certificate (was one set?): {detail}"
-            ) from None
+        issuer = await self._leaf_issuer(store, reference)
         text = get_str(data, "csr", default="") or ""
         if not text:
             raise InvalidRequestError('"csr" is empty')
@@ -192,7 +176,7 @@ class Verbatim(PkiHandlers):
         return Response(
             data=self._answer(certificate, issuer, form, data),
             warnings=warnings or None,
-            secret=self._lease(certificate, entry),
+            secret=self._leaf_lease(certificate, entry),
         )
 
     def _answer(
@@ -206,7 +190,7 @@ class Verbatim(PkiHandlers):
         pem = certificate_pem(certificate)
         chain = [item.rstrip("\n") for item in issuer["ca_chain"]]
         if get_bool(data, "remove_roots_from_chain", default=False):
-            chain = [item for item in chain if not _is_root(item)]
+            chain = [item for item in chain if not is_self_signed(item)]
         answer: dict[str, Any] = {
             "certificate": "\n".join([pem, *chain]) if form == "pem_bundle" else pem,
             "expiration": unix(certificate.not_valid_after_utc),
@@ -222,17 +206,3 @@ class Verbatim(PkiHandlers):
             if chain:
                 answer["ca_chain"] = [self._encode(item, form) for item in chain]
         return dict(sorted(answer.items()))
-
-    def _lease(
-        self, certificate: x509.Certificate, entry: Mapping[str, Any]
-    ) -> LeasedSecret | None:
-        """A role's `generate_lease`: a lease until NotAfter whose end revokes the cert."""
-        if not entry["generate_lease"] or entry["no_store"]:
-            return None
-        remaining = max(0, unix(certificate.not_valid_after_utc) - self._clock() // NS)
-        return LeasedSecret(
-            internal={"serial_number": format_serial(certificate.serial_number)},
-            ttl_seconds=remaining,
-            max_ttl_seconds=remaining,
-            renewable=False,
-        )
