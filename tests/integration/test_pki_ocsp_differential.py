@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import shutil
 import subprocess
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import NameOID
 
 from tests._ocsp import get_safe_request
 from tests.integration.test_differential import Pair, Step, Target
 from tests.integration.test_pki_differential import ROLE, _run, pair
+from tests.server.test_pki_import import make_ca
 
 pytestmark = pytest.mark.integration
 
@@ -34,27 +33,7 @@ MOUNT = {"type": "pki", "config": {"max_lease_ttl": "87600h"}}
 
 def _ca(name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """A root CA made outside both servers, with key identifiers (OpenBao's CRL needs them)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), False)
-        .sign(key, hashes.SHA256())
-    )
-    return certificate, key
+    return make_ca(name)
 
 
 def _pem(item: x509.Certificate | ec.EllipticCurvePrivateKey) -> str:
