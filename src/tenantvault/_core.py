@@ -25,6 +25,7 @@ from tenantvault._exceptions import (
     AuditError,
     ClosedError,
     InternalError,
+    InvalidPathError,
     NotFoundError,
     PermissionDeniedError,
     TenantVaultError,
@@ -34,7 +35,7 @@ from tenantvault._observe import RequestObserver, handled_outcome, notify, refus
 from tenantvault._password_policy import PasswordPolicyRoutes, PasswordPolicyStore
 from tenantvault._paths import check_request_path
 from tenantvault._policy_store import PolicyStore, TenantPolicies
-from tenantvault._request import Operation, Request, Response
+from tenantvault._request import OCSP_GET_FIELD, Operation, Request, Response
 from tenantvault._router import FallbackEngine, MountTable, RouteMemo, Router
 from tenantvault._tenants import TenantRegistry
 from tenantvault._token_roles import TokenRoleStore
@@ -397,6 +398,7 @@ class Core:
                     )
             route = root_namespace_checked(route, tenant)
             context.mount, context.path = route.mount, route.acl_path
+            _check_escaped_tail(route, request)
             storage_tenant = tenant if tenant is not None else SYSTEM_TENANT
             # 4. authorize: every declaration of the route, here and only here
             acl = await acl_of(self.policies, principal, storage_tenant)
@@ -729,6 +731,16 @@ class Core:
     def subscribe(self, observer: RequestObserver) -> None:
         """Tell `observer` the outcome of every request from now on (see `_observe.py`)."""
         self._observers = (*self._observers, observer)
+
+
+def _check_escaped_tail(route: Route, request: Request) -> None:
+    """Refuse a path tail the HTTP layer handed on as data (`OCSP_GET_FIELD`: a `GET
+    …/ocsp/<escaped base64>`) unless the route declares it: anywhere else it is the encoded
+    separator it looks like, refused as in every path."""
+    data = request.data
+    if data and OCSP_GET_FIELD in data:
+        if route.parameters is None or OCSP_GET_FIELD not in route.parameters:
+            raise InvalidPathError("invalid path: encoded '/' or '\\' is not allowed")
 
 
 def _declared(route: Route, request: Request) -> Mapping[str, Any]:

@@ -12,12 +12,24 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from tenantvault.engines.auth._login import LoginResult
 
-__all__ = ["OCSP_REQUEST_FIELD", "LeasedSecret", "Operation", "Request", "Response"]
+__all__ = [
+    "OCSP_GET_FIELD",
+    "OCSP_REQUEST_FIELD",
+    "LeasedSecret",
+    "Operation",
+    "Request",
+    "Response",
+]
 
 # The data key of an `application/ocsp-request` body: that body is DER, not JSON, so the
 # HTTP layer hands it on unparsed (base64) under this key, as OpenBao hands its pki engine
 # the raw body of such a request (`isOcspRequest`); only the pki `ocsp` route declares it.
 OCSP_REQUEST_FIELD: Final = "_ocsp_request_der"
+# The data key of RFC 6960's GET form with its base64 URL-escaped (`ocsp/MEow%2F…`): the HTTP
+# layer hands the base64 on as data, not as path (an encoded '/' is refused in every path).
+# The Core refuses it on every route that does not declare it (all but the pki `ocsp` read),
+# as the encoded separator it would otherwise be. A query parameter can never take this name.
+OCSP_GET_FIELD: Final = "ocsp:get-request"
 
 
 class Operation(enum.StrEnum):

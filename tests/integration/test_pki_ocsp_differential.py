@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
-from tests._ocsp import get_safe_request
+from tests._ocsp import escaped, ocsp_der, with_empty_segment
 from tests.integration.test_differential import Pair, Step, Target
 from tests.integration.test_pki_differential import ROLE, _run, pair
 from tests.server.test_pki_import import make_ca
@@ -97,7 +97,7 @@ def test_pki_import_keys_and_deletion(pair: Pair) -> None:
 
 
 def _request_for(leaf: x509.Certificate, issuer: x509.Certificate, algorithm: Any) -> bytes:
-    return get_safe_request(leaf, issuer, algorithm)
+    return ocsp_der(leaf, issuer, algorithm)
 
 
 def _ocsp_outcome(
@@ -108,8 +108,11 @@ def _ocsp_outcome(
     if method == "POST":
         headers["Content-Type"] = "application/ocsp-request"
         response = target.client.post("/v1/pki/ocsp", content=der, headers=headers)
-    else:
-        encoded = base64.b64encode(der).decode() if der else ""
+    elif method == "GET":
+        # RFC 6960's GET form: the base64 URL-escaped, as OCSP clients send it.
+        response = target.client.get(f"/v1/pki/ocsp/{escaped(der)}", headers=headers)
+    else:  # "GET-plain": the base64 as is
+        encoded = base64.b64encode(der).decode()
         response = target.client.get(f"/v1/pki/ocsp/{encoded}", headers=headers)
     outcome: dict[str, Any] = {
         "status": response.status_code,
@@ -139,7 +142,8 @@ def _ocsp_outcome(
 
 def test_pki_ocsp_answers(pair: Pair) -> None:
     """good, revoked (with its time), unknown for another CA, malformed and unauthorized
-    answers, by POST and GET: same outcome on both servers."""
+    answers, by POST and GET (escaped, with `//` in the base64, and plain): same outcome on
+    both servers."""
     _run(
         pair,
         [
@@ -182,7 +186,9 @@ def test_pki_ocsp_answers(pair: Pair) -> None:
         ("unknown", "POST", lambda s: _request_for(s["good"], stranger, sha1)),
         ("garbage", "POST", lambda s: b"\x30\x03\x01\x01\x00"),
         ("empty", "POST", lambda s: b""),
+        ("slashes", "GET", lambda s: with_empty_segment(s["good"], s["root"], sha1)),
         ("garbage", "GET", lambda s: b"not-der"),
+        ("garbage", "GET-plain", lambda s: b"not-der"),
         ("empty", "GET", lambda s: b""),
     ]
     differences = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from urllib.parse import quote
 
 import orjson
@@ -10,8 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tenantvault._exceptions import InvalidRequestError, TenantVaultError
+from tenantvault._request import OCSP_GET_FIELD
 from tenantvault.server._json import parse_body
-from tenantvault.server._translate import HTTPError, api_path, parse_headers, printable
+from tenantvault.server._translate import (
+    HTTPError,
+    api_path,
+    ocsp_get_form,
+    parse_headers,
+    printable,
+)
 
 # Characters that make paths interesting: separators, dots, escapes, controls, Unicode.
 _PATH_CHARS = st.sampled_from(
@@ -110,3 +118,31 @@ def test_parse_headers_reads_the_token_without_trimming() -> None:
     assert headers.token == " tok "
     assert headers.namespace == "acme"
     assert "tok" not in repr(headers)
+
+
+@given(st.binary(min_size=1, max_size=300), st.sampled_from(["pki", "acme/pki-int", "a/b/c"]))
+def test_ocsp_get_form_gives_back_the_escaped_base64(der: bytes, mount: str) -> None:
+    """Any DER, its base64 URL-escaped after `<mount>/ocsp/`: the target loses its tail and
+    the base64 comes back as data, whatever `/`, `+` and `=` it holds."""
+    encoded = base64.b64encode(der).decode()
+    raw = f"/v1/{mount}/ocsp/{quote(encoded, safe='')}".encode()
+    found = ocsp_get_form(raw)
+    if "%" not in quote(encoded, safe=""):
+        assert found is None  # nothing escaped: the plain form, a path like any other
+        return
+    assert found == (f"/v1/{mount}/ocsp".encode(), {OCSP_GET_FIELD: encoded})
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"/v1/pki/ocsp/MEow",  # plain form
+        b"/v1/pki/ocsp/MEo%2Fw%2E",  # an escape base64 never needs
+        b"/v1/pki/ocsp/MEo%2Fw%",  # malformed escape
+        b"/v1/pki/ocsp/",
+        b"/v2/pki/ocsp/MEo%2Fw",
+        b"/v1/pki/ocspx/MEo%2Fw",
+    ],
+)
+def test_ocsp_get_form_leaves_every_other_target_to_the_path_rules(raw: bytes) -> None:
+    assert ocsp_get_form(raw) is None

@@ -20,7 +20,7 @@ from cryptography.x509 import ocsp
 
 from tenantvault.upstream._tenancy import NamespaceTenancy
 from tenantvault.upstream.engines import Gateway
-from tests._ocsp import get_safe_request
+from tests._ocsp import escaped, ocsp_der, with_empty_segment
 from tests._openbao import OpenBaoDev
 from tests.server.conftest import Vault
 from tests.upstream.test_passthrough_serve import served
@@ -39,7 +39,7 @@ UNAUTHORIZED = bytes.fromhex("30030a0106")
 def _query(leaf: x509.Certificate, issuer: x509.Certificate) -> bytes:
     """The DER OCSP request for `leaf`, with openssl's default CertID hash (SHA-1)."""
     algorithm = hashes.SHA1()  # noqa: S303 -- names a certificate, secures nothing
-    return get_safe_request(leaf, issuer, algorithm)
+    return ocsp_der(leaf, issuer, algorithm)
 
 
 def _parsed(response: httpx.Response, status: int = 200) -> ocsp.OCSPResponse:
@@ -48,11 +48,13 @@ def _parsed(response: httpx.Response, status: int = 200) -> ocsp.OCSPResponse:
     return ocsp.load_der_ocsp_response(response.content)
 
 
-async def _get(vault: Vault, der: bytes, *, token: str | None = None) -> httpx.Response:
+async def _get(
+    vault: Vault, der: bytes, *, token: str | None = None, plain: bool = False
+) -> httpx.Response:
     """`GET pki/ocsp/<base64>` through the gateway, without a token unless told (as openssl
-    asks)."""
-    encoded = base64.b64encode(der).decode()
-    return await vault.request("GET", f"pki/ocsp/{encoded}", token=token, namespace="acme")
+    asks): the base64 URL-escaped as RFC 6960 says, or as is with `plain`."""
+    tail = base64.b64encode(der).decode() if plain else escaped(der)
+    return await vault.request("GET", f"pki/ocsp/{tail}", token=token, namespace="acme")
 
 
 async def _post(vault: Vault, der: bytes, *, token: str | None = None) -> httpx.Response:
@@ -111,7 +113,13 @@ async def test_ocsp_through_the_gateway_is_openbaos_responder(
     made = await _leaf(vault)
     ca, leaf = made["ca"], made["leaf"]
     der = _query(leaf, ca)
-    for answered in (await _get(vault, der), await _post(vault, der)):
+    # `//` in the base64: only the escaped GET form can carry it (sent on as a POST).
+    slashes = with_empty_segment(leaf, ca, hashes.SHA1())  # noqa: S303 -- names, secures nothing
+    for answered in (
+        await _get(vault, der),
+        await _get(vault, slashes),
+        await _post(vault, der),
+    ):
         parsed = _parsed(answered)
         assert parsed.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
         assert parsed.certificate_status is ocsp.OCSPCertStatus.GOOD
@@ -151,6 +159,7 @@ async def test_ocsp_refusals_are_openbaos_status_and_error_response(
     assert _parsed(ours, 400).response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
     assert ours.content == MALFORMED
     assert (await _get(vault, junk)).content == MALFORMED
+    assert (await _get(vault, junk, plain=True)).content == MALFORMED
     as_json = await vault.request("POST", "pki/ocsp", namespace="acme", json={"x": "y"})
     assert _parsed(as_json, 400).response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
 
@@ -202,9 +211,11 @@ async def test_ocsp_queries_are_in_the_tenants_audit_trail(
     vault, _ = namespaced
     made = await _leaf(vault)
     der = _query(made["leaf"], made["ca"])
-    encoded = base64.b64encode(der).decode()
+    junk = b"not an ocsp request"  # its plain base64 holds no '/': a path of its own
+    encoded = base64.b64encode(junk).decode()
     token = (await vault.create_token("acme", ["default"]))["client_token"]
     _parsed(await _get(vault, der, token=token))
+    _parsed(await _get(vault, junk, token=token, plain=True), 400)
     _parsed(await _post(vault, der, token=token))
     events = await vault.root(
         "GET",
@@ -212,9 +223,14 @@ async def test_ocsp_queries_are_in_the_tenants_audit_trail(
         params={"tenant": "acme", "path_prefix": "pki/", "limit": "1000"},
     )
     assert events.status_code == 200, events.text
-    paths = [event["request"].get("path") for event in events.json()["data"]["events"]]
-    assert "pki/ocsp" in paths, paths
-    assert f"pki/ocsp/{encoded}" in paths, paths
+    seen = [
+        (event["request"].get("path"), event["request"].get("operation"))
+        for event in events.json()["data"]["events"]
+    ]
+    # The escaped GET form's base64 is data, not path: its entry is a read of `pki/ocsp`.
+    assert ("pki/ocsp", "read") in seen, seen
+    assert ("pki/ocsp", "update") in seen, seen
+    assert (f"pki/ocsp/{encoded}", "read") in seen, seen
 
 
 def test_openssl_ocsp_through_a_served_gateway(

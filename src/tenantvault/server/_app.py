@@ -63,6 +63,7 @@ from tenantvault.server._translate import (
     HTTPError,
     api_path,
     check_content_type,
+    ocsp_get_form,
     ocsp_request_data,
     parse_bool,
     parse_headers,
@@ -524,10 +525,14 @@ class TenantVaultApp:
         self, scope: Scope, raw_path: bytes, receive: Receive
     ) -> Request | bytes | None:
         """The Core `Request` for this HTTP request; None for 404, bytes for a raw reply."""
+        method: str = scope["method"]
+        # RFC 6960's GET form with escaped base64: the tail is data, the rest is the path.
+        ocsp_get = ocsp_get_form(raw_path) if method == "GET" else None
+        if ocsp_get is not None:
+            raw_path = ocsp_get[0]
         path = api_path(raw_path)
         if path is None:
             return None
-        method: str = scope["method"]
         headers = parse_headers(scope["headers"])
         query = parse_query(scope.get("query_string", b""))
         if path == OPENAPI_PATH and method in ("GET", "HEAD"):
@@ -569,6 +574,8 @@ class TenantVaultApp:
         elif method in _QUERY_AS_DATA:
             query.pop("list", None)
             data = dict(query) if query else None
+            if ocsp_get is not None:
+                data = {**(data or {}), **ocsp_get[1]}
         if operation is Operation.LIST and not path.endswith("/"):
             path += "/"  # Vault lists directories; a missing trailing '/' is implied
         client = scope.get("client")

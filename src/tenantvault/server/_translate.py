@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 from tenantvault import _b64
 from tenantvault._exceptions import InvalidPathError, InvalidRequestError
 from tenantvault._paths import check_request_path, decode_raw_path
-from tenantvault._request import OCSP_REQUEST_FIELD, Operation
+from tenantvault._request import OCSP_GET_FIELD, OCSP_REQUEST_FIELD, Operation
 
 __all__ = [
     "MAX_HEADER_BYTES",
@@ -29,6 +29,7 @@ __all__ = [
     "Headers",
     "api_path",
     "check_content_type",
+    "ocsp_get_form",
     "ocsp_request_data",
     "parse_bool",
     "parse_headers",
@@ -128,6 +129,34 @@ def api_path(raw_path: bytes) -> str | None:
     # The one grammar of request paths (`_paths`); the Core applies it again to every
     # request from every surface, this early check only keeps a refusal out of the Core.
     return check_request_path(path)
+
+
+# RFC 6960 A.1's GET form: `<url>/<url-encoding of the base64 of the DER request>`. Only the
+# escapes base64 needs ('/', '+', '='), in either case, and nothing else in the tail.
+_OCSP_TAIL: Final = b"/ocsp/"
+_OCSP_ESCAPES: Final = re.compile(rb"%(2[fF]|2[bB]|3[dD])")
+_BASE64_TEXT: Final = re.compile(rb"[A-Za-z0-9+/=]+\Z")
+
+
+def ocsp_get_form(raw_path: bytes) -> tuple[bytes, dict[str, str]] | None:
+    """For `GET /v1/<…>/ocsp/<base64>` with the base64 URL-escaped (`%2F`, `%2B`, `%3D`), as
+    RFC 6960 asks: the target without its tail (`/v1/<…>/ocsp`) and the base64 as request
+    data under `OCSP_GET_FIELD`; None for every other target.
+
+    Encoded separators stay refused in every path (`decode_raw_path`): here the escaped part
+    is no path at all but a parameter, so it never reaches the path grammar, and the Core
+    refuses it (as the encoded separator it would be) on every route but pki's `ocsp`.
+    """
+    start = raw_path.rfind(_OCSP_TAIL)
+    if start < 0 or not raw_path.startswith(_API_PREFIX):
+        return None
+    tail = raw_path[start + len(_OCSP_TAIL) :]
+    if b"%" not in tail:
+        return None  # the plain form: a path like any other
+    encoded = _OCSP_ESCAPES.sub(lambda found: bytes([int(found.group(1), 16)]), tail)
+    if not _BASE64_TEXT.match(encoded):
+        return None  # some other escape: refused as such by `api_path`
+    return raw_path[: start + len(_OCSP_TAIL) - 1], {OCSP_GET_FIELD: encoded.decode("ascii")}
 
 
 def parse_bool(value: str, name: str) -> bool:

@@ -42,7 +42,7 @@ from tenantvault._exceptions import (
     UnsupportedOperationError,
 )
 from tenantvault._paths import validate_name
-from tenantvault._request import OCSP_REQUEST_FIELD, Operation, Response
+from tenantvault._request import OCSP_GET_FIELD, OCSP_REQUEST_FIELD, Operation, Response
 from tenantvault.engines._protocol import Mount
 from tenantvault.engines._route import Call, Route
 from tenantvault.engines._special import PathPatterns
@@ -269,7 +269,13 @@ class PKIEngine:
             return {delete: (bind(self._removals.delete_root), none, "delete")}
         if parts == ["ocsp"]:
             fields = frozenset({OCSP_REQUEST_FIELD})
-            return {update: (bind(self._ocsp.query_post), fields, "update")}
+            # A read is RFC 6960's GET form with its base64 URL-escaped, which the HTTP
+            # layer hands on as data (`OCSP_GET_FIELD`); a bare `GET ocsp` is unsupported.
+            escaped = frozenset({OCSP_GET_FIELD})
+            return {
+                update: (bind(self._ocsp.query_post), fields, "update"),
+                read: (bind(self._ocsp.query_escaped), escaped, "read"),
+            }
         if count >= 2 and head == "ocsp":
             # The request is base64, whose alphabet has '/': all the rest of the path.
             return {read: (bind(self._ocsp.query_get, "/".join(parts[1:])), none, "read")}

@@ -1,4 +1,5 @@
-"""The OCSP responder of a pki mount: `GET ocsp/<base64 DER>` and `POST ocsp` (RFC 6960).
+"""The OCSP responder of a pki mount: `GET ocsp/<base64 DER>` (plain or URL-escaped) and
+`POST ocsp` (RFC 6960).
 
 OpenBao's answers, byte for byte where they are fixed: a malformed request (bad base64, bad
 DER, an unknown hash, 2048 bytes or more) is the OCSP `malformedRequest` response with 400,
@@ -26,7 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509 import ocsp
 
 from tenantvault import _b64
-from tenantvault._request import OCSP_REQUEST_FIELD, Response
+from tenantvault._exceptions import UnsupportedOperationError
+from tenantvault._request import OCSP_GET_FIELD, OCSP_REQUEST_FIELD, Response
 from tenantvault.crypto import GoBase64Error, go_b64decode
 from tenantvault.engines._protocol import Mount
 from tenantvault.engines._route import Call
@@ -131,6 +133,14 @@ class Responder(PkiHandlers):
             except GoBase64Error:
                 der = None
         return await self._answer(store, der)
+
+    async def query_escaped(self, call: Call, store: PkiStore, mount: Mount) -> Response:
+        """`GET ocsp/<URL-escaped base64 DER>`: the base64 the HTTP layer unescaped
+        (`OCSP_GET_FIELD`); without it, `GET ocsp` is unsupported (as in OpenBao)."""
+        encoded = call.data.get(OCSP_GET_FIELD)
+        if not isinstance(encoded, str):
+            raise UnsupportedOperationError()
+        return await self.query_get(call, store, mount, encoded)
 
     async def query_post(self, call: Call, store: PkiStore, mount: Mount) -> Response:
         """`POST ocsp`: the request as the body (`application/ocsp-request`, DER)."""

@@ -15,7 +15,8 @@ engine, in the tenant's upstream namespace (namespace strategy).
   upstream through their JSON twins (`cert/ca`, `cert/crl`, `issuer/<ref>/json`, …) and
   answered as the same files with OpenBao's content types: the upstream client speaks JSON.
 - OCSP (`GET ocsp/<base64 DER>`, `POST ocsp` with its DER body) goes to OpenBao's responder
-  as bytes (`send_raw`), and its answer comes back as is: the status (200, or 400/401/500
+  as bytes (`send_raw`; a GET whose base64 came URL-escaped as the POST it equals), and its
+  answer comes back as is: the status (200, or 400/401/500
   with an OCSP error response) and the DER response.
 - The root namespace and the prefix strategy have no per-tenant upstream place: their pki
   mounts stay the embedded engine (records sealed in the upstream KV).
@@ -33,8 +34,9 @@ from tenantvault._exceptions import (
     TenantVaultError,
     UnsupportedOperationError,
 )
-from tenantvault._request import OCSP_REQUEST_FIELD, Operation, Response
+from tenantvault._request import OCSP_GET_FIELD, OCSP_REQUEST_FIELD, Operation, Response
 from tenantvault.backends._protocol import SYSTEM_TENANT
+from tenantvault.crypto import GoBase64Error, go_b64decode
 from tenantvault.engines._protocol import Mount
 from tenantvault.engines._route import Call, Route
 from tenantvault.engines._special import PathPatterns
@@ -120,10 +122,22 @@ def _pem_or(pem: bool, certificate: bool) -> str:
 
 
 def _is_ocsp(operation: Operation, path: str) -> bool:
-    """Whether this is an OCSP query: `POST ocsp` or `GET ocsp/<base64 DER>`."""
+    """Whether this is an OCSP query: `POST ocsp`, `GET ocsp/<base64 DER>`, or `GET ocsp`
+    with the URL-escaped base64 the HTTP layer handed on as data."""
     if operation in (Operation.CREATE, Operation.UPDATE):
         return path == "ocsp"
-    return operation is Operation.READ and path.startswith("ocsp/")
+    return operation is Operation.READ and (path == "ocsp" or path.startswith("ocsp/"))
+
+
+def _escaped_ocsp_der(encoded: object) -> bytes:
+    """The DER of a GET whose base64 came URL-escaped (b"" if it is not Go's padded base64,
+    which OpenBao's responder answers malformedRequest, as for a POST without a body)."""
+    if not isinstance(encoded, str):
+        raise UnsupportedOperationError()  # a bare `GET ocsp`, as OpenBao answers it
+    try:
+        return go_b64decode(encoded)
+    except GoBase64Error:
+        return b""
 
 
 def _ocsp_der(encoded: object) -> bytes:
@@ -248,8 +262,11 @@ class UpstreamPKI:
         exists = inner.exists
         if exists is not None:
             exists = self._exists(tenant, mount, path)
-        # Parameters are the upstream's to check (it warns of the ones it ignores).
-        return replace(inner, handler=handler, exists=exists, parameters=None)
+        # Parameters are the upstream's to check (it warns of the ones it ignores); the
+        # escaped OCSP GET keeps its declaration, without which the Core refuses its tail.
+        escaped_ocsp = operation is Operation.READ and path == "ocsp"
+        parameters = inner.parameters if escaped_ocsp else None
+        return replace(inner, handler=handler, exists=exists, parameters=parameters)
 
     def _placement(self, tenant: str, mount: Mount, path: str) -> Placement:
         return Placement(self._gateway.tenancy.token_namespace(tenant), f"{mount.path}{path}")
@@ -281,12 +298,18 @@ class UpstreamPKI:
         them. A JSON answer is OpenBao's router refusing (no such mount): its error."""
         placement = self._placement(tenant, mount, path)
         post = operation is not Operation.READ
+        escaped = not post and path == "ocsp"
 
         async def handler(call: Call) -> Response:
-            if post:
+            if post or escaped:
                 # Absent or not the HTTP layer's base64: no request, which OpenBao answers
-                # malformedRequest, as the embedded responder does.
-                der = _ocsp_der(call.data.get(OCSP_REQUEST_FIELD))
+                # malformedRequest, as the embedded responder does. The escaped GET form is
+                # sent as the POST it is equivalent to: the upstream client escapes paths
+                # itself, and OpenBao's responder answers both forms alike.
+                if escaped:
+                    der = _escaped_ocsp_der(call.data.get(OCSP_GET_FIELD))
+                else:
+                    der = _ocsp_der(call.data.get(OCSP_REQUEST_FIELD))
                 raw = await self._gateway.send_raw(
                     tenant,
                     "POST",
