@@ -35,6 +35,7 @@ from tenantvault.engines.pki._common import (
 from tenantvault.engines.pki._issuing import parse_ip, resolve_ttl
 from tenantvault.engines.pki._keys import (
     PrivateKey,
+    check_csr_key,
     generate_key,
     key_pem,
     normalize_key,
@@ -281,6 +282,8 @@ class Authorities(PkiHandlers):
         csr = load_csr(text)
         issuer = await self._issuer_or_fail(store, reference)
         signing_key = await self._signing_key(store, issuer)
+        # OpenBao signs an intermediate's CSR as under a role of key type `any`.
+        check_csr_key("any", 0, public_key_of(csr))
         issuer_cert = load_certificates(issuer["certificate"])[0]
         warnings: list[str] = []
         ttl = _ca_ttl(data, mount, warnings)

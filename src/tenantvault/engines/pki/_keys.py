@@ -12,6 +12,7 @@ from tenantvault._exceptions import InvalidRequestError
 __all__ = [
     "PrivateKey",
     "PublicKey",
+    "check_csr_key",
     "generate_key",
     "key_pem",
     "key_type_of",
@@ -69,6 +70,28 @@ def key_type_of(key: PrivateKey | PublicKey) -> str:
     if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
         return "ec"
     return "ed25519"
+
+
+def check_csr_key(role_key_type: str, role_key_bits: int, public: PublicKey) -> None:
+    """Refuse a CSR's key the role does not allow, with OpenBao's texts: another type than
+    the role's, fewer bits than the role's `key_bits` (its minimum for signing), and for a
+    role of type `any` (which ignores `key_bits`) RSA below 2048 bits or EC below P-224."""
+    actual = key_type_of(public)
+    if role_key_type not in ("any", actual):
+        raise InvalidRequestError(f"role requires keys of type {role_key_type}")
+    if isinstance(public, ed25519.Ed25519PublicKey):
+        return
+    bits = public.key_size if isinstance(public, rsa.RSAPublicKey) else public.curve.key_size
+    if role_key_type == "any":
+        if actual == "rsa" and bits < 2048:
+            raise InvalidRequestError("RSA keys < 2048 bits are unsafe and not supported")
+        minimum = 2048 if actual == "rsa" else 224
+    else:
+        minimum = role_key_bits
+    if bits < minimum:
+        raise InvalidRequestError(
+            f"role requires a minimum of a {minimum}-bit key, but CSR's key is {bits} bits"
+        )
 
 
 def key_pem(key: PrivateKey, *, pkcs8: bool = False) -> str:

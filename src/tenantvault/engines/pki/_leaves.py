@@ -23,9 +23,9 @@ from tenantvault.engines.pki._common import (
 from tenantvault.engines.pki._issuing import plan_leaf
 from tenantvault.engines.pki._keys import (
     PrivateKey,
+    check_csr_key,
     generate_key,
     key_pem,
-    key_type_of,
     public_half,
 )
 from tenantvault.engines.pki._roles import read_role_write
@@ -107,6 +107,9 @@ class Leaves(PkiHandlers):
         issuer = await self._leaf_issuer(store, reference)
         issuer_cert = load_certificates(issuer["certificate"])[0]
         signing_key = await self._signing_key(store, issuer)
+        if csr is not None:
+            # Before names and TTLs, as OpenBao checks a CSR's key first.
+            check_csr_key(role["key_type"], role["key_bits"], public_key_of(csr))
         default, maximum = mount_ttls(mount)
         plan = plan_leaf(
             data,
@@ -125,9 +128,6 @@ class Leaves(PkiHandlers):
             public = public_half(key)
         else:
             public = public_key_of(csr)
-            wanted = role["key_type"]
-            if wanted != "any" and key_type_of(public) != wanted:
-                raise InvalidRequestError(f"role requires keys of type {wanted}")
         certificate = build_certificate(
             subject=plan.subject,
             names=plan.names,

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tenantvault._exceptions import InvalidRequestError
 from tenantvault._fields import get_bool, get_str
@@ -31,6 +30,7 @@ from tenantvault.engines.pki._common import (
     unix,
 )
 from tenantvault.engines.pki._issuing import plan_leaf
+from tenantvault.engines.pki._keys import check_csr_key
 from tenantvault.engines.pki._roles import read_role_write
 from tenantvault.engines.pki._store import PkiStore
 from tenantvault.engines.pki._x509 import (
@@ -137,8 +137,7 @@ class Verbatim(PkiHandlers):
             raise InvalidRequestError('"csr" is empty')
         csr = load_csr(text)
         public = public_key_of(csr)
-        if isinstance(public, rsa.RSAPublicKey) and public.key_size < 2048:
-            raise InvalidRequestError("RSA keys < 2048 bits are unsafe and not supported")
+        check_csr_key("any", 0, public)  # OpenBao signs verbatim as a role of key type `any`
         issuer_cert = load_certificates(issuer["certificate"])[0]
         default, maximum = mount_ttls(mount)
         plan = plan_leaf(

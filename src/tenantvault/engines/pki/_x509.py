@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
@@ -373,6 +374,9 @@ def load_certificates(text: str) -> list[x509.Certificate]:
         return []
 
 
+_GO_CURVES: Final = frozenset({"secp224r1", "secp256r1", "secp384r1", "secp521r1"})
+
+
 def load_csr(text: str) -> x509.CertificateSigningRequest:
     """A PEM CSR; Vault's texts when it is absent or does not parse."""
     if "-----BEGIN" not in text:
@@ -381,6 +385,15 @@ def load_csr(text: str) -> x509.CertificateSigningRequest:
         csr = x509.load_pem_x509_csr(text.encode("utf-8"))
     except ValueError as error:
         raise InvalidRequestError(f"certificate request could not be parsed: {error}") from None
+    try:
+        key: object = csr.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        key = None  # refused by `public_key_of` when the key is needed
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _GO_CURVES:
+        # Go's x509 parser (OpenBao's) knows only the NIST curves P-224 to P-521.
+        raise InvalidRequestError(
+            "certificate request could not be parsed: x509: unsupported elliptic curve"
+        )
     if not csr.is_signature_valid:
         raise InvalidRequestError("request signature invalid")
     return csr
@@ -388,7 +401,10 @@ def load_csr(text: str) -> x509.CertificateSigningRequest:
 
 def public_key_of(item: x509.Certificate | x509.CertificateSigningRequest) -> PublicKey:
     """The RSA, EC or ed25519 public key of a certificate or CSR; 400 for other types."""
-    key = item.public_key()
+    try:
+        key = item.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        raise InvalidRequestError("unsupported public key type") from None
     if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
         raise InvalidRequestError("unsupported public key type")
     return key
