@@ -96,10 +96,6 @@ def test_pki_import_keys_and_deletion(pair: Pair) -> None:
     )
 
 
-def _request_for(leaf: x509.Certificate, issuer: x509.Certificate, algorithm: Any) -> bytes:
-    return ocsp_der(leaf, issuer, algorithm)
-
-
 def _ocsp_outcome(
     target: Target, method: str, der: bytes, signer: x509.Certificate
 ) -> dict[str, Any]:
@@ -179,11 +175,11 @@ def test_pki_ocsp_answers(pair: Pair) -> None:
         )
     sha1 = hashes.SHA1()  # noqa: S303 -- openssl's default CertID hash; names, secures nothing
     cases: list[tuple[str, str, Any]] = [
-        ("good", "POST", lambda s: _request_for(s["good"], s["root"], sha1)),
-        ("good", "GET", lambda s: _request_for(s["good"], s["root"], sha1)),
-        ("revoked", "POST", lambda s: _request_for(s["revoked"], s["root"], hashes.SHA256())),
-        ("revoked", "GET", lambda s: _request_for(s["revoked"], s["root"], sha1)),
-        ("unknown", "POST", lambda s: _request_for(s["good"], stranger, sha1)),
+        ("good", "POST", lambda s: ocsp_der(s["good"], s["root"], sha1)),
+        ("good", "GET", lambda s: ocsp_der(s["good"], s["root"], sha1)),
+        ("revoked", "POST", lambda s: ocsp_der(s["revoked"], s["root"], hashes.SHA256())),
+        ("revoked", "GET", lambda s: ocsp_der(s["revoked"], s["root"], sha1)),
+        ("unknown", "POST", lambda s: ocsp_der(s["good"], stranger, sha1)),
         ("garbage", "POST", lambda s: b"\x30\x03\x01\x01\x00"),
         ("empty", "POST", lambda s: b""),
         ("slashes", "GET", lambda s: with_empty_segment(s["good"], s["root"], sha1)),
@@ -207,7 +203,7 @@ def test_pki_ocsp_answers(pair: Pair) -> None:
             "X-Vault-Namespace": target.namespace,
             "Content-Type": "application/ocsp-request",
         }
-        der = _request_for(side["revoked"], side["root"], sha1)
+        der = ocsp_der(side["revoked"], side["root"], sha1)
         body = target.client.post("/v1/pki/ocsp", content=der, headers=headers).content
         parsed = ocsp.load_der_ocsp_response(body)
         assert parsed.revocation_time_utc is not None, target.name
@@ -217,7 +213,7 @@ def test_pki_ocsp_answers(pair: Pair) -> None:
         target.send(Step("DELETE", "pki/issuer/default"))
     for target, side in zip((pair.ours, pair.bao), per_side, strict=True):
         outcome = _ocsp_outcome(
-            target, "POST", _request_for(side["good"], side["root"], sha1), side["root"]
+            target, "POST", ocsp_der(side["good"], side["root"], sha1), side["root"]
         )
         pair.transcript.append(f"OCSP after delete {target.name} {outcome}")
         if outcome != {

@@ -129,6 +129,11 @@ def _is_ocsp(operation: Operation, path: str) -> bool:
     return operation is Operation.READ and (path == "ocsp" or path.startswith("ocsp/"))
 
 
+def _is_escaped_ocsp(operation: Operation, path: str) -> bool:
+    """Whether this is the OCSP GET whose URL-escaped base64 came as data (`GET ocsp`)."""
+    return operation is Operation.READ and path == "ocsp"
+
+
 def _escaped_ocsp_der(encoded: object) -> bytes:
     """The DER of a GET whose base64 came URL-escaped (b"" if it is not Go's padded base64,
     which OpenBao's responder answers malformedRequest, as for a POST without a body)."""
@@ -264,8 +269,7 @@ class UpstreamPKI:
             exists = self._exists(tenant, mount, path)
         # Parameters are the upstream's to check (it warns of the ones it ignores); the
         # escaped OCSP GET keeps its declaration, without which the Core refuses its tail.
-        escaped_ocsp = operation is Operation.READ and path == "ocsp"
-        parameters = inner.parameters if escaped_ocsp else None
+        parameters = inner.parameters if _is_escaped_ocsp(operation, path) else None
         return replace(inner, handler=handler, exists=exists, parameters=parameters)
 
     def _placement(self, tenant: str, mount: Mount, path: str) -> Placement:
@@ -298,7 +302,7 @@ class UpstreamPKI:
         them. A JSON answer is OpenBao's router refusing (no such mount): its error."""
         placement = self._placement(tenant, mount, path)
         post = operation is not Operation.READ
-        escaped = not post and path == "ocsp"
+        escaped = _is_escaped_ocsp(operation, path)
 
         async def handler(call: Call) -> Response:
             if post or escaped:
