@@ -342,7 +342,7 @@ def test_the_wal_is_checkpointed_in_small_steps(tmp_path: Path) -> None:
         bound = (WAL_CHECKPOINT_PAGES + 40) * (page_size + 24)  # + one batch, frame headers
         lines = [line for _, line in _entries(4000, padding=300)]
         largest = 0
-        for start in range(0, len(lines), 20):  # 20 entries a batch, ~8 MiB in all
+        for start in range(0, len(lines), 20):  # 20 entries a batch, ~5.5 MB in all
             database.append(lines[start : start + 20])
             largest = max(largest, (tmp_path / "audit.db-wal").stat().st_size)
         # Well past the default's WAL: at 1,000 pages the file would pass `bound` long before.
