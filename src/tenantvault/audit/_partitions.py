@@ -151,8 +151,8 @@ class AuditDatabase:
         # and every request waiting on that batch waits for the checkpoint too. At SQLite's
         # default (1,000 pages, ~4 MiB: 0.4 s of audited reads at 5,000/s) one commit in a few
         # hundred took 40-110 ms under load on the bench machine, the store's p99 and max;
-        # at 100 pages checkpoints come ten times as often and each stays under ~20 ms
-        # (bench/RESULTS.md, 2026-12-03). Same total work; only the pauses shrink.
+        # at 100 pages checkpoints come ten times as often and the longest commit seen was
+        # 24 ms (bench/RESULTS.md, 2026-12-03). Same total work; only the pauses shrink.
         self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         self._open_layout()
         self._load_catalog()
