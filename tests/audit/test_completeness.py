@@ -198,8 +198,8 @@ async def _mixed_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, total: in
                     reply = await client.get(
                         "/v1/secret/data/k1", headers=headers, params={"v": "q" * 5000}
                     )
-                elif kind == 11:  # 415
-                    reply = await client.post(
+                elif kind == 11:  # 415: a PATCH labelled as curl -d labels it
+                    reply = await client.patch(
                         "/v1/secret/data/k1",
                         headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
                         content=b"data=x",

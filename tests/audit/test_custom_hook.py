@@ -100,7 +100,7 @@ async def test_a_custom_hook_rides_on_the_one_broker_sys_audit_manages(
     ]
     assert [r.status_code for r in replies] == [200, 200, 403]
     served = [r.headers["x-request-id"] for r in replies]
-    refusal = await client.post(
+    refusal = await client.patch(
         "/v1/secret/data/app", headers={**root, "Content-Type": "text/plain"}, content=b"x"
     )
     assert refusal.status_code == 415

@@ -148,7 +148,7 @@ async def test_a_refusal_nothing_could_record_keeps_its_status_and_is_counted(
     for sink in served.core.audit_broker.sinks.values():
         monkeypatch.setattr(sink, "write", broken)
     async with _client(served) as client:
-        refused = await client.post(
+        refused = await client.patch(
             "/v1/secret/data/x", content=b"data=x", headers={"Content-Type": "text/plain"}
         )
         health = await client.get("/v1/sys/health")

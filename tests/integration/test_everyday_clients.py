@@ -67,17 +67,38 @@ def test_curl_d_writes_a_secret_as_in_vaults_api_docs(
     assert json.loads(body)["data"]["version"] == 1
     read = client.secrets.kv.v2.read_secret_version(path="x", raise_on_deleted_version=True)
     assert read["data"]["data"] == {"a": value}
-    # A real form body is still refused, never parsed.
-    form = _curl(
+
+
+def test_curl_d_with_form_fields_writes_a_policy_as_openbao_does(
+    tenantvault_server: TenantVaultServer, tenant: tuple[hvac.Client, str]
+) -> None:
+    """A real form body (`curl -d name=value`) is read as fields, as OpenBao reads it."""
+    client, name = tenant
+    policy = 'path "secret/data/app/*" { capabilities = ["read"] }'
+    done = _curl(
+        "-H",
+        f"X-Vault-Token: {tenantvault_server.root_token}",
+        "-H",
+        f"X-Vault-Namespace: {name}",
+        "--data-urlencode",
+        f"policy={policy}",
+        f"{tenantvault_server.addr}/v1/sys/policies/acl/from-form",
+    )
+    assert done.stdout.rpartition("\n")[2] == "204", done.stdout + done.stderr
+    assert client.sys.read_acl_policy("from-form")["data"]["policy"] == policy
+    # A bad escape fails the whole form, as Go's form parser does, and writes nothing.
+    bad = _curl(
         "-H",
         f"X-Vault-Token: {tenantvault_server.root_token}",
         "-H",
         f"X-Vault-Namespace: {name}",
         "-d",
-        "data=x",
-        f"{tenantvault_server.addr}/v1/secret/data/y",
+        "policy=%zz",
+        f"{tenantvault_server.addr}/v1/sys/policies/acl/bad-form",
     )
-    assert form.stdout.rpartition("\n")[2] == "415"
+    body, _, status = bad.stdout.rpartition("\n")
+    assert (status, json.loads(body)) == ("400", {"errors": ["error parsing form data"]})
+    assert "bad-form" not in client.sys.list_acl_policies()["data"]["keys"]
 
 
 def test_curl_renew_self_with_an_empty_form_body(

@@ -74,7 +74,7 @@ async def test_each_request_is_observed_once_with_its_outcome(
         invalid = await client.post(
             "/v1/secret/data/app", headers=acme, json={"data": {"v": "x"}, "options": {"cas": 9}}
         )
-        refused = await client.post(
+        refused = await client.patch(
             "/v1/secret/data/app", headers={**acme, "Content-Type": "text/plain"}, content=b"x"
         )
 

@@ -313,7 +313,7 @@ async def test_deleted_issuer_no_longer_answers(vault: Vault) -> None:
 
 async def test_only_post_and_put_pass_an_ocsp_body_unparsed(vault: Vault) -> None:
     """The HTTP layer's exception is narrow: PUT is a POST (as in OpenBao), PATCH keeps its
-    merge-patch rule, and a DER body labelled anything else is still refused (415)."""
+    merge-patch rule, and a DER body labelled anything else is read as JSON, so refused (400)."""
     made = await _ca_with_leaves(vault)
     der = ocsp_request(made["good"], made["root"])
     put = await vault.request("PUT", "pki/ocsp", content=der, headers=OCSP_REQUEST)
@@ -322,4 +322,4 @@ async def test_only_post_and_put_pass_an_ocsp_body_unparsed(vault: Vault) -> Non
     assert patch.status_code == 415
     octets = {"Content-Type": "application/octet-stream"}
     other = await vault.request("POST", "pki/ocsp", content=der, headers=octets)
-    assert other.status_code == 415
+    assert other.status_code == 400

@@ -56,13 +56,14 @@ from tenantvault.seal._lifecycle import SealLifecycle
 from tenantvault.seal._pkcs11 import Pkcs11Seal
 from tenantvault.seal._terms import KeyRotation
 from tenantvault.server._admission import Admission, Refused, Waiting
-from tenantvault.server._json import is_json_text, parse_body
+from tenantvault.server._form import is_form, parse_form
+from tenantvault.server._json import parse_body
 from tenantvault.server._openapi import OPENAPI_PATH, openapi_document
 from tenantvault.server._translate import (
     Headers,
     HTTPError,
     api_path,
-    check_content_type,
+    check_patch_content_type,
     ocsp_get_form,
     ocsp_request_data,
     parse_bool,
@@ -560,17 +561,20 @@ class TenantVaultApp:
             raw = await _read_body(
                 receive, settings.max_request_bytes, settings.body_timeout_seconds
             )
-            # A body that is JSON is read as JSON whatever its Content-Type says, as Vault
-            # reads it (curl -d labels JSON a form); any other body must be labelled JSON,
-            # so a form or multipart body is refused (415), never parsed. PATCH keeps
-            # Vault's merge-patch rule. An OCSP request (DER) is the one body passed unparsed.
+            # As OpenBao reads a body: PATCH must be labelled merge-patch JSON; a POST or
+            # PUT labelled a form that does not start like JSON is a form; every other body
+            # is JSON whatever its label (curl -d labels JSON a form). An OCSP request (DER)
+            # is the one body passed unparsed.
             data = ocsp_request_data(method, headers.content_type, raw)
             if data is None:
-                if operation is Operation.PATCH or not is_json_text(raw):
-                    check_content_type(operation, headers.content_type)
-                data = parse_body(
-                    raw, max_depth=settings.max_json_depth, max_items=settings.max_json_items
-                )
+                if operation is Operation.PATCH:
+                    check_patch_content_type(headers.content_type)
+                if operation is not Operation.PATCH and is_form(headers.content_type, raw):
+                    data = parse_form(raw, max_items=settings.max_json_items)
+                else:
+                    data = parse_body(
+                        raw, max_depth=settings.max_json_depth, max_items=settings.max_json_items
+                    )
         elif method in _QUERY_AS_DATA:
             query.pop("list", None)
             data = dict(query) if query else None

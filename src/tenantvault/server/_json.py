@@ -10,10 +10,8 @@ engines see:
 - nesting deeper than `max_depth` and more than `max_items` members in total;
 - a top level that is not an object.
 
-Which bodies are JSON at all is decided by their bytes, as Vault decides it, not by their
-Content-Type: `is_json_text` tells the HTTP layer that a body is a JSON object (what
-`curl -d '{…}'` sends labelled as a form) or empty (node-vault's empty "form" for
-renew-self); only the other bodies are held to the Content-Type, and a form is never parsed.
+Which bodies are JSON at all is decided as OpenBao decides it (`_form`): every body but a
+form-labelled one that does not start like JSON, whatever its Content-Type.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ import orjson
 
 from tenantvault._exceptions import InvalidRequestError
 
-__all__ = ["is_json_text", "parse_body"]
+__all__ = ["parse_body"]
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -43,13 +41,6 @@ _LONG_INTS = re.compile(
 _NINETEEN_DIGITS = re.compile(rb"[0-9]{19}")
 # JSON's whitespace (RFC 8259), the only bytes that may precede the opening '{'.
 _JSON_BLANK = b" \t\n\r"
-
-
-def is_json_text(raw: bytes) -> bool:
-    """Whether `raw` is read as JSON whatever its Content-Type: empty or blank, or starting
-    (after JSON whitespace) with '{' — no form or multipart body can start so."""
-    stripped = raw.lstrip(_JSON_BLANK)
-    return not stripped or stripped[:1] == b"{"
 
 
 def _fail(reason: str) -> InvalidRequestError:

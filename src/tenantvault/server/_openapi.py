@@ -25,7 +25,7 @@ __all__ = ["OPENAPI_PATH", "openapi_document", "openapi_spec"]
 OPENAPI_PATH: Final = "sys/internal/specs/openapi"
 
 _COMMON_ERRORS: Final = {
-    "400": "Invalid request: bad path, parameter, header or JSON body",
+    "400": "Invalid request: bad path, parameter, header, JSON or form body",
     "403": "Missing, invalid or foreign token, or denied by policy",
     "404": "Nothing at this path (also: an empty list)",
     "405": "The operation is not supported on this path",
@@ -35,10 +35,9 @@ _COMMON_ERRORS: Final = {
     "500": "Internal error",
     "503": "The server is starting, shutting down or its storage is unavailable",
 }
-_BODY_ERRORS: Final = {
-    "408": "The request body did not arrive in time",
-    "415": "The Content-Type is not JSON (or not merge-patch JSON for PATCH)",
-}
+_BODY_ERRORS: Final = {"408": "The request body did not arrive in time"}
+# Only PATCH is held to its label: every other body is JSON, or a form if labelled one.
+_PATCH_ERRORS: Final = {"415": "The Content-Type is not application/merge-patch+json"}
 
 Schema = dict[str, Any]
 
@@ -84,14 +83,18 @@ def _json_response(description: str, schema: Schema) -> Schema:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _responses(success: dict[str, str], *, body: bool) -> Schema:
+def _responses(success: dict[str, str], *, body: bool, patch: bool = False) -> Schema:
     responses: Schema = {}
     for code, description in success.items():
         if code == "204":
             responses[code] = {"description": description}
         else:
             responses[code] = _json_response(description, _ENVELOPE_SCHEMA)
-    errors = {**_COMMON_ERRORS, **(_BODY_ERRORS if body else {})}
+    errors = {
+        **_COMMON_ERRORS,
+        **(_BODY_ERRORS if body else {}),
+        **(_PATCH_ERRORS if patch else {}),
+    }
     for code, description in sorted(errors.items()):
         # A deleted KV version answers 404 with a full envelope (data.metadata), not errors.
         schema = {"oneOf": [_ERRORS_SCHEMA, _ENVELOPE_SCHEMA]} if code == "404" else _ERRORS_SCHEMA
@@ -182,7 +185,9 @@ def _operation(
         "summary": summary,
         "tags": [tag],
         "parameters": [*(parameters or []), *([] if public else [_NAMESPACE_HEADER])],
-        "responses": _responses(success, body=body is not None),
+        "responses": _responses(
+            success, body=body is not None, patch=body_media == "application/merge-patch+json"
+        ),
     }
     if body is not None:
         operation["requestBody"] = {

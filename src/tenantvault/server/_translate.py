@@ -1,4 +1,4 @@
-"""HTTP ⇄ Request translation: request target, method, headers, query string and content type.
+"""HTTP ⇄ Request translation: request target, method, headers, query string, PATCH labels.
 
 Pure functions over the pieces of an ASGI scope; each refuses what it cannot translate
 unambiguously with an `HTTPError` (or a core `InvalidRequestError`) and never echoes a token
@@ -28,7 +28,7 @@ __all__ = [
     "HTTPError",
     "Headers",
     "api_path",
-    "check_content_type",
+    "check_patch_content_type",
     "ocsp_get_form",
     "ocsp_request_data",
     "parse_bool",
@@ -321,19 +321,12 @@ def ocsp_request_data(method: str, content_type: bytes | None, raw: bytes) -> di
     return {OCSP_REQUEST_FIELD: _b64.encode(raw)}
 
 
-def check_content_type(operation: Operation, content_type: bytes | None) -> None:
-    """JSON only: absent or application/json; PATCH needs merge-patch+json as in Vault.
-
-    Form and multipart bodies are refused with 415 and never parsed.
-    """
-    if operation is Operation.PATCH:
-        media, charset = _media_type(content_type) if content_type else ("", None)
-        if media != MERGE_PATCH or charset not in (None, "utf-8"):
-            shown = printable(content_type or b"")
-            raise HTTPError(415, f"PATCH requires Content-Type of {MERGE_PATCH}, provided {shown}")
-        return
-    if content_type is None:
-        return
-    media, charset = _media_type(content_type)
-    if media != JSON or charset not in (None, "utf-8"):
-        raise HTTPError(415, f"unsupported Content-Type: request bodies must be {JSON}")
+def check_patch_content_type(content_type: bytes | None) -> None:
+    """PATCH bodies must be labelled merge-patch+json, as in OpenBao: a missing or empty
+    media type is 400 (Go's `mime: no media type`), any other one 415 naming it."""
+    media = _media_type(content_type)[0] if content_type else ""
+    if not media:
+        raise HTTPError(400, "mime: no media type")
+    if media != MERGE_PATCH:
+        shown = printable(media)
+        raise HTTPError(415, f"PATCH requires Content-Type of {MERGE_PATCH}, provided {shown}")
