@@ -155,3 +155,57 @@ async def test_bearer_authorization_header_works(vault: Vault, admin: str) -> No
         "GET", "auth/token/lookup-self", token=admin, headers={"Authorization": f"Bearer {admin}"}
     )
     assert same.status_code == 200
+
+
+async def test_the_bao_cli_fields_type_and_entity_alias_are_read_not_ignored(
+    vault: Vault, admin: str
+) -> None:
+    """`bao token create` sends `type` and `entity_alias` (empty) every time: no warning."""
+    for token_type in ("", "service", "default"):
+        response = await vault.request(
+            "POST",
+            "auth/token/create",
+            token=admin,
+            json={"policies": ["reader"], "type": token_type, "entity_alias": ""},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["warnings"] is None
+        assert response.json()["auth"]["token_type"] == "service"
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        # Never a service token handed back for a batch one with a warning nobody reads.
+        ({"type": "batch"}, "batch tokens are not supported"),
+        ({"type": "weird"}, "invalid 'token_type' value"),
+        ({"type": 5}, "invalid 'token_type' value"),
+        ({"entity_alias": "x"}, "'entity_alias' is only allowed in combination with token role"),
+        ({"entity_alias": ["x"]}, "invalid 'entity_alias' value"),
+    ],
+)
+async def test_a_type_or_alias_that_cannot_be_honoured_is_refused_and_mints_nothing(
+    vault: Vault, admin: str, fields: dict[str, object], error: str
+) -> None:
+    before = await vault.request("LIST", "auth/token/accessors", token=vault.root_token)
+    response = await vault.request(
+        "POST", "auth/token/create", token=admin, json={"policies": ["reader"], **fields}
+    )
+    assert (response.status_code, response.json()) == (400, {"errors": [error]})
+    after = await vault.request("LIST", "auth/token/accessors", token=vault.root_token)
+    assert after.json()["data"]["keys"] == before.json()["data"]["keys"]
+
+
+async def test_an_entity_alias_through_a_role_is_refused_there_is_no_identity_store(
+    vault: Vault,
+) -> None:
+    await vault.create_tenant("acme")
+    made = await vault.root("POST", "auth/token/roles/app", namespace="acme", json={})
+    assert made.status_code == 204, made.text
+    response = await vault.root(
+        "POST", "auth/token/create/app", namespace="acme", json={"entity_alias": "x"}
+    )
+    assert (response.status_code, response.json()) == (
+        400,
+        {"errors": ["entity aliases are not supported"]},
+    )

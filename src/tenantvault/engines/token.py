@@ -3,8 +3,8 @@ its token roles (`roles/<name>`, `create/<role>`) and its accessors list."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, Literal
 
 from tenantvault._clock import Clock
 from tenantvault._durations import parse_duration
@@ -67,8 +67,10 @@ def _policies(call: Call) -> TenantPolicies:
 
 
 # The parameters of each token endpoint (`Route.parameters`). Token creation's are those the
-# Core's grant rules (`_grants`) and the handler read; OpenBao's `id`, `role_name`, `type` and
-# `entity_alias` are not supported here, so they are ignored with Vault's warning.
+# Core's grant rules (`_grants`) and the handler read; OpenBao's `id` and `role_name` are not
+# supported here, so they are ignored with Vault's warning. `type` and `entity_alias` are
+# read (the bao CLI sends both on every `token create`) to refuse what cannot be honoured: a
+# batch token must never come back as a service token with a warning nobody reads.
 _NONE: frozenset[str] = frozenset()
 _TOKEN = frozenset({"token"})
 _ACCESSOR = frozenset({"accessor"})
@@ -85,8 +87,12 @@ _CREATE = frozenset(
         "num_uses",
         "period",
         "renewable",
+        "type",
+        "entity_alias",
     }
 )
+# The token types `auth/token/create` accepts ("" and "default": the role's, else service).
+_SERVICE_TYPES: Final = ("", "default", "service")
 
 
 class TokenEngine:
@@ -293,6 +299,7 @@ class TokenEngine:
         if grant is None:
             raise InternalError()
         data = call.data
+        _check_type_and_alias(data, with_role=bool(grant.path))
         ttl = data.get("ttl") or data.get("lease")
         num_uses = get_int(data, "num_uses", default=0) or 0
         display = get_str(data, "display_name", default="") or ""
@@ -386,3 +393,23 @@ class TokenEngine:
         # `sudo` is declared on the route and checked by the Core.
         await _view(call).revoke(await self._target(call, dying=True), tree=False)
         return Response.no_content()
+
+
+def _check_type_and_alias(data: Mapping[str, Any], *, with_role: bool) -> None:
+    """Refuse a token type or entity alias that cannot be honoured, with OpenBao's texts."""
+    token_type = data.get("type", "")
+    if token_type == "batch":  # noqa: S105 -- a token type, not a credential
+        # Every token here is a service token (stored, revocable, with an accessor).
+        raise InvalidRequestError("batch tokens are not supported")
+    if not isinstance(token_type, str) or token_type not in _SERVICE_TYPES:
+        raise InvalidRequestError("invalid 'token_type' value")
+    alias = data.get("entity_alias", "")
+    if not isinstance(alias, str):
+        raise InvalidRequestError("invalid 'entity_alias' value")
+    if alias:
+        if not with_role:
+            raise InvalidRequestError(
+                "'entity_alias' is only allowed in combination with token role"
+            )
+        # No identity store: no entity for the alias to name (see README, differences).
+        raise InvalidRequestError("entity aliases are not supported")
