@@ -768,7 +768,7 @@ class TokenStore:
             # Its last use is this very request; to Vault the token is already gone.
             raise InvalidRequestError("token not found")
         if not record.renewable or not record.expire_ns:
-            raise InvalidRequestError("invalid lease ID: token is not renewable")
+            raise InvalidRequestError("lease is not renewable")  # OpenBao 2.7.2's text
         now = self._clock()
         parent_expire_ns = 0
         parent_space = self._parent_space_of(record)

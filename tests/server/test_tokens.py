@@ -209,3 +209,19 @@ async def test_an_entity_alias_through_a_role_is_refused_there_is_no_identity_st
         400,
         {"errors": ["entity aliases are not supported"]},
     )
+
+
+async def test_renewing_a_token_that_is_not_renewable_gives_openbaos_error(
+    vault: Vault, admin: str
+) -> None:
+    fixed = await vault.create_token("acme", ["reader"], renewable=False, ttl="1h")
+    for token, path, body in (
+        (fixed["client_token"], "auth/token/renew-self", None),
+        (vault.root_token, "auth/token/renew-self", None),  # no TTL: nothing to renew
+        (admin, "auth/token/renew", {"token": fixed["client_token"]}),
+    ):
+        response = await vault.request("POST", path, token=token, json=body)
+        assert (response.status_code, response.json()) == (
+            400,
+            {"errors": ["lease is not renewable"]},
+        )
