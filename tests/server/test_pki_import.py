@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -256,3 +257,33 @@ async def test_delete_root_removes_every_issuer_and_key(vault: Vault) -> None:
     assert (await vault.root("LIST", "pki/issuers")).status_code == 404
     assert (await vault.root("LIST", "pki/keys")).status_code == 404
     assert (await _data(vault, "GET", "pki/config/keys"))["data"] == {"default": ""}
+
+
+async def test_a_key_and_its_certificate_imported_at_once_are_linked(vault: Vault) -> None:
+    """Concurrent imports of a CA's certificate and of its key: whichever lands second links
+    them (a mount's CA changes are serialized, as OpenBao's issuers lock serializes them), and
+    two bundles imported at once both land with one default between them."""
+    await mount_pki(vault)
+    for round_ in range(5):
+        ca, key = make_ca(f"Root {round_}")
+        certificate, imported_key = await asyncio.gather(
+            _data(vault, "POST", "pki/issuers/import/cert", {"pem_bundle": pem(ca)}),
+            _data(vault, "POST", "pki/keys/import", {"pem_bundle": pem(key)}),
+        )
+        (issuer_id,) = certificate["data"]["imported_issuers"]
+        issuer = (await _data(vault, "GET", f"pki/issuer/{issuer_id}"))["data"]
+        assert issuer["key_id"] == imported_key["data"]["key_id"], round_
+    await mount_pki(vault, "pki2")
+    bundles = [make_ca(f"Bundle {n}") for n in range(4)]
+    answers = await asyncio.gather(
+        *(
+            _data(vault, "POST", "pki2/issuers/import/bundle", {"pem_bundle": pem(k) + pem(c)})
+            for c, k in bundles
+        )
+    )
+    imported = {i for answer in answers for i in answer["data"]["imported_issuers"]}
+    listed = (await _data(vault, "LIST", "pki2/issuers"))["data"]["keys"]
+    assert set(listed) == imported
+    assert len(imported) == 4
+    default = (await _data(vault, "GET", "pki2/config/issuers"))["data"]["default"]
+    assert default in imported

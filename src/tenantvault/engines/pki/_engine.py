@@ -21,7 +21,11 @@ Paths, fields, statuses and texts are OpenBao 2.7's (reference/pki-engine.md, ch
 files with OpenBao's content types and need no token: the type declares OpenBao's
 unauthenticated paths (`unauthenticated_paths`), which only the Core reads. CRL rebuilds and
 revocation stamps are check-and-set writes, so concurrent revokes lose nothing and never
-reuse a CRL number.
+reuse a CRL number. Changes to a mount's CAs (generating, importing, renaming or deleting
+issuers and keys, their defaults) take the mount's lock, as OpenBao's take its issuers lock:
+each reads what the others wrote (a key imported while its certificate is imported links to
+it, whichever lands second). The lock is this process's: across stateless instances in front
+of one upstream store, CA administration is best run through one of them.
 `config/crl`'s timed parts (`auto_rebuild`'s grace period, `delta_rebuild_interval`) act on
 the next fetch or revoke instead of in a periodic function; OpenBao 2.7 has no unified or
 cross-cluster CRLs, and neither do we (those fields are ignored with its warning).
@@ -32,8 +36,10 @@ Tidy runs to completion inside the request (OpenBao's runs in the background; bo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
+from weakref import WeakValueDictionary
 
 from tenantvault._clock import Clock, system_clock
 from tenantvault._exceptions import (
@@ -113,6 +119,14 @@ class PKIEngine:
         self._keyring = Keyring(clock=clock)
         self._ocsp = Responder(clock=clock)
         self._removals = Removals(clock=clock)
+        # One lock per mount (by uuid) while anyone holds it; gone with its last holder.
+        self._ca_locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
+
+    def _ca_lock(self, mount: Mount) -> asyncio.Lock:
+        lock = self._ca_locks.get(mount.uuid)
+        if lock is None:
+            lock = self._ca_locks[mount.uuid] = asyncio.Lock()
+        return lock
 
     @property
     def unauthenticated_paths(self) -> PathPatterns:
@@ -199,10 +213,20 @@ class PKIEngine:
 
             return run
 
+        def changing(method: Callable[..., Awaitable[Response]], *args: Any) -> Handler:
+            """A handler that changes the mount's issuers or keys: one at a time per mount."""
+            lock = self._ca_lock(mount)
+
+            async def run(call: Call) -> Response:
+                async with lock:
+                    return await method(call, store, mount, *args)
+
+            return run
+
         if count == 3 and head == "root" and parts[1] == "generate":
-            return {update: (bind(self._ca.root_generate, parts[2]), ROOT_FIELDS, "update")}
+            return {update: (changing(self._ca.root_generate, parts[2]), ROOT_FIELDS, "update")}
         if count == 4 and parts[:3] == ["issuers", "generate", "root"]:
-            return {update: (bind(self._ca.root_generate, parts[3]), ROOT_FIELDS, "update")}
+            return {update: (changing(self._ca.root_generate, parts[3]), ROOT_FIELDS, "update")}
         if parts == ["root", "sign-intermediate"]:
             return {
                 update: (
@@ -227,14 +251,14 @@ class PKIEngine:
         if kind:
             return {
                 update: (
-                    bind(self._ca.intermediate_generate, kind),
+                    changing(self._ca.intermediate_generate, kind),
                     ROOT_FIELDS | {"add_basic_constraints"},
                     "update",
                 )
             }
         if parts == ["intermediate", "set-signed"]:
-            fields = frozenset({"certificate"})
-            return {update: (bind(self._imports.import_issuers, "set-signed"), fields, "update")}
+            set_signed = changing(self._imports.import_issuers, "set-signed")
+            return {update: (set_signed, frozenset({"certificate"}), "update")}
         if parts in (
             ["issuers", "import", "bundle"],
             ["issuers", "import", "cert"],
@@ -244,29 +268,33 @@ class PKIEngine:
             fields = frozenset(
                 {"pem_bundle", "certificate"} if head == "issuers" else {"pem_bundle"}
             )
-            return {update: (bind(self._imports.import_issuers, which), fields, "update")}
+            return {update: (changing(self._imports.import_issuers, which), fields, "update")}
         if parts == ["keys", "import"]:
             fields = frozenset({"pem_bundle", "key_name"})
-            return {update: (bind(self._imports.import_key), fields, "update")}
+            return {update: (changing(self._imports.import_key), fields, "update")}
         if parts in (["keys"], ["keys", ""]):
             return {listing: (bind(self._keyring.list_keys), none, "list")}
         if count == 2 and head == "key" and parts[1]:
             return {
                 read: (bind(self._keyring.read_key, parts[1]), none, "read"),
                 update: (
-                    bind(self._keyring.write_key, parts[1]),
+                    changing(self._keyring.write_key, parts[1]),
                     frozenset({"key_name"}),
                     "update",
                 ),
-                delete: (bind(self._keyring.delete_key, parts[1]), none, "delete"),
+                delete: (changing(self._keyring.delete_key, parts[1]), none, "delete"),
             }
         if parts == ["config", "keys"]:
             return {
                 read: (bind(self._keyring.read_keys_config), none, "read"),
-                update: (bind(self._keyring.write_keys_config), frozenset({"default"}), "update"),
+                update: (
+                    changing(self._keyring.write_keys_config),
+                    frozenset({"default"}),
+                    "update",
+                ),
             }
         if parts == ["root"]:
-            return {delete: (bind(self._removals.delete_root), none, "delete")}
+            return {delete: (changing(self._removals.delete_root), none, "delete")}
         if parts == ["ocsp"]:
             fields = frozenset({OCSP_REQUEST_FIELD})
             # A read is RFC 6960's GET form with its base64 URL-escaped, which the HTTP
@@ -283,7 +311,7 @@ class PKIEngine:
             fields = frozenset({"default", "default_follows_latest_issuer"})
             return {
                 read: (bind(self._ca.read_issuers_config), none, "read"),
-                update: (bind(self._ca.write_issuers_config), fields, "update"),
+                update: (changing(self._ca.write_issuers_config), fields, "update"),
             }
         if parts == ["config", "crl"]:
             return {
@@ -329,8 +357,8 @@ class PKIEngine:
             )
             return {
                 read: (bind(self._ca.read_issuer, parts[1]), none, "read"),
-                update: (bind(self._ca.write_issuer, parts[1]), fields, "update"),
-                delete: (bind(self._removals.delete_issuer, parts[1]), none, "delete"),
+                update: (changing(self._ca.write_issuer, parts[1]), fields, "update"),
+                delete: (changing(self._removals.delete_issuer, parts[1]), none, "delete"),
             }
         if count == 3 and head == "issuer" and parts[1] and parts[2] in ("pem", "der", "json"):
             fetch = bind(self._revocations.read_issuer_file, parts[1], parts[2])
