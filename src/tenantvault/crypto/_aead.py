@@ -1,14 +1,14 @@
 """AES-256-GCM sealing and key wrapping: the only module that imports `cryptography.hazmat`.
 
 A sealed blob is `nonce (12 bytes) ‖ ciphertext ‖ tag (16 bytes)`. Nonces are 96 random bits
-from the OS; with one data key per tenant, no key comes near the 2**32 random-nonce limit
-NIST SP 800-38D sets. Any failure to open — wrong key, wrong associated data, a flipped
-bit, a truncated blob — is one `IntegrityError` that says nothing about which it was.
+from the OS CSPRNG (drawn in blocks: `_public_random`); with one data key per tenant, no key
+comes near the 2**32 random-nonce limit NIST SP 800-38D sets. Any failure to open — wrong
+key, wrong associated data, a flipped bit, a truncated blob — is one `IntegrityError` that
+says nothing about which it was.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 import struct
 
@@ -16,6 +16,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tenantvault._exceptions import IntegrityError
+from tenantvault._public_random import public_random
 
 __all__ = [
     "KEY_SIZE",
@@ -67,8 +68,8 @@ class AeadKey:
 
     def seal(self, plaintext: bytes, associated_data: bytes) -> bytes:
         """Encrypt and authenticate `plaintext`, binding it to `associated_data`."""
-        # os.urandom is what secrets.token_bytes calls, without its two Python layers.
-        nonce = os.urandom(NONCE_SIZE)
+        # A nonce is public: from the block pool, not one getrandom call per record.
+        nonce = public_random(NONCE_SIZE)
         return nonce + self._aesgcm.encrypt(nonce, plaintext, associated_data)
 
     def open(self, sealed: bytes, associated_data: bytes) -> bytes:

@@ -30,6 +30,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from tenantvault._public_random import public_random
+
 __all__ = [
     "AEAD_NONCE_SIZE",
     "HMAC_ALGORITHMS",
@@ -137,7 +139,8 @@ class AeadCipher:
 
     def seal(self, plaintext: bytes, associated_data: bytes | None) -> bytes:
         """`nonce ‖ ciphertext ‖ tag` with a fresh random 96-bit nonce."""
-        return self._seal_with_nonce(random_bytes(AEAD_NONCE_SIZE), plaintext, associated_data)
+        # A nonce is public: from the block pool, not one getrandom call per encrypt.
+        return self._seal_with_nonce(public_random(AEAD_NONCE_SIZE), plaintext, associated_data)
 
     def seal_convergent(
         self, hmac_key: bytes, plaintext: bytes, associated_data: bytes | None
