@@ -16,7 +16,6 @@ half-write. A version number is never reused for different data.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
@@ -34,6 +33,7 @@ from tenantvault._exceptions import (
 from tenantvault._fields import get_bool, get_int, get_mapping, get_versions
 from tenantvault._go_text import go_quote, multierror
 from tenantvault._paths import SecretPath, parse_path
+from tenantvault._public_random import public_random
 from tenantvault._records import decode_record, encode_record
 from tenantvault._request import Operation, Response
 from tenantvault.backends._protocol import Record
@@ -496,7 +496,7 @@ class KVEngine:
                 check(meta, config)
             body = await make(meta) if patching else make(meta)
             version = meta["current_version"] + 1
-            ref = secrets.token_hex(8)
+            ref = public_random(8).hex()  # unique, not secret: no getrandom call per write
             data_key = _data_key(path.key, version, ref)
             deletion = 0
             after = [v for v in (meta["delete_version_after"], config["delete_version_after"]) if v]
