@@ -70,6 +70,7 @@ from tenantvault._exceptions import (
     NotFoundError,
     PermissionDeniedError,
 )
+from tenantvault._random_text import random_text
 from tenantvault._records import decode_record, encode_record
 from tenantvault.backends._protocol import SYSTEM_TENANT, Backend, Record
 from tenantvault.engines.auth._cidr import address_allowed
@@ -334,7 +335,7 @@ def _make_orphan(record: TokenRecord) -> bool:
 
 def _accessor() -> str:
     """24 characters of base62 (~143 bits), like Vault's: nothing a CLI mistakes for a flag."""
-    return "".join(secrets.choice(_BASE62) for _ in range(24))
+    return random_text(_BASE62, 24)
 
 
 class TokenStore:

@@ -8,13 +8,13 @@ valid password is equally likely). The texts of the errors are OpenBao's.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from typing import Final
 
 from tenantvault._exceptions import InvalidRequestError, TenantVaultError
 from tenantvault._go_text import multierror
 from tenantvault._policy._syntax import Item, Object, Value, parse_hcl, parse_json
+from tenantvault._random_text import random_text
 
 __all__ = ["CharsetRule", "PasswordPolicy", "PolicyGenerationError", "parse_policy"]
 
@@ -91,7 +91,7 @@ class PasswordPolicy:
                 f"{_MAX_CHARSET} characters"
             )
         for _ in range(_MAX_DRAWS):
-            candidate = "".join(secrets.choice(self.charset) for _ in range(self.length))
+            candidate = random_text(self.charset, self.length)
             if all(rule.passes(candidate) for rule in self.rules):
                 return candidate
         raise PolicyGenerationError("timed out generating string")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import heapq
 import logging
 import random
-import secrets
 import string
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Protocol, runtime_checkable
@@ -32,6 +31,7 @@ from tenantvault._exceptions import (
     TenantVaultError,
 )
 from tenantvault._paths import parse_path
+from tenantvault._random_text import random_text
 from tenantvault._request import Response
 from tenantvault._router import Router
 from tenantvault._tenant_sets import TenantSet
@@ -110,7 +110,7 @@ class LeasingEngine(Protocol):
 
 
 def _lease_suffix() -> str:
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
+    return random_text(_ID_ALPHABET, 24)
 
 
 def _token_space(record: TokenRecord) -> str:

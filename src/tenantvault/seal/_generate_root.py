@@ -20,6 +20,7 @@ from typing import Any, Final, Protocol
 from tenantvault import _b64
 from tenantvault._exceptions import InvalidRequestError
 from tenantvault._fields import get_str
+from tenantvault._random_text import random_text
 from tenantvault._request import Response
 from tenantvault.seal._shamir_seal import decode_key_share
 
@@ -92,7 +93,7 @@ class RootGeneration:
             raise InvalidRequestError("OTP string has incorrect length")
         if self._nonce:
             raise InvalidRequestError("root generation already in progress for this namespace")
-        drawn = "" if given else "".join(secrets.choice(_BASE62) for _ in range(self._otp_length))
+        drawn = "" if given else random_text(_BASE62, self._otp_length)
         self._nonce, self._otp, self._parts = str(uuid.uuid4()), given or drawn, []
         return Response(
             data={

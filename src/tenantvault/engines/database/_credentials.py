@@ -8,12 +8,12 @@ template is Vault's PostgreSQL one: `v-<display 8>-<role 8>-<random 20>-<unix ti
 
 from __future__ import annotations
 
-import secrets
 import string
 from datetime import UTC, datetime
 from typing import Final
 
 from tenantvault._exceptions import InvalidRequestError
+from tenantvault._random_text import random_text
 from tenantvault.engines.database._template import TemplateError, UsernameTemplate
 
 __all__ = [
@@ -39,7 +39,7 @@ DEFAULT_USERNAME_TEMPLATE: Final = (
 def generate_password() -> str:
     """A fresh password as Vault's default generator makes them."""
     while True:
-        value = "".join(secrets.choice(_ALPHABET) for _ in range(_PASSWORD_LENGTH))
+        value = random_text(_ALPHABET, _PASSWORD_LENGTH)
         if all(any(c in group for c in value) for group in (_LOWER, _UPPER, _DIGITS, "-")):
             return value
 

@@ -18,13 +18,14 @@ import base64
 import binascii
 import hashlib
 import re
-import secrets
 import string
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, TypeAlias
+
+from tenantvault._random_text import random_text
 
 __all__ = ["TemplateError", "UsernameTemplate"]
 
@@ -297,7 +298,7 @@ def _unquote(text: str) -> str:
 def _random(length: int) -> str:
     if length < 0:
         raise ValueError("runtime error: makeslice: cap out of range")
-    return "".join(secrets.choice(_BASE62) for _ in range(length))
+    return random_text(_BASE62, length)
 
 
 def _truncate(max_length: int, text: str) -> str:
