@@ -168,7 +168,7 @@ class Core:
                 kv_type,
                 transit := TransitEngine(clock=clock),
                 database := DatabaseEngine(clock=clock, allow=database_allow),
-                PKIEngine(clock=clock),
+                pki := PKIEngine(clock=clock),
                 gateway,
             ),
             tenant_uid=self.tenants.uid,
@@ -177,6 +177,8 @@ class Core:
         )
         self.transit = transit
         transit.attach(backend, self.router.mounts_in)
+        self.pki = pki
+        pki.attach(backend, self.router.mounts_in)
         # sys/pki/expiring: what expires soon across the namespace's own pki mounts.
         self.pki_expiry = PkiExpiry(self.router, clock=clock)
         # Metrics, anomaly alerts and the dashboard's numbers; its sys/metrics, sys/alerts and

@@ -18,6 +18,7 @@ from tenantvault.audit import _writer, verify_lines
 from tenantvault.audit._chain import seal_entry
 from tenantvault.backends._sqlite import SqliteBackend
 from tenantvault.engines.database._engine import DatabaseEngine
+from tenantvault.engines.pki import AutoTidy
 from tenantvault.engines.transit._rotation import RotationScheduler as TransitRotation
 from tenantvault.leases._manager import LeaseManager
 from tenantvault.observability._webhook import AlertWebhook
@@ -46,6 +47,7 @@ async def test_every_background_service_runs_supervised_and_shows_in_health(
     assert {
         "audit",
         "transit-rotation",
+        "pki-auto-tidy",
         "lease-expiration",
         "database-rotation",
         "kv-rotation",
@@ -89,6 +91,7 @@ def _alerting(tmp_path: Path) -> ServerSettings:
 # and a server that runs it. None of these steps is on a request's path.
 SERVICES: dict[str, tuple[object, str, Callable[[Path], ServerSettings]]] = {
     "transit-rotation": (TransitRotation, "rotate_due_keys", _dev),
+    "pki-auto-tidy": (AutoTidy, "tidy_due", _dev),
     "lease-expiration": (LeaseManager, "revoke_due", _dev),
     "database-rotation": (DatabaseEngine, "rotate_due", _dev),
     "kv-rotation": (KvRotation, "run_due", _dev),

@@ -46,6 +46,7 @@ from tenantvault.backends import background_services, open_backend
 from tenantvault.cache import run_maintenance
 from tenantvault.engines.auth._settings import AuthSettings
 from tenantvault.engines.database import run_static_rotation
+from tenantvault.engines.pki import run_auto_tidy
 from tenantvault.engines.transit import run_rotation
 from tenantvault.leases import run_expiration
 from tenantvault.observability._http import prometheus_reply, unauthenticated_reply
@@ -808,6 +809,7 @@ def _supervisor(
             lambda: run_rewrap(backend, retention_seconds=settings.key_retention_seconds),
         )
     services.add("transit-rotation", lambda: run_rotation(core))
+    services.add("pki-auto-tidy", lambda: run_auto_tidy(core))
     # Leases: revoke at expiry (and at start, those that fell due meanwhile); static
     # database roles: rotate on their schedule (`tenantvault.leases`, `engines/database`).
     services.add("lease-expiration", lambda: run_expiration(core.leases), detail=core.leases.health)

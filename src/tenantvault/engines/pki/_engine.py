@@ -11,7 +11,8 @@ URLs), `_leaves` (roles, issue, sign), `_revocation` (revoke, CRLs, fetch, tidy)
 (the OCSP responder), `_import` (bundles, certificates and keys imported, `set-signed`),
 `_keyring` (`keys`, `key/<ref>`, `config/keys`), `_removal` (`DELETE issuer/<ref>`,
 `DELETE root`), `_crl_settings` (`config/crl`, `crl/rotate-delta`; the CRLs themselves,
-complete and delta, are signed by `_crls`), `_verbatim` (`sign-verbatim`). A role with
+complete and delta, are signed by `_crls`), `_verbatim` (`sign-verbatim`), `_auto_tidy`
+(`config/auto-tidy`, `tidy-cancel` and the scheduler of the `pki-auto-tidy` service). A role with
 `generate_lease` gets a lease from the Core (`LeasedSecret`); its end revokes the
 certificate.
 
@@ -49,10 +50,12 @@ from tenantvault._exceptions import (
 )
 from tenantvault._paths import validate_name
 from tenantvault._request import OCSP_GET_FIELD, OCSP_REQUEST_FIELD, Operation, Response
+from tenantvault.backends._protocol import Backend
 from tenantvault.engines._protocol import Mount
 from tenantvault.engines._route import Call, Route
 from tenantvault.engines._special import PathPatterns
 from tenantvault.engines.pki._authority import Authorities
+from tenantvault.engines.pki._auto_tidy import AUTO_TIDY_FIELDS, AutoTidy, MountSource
 from tenantvault.engines.pki._common import (
     ISSUE_FIELDS,
     ROOT_FIELDS,
@@ -119,6 +122,7 @@ class PKIEngine:
         self._keyring = Keyring(clock=clock)
         self._ocsp = Responder(clock=clock)
         self._removals = Removals(clock=clock)
+        self.auto_tidy = AutoTidy(self._revocations, clock=clock)
         # One lock per mount (by uuid) while anyone holds it; gone with its last holder.
         self._ca_locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
 
@@ -127,6 +131,10 @@ class PKIEngine:
         if lock is None:
             lock = self._ca_locks[mount.uuid] = asyncio.Lock()
         return lock
+
+    def attach(self, backend: Backend, mounts: MountSource) -> None:
+        """Let auto-tidy find pki mounts with `mounts` and keep its tenant set in `backend`."""
+        self.auto_tidy.attach(backend, mounts)
 
     @property
     def unauthenticated_paths(self) -> PathPatterns:
@@ -404,6 +412,13 @@ class PKIEngine:
             }
         if parts == ["tidy"]:
             return {update: (bind(self._revocations.tidy), TIDY_FIELDS, "update")}
+        if parts == ["tidy-cancel"]:
+            return {update: (bind(self.auto_tidy.cancel), none, "update")}
+        if parts == ["config", "auto-tidy"]:
+            return {
+                read: (bind(self.auto_tidy.read_config), none, "read"),
+                update: (bind(self.auto_tidy.write_config), AUTO_TIDY_FIELDS, "update"),
+            }
         if parts == ["tidy-status"]:
             return {read: (bind(self._revocations.tidy_status), none, "read")}
         if parts in (["roles"], ["roles", ""]):

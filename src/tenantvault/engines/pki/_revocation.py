@@ -316,22 +316,45 @@ class Revocations(PkiHandlers):
                     "tidy_expired_issuers / tidy_move_legacy_ca_bundle / tidy_acme)."
                 ],
             )
+        await self.run_tidy(store, buffer=buffer, cert_store=cert_store, revoked=revoked)
+        return Response(
+            status=202,
+            warnings=[
+                "Tidy operation successfully started. Any information from the operation will "
+                "be printed to OpenBao's server logs."
+            ],
+        )
+
+    async def run_tidy(
+        self,
+        store: PkiStore,
+        *,
+        buffer: int,
+        cert_store: bool,
+        revoked: bool,
+        revoked_buffer: int | None = None,
+    ) -> None:
+        """Delete the certificates past NotAfter + `buffer` seconds (`cert_store`: those not
+        revoked; `revoked`: the revoked ones and their marks, past `revoked_buffer` if given),
+        rebuild the CRLs they were on, and record the run as the tidy status: `POST tidy`
+        and auto-tidy both."""
         started = self._clock()
         cutoff = started // 1_000_000_000 - buffer
+        revoked_cutoff = started // 1_000_000_000 - (revoked_buffer or buffer)
         deleted = revoked_deleted = 0
         revoked_set = set(await store.revoked_serials())
         touched: set[str] = set()
         for serial in await store.cert_serials():
             record = await store.cert(serial)
-            if record is None or record["not_after"] >= cutoff:
+            if record is None:
                 continue
             if serial in revoked_set:
-                if revoked:
+                if revoked and record["not_after"] < revoked_cutoff:
                     await store.unmark_revoked(serial)
                     await store.delete_cert(serial)
                     revoked_deleted += 1
                     touched.add(record["issuer_id"])
-            elif cert_store:
+            elif cert_store and record["not_after"] < cutoff:
                 await store.delete_cert(serial)
                 deleted += 1
         for issuer_id in touched:
@@ -353,13 +376,6 @@ class Revocations(PkiHandlers):
                 "current_cert_store_count": len(await store.cert_serials()),
                 "current_revoked_cert_count": len(await store.revoked_serials()),
             }
-        )
-        return Response(
-            status=202,
-            warnings=[
-                "Tidy operation successfully started. Any information from the operation will "
-                "be printed to OpenBao's server logs."
-            ],
         )
 
     async def tidy_status(self, call: Call, store: PkiStore, mount: Mount) -> Response:

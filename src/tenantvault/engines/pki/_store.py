@@ -28,6 +28,7 @@ _CONFIG_KEYS: Final = "config/keys"
 _CONFIG_URLS: Final = "config/urls"
 _CONFIG_CRL: Final = "config/crl"
 _TIDY_STATUS: Final = "tidy-status"
+_AUTO_TIDY: Final = "config/auto-tidy"
 _HEX: Final = frozenset("0123456789abcdef")
 
 
@@ -284,3 +285,11 @@ class PkiStore:
     async def put_tidy_status(self, status: dict[str, Any]) -> None:
         """Store the last tidy's report."""
         await self._put(_TIDY_STATUS, status)
+
+    async def auto_tidy(self) -> tuple[dict[str, Any] | None, int]:
+        """The auto-tidy config (with its last run) and its revision; (None, 0) if unset."""
+        return await self._get_versioned(_AUTO_TIDY)
+
+    async def put_auto_tidy(self, config: dict[str, Any], *, expected_revision: int) -> None:
+        """Store the auto-tidy config if it is still at `expected_revision` (0: absent)."""
+        await self._put(_AUTO_TIDY, config, expected_revision=expected_revision)

@@ -1,0 +1,238 @@
+"""`config/auto-tidy` with OpenBao 2.7.2's fields, defaults and texts, `tidy-cancel`, and the
+scheduler's passes: a due mount is tidied once per interval, in the root and in tenants."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tenantvault import Core
+from tenantvault._config import ServerSettings
+from tenantvault.backends import MemoryBackend
+from tenantvault.backends._protocol import SYSTEM_TENANT
+from tenantvault.server import TenantVaultApp, create_app
+from tests.conftest import FakeClock
+from tests.server.conftest import BASE_URL, Vault
+from tests.server.test_pki import ROLE, mount_pki, ok, root_ca
+
+HOUR = 3600
+# OpenBao 2.7.2's answer to `GET pki/config/auto-tidy` on a new mount.
+DEFAULTS = {
+    "acme_account_safety_buffer": 2592000,
+    "enabled": False,
+    "interval_duration": 43200,
+    "issuer_safety_buffer": 31536000,
+    "maintain_stored_certificate_counts": False,
+    "page_size": 1000,
+    "pause_duration": "0s",
+    "publish_stored_certificate_count_metrics": False,
+    "revoked_safety_buffer": 259200,
+    "safety_buffer": 259200,
+    "tidy_acme": False,
+    "tidy_cert_store": False,
+    "tidy_expired_issuers": False,
+    "tidy_invalid_certs": False,
+    "tidy_move_legacy_ca_bundle": False,
+    "tidy_revoked_cert_issuer_associations": False,
+    "tidy_revoked_certs": False,
+}
+NO_KIND = (
+    "Auto-tidy enabled but no tidy operations were requested. Enable at least one tidy "
+    "operation to be run (tidy_cert_store / tidy_revoked_certs / tidy_invalid_certs / "
+    "tidy_revoked_cert_issuer_associations / tidy_expired_issuers / "
+    "tidy_move_legacy_ca_bundle / tidy_acme)."
+)
+
+
+@pytest.fixture
+async def served(root_token: str, clock: FakeClock) -> AsyncIterator[tuple[Vault, Core]]:
+    """A server whose clock the test moves, and its Core (to run the scheduler's passes)."""
+    cores: list[Core] = []
+
+    async def factory() -> Core:
+        core = Core(MemoryBackend(), clock=clock)
+        await core.start()
+        await core.initialize_root_token(root_token)
+        cores.append(core)
+        return core
+
+    app: TenantVaultApp = create_app(
+        ServerSettings(dev=True, dev_root_token=root_token), core_factory=factory
+    )
+    async with app as started:
+        transport = httpx.ASGITransport(app=started)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+            yield Vault(client, root_token), cores[0]
+
+
+async def _config(vault: Vault, namespace: str | None = None) -> dict[str, Any]:
+    body = await ok(await vault.root("GET", "pki/config/auto-tidy", namespace=namespace))
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+async def test_a_new_mount_shows_openbaos_defaults(vault: Vault) -> None:
+    await mount_pki(vault)
+    assert await _config(vault) == DEFAULTS
+
+
+async def test_a_write_changes_the_fields_given_and_answers_the_whole_config(
+    vault: Vault,
+) -> None:
+    await mount_pki(vault)
+    body = await ok(
+        await vault.root(
+            "POST",
+            "pki/config/auto-tidy",
+            json={
+                "enabled": True,
+                "tidy_revoked_certs": True,
+                "interval_duration": "90m",
+                "pause_duration": "1m30s",
+                "revoked_safety_buffer": "1h",
+                "page_size": 50,
+            },
+        )
+    )
+    expected = {
+        **DEFAULTS,
+        "enabled": True,
+        "tidy_revoked_certs": True,
+        "interval_duration": 5400,
+        "pause_duration": "1m30s",
+        "revoked_safety_buffer": 3600,
+        "page_size": 50,
+    }
+    assert body["data"] == expected
+    assert await _config(vault) == expected
+    # Later writes keep what they do not name; the revoked buffer follows nothing now.
+    body = await ok(await vault.root("POST", "pki/config/auto-tidy", json={"safety_buffer": 60}))
+    assert body["data"] == {**expected, "safety_buffer": 60}
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"enabled": True}, NO_KIND),
+        ({"safety_buffer": "0s"}, "given safety_buffer must be at least one second; got: 0"),
+        ({"issuer_safety_buffer": 0}, "given safety_buffer must be at least one second; got: 0"),
+        (
+            {"revoked_safety_buffer": "0"},
+            "revoked_safety_buffer must be at least one second; got: 0",
+        ),
+        (
+            {"acme_account_safety_buffer": "0s"},
+            "given acme_account_safety_buffer must be at least one second; got: 0",
+        ),
+        ({"page_size": 4}, "page_size must be at least 5"),
+        ({"interval_duration": "-1h"}, "invalid value for interval_duration: expected a duration"),
+        ({"enabled": "maybe"}, "invalid value for enabled: expected a boolean"),
+    ],
+)
+async def test_a_refused_write_changes_nothing(
+    vault: Vault, fields: dict[str, Any], error: str
+) -> None:
+    await mount_pki(vault)
+    response = await vault.root("POST", "pki/config/auto-tidy", json=fields)
+    assert (response.status_code, response.json()) == (400, {"errors": [error]})
+    assert await _config(vault) == DEFAULTS
+
+
+async def test_tidy_cancel_finds_nothing_running(vault: Vault) -> None:
+    await mount_pki(vault)
+    body = await ok(await vault.root("POST", "pki/tidy-cancel"))
+    assert body["warnings"] == ["Tidy operation cannot be cancelled as none is currently running."]
+
+
+async def _expired_leaf(vault: Vault, clock: FakeClock, namespace: str | None) -> str:
+    """A certificate of the mount that expired an hour ago (the clock moved past it)."""
+    await ok(await vault.root("POST", "pki/roles/web", namespace=namespace, json=ROLE))
+    issued = await ok(
+        await vault.root(
+            "POST",
+            "pki/issue/web",
+            namespace=namespace,
+            json={"common_name": "a.example.com", "ttl": "1h"},
+        )
+    )
+    clock.advance(2 * HOUR)
+    serial: str = issued["data"]["serial_number"]
+    return serial
+
+
+async def _certs(vault: Vault, namespace: str | None) -> list[str]:
+    response = await vault.root("LIST", "pki/certs", namespace=namespace)
+    if response.status_code == 404:
+        return []
+    keys: list[str] = response.json()["data"]["keys"]
+    return keys
+
+
+@pytest.mark.parametrize("namespace", [None, "acme"], ids=["root", "tenant"])
+async def test_a_due_mount_is_tidied_once_per_interval(
+    served: tuple[Vault, Core], clock: FakeClock, namespace: str | None
+) -> None:
+    vault, core = served
+    if namespace:
+        await vault.create_tenant(namespace)
+    await mount_pki(vault, namespace=namespace)
+    await root_ca(vault, namespace=namespace)
+    enabled = {"enabled": True, "tidy_cert_store": True, "interval_duration": "1h"}
+    await ok(
+        await vault.root(
+            "POST",
+            "pki/config/auto-tidy",
+            namespace=namespace,
+            json={**enabled, "safety_buffer": "30m"},
+        )
+    )
+    serial = await _expired_leaf(vault, clock, namespace)  # the clock is now 2 h on
+    scheduler = core.pki.auto_tidy
+    # Two passes at once, due: one runs the tidy, the other finds the run stamped.
+    first, second = await asyncio.gather(scheduler.tidy_due(), scheduler.tidy_due())
+    assert sorted([*first, *second]) == [(namespace or SYSTEM_TENANT, "pki/")]
+    assert serial not in await _certs(vault, namespace)
+    status = await ok(await vault.root("GET", "pki/tidy-status", namespace=namespace))
+    assert status["data"]["state"] == "Finished"
+    assert status["data"]["cert_store_deleted_count"] == 1
+    # Not again within the interval; again once it has passed.
+    clock.advance(HOUR / 2)
+    assert await scheduler.tidy_due() == []
+    clock.advance(HOUR)
+    assert await scheduler.tidy_due() == [(namespace or SYSTEM_TENANT, "pki/")]
+
+
+async def test_nothing_runs_before_one_interval_or_when_disabled(
+    served: tuple[Vault, Core], clock: FakeClock
+) -> None:
+    vault, core = served
+    await mount_pki(vault)
+    await root_ca(vault)
+    serial = await _expired_leaf(vault, clock, None)
+    enabled = {"enabled": True, "tidy_cert_store": True, "interval_duration": "1h"}
+    await ok(await vault.root("POST", "pki/config/auto-tidy", json=enabled))
+    scheduler = core.pki.auto_tidy
+    assert await scheduler.tidy_due() == []  # enabled just now: the first run is 1 h on
+    await ok(await vault.root("POST", "pki/config/auto-tidy", json={"enabled": False}))
+    clock.advance(2 * HOUR)
+    assert await scheduler.tidy_due() == []
+    assert serial in await _certs(vault, None)
+
+
+async def test_a_tenant_joins_the_passes_when_it_first_configures_auto_tidy(
+    served: tuple[Vault, Core],
+) -> None:
+    vault, core = served
+    await vault.create_tenant("acme")
+    await vault.create_tenant("other")
+    await mount_pki(vault, namespace="acme")
+    await mount_pki(vault, namespace="other")
+    holders = core.pki.auto_tidy.holders
+    assert holders is not None
+    assert "acme" not in await holders.members()
+    await ok(await vault.root("POST", "pki/config/auto-tidy", namespace="acme", json={}))
+    assert await holders.members() == ["acme"]
