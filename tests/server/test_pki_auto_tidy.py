@@ -1,5 +1,6 @@
-"""`config/auto-tidy` with OpenBao 2.7.2's fields, defaults and texts, `tidy-cancel`, and the
-scheduler's passes: a due mount is tidied once per interval, in the root and in tenants."""
+"""`config/auto-tidy`, `tidy-status` and `tidy-cancel` with OpenBao 2.7.2's fields, defaults
+and texts, and the scheduler's passes: a due mount is tidied once per interval, in the root
+and in tenants."""
 
 from __future__ import annotations
 
@@ -236,3 +237,73 @@ async def test_a_tenant_joins_the_passes_when_it_first_configures_auto_tidy(
     assert "acme" not in await holders.members()
     await ok(await vault.root("POST", "pki/config/auto-tidy", namespace="acme", json={}))
     assert await holders.members() == ["acme"]
+
+
+# OpenBao 2.7.2's `tidy-status` fields (besides `internal_backend_uuid`, the mount's uuid, and
+# `last_auto_tidy_finished`, present once a tidy ran).
+STATUS_FIELDS = {
+    "acme_account_deleted_count",
+    "acme_account_revoked_count",
+    "acme_account_safety_buffer",
+    "acme_orders_deleted_count",
+    "cert_store_deleted_count",
+    "current_cert_store_count",
+    "current_revoked_cert_count",
+    "error",
+    "issuer_safety_buffer",
+    "message",
+    "missing_issuer_cert_count",
+    "page_size",
+    "pause_duration",
+    "revoked_cert_deleted_count",
+    "revoked_safety_buffer",
+    "safety_buffer",
+    "state",
+    "tidy_acme",
+    "tidy_cert_store",
+    "tidy_expired_issuers",
+    "tidy_invalid_certs",
+    "tidy_move_legacy_ca_bundle",
+    "tidy_revoked_cert_issuer_associations",
+    "tidy_revoked_certs",
+    "time_finished",
+    "time_started",
+    "total_acme_account_count",
+}
+
+
+async def test_tidy_status_has_openbaos_fields_before_and_after_a_tidy(vault: Vault) -> None:
+    await mount_pki(vault)
+    uuid = (await ok(await vault.root("GET", "sys/mounts/pki")))["data"]["uuid"]
+    before = (await ok(await vault.root("GET", "pki/tidy-status")))["data"]
+    assert before == {
+        **dict.fromkeys(STATUS_FIELDS),
+        "state": "Inactive",
+        "internal_backend_uuid": uuid,
+    }
+    started = await vault.root(
+        "POST",
+        "pki/tidy",
+        json={"tidy_cert_store": True, "safety_buffer": "1h", "pause_duration": "2s"},
+    )
+    assert started.status_code == 202
+    after = (await ok(await vault.root("GET", "pki/tidy-status")))["data"]
+    assert set(after) == STATUS_FIELDS | {"internal_backend_uuid", "last_auto_tidy_finished"}
+    assert after["state"] == "Finished"
+    assert after["internal_backend_uuid"] == uuid
+    assert after["last_auto_tidy_finished"] == after["time_finished"]
+    assert (after["safety_buffer"], after["revoked_safety_buffer"]) == (3600, 3600)
+    assert (after["pause_duration"], after["page_size"]) == ("2s", 1000)
+    assert (after["tidy_cert_store"], after["tidy_revoked_certs"]) == (True, False)
+    assert after["cert_store_deleted_count"] == after["acme_orders_deleted_count"] == 0
+    assert after["error"] is None
+    assert after["message"] is None
+
+
+async def test_a_manual_tidy_refuses_a_page_size_of_five_or_less(vault: Vault) -> None:
+    await mount_pki(vault)
+    refused = await vault.root("POST", "pki/tidy", json={"tidy_cert_store": True, "page_size": 5})
+    assert (refused.status_code, refused.json()) == (
+        400,
+        {"errors": ["page_size must be greater than five"]},
+    )

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from tenantvault._clock import Clock
-from tenantvault._durations import format_duration, parse_duration
+from tenantvault._durations import parse_duration
 from tenantvault._exceptions import (
     ConflictError,
     InvalidRequestError,
@@ -40,6 +40,7 @@ from tenantvault.engines._protocol import Mount
 from tenantvault.engines._route import Call
 from tenantvault.engines.pki._revocation import Revocations
 from tenantvault.engines.pki._store import PkiStore
+from tenantvault.engines.pki._tidy_status import TIDY_DEFAULTS, TIDY_KINDS, settings_shown
 
 if TYPE_CHECKING:
     from tenantvault._core import Core
@@ -54,18 +55,9 @@ _DEFAULT_PASS_SECONDS: Final = 60.0  # OpenBao's periodic function runs once a m
 # The mounts of an engine type in one tenant, None if there is no such tenant (any more).
 MountSource = Callable[[str, str], Awaitable[list[Mount] | None]]
 
-_KINDS: Final = (
-    "tidy_cert_store",
-    "tidy_revoked_certs",
-    "tidy_invalid_certs",
-    "tidy_revoked_cert_issuer_associations",
-    "tidy_expired_issuers",
-    "tidy_move_legacy_ca_bundle",
-    "tidy_acme",
-)
 _FLAGS: Final = (
     "enabled",
-    *_KINDS,
+    *TIDY_KINDS,
     "maintain_stored_certificate_counts",
     "publish_stored_certificate_count_metrics",
 )
@@ -82,13 +74,7 @@ AUTO_TIDY_FIELDS: Final = frozenset(
 _DEFAULTS: Final[Mapping[str, Any]] = {
     "enabled": False,
     "interval_duration": 12 * 3600,
-    **dict.fromkeys(_KINDS, False),
-    "safety_buffer": 72 * 3600,
-    "revoked_safety_buffer": None,  # None: the safety_buffer's
-    "issuer_safety_buffer": 365 * 24 * 3600,
-    "acme_account_safety_buffer": 30 * 24 * 3600,
-    "pause_duration": 0,
-    "page_size": 1000,
+    **TIDY_DEFAULTS,
     "maintain_stored_certificate_counts": False,
     "publish_stored_certificate_count_metrics": False,
 }
@@ -107,11 +93,7 @@ def _config(stored: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def _shown(config: Mapping[str, Any]) -> dict[str, Any]:
     """The config as OpenBao's `config/auto-tidy` answers it (durations in seconds)."""
-    shown = {name: config[name] for name in _DEFAULTS}
-    if shown["revoked_safety_buffer"] is None:
-        shown["revoked_safety_buffer"] = config["safety_buffer"]
-    shown["pause_duration"] = format_duration(config["pause_duration"])
-    return shown
+    return {**{name: config[name] for name in _DEFAULTS}, **settings_shown(config)}
 
 
 def _page_size(value: object) -> int:
@@ -147,7 +129,7 @@ def updated_config(config: Mapping[str, Any], data: Mapping[str, Any]) -> dict[s
         changed["pause_duration"] = parse_duration(data["pause_duration"], field="pause_duration")
     if data.get("page_size") not in (None, ""):
         changed["page_size"] = _page_size(data["page_size"])
-    if changed["enabled"] and not any(changed[name] for name in _KINDS):
+    if changed["enabled"] and not any(changed[name] for name in TIDY_KINDS):
         raise InvalidRequestError(_NO_KIND)
     return changed
 
@@ -251,15 +233,7 @@ class AutoTidy:
             await store.put_auto_tidy({**stored, "last_run_ns": now_ns}, expected_revision=revision)
         except ConflictError:
             return False  # another pass (or a config write) got there first
-        buffer = config["safety_buffer"]
-        revoked_buffer = config["revoked_safety_buffer"] or buffer
-        await self._revocations.run_tidy(
-            store,
-            buffer=buffer,
-            revoked_buffer=revoked_buffer,
-            cert_store=bool(config["tidy_cert_store"]),
-            revoked=bool(config["tidy_revoked_certs"]),
-        )
+        await self._revocations.run_tidy(store, config)
         return True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 from tenantvault._cas import retry_on_conflict
@@ -12,7 +13,7 @@ from tenantvault._exceptions import (
     NotFoundError,
     TenantVaultError,
 )
-from tenantvault._fields import get_bool, get_str
+from tenantvault._fields import get_bool, get_int, get_str
 from tenantvault._request import Response
 from tenantvault.engines._protocol import Mount
 from tenantvault.engines._route import Call
@@ -22,6 +23,13 @@ from tenantvault.engines.pki._common import (
 from tenantvault.engines.pki._crl_config import load_crl_config
 from tenantvault.engines.pki._crls import current_delta
 from tenantvault.engines.pki._store import PkiStore, is_serial, serial_key
+from tenantvault.engines.pki._tidy_status import (
+    TIDY_DEFAULTS,
+    TIDY_KINDS,
+    finished_status,
+    inactive_status,
+    settings_shown,
+)
 from tenantvault.engines.pki._x509 import (
     certificate_der,
     crl_der,
@@ -304,9 +312,22 @@ class Revocations(PkiHandlers):
         buffer = 72 * 3600 if raw in (None, "") else parse_duration(raw, field="safety_buffer")
         if buffer <= 0:
             raise InvalidRequestError("safety_buffer must be greater than zero")
-        cert_store = bool(get_bool(data, "tidy_cert_store", default=False))
-        revoked = bool(get_bool(data, "tidy_revoked_certs", default=False))
-        if not cert_store and not revoked:
+        settings: dict[str, Any] = {**TIDY_DEFAULTS, "safety_buffer": buffer}
+        for name in TIDY_KINDS:
+            settings[name] = bool(get_bool(data, name, default=False))
+        for name in ("revoked_safety_buffer", "issuer_safety_buffer", "acme_account_safety_buffer"):
+            if data.get(name) not in (None, ""):
+                settings[name] = parse_duration(data[name], field=name)
+        if data.get("pause_duration") not in (None, ""):
+            settings["pause_duration"] = parse_duration(
+                data["pause_duration"], field="pause_duration"
+            )
+        if data.get("page_size") not in (None, ""):
+            page_size = get_int(data, "page_size")
+            if page_size is None or page_size <= 5:
+                raise InvalidRequestError("page_size must be greater than five")
+            settings["page_size"] = page_size
+        if not settings["tidy_cert_store"] and not settings["tidy_revoked_certs"]:
             return Response(
                 status=202,
                 warnings=[
@@ -316,7 +337,7 @@ class Revocations(PkiHandlers):
                     "tidy_expired_issuers / tidy_move_legacy_ca_bundle / tidy_acme)."
                 ],
             )
-        await self.run_tidy(store, buffer=buffer, cert_store=cert_store, revoked=revoked)
+        await self.run_tidy(store, settings)
         return Response(
             status=202,
             warnings=[
@@ -325,22 +346,16 @@ class Revocations(PkiHandlers):
             ],
         )
 
-    async def run_tidy(
-        self,
-        store: PkiStore,
-        *,
-        buffer: int,
-        cert_store: bool,
-        revoked: bool,
-        revoked_buffer: int | None = None,
-    ) -> None:
-        """Delete the certificates past NotAfter + `buffer` seconds (`cert_store`: those not
-        revoked; `revoked`: the revoked ones and their marks, past `revoked_buffer` if given),
-        rebuild the CRLs they were on, and record the run as the tidy status: `POST tidy`
-        and auto-tidy both."""
+    async def run_tidy(self, store: PkiStore, settings: Mapping[str, Any]) -> None:
+        """One tidy with `settings` (a full tidy config, `TIDY_DEFAULTS`' keys): delete the
+        certificates past NotAfter + `safety_buffer` (`tidy_cert_store`: those not revoked;
+        `tidy_revoked_certs`: the revoked ones and their marks, past the revoked buffer),
+        rebuild the CRLs they were on, and store the report: `POST tidy` and auto-tidy both."""
+        shown = settings_shown(settings)
+        cert_store, revoked = bool(shown["tidy_cert_store"]), bool(shown["tidy_revoked_certs"])
         started = self._clock()
-        cutoff = started // 1_000_000_000 - buffer
-        revoked_cutoff = started // 1_000_000_000 - (revoked_buffer or buffer)
+        cutoff = started // 1_000_000_000 - int(shown["safety_buffer"])
+        revoked_cutoff = started // 1_000_000_000 - int(shown["revoked_safety_buffer"])
         deleted = revoked_deleted = 0
         revoked_set = set(await store.revoked_serials())
         touched: set[str] = set()
@@ -362,33 +377,20 @@ class Revocations(PkiHandlers):
             if issuer is not None and issuer["key_id"]:
                 await self._rebuild_crl(store, issuer, force=False)
         await store.put_tidy_status(
-            {
-                "state": "Finished",
-                "error": None,
-                "message": "",
-                "time_started": format_time(started),
-                "time_finished": format_time(self._clock()),
-                "safety_buffer": buffer,
-                "tidy_cert_store": cert_store,
-                "tidy_revoked_certs": revoked,
-                "cert_store_deleted_count": deleted,
-                "revoked_cert_deleted_count": revoked_deleted,
-                "current_cert_store_count": len(await store.cert_serials()),
-                "current_revoked_cert_count": len(await store.revoked_serials()),
-            }
+            finished_status(
+                settings,
+                started=format_time(started),
+                finished=format_time(self._clock()),
+                deleted=deleted,
+                revoked_deleted=revoked_deleted,
+            )
         )
 
     async def tidy_status(self, call: Call, store: PkiStore, mount: Mount) -> Response:
-        """`GET tidy-status`: what the last tidy did."""
+        """`GET tidy-status`: what the last tidy did (every field null before the first)."""
         status = await store.tidy_status()
         if status is None:
-            status = {
-                "state": "Inactive",
-                "error": None,
-                "message": "",
-                "time_started": None,
-                "time_finished": None,
-                "cert_store_deleted_count": 0,
-                "revoked_cert_deleted_count": 0,
-            }
+            status = inactive_status(mount.uuid)
+        else:
+            status["internal_backend_uuid"] = mount.uuid
         return Response(data=status)
