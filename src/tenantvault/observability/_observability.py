@@ -80,6 +80,8 @@ class Observability:
         self.routes = ObservabilityRoutes(self)
         self.audit_health: HealthReport | None = None
         self.services_health: HealthReport | None = None
+        # The HTTP layer's requests in flight, by request id (`sys/in-flight-req`).
+        self.in_flight: HealthReport | None = None
 
     def __repr__(self) -> str:
         return f"<Observability tenants={len(self.metrics.tenants())}>"
@@ -94,8 +96,12 @@ class Observability:
         *,
         audit_health: HealthReport | None = None,
         services_health: HealthReport | None = None,
+        in_flight: HealthReport | None = None,
     ) -> None:
-        """Where the server view reads audit sink and background service health."""
+        """Where the server view reads audit sink and background service health, and
+        `sys/in-flight-req` the requests in flight."""
+        if in_flight is not None:
+            self.in_flight = in_flight
         if audit_health is not None:
             self.audit_health = self.collector.audit_health = audit_health
         if services_health is not None:

@@ -7,6 +7,9 @@ authenticates, authorizes and audits them:
   shows that tenant's series only.
 - `GET sys/alerts`: the anomaly alerts, the caller's tenant's only (root: all).
 - `GET sys/dashboard`: what the dashboard's overview draws, for the caller's scope.
+- `GET sys/in-flight-req` (Vault's): the HTTP requests being served, by request id, this one
+  included; bare JSON, as Vault answers it. Root namespace only (`read`): the paths are
+  every tenant's. In a tenant the path does not exist, as in OpenBao's namespaces.
 
 Tenant scoping is decided from the call's tenant incarnation, which the Core bound; a
 handler names no other tenant.
@@ -95,13 +98,19 @@ class ObservabilityRoutes:
     @staticmethod
     def handles(rest: str) -> bool:
         """Whether `rest` (the path after 'sys/') is one of these endpoints."""
-        return rest in ("metrics", "alerts", "dashboard")
+        return rest in ("metrics", "alerts", "dashboard", "in-flight-req")
 
     def route(self, op: Operation, rest: str, *, tenant: str | None) -> Route:
         if op is Operation.LIST:
             raise NotFoundError("unsupported path")
         if op is not Operation.READ:
             raise UnsupportedOperationError()
+        if rest == "in-flight-req":
+            if tenant is not None:
+                raise NotFoundError("unsupported path")
+            return Route(
+                "sys/in-flight-req", "read", self._in_flight, mount="sys", parameters=_NONE
+            )
         handlers: Mapping[str, tuple[Callable[[Call], Any], frozenset[str]]] = {
             "metrics": (self._metrics, _METRICS_PARAMETERS),
             "alerts": (self._alerts, _ALERT_PARAMETERS),
@@ -145,6 +154,10 @@ class ObservabilityRoutes:
         # (The buffered requests are scored first: an alert they raise is listed.)
         found = self._obs.alerts(tenant_uid=scope, since_id=since)
         return Response(data={"alerts": [alert.as_dict() for alert in found]})
+
+    async def _in_flight(self, call: Call) -> Response:
+        report = self._obs.in_flight
+        return Response(data=dict(report()) if report is not None else {}, raw=True)
 
     async def _dashboard(self, call: Call) -> Response:
         return Response(data=self._obs.dashboard(tenant=call.tenant if call.tenant_uid else None))

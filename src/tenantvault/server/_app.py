@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from tenantvault._audit_hook import Refusal
-from tenantvault._clock import system_clock
+from tenantvault._clock import format_time, system_clock
 from tenantvault._config import ServerSettings
 from tenantvault._core import Core
 from tenantvault._exceptions import (
@@ -253,6 +253,9 @@ class TenantVaultApp:
         self._draining = False
         self._closed = False
         self._inflight = 0
+        # The requests being served, by request id, for `sys/in-flight-req`: when each
+        # started, its client, raw path and method (rendered only when asked for).
+        self._in_flight: dict[str, tuple[int, Any, bytes, str]] = {}
         # The Shamir seal's Cores, swapped as it opens and closes (None: the file seal).
         self._lifecycle: SealLifecycle | None = None
         self._idle = asyncio.Event()  # set when the last in-flight request of a shutdown ends
@@ -301,6 +304,7 @@ class TenantVaultApp:
             services = _supervisor(core, self.settings, self._supervision)
             # Metrics and anomaly alerts (`tenantvault.observability`): observer, hooks, webhook.
             wire_observability(core, self.settings, services)
+            core.observability.attach(in_flight=self._in_flight_report)
             await self._background.enter_async_context(services)
             core.services_health = services.report
 
@@ -318,6 +322,7 @@ class TenantVaultApp:
             # As on the file-seal path: metrics and anomaly alerts for every unsealed Core.
             services = _supervisor(core, settings, self._supervision)
             wire_observability(core, settings, services)
+            core.observability.attach(in_flight=self._in_flight_report)
             return services
 
         lifecycle = SealLifecycle(
@@ -484,6 +489,8 @@ class TenantVaultApp:
         if isinstance(request, bytes):
             return 200, list(_JSON_HEADERS), request
         request_id = request.request_id
+        in_flight = self._in_flight
+        in_flight[request_id] = (system_clock(), scope.get("client"), raw_path, scope["method"])
         try:
             response = await core.handle(request)
             status = response.status
@@ -506,6 +513,21 @@ class TenantVaultApp:
             # The Core audited it (a 500 response entry); the log says where it happened.
             _log_internal_error(exc, scope, request_id)
             return 500, _json_headers(request_id), _INTERNAL_ERROR
+        finally:
+            in_flight.pop(request_id, None)
+
+    def _in_flight_report(self) -> dict[str, dict[str, str]]:
+        """`sys/in-flight-req`'s answer: each request being served, in Vault's fields."""
+        return {
+            request_id: {
+                "start_time": format_time(started_ns),
+                "client_remote_address": f"{client[0]}:{client[1]}" if client else "",
+                "request_path": printable(raw_path, limit=1024),
+                "request_method": printable(method, limit=16),
+                "client_id": "",
+            }
+            for request_id, (started_ns, client, raw_path, method) in list(self._in_flight.items())
+        }
 
     def _outside_the_core(
         self, core: Core, scope: Scope, raw_path: bytes

@@ -989,10 +989,16 @@ def _observability_paths() -> dict[str, Schema]:
     dashboard = _operation(
         "What the dashboard's overview draws, for the caller's scope", "observability", success=_OK
     )
+    in_flight = _operation(
+        "The requests being served, by request id, this one included (root namespace)",
+        "observability",
+        success=_OK,
+    )
     return {
         "/sys/metrics": {"get": metrics},
         "/sys/alerts": {"get": alerts},
         "/sys/dashboard": {"get": dashboard},
+        "/sys/in-flight-req": {"get": in_flight},
     }
 
 
