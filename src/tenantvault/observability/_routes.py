@@ -10,6 +10,8 @@ authenticates, authorizes and audits them:
 - `GET sys/in-flight-req` (Vault's): the HTTP requests being served, by request id, this one
   included; bare JSON, as Vault answers it. Root namespace only (`read`): the paths are
   every tenant's. In a tenant the path does not exist, as in OpenBao's namespaces.
+- `GET sys/host-info` (Vault's): the host's CPUs, CPU times, disks, host and memory
+  (`_host_info`); root namespace only (`read`): the host is everyone's.
 
 Tenant scoping is decided from the call's tenant incarnation, which the Core bound; a
 handler names no other tenant.
@@ -17,6 +19,7 @@ handler names no other tenant.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -28,6 +31,7 @@ from tenantvault._fields import get_int, get_str
 from tenantvault._request import Operation, Response
 from tenantvault.engines._route import Call, Route
 from tenantvault.observability._collector import tenant_registry
+from tenantvault.observability._host_info import host_info
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -98,19 +102,18 @@ class ObservabilityRoutes:
     @staticmethod
     def handles(rest: str) -> bool:
         """Whether `rest` (the path after 'sys/') is one of these endpoints."""
-        return rest in ("metrics", "alerts", "dashboard", "in-flight-req")
+        return rest in ("metrics", "alerts", "dashboard", "in-flight-req", "host-info")
 
     def route(self, op: Operation, rest: str, *, tenant: str | None) -> Route:
         if op is Operation.LIST:
             raise NotFoundError("unsupported path")
         if op is not Operation.READ:
             raise UnsupportedOperationError()
-        if rest == "in-flight-req":
+        if rest in ("in-flight-req", "host-info"):
             if tenant is not None:
                 raise NotFoundError("unsupported path")
-            return Route(
-                "sys/in-flight-req", "read", self._in_flight, mount="sys", parameters=_NONE
-            )
+            serve = self._in_flight if rest == "in-flight-req" else self._host_info
+            return Route(f"sys/{rest}", "read", serve, mount="sys", parameters=_NONE)
         handlers: Mapping[str, tuple[Callable[[Call], Any], frozenset[str]]] = {
             "metrics": (self._metrics, _METRICS_PARAMETERS),
             "alerts": (self._alerts, _ALERT_PARAMETERS),
@@ -158,6 +161,11 @@ class ObservabilityRoutes:
     async def _in_flight(self, call: Call) -> Response:
         report = self._obs.in_flight
         return Response(data=dict(report()) if report is not None else {}, raw=True)
+
+    async def _host_info(self, call: Call) -> Response:
+        # Off the loop: reading /proc and statvfs of every partition can block on a slow mount.
+        data, warnings = await asyncio.to_thread(host_info, self._obs.clock())
+        return Response(data=data, warnings=warnings or None)
 
     async def _dashboard(self, call: Call) -> Response:
         return Response(data=self._obs.dashboard(tenant=call.tenant if call.tenant_uid else None))

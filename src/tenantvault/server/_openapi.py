@@ -966,7 +966,8 @@ def _audit_paths() -> dict[str, Schema]:
 
 def _observability_paths() -> dict[str, Schema]:
     """`sys/metrics` (Vault's), `sys/alerts` and `sys/dashboard` (ours): the server's view
-    in the root namespace (sudo for metrics), one tenant's own in a tenant."""
+    in the root namespace (sudo for metrics), one tenant's own in a tenant; Vault's
+    `sys/in-flight-req` and `sys/host-info`, root namespace only."""
     metrics = _operation(
         "Metrics: Prometheus text (format=prometheus) or Vault's JSON dump",
         "observability",
@@ -994,11 +995,17 @@ def _observability_paths() -> dict[str, Schema]:
         "observability",
         success=_OK,
     )
+    host_info = _operation(
+        "The host's CPUs, CPU times, disks, host and memory (root namespace)",
+        "observability",
+        success=_OK,
+    )
     return {
         "/sys/metrics": {"get": metrics},
         "/sys/alerts": {"get": alerts},
         "/sys/dashboard": {"get": dashboard},
         "/sys/in-flight-req": {"get": in_flight},
+        "/sys/host-info": {"get": host_info},
     }
 
 
