@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
+import httpx
 import pytest
 
 from tests.conftest import canary
@@ -152,19 +153,25 @@ async def test_patch_of_a_missing_key_is_404(vault: Vault, acme: str) -> None:
     assert response.status_code == 404
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "text/plain; charset=utf-8"])
-async def test_patch_without_merge_patch_type_is_415_with_vaults_message(
-    vault: Vault, acme: str, content_type: str
-) -> None:
-    headers = {"Content-Type": content_type}
-    response = await vault.request(
+async def _patch(
+    vault: Vault, acme: str, headers: dict[str, str], content: bytes
+) -> httpx.Response:
+    """PATCH acme's `secret/data/app/db` with `headers` and `content` as they are."""
+    return await vault.request(
         "PATCH",
         "secret/data/app/db",
         token=acme,
         namespace="acme",
-        content=b'{"data":{}}',
+        content=content,
         headers=headers,
     )
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain; charset=utf-8"])
+async def test_patch_without_merge_patch_type_is_415_with_vaults_message(
+    vault: Vault, acme: str, content_type: str
+) -> None:
+    response = await _patch(vault, acme, {"Content-Type": content_type}, b'{"data":{}}')
     assert response.status_code == 415
     assert response.json() == {
         "errors": [
@@ -179,14 +186,7 @@ async def test_patch_without_a_media_type_is_400_as_in_openbao(
     vault: Vault, acme: str, content_type: str | None
 ) -> None:
     headers = {"Content-Type": content_type} if content_type is not None else {}
-    response = await vault.request(
-        "PATCH",
-        "secret/data/app/db",
-        token=acme,
-        namespace="acme",
-        content=b'{"data":{}}',
-        headers=headers,
-    )
+    response = await _patch(vault, acme, headers, b'{"data":{}}')
     assert response.status_code == 400
     assert response.json() == {"errors": ["mime: no media type"]}
 
@@ -194,14 +194,8 @@ async def test_patch_without_a_media_type_is_400_as_in_openbao(
 async def test_patch_takes_merge_patch_with_any_parameters(vault: Vault, acme: str) -> None:
     """OpenBao compares the media type only; the body is JSON (UTF-8) whatever the charset."""
     await vault.put("acme", "app/db", {"a": "1"}, token=acme)
-    response = await vault.request(
-        "PATCH",
-        "secret/data/app/db",
-        token=acme,
-        namespace="acme",
-        content=b'{"data":{"b":"2"}}',
-        headers={"Content-Type": "Application/Merge-Patch+JSON; charset=latin1"},
-    )
+    label = {"Content-Type": "Application/Merge-Patch+JSON; charset=latin1"}
+    response = await _patch(vault, acme, label, b'{"data":{"b":"2"}}')
     assert response.status_code == 200, response.text
     read = await vault.request("GET", "secret/data/app/db", token=acme, namespace="acme")
     assert read.json()["data"]["data"] == {"a": "1", "b": "2"}

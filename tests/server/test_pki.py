@@ -4,6 +4,7 @@ and the sys/pki/expiring watch. Texts and statuses were checked against OpenBao 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,14 +32,18 @@ ROLE = {
 }
 
 
-@pytest.fixture
-async def pki_vault(root_token: str, clock: FakeClock) -> AsyncIterator[Vault]:
-    """A server whose clock the test moves (certificate lifetimes, tidy)."""
+@contextlib.asynccontextmanager
+async def serving_with_clock(
+    root_token: str, clock: FakeClock
+) -> AsyncIterator[tuple[Vault, Core]]:
+    """A server whose clock the test moves, and its Core (for the background passes)."""
+    cores: list[Core] = []
 
     async def factory() -> Core:
         core = Core(MemoryBackend(), clock=clock)
         await core.start()
         await core.initialize_root_token(root_token)
+        cores.append(core)
         return core
 
     app: TenantVaultApp = create_app(
@@ -47,7 +52,14 @@ async def pki_vault(root_token: str, clock: FakeClock) -> AsyncIterator[Vault]:
     async with app as started:
         transport = httpx.ASGITransport(app=started)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-            yield Vault(client, root_token)
+            yield Vault(client, root_token), cores[0]
+
+
+@pytest.fixture
+async def pki_vault(root_token: str, clock: FakeClock) -> AsyncIterator[Vault]:
+    """A server whose clock the test moves (certificate lifetimes, tidy)."""
+    async with serving_with_clock(root_token, clock) as (vault, _core):
+        yield vault
 
 
 async def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:

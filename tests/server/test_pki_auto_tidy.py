@@ -8,17 +8,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
 from tenantvault import Core
-from tenantvault._config import ServerSettings
-from tenantvault.backends import MemoryBackend
 from tenantvault.backends._protocol import SYSTEM_TENANT
-from tenantvault.server import TenantVaultApp, create_app
 from tests.conftest import FakeClock
-from tests.server.conftest import BASE_URL, Vault
-from tests.server.test_pki import ROLE, mount_pki, ok, root_ca
+from tests.server.conftest import Vault
+from tests.server.test_pki import ROLE, mount_pki, ok, root_ca, serving_with_clock
 
 HOUR = 3600
 # OpenBao 2.7.2's answer to `GET pki/config/auto-tidy` on a new mount.
@@ -52,22 +48,8 @@ NO_KIND = (
 @pytest.fixture
 async def served(root_token: str, clock: FakeClock) -> AsyncIterator[tuple[Vault, Core]]:
     """A server whose clock the test moves, and its Core (to run the scheduler's passes)."""
-    cores: list[Core] = []
-
-    async def factory() -> Core:
-        core = Core(MemoryBackend(), clock=clock)
-        await core.start()
-        await core.initialize_root_token(root_token)
-        cores.append(core)
-        return core
-
-    app: TenantVaultApp = create_app(
-        ServerSettings(dev=True, dev_root_token=root_token), core_factory=factory
-    )
-    async with app as started:
-        transport = httpx.ASGITransport(app=started)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
-            yield Vault(client, root_token), cores[0]
+    async with serving_with_clock(root_token, clock) as served:
+        yield served
 
 
 async def _config(vault: Vault, namespace: str | None = None) -> dict[str, Any]:

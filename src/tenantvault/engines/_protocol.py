@@ -9,7 +9,7 @@ tenant or mount argument, so a handler cannot address another mount's or tenant'
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -151,6 +151,11 @@ class Mount:
     def name(self) -> str:
         """The mount path without its trailing '/', as audit entries name it."""
         return self.path.rstrip("/")
+
+
+# The mounts of an engine type in one tenant, None if there is no such tenant (any more):
+# `Router.mounts_in`, for background passes over a `TenantSet`'s members.
+MountSource = Callable[[str, str], Awaitable[list[Mount] | None]]
 
 
 class Engine(Protocol):

@@ -8,8 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
-from tenantvault._exceptions import TenantVaultError
-from tenantvault._pacing import pause_after
+from tenantvault._pacing import run_paced
 
 if TYPE_CHECKING:
     from tenantvault.engines.database._engine import DatabaseEngine
@@ -32,10 +31,11 @@ async def run_static_rotation(
     """Rotate due static roles every `tick_seconds` until cancelled; a failing pass is
     logged and the next tick tries again. A pass visits every tenant's mount table, so after
     a long one the pause is longer (`_pacing`: at most 5 % of the time in passes)."""
-    while True:
-        began = clock()
-        try:
-            await engine.rotate_due()
-        except TenantVaultError as error:
-            logger.error("static role rotation pass failed (%s)", type(error).__name__)
-        await sleep(pause_after(clock() - began, tick_seconds))
+    await run_paced(
+        engine.rotate_due,
+        interval_seconds=tick_seconds,
+        what="static role rotation",
+        log=logger,
+        sleep=sleep,
+        clock=clock,
+    )

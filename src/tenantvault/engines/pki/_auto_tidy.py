@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from tenantvault._cas import retry_on_conflict
 from tenantvault._clock import Clock
 from tenantvault._durations import parse_duration
 from tenantvault._exceptions import (
@@ -31,12 +32,12 @@ from tenantvault._exceptions import (
     NotFoundError,
     TenantVaultError,
 )
-from tenantvault._fields import get_bool
-from tenantvault._pacing import pause_after
+from tenantvault._fields import get_bool, get_int
+from tenantvault._pacing import run_paced
 from tenantvault._request import Response
 from tenantvault._tenant_sets import TenantSet
 from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
-from tenantvault.engines._protocol import Mount
+from tenantvault.engines._protocol import Mount, MountSource
 from tenantvault.engines._route import Call
 from tenantvault.engines.pki._revocation import Revocations
 from tenantvault.engines.pki._store import PkiStore
@@ -52,8 +53,6 @@ logger = logging.getLogger("tenantvault.pki")
 KIND: Final = "pki-auto-tidy"
 _NS: Final = 1_000_000_000
 _DEFAULT_PASS_SECONDS: Final = 60.0  # OpenBao's periodic function runs once a minute too
-# The mounts of an engine type in one tenant, None if there is no such tenant (any more).
-MountSource = Callable[[str, str], Awaitable[list[Mount] | None]]
 
 _FLAGS: Final = (
     "enabled",
@@ -96,18 +95,6 @@ def _shown(config: Mapping[str, Any]) -> dict[str, Any]:
     return {**{name: config[name] for name in _DEFAULTS}, **settings_shown(config)}
 
 
-def _page_size(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise InvalidRequestError("invalid value for page_size: expected an integer")
-    try:
-        size = int(value)
-    except ValueError:
-        raise InvalidRequestError("invalid value for page_size: expected an integer") from None
-    if size < 5:
-        raise InvalidRequestError("page_size must be at least 5")
-    return size
-
-
 def updated_config(config: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
     """`config` with the fields of a `config/auto-tidy` write; OpenBao's refusals."""
     changed = dict(config)
@@ -128,7 +115,10 @@ def updated_config(config: Mapping[str, Any], data: Mapping[str, Any]) -> dict[s
     if data.get("pause_duration") not in (None, ""):
         changed["pause_duration"] = parse_duration(data["pause_duration"], field="pause_duration")
     if data.get("page_size") not in (None, ""):
-        changed["page_size"] = _page_size(data["page_size"])
+        page_size = get_int(data, "page_size") or 0
+        if page_size < 5:
+            raise InvalidRequestError("page_size must be at least 5")
+        changed["page_size"] = page_size
     if changed["enabled"] and not any(changed[name] for name in TIDY_KINDS):
         raise InvalidRequestError(_NO_KIND)
     return changed
@@ -178,17 +168,18 @@ class AutoTidy:
         tenant = mount.storage.tenant
         if self.holders is not None and tenant != SYSTEM_TENANT:
             await self.holders.add(tenant)  # before the record a pass must find
-        while True:
+
+        async def attempt() -> Response:
+            # A pass that stamped a run meanwhile makes this a conflict: applied to that.
             stored, revision = await store.auto_tidy()
             config = _config(stored)
             changed = updated_config(config, call.data)
             if changed["enabled"] and not config["enabled"]:
                 changed["last_run_ns"] = self._clock()  # the first run: one interval on
-            try:
-                await store.put_auto_tidy(changed, expected_revision=revision)
-            except ConflictError:
-                continue  # a pass stamped a run meanwhile: apply the fields to that
+            await store.put_auto_tidy(changed, expected_revision=revision)
             return Response(data=_shown(changed))
+
+        return await retry_on_conflict(attempt, what="the auto-tidy config")
 
     async def cancel(self, call: Call, store: PkiStore, mount: Mount) -> Response:
         """`POST tidy-cancel`: a tidy here runs to completion in its request or pass."""
@@ -248,10 +239,11 @@ async def run_auto_tidy(
 
     A failing pass is logged and retried at the next tick; cancellation is never swallowed.
     """
-    while True:
-        began = clock()
-        try:
-            await core.pki.auto_tidy.tidy_due(core.clock())
-        except TenantVaultError as error:
-            logger.error("pki auto-tidy pass failed (%s)", type(error).__name__)
-        await sleep(pause_after(clock() - began, interval_seconds))
+    await run_paced(
+        lambda: core.pki.auto_tidy.tidy_due(core.clock()),
+        interval_seconds=interval_seconds,
+        what="pki auto-tidy",
+        log=logger,
+        sleep=sleep,
+        clock=clock,
+    )

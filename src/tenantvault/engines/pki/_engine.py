@@ -51,11 +51,11 @@ from tenantvault._exceptions import (
 from tenantvault._paths import validate_name
 from tenantvault._request import OCSP_GET_FIELD, OCSP_REQUEST_FIELD, Operation, Response
 from tenantvault.backends._protocol import Backend
-from tenantvault.engines._protocol import Mount
+from tenantvault.engines._protocol import Mount, MountSource
 from tenantvault.engines._route import Call, Route
 from tenantvault.engines._special import PathPatterns
 from tenantvault.engines.pki._authority import Authorities
-from tenantvault.engines.pki._auto_tidy import AUTO_TIDY_FIELDS, AutoTidy, MountSource
+from tenantvault.engines.pki._auto_tidy import AUTO_TIDY_FIELDS, AutoTidy
 from tenantvault.engines.pki._common import (
     ISSUE_FIELDS,
     ROOT_FIELDS,

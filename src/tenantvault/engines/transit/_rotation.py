@@ -28,12 +28,12 @@ from tenantvault._exceptions import (
     NotFoundError,
     TenantVaultError,
 )
-from tenantvault._pacing import pause_after
+from tenantvault._pacing import run_paced
 from tenantvault._records import decode_record
 from tenantvault._tenant_sets import TenantSet
 from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
 from tenantvault.crypto import Keyring
-from tenantvault.engines._protocol import Mount, MountStorage
+from tenantvault.engines._protocol import Mount, MountSource, MountStorage
 from tenantvault.engines.transit._keys import KEY_PREFIX, KeyStore
 
 if TYPE_CHECKING:
@@ -46,9 +46,6 @@ logger = logging.getLogger("tenantvault.transit")
 _DEFAULT_ROTATION_INTERVAL_SECONDS: Final = 60.0
 # The `TenantSet` of the tenants holding keys with an `auto_rotate_period`.
 KIND: Final = "transit-auto-rotate"
-# The mounts of an engine type in one tenant, None if there is no such tenant (any more):
-# `Router.mounts_in`.
-MountSource = Callable[[str, str], Awaitable[list[Mount] | None]]
 
 
 def _auto_rotates(stored: bytes) -> bool:
@@ -172,10 +169,11 @@ async def run_rotation(
     the tenants with auto-rotating keys, but those may be many: after a long pass the pause
     is longer (`_pacing`: at most 5 % of the time in passes).
     """
-    while True:
-        began = clock()
-        try:
-            await core.transit.rotate_due_keys(core.clock())
-        except TenantVaultError as error:
-            logger.error("transit key rotation pass failed (%s)", type(error).__name__)
-        await sleep(pause_after(clock() - began, interval_seconds))
+    await run_paced(
+        lambda: core.transit.rotate_due_keys(core.clock()),
+        interval_seconds=interval_seconds,
+        what="transit key rotation",
+        log=logger,
+        sleep=sleep,
+        clock=clock,
+    )
