@@ -417,10 +417,17 @@ class Core:
             )
             visible = visible_mounts(route, acl, principal=principal)
             # 5. audit the request — fail closed: if no sink records it, nothing happens.
-            # Unauthenticated health probes are not audited, as in Vault.
+            # Unauthenticated health probes are not audited, as in Vault. A route that
+            # changes nothing (a KV read) may run first: its request entry is written with
+            # the response entry, and nothing is answered until both are recorded.
             if not public:
                 audited = True
-                await self.audit.request(context)
+                if not (
+                    route.pure
+                    and request.wrap_ttl_seconds is None
+                    and self.audit_broker.defer_request(context)
+                ):
+                    await self.audit.request(context)
             # 6. execute
             if request.wrap_ttl_seconds is not None and request.operation is Operation.LIST:
                 route = self.wrapping.listing(route)
@@ -467,7 +474,7 @@ class Core:
                 # Denied and invalid requests are audited too: a request entry (if the failure
                 # came before it), then the response entry with the error.
                 if not audited:
-                    await self.audit.request(context)
+                    await self._audit_unserved(context)
                 await self.audit.response(context, None, error)
             # A failed request used up its token too (as in Vault).
             await self.tokens.revoke_if_used_up(context.principal)
@@ -477,7 +484,7 @@ class Core:
             # request id and logs where it happened), and the audit trail still pairs the
             # request entry with a response entry, so no request goes unrecorded.
             if not audited:
-                await self.audit.request(context)
+                await self._audit_unserved(context)
             await self.audit.response(context, None, InternalError())
             await self.tokens.revoke_if_used_up(context.principal)
             raise
@@ -492,6 +499,12 @@ class Core:
             if self._observers:
                 notify(self._observers, handled_outcome(context, sys.exception()))
         return response
+
+    async def _audit_unserved(self, context: RequestContext) -> None:
+        """The request entry of a request that failed before its engine ran: written with
+        its response entry where the broker can (nothing ran that an entry must precede)."""
+        if not self.audit_broker.defer_request(context):
+            await self.audit.request(context)
 
     async def _attach_lease(
         self,

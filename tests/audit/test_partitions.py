@@ -350,3 +350,43 @@ def test_the_wal_is_checkpointed_in_small_steps(tmp_path: Path) -> None:
         assert largest <= bound
     finally:
         database.close()
+
+
+@pytest.mark.parametrize("size", [1, 3, 4, 17, 64, 85, 150])
+def test_a_batch_goes_in_a_few_statements_row_for_row(tmp_path: Path, size: int) -> None:
+    """Every row of a batch lands, in chain order and with its sealed bytes, whatever the
+    batch's size; and in a few multi-row INSERTs, not one statement per row (each statement
+    is a GIL hand-off of the writer thread, see `_CHUNKS`)."""
+    redactor = Redactor(SALT)
+    state = ChainState()
+    lines = [
+        seal_entry(
+            state,
+            AuditEvent(
+                type="request",
+                time_ns=n,
+                request_id=f"req-{n}",
+                operation="read",
+                tenant="acme",
+                tenant_uid="uid-acme",
+                mount="secret",
+                path=f"secret/data/k{n}",
+                remote_address=None,
+            ).render(redactor),
+        )
+        for n in range(size)
+    ]
+    database = AuditDatabase(tmp_path / "audit.db")
+    statements: list[str] = []
+    database._conn.set_trace_callback(statements.append)
+    try:
+        database.append(lines)
+        inserts = [s for s in statements if s.startswith("INSERT INTO events_1 ")]
+        # One 64-row statement per 64 rows, then one per bit of the rest.
+        assert len(inserts) == size // 64 + (size % 64).bit_count()
+        rows = database.query("SELECT id, seq, entry FROM events_1 ORDER BY id", ())
+        assert [int(i) for i, _, _ in rows] == list(range(1, size + 1))
+        assert [int(seq) for _, seq, _ in rows] == list(range(1, size + 1))
+        assert [bytes(e) for _, _, e in rows] == [line.rstrip(b"\n") for line in lines]
+    finally:
+        database.close()

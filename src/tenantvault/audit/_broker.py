@@ -88,6 +88,9 @@ class _Recorded:
     # which its response entry repeats (same token, same principal, same request): their
     # HMACs are computed once per request, not per entry.
     auth: dict[Redactor, Shared] = field(default_factory=dict)
+    # A request entry built but not yet written (`AuditBroker.defer_request`): it goes to
+    # the sinks together with the response entry, in one batch.
+    deferred: AuditEvent | None = None
 
 
 def _reason(error: BaseException) -> str:
@@ -610,15 +613,72 @@ class AuditBroker:
                     self._mark_failed(name, phase, result)
             else:
                 recorded.add(name)
+        self._count(targets, names, recorded)
+        if not recorded:
+            raise AuditError("audit: no sink could record the request")
+        return frozenset(recorded)
+
+    def _count(self, targets: list[str], names: list[str], recorded: set[str]) -> None:
+        """Count one entry: recorded by `recorded`, failed in the rest of `names`, missed by
+        the unhealthy ones of `targets` (the gap checkpoint at their return counts those)."""
         if self.on_entry is not None:
             self.on_entry(len(recorded), len(names) - len(recorded))
         if not recorded:
-            raise AuditError("audit: no sink could record the request")
+            return
         for name in targets:
             if name not in recorded and name in self.failing:
-                # Recorded elsewhere but not here: the gap checkpoint at its return counts it.
                 self._missed[name] = self._missed.get(name, 0) + 1
-        return frozenset(recorded)
+
+    async def _pair_out(self, first: AuditEvent, second: AuditEvent) -> None:
+        """Write a request entry and its response entry to every healthy sink at once, so
+        that each sink makes them durable in one batch (one fsync, not two in a row), and
+        return once both are recorded; fail closed (`AuditError`) if no sink recorded them.
+
+        A sink's writer takes what one loop turn queued as one batch and fails or keeps a
+        batch whole, so a sink holds both entries or neither (a log rotation landing between
+        the two is the one exception: the rotation closes the old file's batch, and if the
+        new file then fails the response entry, the request fails closed as it would in the
+        strict order).
+        """
+        sinks = self.sinks
+        if len(sinks) == 1 and not self.failing:
+            # The common case, as in `_fan_out`.
+            name, sink = next(iter(sinks.items()))
+            try:
+                await _write_pair(sink, first, second, self._timeout)
+            except Exception as error:  # noqa: BLE001 -- judged as the general case does
+                # Nothing recorded: `_judge` marks the sink failed and raises `AuditError`.
+                self._judge("request", [name], [name], [error])
+                return
+            if self.on_entry is not None:
+                self.on_entry(2, 0)
+            return
+        targets = list(sinks)
+        if not targets:
+            # Every sink was disabled since the request was taken: it must not go unrecorded.
+            raise AuditError("audit: no sink could record the request")
+        names = [name for name in targets if name not in self.failing]
+        results: list[BaseException | None] = list(
+            await asyncio.gather(
+                *(_write_pair(sinks[n], first, second, self._timeout) for n in names),
+                return_exceptions=True,
+            )
+        )
+        recorded = self._judge("request", targets, names, results)
+        self._count(targets, names, set(recorded))  # the response entries
+
+    def defer_request(self, context: RequestContext) -> bool:
+        """Keep the request entry and write it with the response entry (one batch, one wait
+        for durability), for a request whose engine call changes nothing: False if that
+        cannot be (an audit hook wants the request before the engine), and the Core calls
+        `request` as usual. The answer still waits until both entries are recorded."""
+        if self._hook is not None:
+            return False
+        if self.sinks:
+            recorded = _Recorded()
+            recorded.deferred = self._event(context, "request", recorded.auth)
+            context.audit_state = recorded
+        return True
 
     async def request(self, context: RequestContext) -> None:
         if not self.sinks and self._hook is None:
@@ -695,6 +755,14 @@ class AuditBroker:
         recorded = context.audit_state
         if not isinstance(recorded, _Recorded):
             return
+        if recorded.deferred is not None:
+            request_event, recorded.deferred = recorded.deferred, None
+            try:
+                await self._pair_out(request_event, self._response_event(context, response, error))
+            except AuditError:
+                self.response_failures += 1
+                raise
+            return
         failure: AuditError | None = None
         if self.sinks and recorded.sinks:
             try:
@@ -743,10 +811,8 @@ class AuditBroker:
         failed = False
         if self.sinks:
             try:
-                recorded = await self._fan_out(self._refusal_event(refusal, "request"), "request")
-                await self._fan_out(
-                    self._refusal_event(refusal, "response"), "response", only=recorded
-                )
+                request = self._refusal_event(refusal, "request")
+                await self._pair_out(request, self._refusal_event(refusal, "response"))
             except AuditError:
                 failed = True
         if self._hook is not None:
@@ -758,3 +824,28 @@ class AuditBroker:
         if failed:
             self.refusal_failures += 1
             raise AuditError("audit: no sink could record the refused request")
+
+
+async def _write_pair(
+    sink: AuditSink, first: AuditEvent, second: AuditEvent, timeout_seconds: float | None
+) -> None:
+    """Queue both entries on `sink` before awaiting either (one loop turn: one batch)."""
+    one = asyncio.ensure_future(sink.write(first, timeout_seconds=timeout_seconds))
+    try:
+        two = asyncio.ensure_future(sink.write(second, timeout_seconds=timeout_seconds))
+    except BaseException:
+        one.add_done_callback(_collect)  # queued: written, and its outcome collected
+        raise
+    try:
+        await one
+    except BaseException:
+        # The second shares the first's batch and fate; its outcome is collected when it
+        # settles, never reported as an exception nobody retrieved.
+        two.add_done_callback(_collect)
+        raise
+    await two
+
+
+def _collect(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -191,6 +191,10 @@ class Route:
     - `public=True` needs no token and no capability: the unauthenticated probes, and the
       routes of paths an engine declares unauthenticated (`engines/_special`), which the
       Core marks so itself (engines never set it on their own routes).
+    - `pure`: the handler changes nothing (it reads stored data and answers): the Core may
+      run it before the request entry is recorded, then records the request and response
+      entries together (one group commit, not two in a row) before it answers. Never for
+      a route with any effect beyond its answer, since a failed audit must leave none.
     - `parameters`: the top-level request keys the handler may use. The Core hands it only
       those (`Parameters`) and answers any other with Vault's warning "Endpoint ignored these
       unrecognized parameters: [...]". Policy parameter constraints are still checked on the
@@ -212,6 +216,7 @@ class Route:
     lists_mounts: Mapping[str, bool] | None = None
     refusal: str = ""
     parameters: frozenset[str] | None = None
+    pure: bool = False
     # For `auth/token/create/<role>` (with `mints_token`): loads the role for the storage
     # tenant the Core passes (None: no such role); the Core applies its constraints.
     token_role: Callable[[str], Awaitable[TokenRole | None]] | None = None

@@ -235,7 +235,8 @@ class KVEngine:
                 response: Response = await handler(call, store)
                 return response
 
-            return Route(acl, capability, run, mount=mount.name, parameters=parameters)
+            pure = capability in ("read", "list")
+            return Route(acl, capability, run, mount=mount.name, parameters=parameters, pure=pure)
 
         if section == "config" and not sub:
             if op is Operation.READ:
@@ -282,6 +283,8 @@ class KVEngine:
             exists=exists if capability is None else None,
             mount=mount.name,
             parameters=parameters,
+            # Reads of data, metadata and subkeys change nothing (`Route.pure`).
+            pure=op is Operation.READ,
         )
 
     async def import_version(self, store: MountStorage, key: str, body: dict[str, Any]) -> None:

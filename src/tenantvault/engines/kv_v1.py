@@ -73,7 +73,7 @@ class KVType:
             async def run_list(call: Call) -> Response:
                 return await self._list(store, directory)
 
-            return Route(acl, "list", run_list, mount=mount.name, parameters=frozenset())
+            return Route(acl, "list", run_list, mount=mount.name, parameters=frozenset(), pure=True)
         if op in (Operation.UPDATE, Operation.CREATE):
             if not rest:
                 raise InvalidRequestError("missing path")
@@ -90,7 +90,7 @@ class KVType:
             async def run_read(call: Call) -> Response:
                 return await self._read(store, mount, path)
 
-            return Route(acl, "read", run_read, mount=mount.name, parameters=frozenset())
+            return Route(acl, "read", run_read, mount=mount.name, parameters=frozenset(), pure=True)
         if op is Operation.DELETE:
 
             async def run_delete(call: Call) -> Response:
