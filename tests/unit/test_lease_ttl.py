@@ -42,3 +42,25 @@ def test_a_renewal_stays_within_issue_time_plus_max() -> None:
     assert "1h59m53s" in ttl.warnings[0]
     with pytest.raises(InvalidRequestError, match="past the max TTL, cannot renew"):
         calculate_ttl(MOUNT, backend_max_ttl_seconds=10, issued_ns=issued, now_ns=issued + 11 * NS)
+
+
+@pytest.mark.parametrize(
+    ("issued_ns", "now_ns", "left"),
+    [
+        (1_000 * NS + NS // 10, 1_000 * NS + NS * 9 // 10, 7200),  # the same second
+        (1_000 * NS + NS * 9 // 10, 1_001 * NS + NS // 10, 7199),  # 0.2 s, across a second
+        (1_000 * NS, 1_000 * NS + NS * 99 // 100, 7200),  # 0.99 s, within one second
+    ],
+)
+def test_a_renewal_counts_whole_seconds_as_openbao_does(
+    issued_ns: int, now_ns: int, left: int
+) -> None:
+    """OpenBao truncates both the issue time and now to the second before it subtracts."""
+    ttl = calculate_ttl(
+        MOUNT,
+        increment_seconds=99_999,
+        backend_max_ttl_seconds=7200,
+        issued_ns=issued_ns,
+        now_ns=now_ns,
+    )
+    assert ttl.ttl_seconds == left

@@ -60,11 +60,13 @@ def calculate_ttl(
     ttl = increment_seconds or backend_ttl_seconds or default
     effective_max = maximum
     if issued_ns is not None:
-        remaining_ns = issued_ns + maximum * _NS - now_ns
-        if remaining_ns <= 0:
+        # As OpenBao's `CalculateTTL`: both instants truncated to the second first, so a
+        # renewal in the second of issue has the whole maximum left, and one a moment past a
+        # second boundary one second less, however little time passed.
+        remaining = issued_ns // _NS + maximum - now_ns // _NS
+        if remaining <= 0:
             raise InvalidRequestError("past the max TTL, cannot renew")
-        # Rounded to the second, as OpenBao reports it (a renewal just after issue: 2h).
-        effective_max = max(1, round(remaining_ns / _NS))
+        effective_max = remaining
     if ttl > effective_max:
         warning = (
             f'TTL of "{_short(ttl)}" exceeded the effective max_ttl of '
