@@ -422,8 +422,9 @@ class Core:
             # the response entry, and nothing is answered until both are recorded.
             if not public:
                 audited = True
+                pure = route.pure if isinstance(route.pure, bool) else route.pure()
                 if not (
-                    route.pure
+                    pure
                     and request.wrap_ttl_seconds is None
                     and self.audit_broker.defer_request(context)
                 ):

@@ -152,3 +152,33 @@ async def test_a_read_with_the_only_sink_failing_answers_nothing(
     assert secret not in str(raised.value)
     assert broker.response_failures == 1
     assert broker.health()["healthy"] is False
+
+
+def _ids(log: Path, path: str) -> list[str]:
+    """The request ids of the request entries for `path`, in order."""
+    entries = [orjson.loads(line) for line in log.read_bytes().splitlines() if line.strip()]
+    return [
+        str(e["request"]["id"])
+        for e in entries
+        if e["type"] == "request" and e["request"]["path"] == path
+    ]
+
+
+async def test_transit_with_a_stored_key_is_one_batch_create_on_encrypt_two(
+    tv: tenantvault.TenantVault, tmp_path: Path
+) -> None:
+    batches, log = await _recorded(tv, tmp_path)
+    await tv.create_tenant("acme")
+    transit = tv.tenant("acme").transit
+    await transit.create_key("k")
+    ciphertext = await transit.encrypt("k", b"attack at dawn")
+    assert await transit.decrypt("k", ciphertext) == b"attack at dawn"
+    await transit.encrypt("fresh", b"x")  # creates the key on first encrypt: an effect
+    await tv.aclose()
+    encrypts = _ids(log, "transit/encrypt/k")
+    decrypts = _ids(log, "transit/decrypt/k")
+    created = _ids(log, "transit/encrypt/fresh")
+    assert (len(encrypts), len(decrypts), len(created)) == (1, 1, 1)
+    assert batches.of(encrypts[0]) == [["request", "response"]]
+    assert batches.of(decrypts[0]) == [["request", "response"]]
+    assert batches.of(created[0]) == [["request"], ["response"]]

@@ -194,7 +194,9 @@ class Route:
     - `pure`: the handler changes nothing (it reads stored data and answers): the Core may
       run it before the request entry is recorded, then records the request and response
       entries together (one group commit, not two in a row) before it answers. Never for
-      a route with any effect beyond its answer, since a failed audit must leave none.
+      a route with any effect beyond its answer, since a failed audit must leave none. A
+      callable decides per request, asked once the route's existence check has run (transit
+      encrypt: pure when the key exists, so no create-on-encrypt can happen).
     - `parameters`: the top-level request keys the handler may use. The Core hands it only
       those (`Parameters`) and answers any other with Vault's warning "Endpoint ignored these
       unrecognized parameters: [...]". Policy parameter constraints are still checked on the
@@ -216,7 +218,7 @@ class Route:
     lists_mounts: Mapping[str, bool] | None = None
     refusal: str = ""
     parameters: frozenset[str] | None = None
-    pure: bool = False
+    pure: bool | Callable[[], bool] = False
     # For `auth/token/create/<role>` (with `mints_token`): loads the role for the storage
     # tenant the Core passes (None: no such role); the Core applies its constraints.
     token_role: Callable[[str], Awaitable[TokenRole | None]] | None = None

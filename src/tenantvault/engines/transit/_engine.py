@@ -451,8 +451,15 @@ class TransitEngine:
         acl = f"{base}{path.key}"
 
         def bound(acl: str, capability: str, handler: Handler) -> Route:
+            # Every route bound here computes an answer from a stored key (or none: random,
+            # hash) and stores nothing: its audit entries go in one group commit.
             return Route(
-                acl, capability, handler, mount=mount.name, parameters=_PARAMETERS[section]
+                acl,
+                capability,
+                handler,
+                mount=mount.name,
+                parameters=_PARAMETERS[section],
+                pure=True,
             )
 
         if section == "keys" and op is Operation.LIST and not args:
@@ -511,6 +518,9 @@ class TransitEngine:
                 # Create-on-encrypt: the handler makes a missing key only if this holds.
                 optional=(create_need,),
                 parameters=_PARAMETERS["encrypt"],
+                # With the key found by the existence check nothing is created: the encrypt
+                # changes nothing, and its audit entries go in one group commit.
+                pure=lambda: "key" in seen,
             )
         algorithm = tail[0] if tail else ""
         handlers: dict[str, Handler] = {
