@@ -1,8 +1,8 @@
 """Issue 16: a request that changes nothing waits for one group commit, not two in a row.
 
-A KV read (`Route.pure`) may run before its request entry is recorded: the Core writes the
-request and response entries together, so the sink makes them durable in one batch, and
-answers only once both are. Everything with an effect keeps the strict order (request entry
+A KV read or a transit operation on a stored key (`Route.pure`) may run before its request
+entry is recorded: the Core writes the request and response entries together, so the sink
+makes them durable in one batch, and answers only once both are. Everything with an effect keeps the strict order (request entry
 durable, then the engine), and a failing sink still fails the read closed.
 """
 
