@@ -2,8 +2,9 @@
 
 A KV read or a transit operation on a stored key (`Route.pure`) may run before its request
 entry is recorded: the Core writes the request and response entries together, so the sink
-makes them durable in one batch, and answers only once both are. Everything with an effect keeps the strict order (request entry
-durable, then the engine), and a failing sink still fails the read closed.
+makes them durable in one batch, and answers only once both are. Everything with an effect
+keeps the strict order (request entry durable, then the engine), and a failing sink still
+fails the read closed.
 """
 
 from __future__ import annotations
