@@ -120,6 +120,29 @@ def _all_rows(sink: StoreSink) -> list[tuple[int, bytes]]:
     return [(int(i), bytes(e)) for i, e in store_rows(sink)]
 
 
+def _requests(tenants: list[str]) -> list[bytes]:
+    """Sealed request entries, one per item of `tenants` (whose entry it is), chained."""
+    redactor = Redactor(SALT)
+    state = ChainState()
+    return [
+        seal_entry(
+            state,
+            AuditEvent(
+                type="request",
+                time_ns=n,
+                request_id=f"req-{n}",
+                operation="read",
+                tenant=tenant,
+                tenant_uid=f"uid-{tenant}",
+                mount="secret",
+                path=f"secret/data/k{n}",
+                remote_address=None,
+            ).render(redactor),
+        )
+        for n, tenant in enumerate(tenants)
+    ]
+
+
 @pytest.mark.parametrize("with_uid", [True, False], ids=["single-table", "before-uids"])
 async def test_a_single_table_store_is_migrated_row_for_row(tmp_path: Path, with_uid: bool) -> None:
     db = tmp_path / "audit.db"
@@ -271,23 +294,9 @@ async def test_a_page_over_many_partitions_is_the_page_of_all_their_entries() ->
     """Root's pages merge the partitions (reading only those that can hold the page's ids):
     every page, from any cursor, is what one table ordered by id would give."""
     redactor = Redactor(SALT)
-    state = ChainState()
     # Interleaved tenants, then long runs of one tenant, then stragglers.
     owners = [n % 30 for n in range(90)] + [n // 20 for n in range(200)] + [29, 3, 29, 7]
-    lines = []
-    for n, owner in enumerate(owners):
-        event = AuditEvent(
-            type="request",
-            time_ns=n,
-            request_id=f"req-{n}",
-            operation="read",
-            tenant=f"t{owner}",
-            tenant_uid=f"uid-{owner}",
-            mount="secret",
-            path=f"secret/data/k{n}",
-            remote_address=None,
-        )
-        lines.append(seal_entry(state, event.render(redactor)))
+    lines = _requests([f"t{owner}" for owner in owners])
     database = AuditDatabase(None)
     try:
         for start in range(0, len(lines), 13):
@@ -357,25 +366,7 @@ def test_a_batch_goes_in_a_few_statements_row_for_row(tmp_path: Path, size: int)
     """Every row of a batch lands, in chain order and with its sealed bytes, whatever the
     batch's size; and in a few multi-row INSERTs, not one statement per row (each statement
     is a GIL hand-off of the writer thread, see `_CHUNKS`)."""
-    redactor = Redactor(SALT)
-    state = ChainState()
-    lines = [
-        seal_entry(
-            state,
-            AuditEvent(
-                type="request",
-                time_ns=n,
-                request_id=f"req-{n}",
-                operation="read",
-                tenant="acme",
-                tenant_uid="uid-acme",
-                mount="secret",
-                path=f"secret/data/k{n}",
-                remote_address=None,
-            ).render(redactor),
-        )
-        for n in range(size)
-    ]
+    lines = _requests(["acme"] * size)
     database = AuditDatabase(tmp_path / "audit.db")
     statements: list[str] = []
     database._conn.set_trace_callback(statements.append)
