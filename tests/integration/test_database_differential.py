@@ -190,11 +190,29 @@ async def test_database_engine_and_leases_match_openbao(
         a, b = _shape(_named(mine.body, names)), _shape(_named(bao.body, names))
         if index == 25:  # the driver's own error text differs; the status may not
             a = b = None
+        if index == 10:
+            a, b = _capped(a), _capped(b)
         if (mine.status, a) != (bao.status, b):
             differences.append(
                 f"#{index}\n   tenantvault {mine.status} {a}\n   openbao     {bao.status} {b}"
             )
     assert not differences, "\n".join(differences)
+
+
+def _capped(body: Any) -> Any:
+    """A renewal capped at the role's max_ttl of 2h: what is left is 7200 s, or 7199 s when a
+    second boundary fell between issue and renewal (both servers truncate to the second, as
+    OpenBao's CalculateTTL does), and the warning names that remainder as "2h" or
+    "1h59m59s". Which one a server shows depends on the clock, so both are one shape here."""
+    if not isinstance(body, dict) or not isinstance(body.get("lease_duration"), int):
+        return body
+    left = body["lease_duration"]
+    shaped = dict(body, lease_duration="<max_ttl left>" if 7198 <= left <= 7200 else left)
+    if isinstance(body.get("warnings"), list):
+        shaped["warnings"] = [
+            re.sub(r'max_ttl of "[^"]*"', 'max_ttl of "<left>"', str(w)) for w in body["warnings"]
+        ]
+    return shaped
 
 
 def _named(value: Any, names: dict[str, str]) -> Any:
