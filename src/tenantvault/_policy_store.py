@@ -9,7 +9,7 @@ from tenantvault._exceptions import InvalidRequestError, NotFoundError
 from tenantvault._paths import validate_name
 from tenantvault._policy import ACL, Policy
 from tenantvault._records import decode_record, encode_record
-from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
+from tenantvault.backends._protocol import SYSTEM_TENANT, Backend, revision_peek
 
 __all__ = ["DEFAULT_POLICY", "PolicyStore", "TenantPolicies"]
 
@@ -92,6 +92,9 @@ class PolicyStore:
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
+        # A policy whose record has not moved (the embedded store tells without decrypting
+        # it) is taken from `_parsed` with no read: every request checks its token's policies.
+        self._committed_revision = revision_peek(backend)
         self._parsed: OrderedDict[tuple[str, str, int], Policy] = OrderedDict()
         self._acls: OrderedDict[tuple[str, tuple[tuple[str, int], ...]], ACL] = OrderedDict()
 
@@ -128,7 +131,13 @@ class PolicyStore:
             return _ROOT, 0
         if name == _RESPONSE_WRAPPING:
             return _WRAPPING, 0
-        record = await self._backend.read(tenant, MOUNT, self._key(name))
+        key = self._key(name)
+        known = self._committed_revision(tenant, MOUNT, key)
+        if known:
+            parsed = self._parsed.get((tenant, name, known))
+            if parsed is not None:
+                return parsed, known
+        record = await self._backend.read(tenant, MOUNT, key)
         if record is None:
             if name == "default":
                 return _DEFAULT, 0

@@ -38,7 +38,7 @@ from tenantvault._paths import parse_path
 from tenantvault._records import decode_record, encode_record
 from tenantvault._request import Operation
 from tenantvault._tenant_sets import TenantSet
-from tenantvault.backends._protocol import SYSTEM_TENANT, Backend
+from tenantvault.backends._protocol import SYSTEM_TENANT, Backend, revision_peek
 from tenantvault.crypto import AeadKey, random_key
 from tenantvault.engines._protocol import Engine, Mount, MountStorage
 from tenantvault.engines._route import Route
@@ -400,6 +400,9 @@ class Router:
         self._auth_engines = dict(auth_engines or {})
         self._tenant_uid = tenant_uid
         self._cache: dict[tuple[str, str], MountTable] = {}
+        # The embedded store tells a cached table's revision without decrypting it: every
+        # request resolves its mount, and an unchanged table needs no read (`table`).
+        self._committed_revision = revision_peek(backend)
         # Per engine type (not a default one): the tenants that mounted it.
         self._mounted: dict[str, TenantSet] = {}
 
@@ -416,9 +419,13 @@ class Router:
 
     async def table(self, storage_tenant: str, uid: str) -> MountTable:
         """The current mount table of a tenant (`SYSTEM_TENANT`: the root namespace)."""
-        record = await self._backend.read(storage_tenant, _TABLE_MOUNT, _TABLE_KEY)
         cache_key = (storage_tenant, uid)
         cached = self._cache.get(cache_key)
+        if cached is not None and cached.revision == self._committed_revision(
+            storage_tenant, _TABLE_MOUNT, _TABLE_KEY
+        ):
+            return cached
+        record = await self._backend.read(storage_tenant, _TABLE_MOUNT, _TABLE_KEY)
         revision = record.revision if record is not None else 0
         if cached is not None and cached.revision == revision:
             return cached

@@ -38,7 +38,9 @@ They cannot be moved, since their holders' strings carry no suffix to find a new
 
 Every request reads its token's record again (a revocation, a use or a renewal by any
 instance counts on the next request); a record read at the revision it was decoded at is
-not decoded again (`TokenStore._decoded`).
+not decoded again (`TokenStore._decoded`). On the embedded store, the sole writer of its
+files, "read again" is its exact record cache's revision of the key (`RevisionPeek`): an
+unchanged record is neither fetched nor decrypted.
 
 Every failure to authenticate — missing, malformed, unknown, expired, revoked, used up,
 foreign, or bound to a deleted tenant — raises the same `PermissionDeniedError`.
@@ -72,7 +74,7 @@ from tenantvault._exceptions import (
 )
 from tenantvault._random_text import random_text
 from tenantvault._records import decode_record, encode_record
-from tenantvault.backends._protocol import SYSTEM_TENANT, Backend, Record
+from tenantvault.backends._protocol import SYSTEM_TENANT, Backend, Record, revision_peek
 from tenantvault.engines.auth._cidr import address_allowed
 
 if TYPE_CHECKING:
@@ -344,6 +346,9 @@ class TokenStore:
 
     def __init__(self, backend: Backend, *, clock: Clock, tenant_uid: TenantIdLookup) -> None:
         self._backend = backend
+        # The embedded store tells a cached record's revision without decrypting it: a token
+        # whose record has not moved is then neither read nor decoded again (`_load`).
+        self._committed_revision = revision_peek(backend)
         self._clock = clock
         self._tenant_uid = tenant_uid
         self._key = b""
@@ -485,11 +490,16 @@ class TokenStore:
         # The record is read on every call (a revocation or a use by any instance counts at
         # once); only its decoding is reused while the revision it was read at is unchanged.
         key = (space.tenant, space.uid, token_hash)
-        stored = await self._read(space, f"token/{token_hash}")
+        storage_key = f"token/{token_hash}"
+        record = self._decoded.get(key)
+        if record is not None and (
+            self._committed_revision(space.tenant, MOUNT, storage_key) == record.revision
+        ):
+            return self._of_space(record, space)
+        stored = await self._read(space, storage_key)
         if stored is None:
             self._decoded.pop(key, None)
             return None
-        record = self._decoded.get(key)
         if record is None or record.revision != stored.revision:
             record = TokenRecord.from_json(
                 token_hash, decode_record(stored.value), stored.revision, space=space.uid
@@ -497,6 +507,10 @@ class TokenStore:
             if len(self._decoded) >= _DECODED_SIZE:
                 del self._decoded[next(iter(self._decoded))]  # the oldest decoded
             self._decoded[key] = record
+        return self._of_space(record, space)
+
+    @staticmethod
+    def _of_space(record: TokenRecord, space: _Space) -> TokenRecord | None:
         if space.uid and (record.tenant != space.tenant or record.tenant_uid != space.uid):
             # Another incarnation's record (written into the space of the tenant that took
             # its id while it was being deleted): it belongs to no one here.

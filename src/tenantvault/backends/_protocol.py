@@ -24,10 +24,11 @@ The contract test suite in `tests/contract/` is the executable form of this text
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SYSTEM_TENANT", "Backend", "Record"]
+__all__ = ["SYSTEM_TENANT", "Backend", "Record", "RevisionPeek", "revision_peek"]
 
 # Tenant ids match [a-z0-9][a-z0-9-]*, so an underscore can never collide with one.
 SYSTEM_TENANT = "_system"
@@ -97,3 +98,31 @@ class Backend(Protocol):
     async def aclose(self) -> None:
         """Release resources; idempotent. Later calls raise `ClosedError`."""
         ...
+
+
+@runtime_checkable
+class RevisionPeek(Protocol):
+    """A backend that can tell a key's committed revision without reading its value.
+
+    The embedded store knows it from its exact record cache. A caller that keeps a decoding
+    of the record at that revision (the token store, the policy store, the mount table) uses
+    it as is instead of reading and decrypting the value on every request; revisions are
+    never reused (no ABA), so an equal revision is the same value.
+    """
+
+    def committed_revision(self, tenant: str, mount: str, key: str) -> int | None:
+        """The committed revision of `key` if known with no I/O (0: known to be absent),
+        None if unknown (then the caller reads). `ClosedError` once the backend is closed."""
+        ...
+
+
+def _never_known(tenant: str, mount: str, key: str) -> int | None:
+    return None
+
+
+def revision_peek(backend: Backend) -> Callable[[str, str, str], int | None]:
+    """`backend.committed_revision` if the backend has one, else a peek that never knows
+    (every caller then reads, as before). Resolved once, when the caller is built."""
+    if isinstance(backend, RevisionPeek):
+        return backend.committed_revision
+    return _never_known

@@ -249,6 +249,16 @@ class SqliteBackend:
             return None if found is None else found.open()
         return await self._queued_read(lambda conn: self._read_sync(conn, tenant, mount, key))
 
+    def committed_revision(self, tenant: str, mount: str, key: str) -> int | None:
+        """The committed revision of a cached `key` (0: known absent), None if not cached
+        (`RevisionPeek`): the record cache is exact, so no read and no decryption is needed."""
+        if self._closed:
+            raise ClosedError("the sqlite backend is closed")
+        found = self._cache.get((tenant, mount, key))
+        if found is MISS:
+            return None
+        return 0 if found is None else found.revision
+
     async def write(
         self, tenant: str, mount: str, key: str, value: bytes, *, expected_revision: int | None
     ) -> int:
