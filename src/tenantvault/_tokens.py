@@ -39,8 +39,9 @@ They cannot be moved, since their holders' strings carry no suffix to find a new
 Every request reads its token's record again (a revocation, a use or a renewal by any
 instance counts on the next request); a record read at the revision it was decoded at is
 not decoded again (`TokenStore._decoded`). On the embedded store, the sole writer of its
-files, "read again" is its exact record cache's revision of the key (`RevisionPeek`): an
-unchanged record is neither fetched nor decrypted.
+files, "read again" is its exact record cache's revision of the key (`RevisionPeek`); in
+gateway mode, the revision of a fresh entry of its record cache (the same 1 s bound as a
+read): an unchanged record is neither fetched nor decrypted.
 
 Every failure to authenticate — missing, malformed, unknown, expired, revoked, used up,
 foreign, or bound to a deleted tenant — raises the same `PermissionDeniedError`.

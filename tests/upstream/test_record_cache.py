@@ -13,8 +13,8 @@ from functools import partial
 
 import pytest
 
-from tenantvault._exceptions import ConflictError
-from tenantvault.backends._protocol import Record
+from tenantvault._exceptions import ClosedError, ConflictError
+from tenantvault.backends._protocol import Record, RevisionPeek
 from tenantvault.crypto import random_key
 from tenantvault.upstream._backend import UpstreamBackend, UpstreamRecordsLocation
 from tenantvault.upstream._cache import RECORD_CACHE_SECONDS, RecordCache
@@ -196,6 +196,45 @@ async def test_a_ttl_of_zero_reads_upstream_every_time(openbao_dev: OpenBaoDev) 
     finally:
         await writer.backend.aclose()
         await reader.aclose()
+
+
+async def test_the_peeked_revision_is_what_a_read_would_answer_from_the_cache(
+    pair: tuple[Instance, Instance],
+) -> None:
+    one, two = pair
+    peek = one.backend.committed_revision
+    assert isinstance(one.backend, RevisionPeek)
+    assert peek("acme", "auth", "token/t") is None  # never read here: unknown
+    assert peek("nobody", "auth", "token/t") is None  # an unknown tenant: the read says so
+    assert await _value(one) is None
+    assert peek("acme", "auth", "token/t") == 0  # cached as absent
+    first = await one.backend.write("acme", "auth", "token/t", b"v1", expected_revision=0)
+    assert peek("acme", "auth", "token/t") == first
+    second = await one.backend.write("acme", "auth", "token/t", b"v2", expected_revision=first)
+    assert peek("acme", "auth", "token/t") == second != first
+    assert await one.backend.delete("acme", "auth", "token/t")
+    assert peek("acme", "auth", "token/t") == 0
+    # A change through another instance: the peek lags exactly as a read would, no longer.
+    third = await two.backend.write("acme", "auth", "token/t", b"v3", expected_revision=0)
+    one.clock.advance(RECORD_CACHE_SECONDS * 0.9)
+    assert peek("acme", "auth", "token/t") == 0
+    assert await _value(one) is None
+    one.clock.advance(RECORD_CACHE_SECONDS * 0.1)
+    assert peek("acme", "auth", "token/t") is None  # past the TTL: unknown, so read
+    assert (await _record(one.backend, "token/t")).revision == third
+    assert peek("acme", "auth", "token/t") == third
+    await one.backend.aclose()
+    with pytest.raises(ClosedError):
+        peek("acme", "auth", "token/t")
+
+
+async def test_a_peek_that_misses_is_not_counted_as_a_miss_before_the_read() -> None:
+    cache = _cache(Clock())
+    assert cache.peek("k") == (False, None)
+    assert (cache.hits, cache.misses) == (0, 0)
+    assert await cache.flight("k", partial(_read_as, b"v")) == b"v"
+    assert cache.peek("k") == (True, b"v")
+    assert (cache.hits, cache.misses) == (1, 1)
 
 
 # -- the cache itself ------------------------------------------------------------------------

@@ -104,15 +104,17 @@ class Backend(Protocol):
 class RevisionPeek(Protocol):
     """A backend that can tell a key's committed revision without reading its value.
 
-    The embedded store knows it from its exact record cache. A caller that keeps a decoding
-    of the record at that revision (the token store, the policy store, the mount table) uses
-    it as is instead of reading and decrypting the value on every request; revisions are
-    never reused (no ABA), so an equal revision is the same value.
+    The embedded store knows it from its exact record cache; gateway mode from its record
+    cache while an entry is fresh (what `read` would answer with, within the same staleness
+    bound, without opening the sealed value again). A caller that keeps a decoding of the
+    record at that revision (the token store, the policy store, the mount table) uses it as
+    is instead of reading and decrypting the value on every request; revisions are never
+    reused (no ABA), so an equal revision is the same value.
     """
 
     def committed_revision(self, tenant: str, mount: str, key: str) -> int | None:
-        """The committed revision of `key` if known with no I/O (0: known to be absent),
-        None if unknown (then the caller reads). `ClosedError` once the backend is closed."""
+        """The revision `read` of `key` would return now, if known with no I/O (0: known to
+        be absent); None if unknown (then the caller reads). `ClosedError` once closed."""
         ...
 
 

@@ -548,6 +548,20 @@ class UpstreamBackend:
         value = record.key.open(current.sealed, self._aad(tenant, record, mount, key))
         return Record(value=value, revision=current.revision)
 
+    def committed_revision(self, tenant: str, mount: str, key: str) -> int | None:
+        """The revision `read` would answer with now from the record cache (0: absent), or
+        None when it would ask the upstream (`RevisionPeek`). Fresh entries only: the same
+        staleness bound as `read`, without opening the sealed value again."""
+        if self._closed:
+            raise ClosedError("backend is closed")
+        found, record = self._tenants.peek(tenant)
+        if not found or record is None:
+            return None
+        found, current = self._records.peek(self._record_path(record, mount, key))
+        if not found:
+            return None
+        return 0 if current is None else current.revision
+
     async def _new_epoch(self, record: _Tenant) -> int:
         """A fresh epoch for a new life of a key, from this instance's reserved block."""
         block = self._epochs.get(record.incarnation)

@@ -5,8 +5,10 @@ request; each read is an upstream round trip. This cache keeps what an upstream 
 returned — the record's epoch, KV version and *sealed* bytes, or its absence — for at most
 `ttl_seconds` (default `RECORD_CACHE_SECONDS`, 1 s) counted from when the upstream read
 began, so a change made through another instance is seen here within that bound. Values
-stay sealed (AES-GCM under the tenant's data key) and live only in memory; they are opened
-on every hit.
+stay sealed (AES-GCM under the tenant's data key) and live only in memory; `read` opens
+them on every hit. `peek` tells a fresh entry's revision without opening it (the backend's
+`committed_revision`): the token store, the policy store and the mount table then reuse
+their decoding of that revision, within the same staleness bound.
 
 **This instance's own changes are immediate.** A writer calls `forget` before it changes a
 key and `store` once the upstream acknowledged it. Every `forget`/`store` takes a fresh
@@ -115,6 +117,16 @@ class RecordCache(Generic[_V]):
         entry = self._entries.get(key)
         if entry is None or self._clock() >= entry.expires:
             self.misses += 1
+            return False, None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return True, entry.value
+
+    def peek(self, key: str) -> tuple[bool, _V | None]:
+        """`lookup` without counting a miss: a caller that reads through `flight` after a
+        miss here would otherwise count one miss twice."""
+        entry = self._entries.get(key)
+        if entry is None or self._clock() >= entry.expires:
             return False, None
         self._entries.move_to_end(key)
         self.hits += 1
