@@ -159,18 +159,22 @@ class Core:
         self.tokens = TokenStore(backend, clock=clock, tenant_uid=self.tenants.uid)
         # Engine types, registered once; mounts are rows of each tenant's table (`_router`).
         self.kv = KVEngine(clock=clock)
-        kv_type = self._kv_type = KVType(self.kv)
+        kv_type = KVType(self.kv)
         # Resolved kv v2 routes, by mount table revision (`_route`).
         self._routes = RouteMemo()
+        engine_types = _engine_types(
+            kv_type,
+            transit := TransitEngine(clock=clock),
+            database := DatabaseEngine(clock=clock, allow=database_allow),
+            pki := PKIEngine(clock=clock),
+            gateway,
+        )
+        # The engine serving the `kv` type: ours, or in gateway mode the one forwarding a
+        # tenant's `secret/` upstream. Its v2 routes are what `_route` memoizes.
+        self._kv_routes = engine_types[kv_type.type]
         self.router = Router(
             backend,
-            _engine_types(
-                kv_type,
-                transit := TransitEngine(clock=clock),
-                database := DatabaseEngine(clock=clock, allow=database_allow),
-                pki := PKIEngine(clock=clock),
-                gateway,
-            ),
+            engine_types,
             tenant_uid=self.tenants.uid,
             auth_engines=auth_engines(auth_settings or AuthSettings(clock=clock)),
             fallback=_upstream_engines(gateway),
@@ -624,12 +628,13 @@ class Core:
         entry, rest = found
         engine = self.router.engine(entry)
         mount = table.mounts[entry.path]
-        # A kv v2 route (our own engine's, not a gateway's) depends on nothing but the table
-        # revision, the operation and the path: resolved once, reused from `_routes` while
-        # the read cache agrees that this table is the tenant's newest (a request racing a
-        # mount change gets a fresh, unmemoized route, as before).
+        # A kv v2 route (ours, or a gateway's forwarding one: both are built from the mount,
+        # the operation and the path alone) depends on nothing but the table revision, the
+        # operation and the path: resolved once, reused from `_routes` while the read cache
+        # agrees that this table is the tenant's newest (a request racing a mount change gets
+        # a fresh, unmemoized route, as before).
         memoized = (
-            engine is self._kv_type
+            engine is self._kv_routes
             and KVType.version(mount) == 2
             and self.read_cache.table_seen(mount.storage.tenant, uid, table.revision)
         )

@@ -13,13 +13,14 @@ import httpx
 import pytest
 
 from tenantvault._core import Core
-from tenantvault._exceptions import BackendUnavailableError
+from tenantvault._exceptions import BackendUnavailableError, NotFoundError
 from tenantvault._request import Operation, Request, Response
 from tenantvault.backends._memory import MemoryBackend
 from tenantvault.cache import STALE_WARNING
 from tenantvault.cache._store import SealedStore
+from tenantvault.engines._route import Route
 from tenantvault.upstream import UpstreamClient, UpstreamSettings
-from tenantvault.upstream.engines import Gateway
+from tenantvault.upstream.engines import Gateway, UpstreamKV
 from tests._openbao import OpenBaoDev
 from tests.conftest import FakeClock
 from tests.upstream._fault_proxy import FaultProxy, fault_proxy
@@ -133,3 +134,41 @@ async def test_an_upstream_outage_serves_the_last_good_value_flagged(gw: Gw) -> 
     await gw.proxy.set_mode("pass")
     back = await gw.get("app/db")
     assert back.warnings is None
+
+
+async def test_a_forwarded_kv_route_is_resolved_once_per_table_revision(
+    gw: Gw, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resolved: list[str] = []
+    route = UpstreamKV.route
+
+    def counting(engine: UpstreamKV, operation: Operation, rest: str, mount: Any) -> Route:
+        resolved.append(rest)
+        return route(engine, operation, rest, mount)
+
+    monkeypatch.setattr(UpstreamKV, "route", counting)
+    await gw.put("app/db", {"password": "one"})
+    for _ in range(3):
+        read = await gw.get("app/db")
+        assert read.data is not None
+        assert read.data["data"] == {"password": "one"}
+    assert resolved == ["data/app/db", "data/app/db"]  # the write's route, then the read's
+    # A newer table (the mount tuned) resolves it again, once.
+    await gw.call(Operation.UPDATE, "sys/mounts/secret/tune", {"description": "tuned"})
+    await gw.get("app/db")
+    await gw.get("app/db")
+    assert resolved == ["data/app/db"] * 3
+
+
+async def test_a_disabled_forwarded_mount_leaves_no_route_behind(gw: Gw) -> None:
+    await gw.put("app/db", {"password": "one"})
+    await gw.get("app/db")
+    await gw.call(Operation.DELETE, "sys/mounts/secret")
+    with pytest.raises(NotFoundError):
+        await gw.get("app/db")
+    # Enabled again: a new, empty mount upstream, not the memoized route of the old one.
+    await gw.call(
+        Operation.UPDATE, "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}}
+    )
+    with pytest.raises(NotFoundError):
+        await gw.get("app/db")
