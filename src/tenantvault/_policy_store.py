@@ -133,7 +133,9 @@ class PolicyStore:
             return _WRAPPING, 0
         key = self._key(name)
         known = self._committed_revision(tenant, MOUNT, key)
-        if known:
+        if known == 0:  # known to be absent: what a read would find (`default` as built in)
+            return (_DEFAULT, 0) if name == "default" else (None, -1)
+        if known is not None:
             parsed = self._parsed.get((tenant, name, known))
             if parsed is not None:
                 return parsed, known

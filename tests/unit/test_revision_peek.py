@@ -157,3 +157,29 @@ async def test_a_mount_change_applies_to_the_next_request(core: Core) -> None:
     # A stale table would still route to the old mount and answer its data.
     with pytest.raises(PermissionDeniedError):
         await core.handle(read)
+
+
+async def test_a_policy_known_to_be_absent_applies_once_it_is_written(core: Core) -> None:
+    created = await core.handle_as_operator(
+        Request(Operation.UPDATE, "auth/token/create", {"policies": ["later"]}, namespace="acme")
+    )
+    assert created.auth is not None
+    token = str(created.auth["client_token"])
+    await core.handle_as_operator(
+        Request(Operation.UPDATE, "sys/mounts/kv1", {"type": "kv"}, namespace="acme")
+    )
+    write = Request(Operation.UPDATE, "kv1/app", {"k": "v"}, token=token)
+    for _ in range(2):  # `later` and `default`: known absent, so built in or nothing
+        with pytest.raises(PermissionDeniedError):
+            await core.handle(write)
+    await core.handle_as_operator(
+        Request(Operation.UPDATE, "sys/policies/acl/later", {"policy": POLICY}, namespace="acme")
+    )
+    assert (await core.handle(write)).status == 204
+    # `default` was never written: still the built-in one (its own token lookup works).
+    assert await _lookup_self(core, token) == 200
+    await core.handle_as_operator(
+        Request(Operation.DELETE, "sys/policies/acl/later", namespace="acme")
+    )
+    with pytest.raises(PermissionDeniedError):
+        await core.handle(write)

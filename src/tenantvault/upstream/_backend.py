@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import logging
 import time
 import uuid
@@ -158,7 +159,14 @@ def _sealed_size(current: _Current) -> int:
 def _segment(text: str, what: str) -> str:
     if not text:
         raise InvalidPathError(f"empty {what}")
+    return _quoted(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _quoted(text: str) -> str:
     # One path segment whatever the name holds: '%' first, so the mapping is injective.
+    # Memoized: every request peeks at its token's, policies' and mount table's records,
+    # and names (mounts, tenants) repeat.
     return quote(text, safe="")
 
 
