@@ -92,8 +92,9 @@ class PolicyStore:
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
-        # A policy whose record has not moved (the embedded store tells without decrypting
-        # it) is taken from `_parsed` with no read: every request checks its token's policies.
+        # A policy whose record has not moved (the store tells without decrypting it: the
+        # embedded store's exact cache, gateway mode's fresh record cache entries) is taken
+        # from `_parsed` with no read: every request checks its token's policies.
         self._committed_revision = revision_peek(backend)
         self._parsed: OrderedDict[tuple[str, str, int], Policy] = OrderedDict()
         self._acls: OrderedDict[tuple[str, tuple[tuple[str, int], ...]], ACL] = OrderedDict()

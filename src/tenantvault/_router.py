@@ -400,8 +400,8 @@ class Router:
         self._auth_engines = dict(auth_engines or {})
         self._tenant_uid = tenant_uid
         self._cache: dict[tuple[str, str], MountTable] = {}
-        # The embedded store tells a cached table's revision without decrypting it: every
-        # request resolves its mount, and an unchanged table needs no read (`table`).
+        # The store tells a cached table's revision without decrypting it (`RevisionPeek`):
+        # every request resolves its mount, and an unchanged table needs no read (`table`).
         self._committed_revision = revision_peek(backend)
         # Per engine type (not a default one): the tenants that mounted it.
         self._mounted: dict[str, TenantSet] = {}

@@ -347,8 +347,8 @@ class TokenStore:
 
     def __init__(self, backend: Backend, *, clock: Clock, tenant_uid: TenantIdLookup) -> None:
         self._backend = backend
-        # The embedded store tells a cached record's revision without decrypting it: a token
-        # whose record has not moved is then neither read nor decoded again (`_load`).
+        # The store tells a cached record's revision without decrypting it (`RevisionPeek`):
+        # a token whose record has not moved is then neither read nor decoded again (`_load`).
         self._committed_revision = revision_peek(backend)
         self._clock = clock
         self._tenant_uid = tenant_uid
