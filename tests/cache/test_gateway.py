@@ -166,7 +166,7 @@ async def test_a_disabled_forwarded_mount_leaves_no_route_behind(gw: Gw) -> None
     await gw.call(Operation.DELETE, "sys/mounts/secret")
     with pytest.raises(NotFoundError):
         await gw.get("app/db")
-    # Enabled again: a new, empty mount upstream, not the memoized route of the old one.
+    # Enabled again: a new, empty mount (the old one's secrets went upstream with it).
     await gw.call(
         Operation.UPDATE, "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}}
     )
