@@ -369,3 +369,30 @@ async def test_root_token_without_namespace_reads_the_root_namespace_mount(vault
 async def test_root_token_with_unknown_namespace_is_404(vault: Vault) -> None:
     response = await vault.root("GET", "secret/data/x", namespace="ghost")
     assert response.status_code == 404
+
+
+async def test_a_path_help_request_is_refused_and_runs_nothing(vault: Vault, acme: str) -> None:
+    """OpenBao answers `?help=1` (any method) or the HELP method with help text and runs
+    nothing else; tenantvault serves no help text, so it refuses them, before any engine."""
+    as_acme: _As = {"token": acme, "namespace": "acme"}
+    expected = {
+        "errors": [
+            "path help is not served by tenantvault: the OpenAPI document at "
+            "/v1/sys/internal/specs/openapi describes every path"
+        ]
+    }
+    read = await vault.request("GET", "secret/data/app/db", params={"help": "1"}, **as_acme)
+    assert read.status_code == 405
+    assert read.json() == expected
+    write = await vault.request(
+        "POST", "secret/data/app/db", params={"help": "1"}, json={"data": {"k": "v"}}, **as_acme
+    )
+    assert write.status_code == 405
+    assert write.json() == expected
+    assert (await vault.request("HELP", "secret/data/app/db", **as_acme)).status_code == 405
+    # Nothing was written: the secret is still absent.
+    after = await vault.request("GET", "secret/data/app/db", **as_acme)
+    assert after.status_code == 404
+    # An empty `help` is no help request (as OpenBao: only a non-empty value asks for help).
+    empty = await vault.request("GET", "secret/data/app/db", params={"help": ""}, **as_acme)
+    assert empty.status_code == 404

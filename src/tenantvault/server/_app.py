@@ -133,6 +133,12 @@ class _Disconnected(Exception):
     """The client went away before its request was complete."""
 
 
+_NO_PATH_HELP: Final = (
+    "path help is not served by tenantvault: the OpenAPI document at "
+    "/v1/sys/internal/specs/openapi describes every path"
+)
+
+
 def _error_body(errors: list[str]) -> bytes:
     return orjson.dumps({"errors": errors})
 
@@ -559,6 +565,11 @@ class TenantVaultApp:
             return None
         headers = parse_headers(scope["headers"])
         query = parse_query(scope.get("query_string", b""))
+        if method == "HELP" or query.get("help"):
+            # OpenBao answers a `help` request (any method) with the path's help text and
+            # runs nothing else. We serve no help text: refused, before anything runs, so a
+            # `POST …?help=1` can never write what OpenBao would only have described.
+            raise HTTPError(405, _NO_PATH_HELP)
         if path == OPENAPI_PATH and method in ("GET", "HEAD"):
             document: bytes = openapi_document()
             return document
