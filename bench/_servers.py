@@ -91,6 +91,9 @@ class Server:
     log: Path
     tokens: dict[str, str] = field(default_factory=dict)
     ciphertext: str = ""
+    # An OpenBao dev server started for this gateway alone (no `upstream` given): stopped
+    # with it.
+    own_upstream: Server | None = None
 
     def call(
         self,
@@ -200,6 +203,7 @@ def start(
     if name.endswith("-asyncio"):
         tenantvault += ["--event-loop", "asyncio"]
     token_file = workdir / f"{name}-root-token"
+    own_upstream: Server | None = None
     env = _env()
     if name.startswith("tenantvault-dev"):
         command = [*tenantvault, "--dev"]
@@ -217,7 +221,10 @@ def start(
             command += ["--root-token-file", str(token_file)]
     elif name == GATEWAY:
         if upstream is None:
-            raise SystemExit(f"error: {GATEWAY} needs {BASELINE} as its upstream")
+            # A gateway started alone (bench/ab.py, bench/profile.py) fronts an OpenBao of
+            # its own: two gateways on one upstream root with different master keys could
+            # not share its records.
+            upstream = own_upstream = start(BASELINE, workdir)
         command = [*tenantvault, *_gateway_flags(workdir, upstream)]
     elif is_openbao(name):
         command = [program("bao"), "server", "-dev", "-dev-no-store-token"]
@@ -236,7 +243,7 @@ def start(
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, env=env
         )
-    server = Server(name, f"http://{listen}", root_token, process, log)
+    server = Server(name, f"http://{listen}", root_token, process, log, own_upstream=own_upstream)
     if wait:
         wait_ready(server)
     if name.startswith(SQLITE):
@@ -256,6 +263,8 @@ def stop(server: Server) -> None:
     except subprocess.TimeoutExpired:
         server.process.kill()
         server.process.wait()
+    if server.own_upstream is not None:
+        stop(server.own_upstream)
 
 
 @contextlib.contextmanager

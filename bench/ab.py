@@ -70,22 +70,12 @@ def main() -> None:
         workdir = Path(folder)
         baseline = args.baseline_src or str(_head_src(workdir))
         servers = {}
-        upstreams = []
         try:
             for label, path in (("A", baseline), ("B", args.candidate_src)):
                 (workdir / label).mkdir()
-                # A gateway gets an OpenBao dev server of its own: two on one upstream root
-                # with different master keys could not share its records.
-                upstream = None
-                if args.server == _servers.GATEWAY:
-                    upstream = _servers.start(_servers.BASELINE, workdir / label)
-                    upstreams.append(upstream)
                 with _python_path(path):
                     servers[label] = _servers.start(
-                        args.server,
-                        workdir / label,
-                        access_log=not args.no_access_log,
-                        upstream=upstream,
+                        args.server, workdir / label, access_log=not args.no_access_log
                     )
             for server in servers.values():
                 _scenarios.prepare(server, [args.scenario], tenants=50, as_root=False)
@@ -118,7 +108,7 @@ def main() -> None:
                 f"CPU per request {b['cpu_ms_per_1k'] / a['cpu_ms_per_1k']:.3f}x"
             )
         finally:
-            for server in [*servers.values(), *upstreams]:
+            for server in servers.values():
                 _servers.stop(server)
 
 

@@ -57,13 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
-        # The gateway needs its upstream: an OpenBao dev server of its own, stopped after it.
-        upstream = (
-            _servers.start(_servers.BASELINE, workdir) if args.server == _servers.GATEWAY else None
-        )
-        server = _servers.start(
-            args.server, workdir, access_log=not args.no_access_log, upstream=upstream
-        )
+        server = _servers.start(args.server, workdir, access_log=not args.no_access_log)
         try:
             _scenarios.prepare(server, [args.scenario], tenants=50, as_root=False)
             requests = _scenarios.write_file(
@@ -101,8 +95,6 @@ def main() -> None:
                 args.raw.write_text(raw.read_text())
         finally:
             _servers.stop(server)
-            if upstream is not None:
-                _servers.stop(upstream)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -148,3 +149,16 @@ def no_secret_in_any_artifact(tmp_path_factory: pytest.TempPathFactory) -> Itera
             if _ARTIFACT_LEAK.search(path.read_bytes()):
                 leaks.append(str(path))
     assert not leaks, f"secrets or tokens in artifacts: {leaks}"
+
+
+def count_routes(monkeypatch: pytest.MonkeyPatch, engine: type[Any]) -> list[str]:
+    """The paths `engine.route` resolves from now on, in order (each call still routes)."""
+    resolved: list[str] = []
+    route = engine.route
+
+    def counting(self: Any, operation: Any, rest: str, mount: Any) -> Any:
+        resolved.append(rest)
+        return route(self, operation, rest, mount)
+
+    monkeypatch.setattr(engine, "route", counting)
+    return resolved

@@ -18,11 +18,10 @@ from tenantvault._request import Operation, Request, Response
 from tenantvault.backends._memory import MemoryBackend
 from tenantvault.cache import STALE_WARNING
 from tenantvault.cache._store import SealedStore
-from tenantvault.engines._route import Route
 from tenantvault.upstream import UpstreamClient, UpstreamSettings
 from tenantvault.upstream.engines import Gateway, UpstreamKV
 from tests._openbao import OpenBaoDev
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, count_routes
 from tests.upstream._fault_proxy import FaultProxy, fault_proxy
 from tests.upstream._gateway_app import STRATEGIES, tenancy_for
 
@@ -139,14 +138,7 @@ async def test_an_upstream_outage_serves_the_last_good_value_flagged(gw: Gw) -> 
 async def test_a_forwarded_kv_route_is_resolved_once_per_table_revision(
     gw: Gw, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    resolved: list[str] = []
-    route = UpstreamKV.route
-
-    def counting(engine: UpstreamKV, operation: Operation, rest: str, mount: Any) -> Route:
-        resolved.append(rest)
-        return route(engine, operation, rest, mount)
-
-    monkeypatch.setattr(UpstreamKV, "route", counting)
+    resolved = count_routes(monkeypatch, UpstreamKV)
     await gw.put("app/db", {"password": "one"})
     for _ in range(3):
         read = await gw.get("app/db")

@@ -20,7 +20,7 @@ from tenantvault.backends import open_backend
 from tenantvault.backends._protocol import Backend
 from tenantvault.engines._route import Route
 from tenantvault.engines.kv import KVEngine
-from tests.conftest import BACKENDS, FakeClock, backend_url
+from tests.conftest import BACKENDS, FakeClock, backend_url, count_routes
 
 READER = 'path "secret/data/app/*" { capabilities = ["read"] }'
 OTHER = 'path "secret/data/other/*" { capabilities = ["read"] }'
@@ -161,14 +161,7 @@ async def test_a_memoized_route_is_still_authorized_for_every_caller(pair: Pair)
 async def test_a_kv_route_is_resolved_once_per_table_revision(
     pair: Pair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    resolved: list[str] = []
-    route = KVEngine.route
-
-    def counting(engine: KVEngine, operation: Operation, rest: str, mount: Any) -> Route:
-        resolved.append(rest)
-        return route(engine, operation, rest, mount)
-
-    monkeypatch.setattr(KVEngine, "route", counting)
+    resolved = count_routes(monkeypatch, KVEngine)
     token = await pair.token()
     for _ in range(3):
         assert await _readable(pair, token)

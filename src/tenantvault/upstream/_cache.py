@@ -114,13 +114,10 @@ class RecordCache(Generic[_V]):
 
     def lookup(self, key: str) -> tuple[bool, _V | None]:
         """(True, value or None for absent) on a fresh hit; (False, None) on a miss."""
-        entry = self._entries.get(key)
-        if entry is None or self._clock() >= entry.expires:
+        found = self.peek(key)
+        if not found[0]:
             self.misses += 1
-            return False, None
-        self._entries.move_to_end(key)
-        self.hits += 1
-        return True, entry.value
+        return found
 
     def peek(self, key: str) -> tuple[bool, _V | None]:
         """`lookup` without counting a miss: a caller that reads through `flight` after a
