@@ -4,8 +4,9 @@
     .venv/bin/python bench/soak.py --minutes 2 --rate 500
 
 One server (`--server`, default `tenantvault-sqlite`: the embedded store, whose data and
-audit store live on disk, so memory has no reason to grow; on `tenantvault-dev` both live
-in memory and grow by design) takes bench/loadgen.py's open loop at `--rate` requests/s
+audit store live on disk, so memory has no reason to grow; `tenantvault-dev` keeps both in
+memory, its audit store the newest 50,000 entries, so its RSS levels off once that window
+is full: at 1,000 requests/s after ~25 s) takes bench/loadgen.py's open loop at `--rate` requests/s
 (1,000) over `--connections` (100) for `--minutes`, in the `--scenario` (`mixed`: 80 %
 reads, 15 % writes, 5 % encrypts across `--tenants` tenants). The written paths come from
 a bounded key space (the generator's counter modulo `--key-space`, 1,000), so the working

@@ -183,3 +183,24 @@ async def test_report_format_must_be_json_or_csv(vault: Vault) -> None:
     )
     assert response.status_code == 400
     assert "format" in response.json()["errors"][0]
+
+
+async def test_a_query_of_the_store_in_memory_says_it_keeps_only_the_newest_entries(
+    vault: Vault,
+) -> None:
+    """`--dev`'s store is in memory and bounded (tests/audit/test_memory_retention.py): its
+    answers say so, to a tenant's auditor and to the operator, for events and reports."""
+    auditor = await _auditor(vault, "bounded")
+    for token, params in ((auditor, {}), (vault.root_token, {"tenant": "bounded"})):
+        for path in ("sys/audit/events", "sys/audit/report"):
+            response = await vault.request("GET", path, token=token, params=params)
+            assert response.status_code == 200, response.text
+            assert response.json()["warnings"] == [
+                "this audit store is in memory and keeps only its newest 50,000 entries "
+                "(of all tenants): older entries are no longer in it"
+            ]
+    listed = await vault.root("GET", "sys/audit")
+    assert listed.json()["data"]["store/"]["options"] == {
+        "path": ":memory:",
+        "keep_newest": "50000",
+    }

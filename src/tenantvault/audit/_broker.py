@@ -47,6 +47,7 @@ from tenantvault._records import decode_record, encode_record
 from tenantvault._request import Response
 from tenantvault.audit._chain import ChainHead
 from tenantvault.audit._events import AuditEvent, Shared
+from tenantvault.audit._partitions import MEMORY_STORE_ENTRIES
 from tenantvault.audit._redact import Redactor
 from tenantvault.audit._sinks import AuditSink, FileSink, StdoutSink, StoredHead, StoreSink
 from tenantvault.audit._writer import BatchWriter
@@ -60,6 +61,8 @@ DEFAULT_PROBE_SECONDS = 0.1
 MAX_PROBE_SECONDS = 10.0
 HEAD_PERSIST_SECONDS = 0.05
 _INCIDENTS_KEPT = 100
+# A store in memory holds at most this many entries (~15 GiB at ~1.5 KiB each).
+_MAX_KEEP_NEWEST = 10_000_000
 
 logger = logging.getLogger("tenantvault.audit")
 
@@ -228,7 +231,12 @@ class AuditBroker:
         if sink_type == "store":
             raw = options.get("path")
             if raw in (None, "", ":memory:"):
-                return await asyncio.to_thread(StoreSink, name, None, salt=salt)
+                keep = _keep_newest(options.get("keep_newest"))
+                return await asyncio.to_thread(StoreSink, name, None, salt=salt, keep_newest=keep)
+            if options.get("keep_newest"):
+                # A store on disk keeps every entry; its retention is the operator's, as for
+                # any log (several processes may share the file: none may trim the others').
+                raise InvalidRequestError("keep_newest applies to a store in memory only")
             assert raw is not None  # noqa: S101 -- narrowed by the test above, for mypy
             db = self._confine(raw) if confined else Path(raw)
             return await asyncio.to_thread(StoreSink, name, db, salt=salt)
@@ -824,6 +832,19 @@ class AuditBroker:
         if failed:
             self.refusal_failures += 1
             raise AuditError("audit: no sink could record the refused request")
+
+
+def _keep_newest(raw: str | None) -> int:
+    """A store in memory's `keep_newest` option: how many of its newest entries it keeps."""
+    if raw in (None, ""):
+        return MEMORY_STORE_ENTRIES
+    assert raw is not None  # noqa: S101 -- narrowed by the test above, for mypy
+    text = raw.strip()
+    if not text.isdigit() or not 1 <= int(text) <= _MAX_KEEP_NEWEST:
+        raise InvalidRequestError(
+            f"invalid value for keep_newest: expected a whole number from 1 to {_MAX_KEEP_NEWEST:,}"
+        )
+    return int(text)
 
 
 async def _write_pair(

@@ -11,6 +11,7 @@ are read on the writer's connection, which reads everything, as the operator may
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import sqlite3
@@ -32,10 +33,18 @@ from tenantvault.audit._layout import (
 from tenantvault.audit._migrate import has_single_table, migrate_single_table
 from tenantvault.audit._redact import Redactor
 
-__all__ = ["AuditDatabase", "Partition"]
+__all__ = ["MEMORY_STORE_ENTRIES", "AuditDatabase", "Partition"]
+
+logger = logging.getLogger("tenantvault.audit")
 
 # WAL pages past which a commit checkpoints (see `_open`).
 WAL_CHECKPOINT_PAGES = 100
+# The entries a store in memory keeps (`AuditDatabase.keep_newest`): an entry takes about
+# 1.5 KiB there (the sealed line, its indexed columns and their index entries), so the
+# newest 50,000 hold ~75 MiB. Unbounded, `serve --dev` grew by 2.9 MB/s at 1,000 audited
+# reads/s (bench/soak.py) until the machine ran out of memory; on disk the operator's
+# retention applies instead, as for any log.
+MEMORY_STORE_ENTRIES = 50_000
 
 _INSERT = ", ".join(PARTITION_COLUMNS)
 _ROW_PLACES = "(" + ", ".join("?" for _ in PARTITION_COLUMNS) + ")"
@@ -88,7 +97,7 @@ class Partition:
     tenant, no catalog and no way to open another partition.
     """
 
-    __slots__ = ("_conn", "_lock", "_owned", "_table", "ids", "redactor")
+    __slots__ = ("_conn", "_lock", "_owned", "_table", "ids", "keeps_newest", "redactor")
 
     def __init__(
         self,
@@ -99,6 +108,7 @@ class Partition:
         redactor: Redactor,
         owned: bool,
         ids: tuple[int, int] | None = None,
+        keeps_newest: int | None = None,
     ) -> None:
         self._conn = conn
         self._lock = lock
@@ -109,6 +119,8 @@ class Partition:
         # The first and last row id it held when handed out (None: not known), so that a
         # page over many partitions reads only those that can hold its rows.
         self.ids = ids
+        # The store's retention (None: it keeps everything), for the reader to say so.
+        self.keeps_newest = keeps_newest
 
     def __repr__(self) -> str:
         return f"Partition({self._table})"
@@ -129,7 +141,20 @@ class Partition:
 class AuditDatabase:
     """The partitioned SQLite database of a store sink: batched writes, partition handles."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, *, keep_newest: int | None = None) -> None:
+        """Open (or create) the store at `path` (None: in memory, private to this object).
+
+        `keep_newest`: delete the oldest entries once the store holds about a tenth more
+        than this many (None: keep every entry).
+        """
+        if keep_newest is not None and keep_newest < 1:
+            raise ValueError("keep_newest must be at least 1")
+        self.keep_newest = keep_newest
+        # The trim runs once per tenth of `keep_newest` new rows, not per batch: one DELETE
+        # per partition that holds old rows, amortized over thousands of inserts.
+        self._trim_step = max(1, keep_newest // 10) if keep_newest is not None else 0
+        # Every row id up to this one has been trimmed (`_trim`); 0: none yet.
+        self._trimmed_through = 0
         # Every connection shares one cache, so one parse of the schema (which grows with the
         # partitions) serves them all: a tenant's confined connection opens in well under a
         # millisecond with thousands of partitions, where a private one parses it whole. All
@@ -285,6 +310,44 @@ class AuditDatabase:
                 elif number in created.values():
                     self._ids[number] = (first, last)
                 # Otherwise not read yet: `_span` reads it, with these rows, when needed.
+            if self.keep_newest is not None:
+                through = last_id - self.keep_newest
+                if through - self._trimmed_through >= self._trim_step:
+                    self._trim(through)
+
+    def _trim(self, through: int) -> None:
+        """Delete every row whose id is `through` or less, in one transaction (under `_lock`).
+
+        Ids are global, so this keeps the store's newest rows whichever partitions hold
+        them. A partition's first id becomes a lower bound (`through + 1`), which is all
+        `_query._page` needs of it.
+        """
+        spans: dict[int, tuple[int, int]] = {}
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            for number in self._partitions.values():
+                first, last = self._span(number)
+                if first and first <= through:
+                    self._conn.execute(
+                        f"DELETE FROM {table_of(number)} WHERE id <= ?",  # noqa: S608 -- an integer
+                        (through,),
+                    )
+                    spans[number] = (through + 1, last) if last > through else (0, 0)
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            # The batch before it committed, and its requests must not fail for this: the
+            # rows stay until the next batch's attempt.
+            self._rollback()
+            logger.warning(
+                "audit store: trimming the oldest entries failed (%s)",
+                getattr(error, "sqlite_errorname", type(error).__name__),
+            )
+            return
+        except BaseException:
+            self._rollback()
+            raise
+        self._ids.update(spans)
+        self._trimmed_through = through
 
     def _insert(self, table: str, rows: list[list[Any]]) -> None:
         """Insert `rows` into `table` in a few multi-row statements (see `_CHUNKS`)."""
@@ -336,7 +399,9 @@ class AuditDatabase:
         except BaseException:
             conn.close()
             raise
-        return Partition(conn, self._lock, table, redactor=redactor, owned=True)
+        return Partition(
+            conn, self._lock, table, redactor=redactor, owned=True, keeps_newest=self.keep_newest
+        )
 
     def select(
         self, tenant: str | None, tenant_uid: str | None, *, redactor: Redactor
@@ -356,6 +421,7 @@ class AuditDatabase:
                     redactor=redactor,
                     owned=False,
                     ids=self._span(number),
+                    keeps_newest=self.keep_newest,
                 )
                 for number in numbers
             ]

@@ -20,7 +20,7 @@ from tenantvault._clock import format_time, system_clock
 from tenantvault._exceptions import ConfigurationError
 from tenantvault.audit._chain import ChainHead, ChainState
 from tenantvault.audit._events import AuditEvent
-from tenantvault.audit._partitions import AuditDatabase, Partition
+from tenantvault.audit._partitions import MEMORY_STORE_ENTRIES, AuditDatabase, Partition
 from tenantvault.audit._redact import Redactor
 from tenantvault.audit._writer import BatchWriter, OnWritten
 
@@ -415,11 +415,17 @@ class StoreSink:
 
     type = "store"
 
-    def __init__(self, name: str, path: Path | None, *, salt: bytes) -> None:
+    def __init__(
+        self, name: str, path: Path | None, *, salt: bytes, keep_newest: int | None = None
+    ) -> None:
+        """A store at `path`, or in memory (None) keeping its newest `keep_newest` entries
+        (default `MEMORY_STORE_ENTRIES`: memory must not grow with the requests served)."""
         self.name = name
         self.path = path
         self.redactor = Redactor(salt)
-        self._db = AuditDatabase(path)
+        if path is None and keep_newest is None:
+            keep_newest = MEMORY_STORE_ENTRIES
+        self._db = AuditDatabase(path, keep_newest=keep_newest)
         self.writer = BatchWriter(
             name,
             self._db.append,
@@ -434,7 +440,9 @@ class StoreSink:
 
     @property
     def options(self) -> dict[str, str]:
-        return {"path": str(self.path) if self.path else ":memory:"}
+        if self.path is not None:
+            return {"path": str(self.path)}
+        return {"path": ":memory:", "keep_newest": str(self._db.keep_newest)}
 
     def write(
         self, event: AuditEvent, *, timeout_seconds: float | None = None

@@ -173,7 +173,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "no-audit-store",
         action="store_true",
         default=None,
-        help="do not keep the queryable audit store (DATA_DIR/audit.db; memory in --dev)",
+        help=(
+            "do not keep the queryable audit store (DATA_DIR/audit.db; in memory with --dev, "
+            "its newest 50,000 entries)"
+        ),
     )
     flag(
         "audit-fsync",

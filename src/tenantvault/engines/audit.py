@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from tenantvault._clock import Clock, format_time
@@ -18,6 +18,7 @@ from tenantvault._fields import get_int, get_mapping, get_str
 from tenantvault._paths import validate_name
 from tenantvault._request import Operation, Response
 from tenantvault.audit._broker import AuditBroker
+from tenantvault.audit._partitions import Partition
 from tenantvault.audit._query import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -185,7 +186,9 @@ class AuditEngine:
             limit=_number(data, "limit", default=DEFAULT_PAGE, minimum=1, maximum=MAX_PAGE),
         ).validate()
         events, cursor = await run_query(partitions, query)
-        return Response(data={"events": events, "next": cursor})
+        return Response(
+            data={"events": events, "next": cursor}, warnings=_retention_warnings(partitions)
+        )
 
     async def _report(self, call: Call) -> Response:
         view = _view(call)
@@ -222,9 +225,10 @@ class AuditEngine:
             "never_read": sorted(set(keys) - read),
             "tokens_without_expiry": tokens,
         }
+        warnings = _retention_warnings(subject.partitions)
         if output == "csv":
-            return Response(data={"csv": report_csv(report)})
-        return Response(data=report)
+            return Response(data={"csv": report_csv(report)}, warnings=warnings)
+        return Response(data=report, warnings=warnings)
 
 
 def _root_only(rest: str, answer: RootOnly, build: Callable[[], Route]) -> Route:
@@ -243,6 +247,18 @@ def _root_only(rest: str, answer: RootOnly, build: Callable[[], Route]) -> Route
         root_namespace_only=answer,
         resolve=lambda: dataclasses.replace(build(), root_namespace_only=answer),
     )
+
+
+def _retention_warnings(partitions: Sequence[Partition]) -> list[str] | None:
+    """Say so when the store keeps only its newest entries (a store in memory): an answer
+    that reaches back no further than that must not read as the whole trail."""
+    kept = [p.keeps_newest for p in partitions if p.keeps_newest is not None]
+    if not kept:
+        return None
+    return [
+        f"this audit store is in memory and keeps only its newest {min(kept):,} entries "
+        "(of all tenants): older entries are no longer in it"
+    ]
 
 
 def _view(call: Call) -> AuditView:
