@@ -254,6 +254,9 @@ class ServerSettings:
     # Audit: the queryable store (in the data directory; in memory in dev mode) is on unless
     # turned off; a JSON-lines file and stdout are opt-in. Every enabled sink fails closed.
     audit_store: bool = True
+    # Entries of the queryable store older than this are deleted (`services._audit_retention`);
+    # 0: every entry is kept.
+    audit_store_retention_seconds: int = 0
     audit_file: Path | None = None
     audit_stdout: bool = False
     audit_fsync: str = "always"
@@ -363,6 +366,8 @@ class ServerSettings:
                 raise ConfigurationError("dev mode is the in-memory store: it takes no backend")
         if self.key_retention_seconds < 0:
             raise ConfigurationError("key_retention_seconds must be 0 or more")
+        if self.audit_store_retention_seconds < 0:
+            raise ConfigurationError("audit_store_retention_seconds must be 0 or more")
         if self.seal not in SEAL_TYPES:
             raise ConfigurationError("seal must be one of: file, shamir, pkcs11")
         if self.seal != "file" and (
@@ -480,7 +485,8 @@ class ServerSettings:
         Variables: DATA_DIR, LISTEN (HOST:PORT), DEV, DEV_ROOT_TOKEN, ROOT_TOKEN_FILE, TLS_CERT,
         TLS_KEY, INSECURE_LISTEN, MAX_REQUEST_BYTES, MASTER_KEY (base64 of 32 bytes),
         MASTER_KEY_FILE, ALLOW_INSECURE_PERMISSIONS, ACCESS_LOG, EVENT_LOOP, AUDIT_STORE,
-        AUDIT_FILE, AUDIT_STDOUT, AUDIT_DIR, BACKEND, SEAL, KEY_RETENTION_SECONDS, PKCS11_LIBRARY,
+        AUDIT_STORE_RETENTION (a duration), AUDIT_FILE, AUDIT_STDOUT, AUDIT_DIR, BACKEND, SEAL,
+        KEY_RETENTION_SECONDS, PKCS11_LIBRARY,
         PKCS11_TOKEN_LABEL, PKCS11_SLOT, PKCS11_PIN, PKCS11_PIN_FILE, PKCS11_KEY_LABEL,
         PKCS11_MECHANISM, LOGIN_FAILURES, LOGIN_WINDOW (a duration), JWT_JWKS_ALLOW (prefixes
         separated by spaces), LEASE_QUOTA, and for gateway mode
@@ -550,6 +556,10 @@ class ServerSettings:
                 raise ConfigurationError(
                     f"{ENV_PREFIX}KEY_RETENTION_SECONDS must be a number of seconds"
                 ) from None
+        if retention := env.get(ENV_PREFIX + "AUDIT_STORE_RETENTION"):
+            values["audit_store_retention_seconds"] = _env_duration(
+                retention, "AUDIT_STORE_RETENTION"
+            )
         if (failures := _env_positive(env, "LOGIN_FAILURES", int)) is not None:
             values["login_failures"] = failures
         if window := env.get(ENV_PREFIX + "LOGIN_WINDOW"):

@@ -25,6 +25,7 @@ from tenantvault.observability._webhook import AlertWebhook
 from tenantvault.rotation._scheduler import RotationScheduler as KvRotation
 from tenantvault.server import TenantVaultApp
 from tenantvault.services import SupervisorSettings
+from tenantvault.services._audit_retention import AuditRetention
 from tests.server._supervision import (
     EveryService,
     Fault,
@@ -79,7 +80,8 @@ def _dev(tmp_path: Path) -> ServerSettings:
 
 
 def _embedded(tmp_path: Path) -> ServerSettings:
-    return ServerSettings(data_dir=tmp_path / "data")
+    # With an audit retention: its service runs only when one is set.
+    return ServerSettings(data_dir=tmp_path / "data", audit_store_retention_seconds=86_400)
 
 
 def _alerting(tmp_path: Path) -> ServerSettings:
@@ -96,6 +98,7 @@ SERVICES: dict[str, tuple[object, str, Callable[[Path], ServerSettings]]] = {
     "database-rotation": (DatabaseEngine, "rotate_due", _dev),
     "kv-rotation": (KvRotation, "run_due", _dev),
     "key-rewrap": (SqliteBackend, "rewrap_keys", _embedded),
+    "audit-retention": (AuditRetention, "prune_once", _embedded),
     "alert-webhook": (AlertWebhook, "run", _alerting),
 }
 

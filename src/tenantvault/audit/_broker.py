@@ -346,6 +346,10 @@ class AuditBroker:
             raise NotFoundError("unknown audit device")
         return sink.redactor.hash(value)
 
+    def stores(self) -> list[StoreSink]:
+        """Every queryable store enabled now (what a retention prunes)."""
+        return [sink for sink in self.sinks.values() if isinstance(sink, StoreSink)]
+
     def store(self) -> StoreSink | None:
         for sink in self.sinks.values():
             if isinstance(sink, StoreSink):

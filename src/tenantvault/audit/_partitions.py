@@ -33,7 +33,7 @@ from tenantvault.audit._layout import (
 from tenantvault.audit._migrate import has_single_table, migrate_single_table
 from tenantvault.audit._redact import Redactor
 
-__all__ = ["MEMORY_STORE_ENTRIES", "AuditDatabase", "Partition"]
+__all__ = ["MEMORY_STORE_ENTRIES", "PRUNE_CHUNK_ROWS", "AuditDatabase", "Partition"]
 
 logger = logging.getLogger("tenantvault.audit")
 
@@ -45,6 +45,9 @@ WAL_CHECKPOINT_PAGES = 100
 # reads/s (bench/soak.py) until the machine ran out of memory; on disk the operator's
 # retention applies instead, as for any log.
 MEMORY_STORE_ENTRIES = 50_000
+# Rows a prune (`AuditDatabase.prune`) deletes per transaction: the writer thread waits for
+# one such chunk at most (a few milliseconds), not for the whole prune.
+PRUNE_CHUNK_ROWS = 2_000
 
 _INSERT = ", ".join(PARTITION_COLUMNS)
 _ROW_PLACES = "(" + ", ".join("?" for _ in PARTITION_COLUMNS) + ")"
@@ -348,6 +351,60 @@ class AuditDatabase:
             raise
         self._ids.update(spans)
         self._trimmed_through = through
+
+    def prune(self, before_ns: int, *, chunk: int = PRUNE_CHUNK_ROWS) -> int:
+        """Delete the entries older than `before_ns` from every partition; how many went.
+
+        Blocking (a worker thread's call). The cut is by row id: the least id, over all
+        partitions, of an entry of `before_ns` or later (by the time index), so every entry
+        after it stays, also one without a time (a checkpoint of a sink's opening) or one
+        whose clock ran a little behind. The lock is taken per statement and rows go `chunk`
+        at a time, each chunk its own transaction, so the writer thread's batches wait for
+        one statement at most, never for the whole prune of a store that grew for months or
+        holds thousands of partitions.
+        """
+        with self._lock:
+            numbers = sorted(self._partitions.values())
+            cut = self._last_id + 1
+        for number in numbers:
+            with self._lock:
+                row = self._conn.execute(
+                    f"SELECT id FROM {table_of(number)} WHERE time_ns >= ?"  # noqa: S608 -- an integer
+                    " ORDER BY time_ns, id LIMIT 1",
+                    (before_ns,),
+                ).fetchone()
+            if row is not None:
+                cut = min(cut, int(row[0]))
+        deleted = 0
+        for number in numbers:
+            with self._lock:
+                first, _last = self._span(number)
+            if not first or first >= cut:
+                continue  # empty, or nothing in it older than the cut: no statement at all
+            deleted += self._prune_partition(number, cut, chunk)
+        return deleted
+
+    def _prune_partition(self, number: int, cut: int, chunk: int) -> int:
+        """Delete partition `number`'s rows with ids below `cut`, `chunk` per transaction."""
+        table = table_of(number)
+        deleted = 0
+        while True:
+            with self._lock:
+                # Autocommit: each statement is one transaction (`isolation_level=None`).
+                removed = self._conn.execute(
+                    f"DELETE FROM {table} WHERE id IN"  # noqa: S608 -- an integer
+                    f" (SELECT id FROM {table} WHERE id < ? ORDER BY id LIMIT ?)",
+                    (cut, chunk),
+                ).rowcount
+                if removed < chunk:
+                    # Every id below the cut is gone: the cut is the partition's new lower
+                    # bound (its last id stays an upper one), so the next pass skips it
+                    # until it holds older rows again. Empty: (0, 0), as for a new one.
+                    first, last = self._span(number)
+                    self._ids[number] = (max(first, cut), last) if last >= cut else (0, 0)
+            deleted += removed
+            if removed < chunk:
+                return deleted
 
     def _insert(self, table: str, rows: list[list[Any]]) -> None:
         """Insert `rows` into `table` in a few multi-row statements (see `_CHUNKS`)."""

@@ -452,6 +452,26 @@ class StoreSink:
     async def checkpoint(self, reason: str, **fields: Any) -> None:
         await self.writer.write(_checkpoint(reason=reason, **fields))
 
+    async def prune(self, before_ns: int, *, now_ns: int) -> int:
+        """Delete the entries older than `before_ns` (the retention); how many went.
+
+        A prune that deleted anything is itself recorded: a `retention` checkpoint in the
+        chain says how many entries went and up to when, so a trail that starts late says
+        why (and the checkpoint ages out with the entries after it).
+        """
+        # Off the loop: the rows go in chunks under the writer's lock (`AuditDatabase.prune`).
+        deleted = await asyncio.to_thread(self._db.prune, before_ns)
+        if deleted:
+            await self.writer.write(
+                _checkpoint(
+                    reason="retention",
+                    time_ns=now_ns,
+                    deleted=deleted,
+                    before=format_time(before_ns),
+                )
+            )
+        return deleted
+
     async def open_partition(self, tenant: str, tenant_uid: str) -> Partition:
         """A tenant incarnation's partition, confined to it; the caller closes it."""
         return await asyncio.to_thread(

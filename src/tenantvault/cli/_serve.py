@@ -179,6 +179,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     flag(
+        "audit-store-retention",
+        metavar="DURATION",
+        help="delete the audit store's entries older than this, e.g. 90d (default: keep "
+        "every entry; the file then grows until the disk is full, when requests fail "
+        f"closed); or {ENV_PREFIX}AUDIT_STORE_RETENTION",
+    )
+    flag(
         "audit-fsync",
         choices=("always", "never"),
         help="fsync the audit file after each group of entries (default always)",
@@ -470,6 +477,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         audit_file=args.audit_file,
         audit_stdout=args.audit_stdout,
         audit_store=False if args.no_audit_store else None,
+        audit_store_retention_seconds=(
+            _duration_flag(args.audit_store_retention, "--audit-store-retention")
+            if args.audit_store_retention
+            else None
+        ),
         audit_fsync=args.audit_fsync,
         audit_dir=args.audit_dir,
         backend=args.backend,

@@ -74,6 +74,7 @@ from tenantvault.server._translate import (
     resolve_operation,
 )
 from tenantvault.services import Supervisor, SupervisorSettings, audit_detail, run_audit_workers
+from tenantvault.services._audit_retention import AuditRetention
 from tenantvault.services._rewrap import run_rewrap
 from tenantvault.ui import ui_reply
 
@@ -862,6 +863,10 @@ def _supervisor(
     # The backend's own (gateway mode: the upstream token renewal, with its state).
     for name, (service, detail) in background_services(core.backend).items():
         services.add(name, service, detail=detail)
+    # The audit store's retention, when the operator set one (`services._audit_retention`).
+    if settings.audit_store_retention_seconds:
+        retention = AuditRetention(broker, settings.audit_store_retention_seconds)
+        services.add("audit-retention", retention.run, detail=retention.health)
     # The KV read cache: expired entries swept out (`tenantvault.cache`).
     services.add(
         "cache-maintenance", lambda: run_maintenance(core.read_cache), detail=core.read_cache.health
