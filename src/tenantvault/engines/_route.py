@@ -155,6 +155,9 @@ class Call:
     tokens: TenantTokens | None = field(default=None, repr=False)
     audit: AuditView | None = field(default=None, repr=False)
     policies: TenantPolicies | None = field(default=None, repr=False)
+    # What the route's existence check found (`Route.exists`), handed on so the handler
+    # need not look it up again (transit encrypt: the keyring); None without a check.
+    existing: object = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +166,8 @@ class Route:
 
     - `acl_path` is the canonical path the policy is checked against (with a trailing '/'
       for LIST, as Vault does). `capability` is the one needed; when it is None the Core asks
-      `exists()` and needs `update` if the target exists and `create` otherwise.
+      `exists()` and needs `update` if the target exists (a truthy answer) and `create`
+      otherwise; the answer reaches the handler as `Call.existing`.
     - `sudo`: the policy must also grant `sudo` at `acl_path`.
     - `extra`: more (path, capability) pairs the policy must grant (all of them).
     - `optional`: pairs the Core evaluates without refusing; the handler learns which were
@@ -194,9 +198,10 @@ class Route:
     - `pure`: the handler changes nothing (it reads stored data and answers): the Core may
       run it before the request entry is recorded, then records the request and response
       entries together (one group commit, not two in a row) before it answers. Never for
-      a route with any effect beyond its answer, since a failed audit must leave none. A
-      callable decides per request, asked once the route's existence check has run (transit
-      encrypt: pure when the key exists, so no create-on-encrypt can happen).
+      a route with any effect beyond its answer, since a failed audit must leave none.
+      "if-exists": pure when the route's existence check found its target (transit encrypt:
+      with the key there, no create-on-encrypt can happen). Either way a property of the
+      route and the request, never state of the route: routes are reused across requests.
     - `parameters`: the top-level request keys the handler may use. The Core hands it only
       those (`Parameters`) and answers any other with Vault's warning "Endpoint ignored these
       unrecognized parameters: [...]". Policy parameter constraints are still checked on the
@@ -206,7 +211,7 @@ class Route:
     acl_path: str
     capability: str | None
     handler: Callable[[Call], Awaitable[Response]]
-    exists: Callable[[str], Awaitable[bool]] | None = None
+    exists: Callable[[str], Awaitable[object]] | None = None
     public: bool = False
     mount: str = ""
     sudo: bool = False
@@ -218,7 +223,7 @@ class Route:
     lists_mounts: Mapping[str, bool] | None = None
     refusal: str = ""
     parameters: frozenset[str] | None = None
-    pure: bool | Callable[[], bool] = False
+    pure: bool | Literal["if-exists"] = False
     # For `auth/token/create/<role>` (with `mints_token`): loads the role for the storage
     # tenant the Core passes (None: no such role); the Core applies its constraints.
     token_role: Callable[[str], Awaitable[TokenRole | None]] | None = None

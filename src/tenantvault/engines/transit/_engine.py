@@ -434,11 +434,9 @@ class TransitEngine:
         if known is not None and known[0] is mount:
             return known[1]
         route = self._resolve(operation, rest, mount)
-        # An encrypt route hands its existence check's keyring to its handler: one request's.
-        if _parse(rest, operation is Operation.LIST).segments[0] != "encrypt":
-            if len(self._routes) >= _ROUTES:
-                self._routes.clear()
-            self._routes[slot] = (mount, route)
+        if len(self._routes) >= _ROUTES:
+            self._routes.clear()
+        self._routes[slot] = (mount, route)
         return route
 
     def _resolve(self, operation: Operation, rest: str, mount: Mount) -> Route:
@@ -496,23 +494,23 @@ class TransitEngine:
         if not write:
             raise UnsupportedOperationError()
         if section == "encrypt":
-            # The existence check (create or update?) already loads the key: the handler of
-            # this one request reuses it instead of reading the store a second time. So this
-            # route holds one request's state: it must never be reused for another request
-            # (the Core's route memo takes kv v2 routes only; `route` never keeps it).
-            seen: dict[str, Keyring] = {}
+            # The existence check (create or update?) already loads the key, and the Core
+            # hands what it found to the handler (`Call.existing`): the handler reuses it
+            # instead of reading the store a second time, and the route itself holds no
+            # request's state, so it is reused like every other.
             create_need = (f"{base}encrypt/{name}", "create")
 
-            async def exists(_tenant: str) -> bool:
-                keyring = await self.load(store, name)
-                if keyring is not None:
-                    seen["key"] = keyring
-                return keyring is not None
+            async def exists(_tenant: str) -> Keyring | None:
+                return await self.load(store, name)
+
+            def encrypt(call: Call) -> Awaitable[Response]:
+                found = call.existing if isinstance(call.existing, Keyring) else None
+                return self._encrypt(call, store, name, found, create_need)
 
             return Route(
                 acl,
                 "create" if op is Operation.CREATE else None,
-                lambda call: self._encrypt(call, store, name, seen.get("key"), create_need),
+                encrypt,
                 exists=exists if op is Operation.UPDATE else None,
                 mount=mount.name,
                 # Create-on-encrypt: the handler makes a missing key only if this holds.
@@ -520,7 +518,7 @@ class TransitEngine:
                 parameters=_PARAMETERS["encrypt"],
                 # With the key found by the existence check nothing is created: the encrypt
                 # changes nothing, and its audit entries go in one group commit.
-                pure=lambda: "key" in seen,
+                pure="if-exists",
             )
         algorithm = tail[0] if tail else ""
         handlers: dict[str, Handler] = {
