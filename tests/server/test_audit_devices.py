@@ -116,3 +116,18 @@ async def test_the_python_api_names_the_audit_directory(tmp_path: Path) -> None:
                 "sys/audit/api",
                 {"type": "file", "options": {"file_path": str(inside / "other.log")}},
             )
+
+
+async def test_options_are_weakly_decoded_like_vaults_key_value_pairs(vault: Vault) -> None:
+    """Vault's `options` is a TypeKVPairs field: a boolean or a number arrives as its text
+    (OpenBao 2.7.2 accepts `{"keep_newest": 100, "hmac_accessor": false}`); only a nested
+    value is refused (400)."""
+    options: dict[str, object] = {"keep_newest": 100, "hmac_accessor": False, "rate": 1.5}
+    response = await vault.root("PUT", "sys/audit/weak", json={"type": "store", "options": options})
+    assert response.status_code == 204, response.text
+    listed = (await vault.root("GET", "sys/audit")).json()["data"]["weak/"]["options"]
+    assert listed == {"path": ":memory:", "keep_newest": "100"}
+    nested = {"type": "store", "options": {"keep_newest": {"n": 1}}}
+    refused = await vault.root("PUT", "sys/audit/nested", json=nested)
+    assert refused.status_code == 400
+    assert "keep_newest" in refused.json()["errors"][0]

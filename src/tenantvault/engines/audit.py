@@ -143,11 +143,9 @@ class AuditEngine:
         sink_type = get_str(call.data, "type")
         if not sink_type:
             raise InvalidRequestError("type is required")
-        raw = get_mapping(call.data, "options") or {}
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
-            raise InvalidRequestError("options must be an object of strings")
+        options = _kv_pairs(get_mapping(call.data, "options") or {})
         await self._broker.enable(
-            name, sink_type, dict(raw), description=get_str(call.data, "description") or ""
+            name, sink_type, options, description=get_str(call.data, "description") or ""
         )
         return Response.no_content()
 
@@ -247,6 +245,22 @@ def _root_only(rest: str, answer: RootOnly, build: Callable[[], Route]) -> Route
         root_namespace_only=answer,
         resolve=lambda: dataclasses.replace(build(), root_namespace_only=answer),
     )
+
+
+def _kv_pairs(raw: Mapping[str, Any]) -> dict[str, str]:
+    """Device options as Vault takes them (`TypeKVPairs`, weakly decoded): strings as they
+    are, booleans as "1" and "0", numbers as their text; nothing nested (400)."""
+    options: dict[str, str] = {}
+    for key, value in raw.items():
+        if isinstance(value, str):
+            options[key] = value
+        elif isinstance(value, bool):
+            options[key] = "1" if value else "0"
+        elif isinstance(value, int | float):
+            options[key] = repr(value)
+        else:
+            raise InvalidRequestError(f"options must map names to strings: {key!r} does not")
+    return options
 
 
 def _retention_warnings(partitions: Sequence[Partition]) -> list[str] | None:
