@@ -234,8 +234,9 @@ class AuditBroker:
                 keep = _keep_newest(options.get("keep_newest"))
                 return await asyncio.to_thread(StoreSink, name, None, salt=salt, keep_newest=keep)
             if options.get("keep_newest"):
-                # A store on disk keeps every entry; its retention is the operator's, as for
-                # any log (several processes may share the file: none may trim the others').
+                # A store on disk keeps every entry unless the operator sets a retention by
+                # age (`--audit-store-retention`); no count-based trim, since several
+                # processes may share the file and none may trim the others' entries.
                 raise InvalidRequestError("keep_newest applies to a store in memory only")
             assert raw is not None  # noqa: S101 -- narrowed by the test above, for mypy
             db = self._confine(raw) if confined else Path(raw)
